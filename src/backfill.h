@@ -1,0 +1,24 @@
+/*-------------------------------------------------------------------------
+ *
+ * backfill.h
+ *	  Batched backfills: what the worker needs from backfill.c.
+ *
+ * IDENTIFICATION
+ *	  src/backfill.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MT_BACKFILL_H
+#define MT_BACKFILL_H
+
+#include "datatype/timestamp.h"
+
+/*
+ * Claim one runnable job of the current database and run it until it ends
+ * or must stop (paused, cancelled, out of its run window).  Returns true
+ * when it ran a job; false when none is runnable, with *next_due set to
+ * the earliest time a job becomes runnable (0 if none).
+ */
+extern bool mt_backfill_run_next(TimestampTz *next_due);
+
+#endif							/* MT_BACKFILL_H */

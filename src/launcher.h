@@ -1,0 +1,70 @@
+/*-------------------------------------------------------------------------
+ *
+ * launcher.h
+ *	  Shared memory, the launcher and the per-database worker slots.
+ *
+ * Backends never start workers themselves: they ask the launcher for one
+ * with mt_request_work() (or, for work queued by the current transaction,
+ * mt_request_work_at_commit()), and the launcher starts a per-database
+ * worker when a slot is free.  A worker runs one unit of work at a time and
+ * records in its slot what it is running, so that anyone can tell a job
+ * that is really running from one whose worker died.
+ *
+ * IDENTIFICATION
+ *	  src/launcher.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MT_LAUNCHER_H
+#define MT_LAUNCHER_H
+
+#include "datatype/timestamp.h"
+#include "fmgr.h"
+
+/* migration_tools.max_workers: per-database workers running at once */
+extern int	mt_max_workers;
+
+/* Ask the launcher to start a worker in a database (now). */
+extern void mt_request_work(Oid dboid);
+
+/* Same, for MyDatabaseId, once the current transaction commits. */
+extern void mt_request_work_at_commit(void);
+
+/*
+ * Called by a worker: the unit of work it runs now (kind is a short
+ * label such as "backfill" or "scheduled"; 0 / InvalidOid when idle).
+ */
+extern void mt_worker_set_current(const char *kind, int64 id, Oid relid);
+
+/*
+ * Is unit "id" of the given kind in database dboid being run by a live
+ * worker right now?  Used to tell orphaned "running" rows (worker killed,
+ * server crashed) from live ones.
+ */
+extern bool mt_work_is_active(Oid dboid, const char *kind, int64 id);
+
+/* Is another live worker of this database running something on relid? */
+extern bool mt_relation_is_busy(Oid dboid, Oid relid);
+
+/* Called by a worker before it exits: earliest time work becomes due. */
+extern void mt_worker_report_next_due(TimestampTz when);
+
+/* The slot number of the current worker process, -1 elsewhere. */
+extern int	mt_worker_slot;
+
+/* Worker side of the slot protocol (worker.c). */
+extern bool mt_worker_attach_slot(int slotno, Oid dboid, uint32 generation);
+extern void mt_worker_detach_slot(void);
+extern void mt_worker_report_no_extension(void);
+
+/* What the launcher passes to a worker in bgw_extra. */
+typedef struct MtWorkerArgs
+{
+	Oid			dboid;
+	uint32		generation;
+} MtWorkerArgs;
+
+PGDLLEXPORT void mt_launcher_main(Datum main_arg);
+PGDLLEXPORT void mt_worker_main(Datum main_arg);
+
+#endif							/* MT_LAUNCHER_H */

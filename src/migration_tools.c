@@ -1,0 +1,71 @@
+/*-------------------------------------------------------------------------
+ *
+ * migration_tools.c
+ *	  Entry point of the migration_tools library.
+ *
+ * _PG_init lets every subsystem define its reloadable GUCs, then, only when
+ * the library is loaded through shared_preload_libraries, sets up what must
+ * exist from postmaster start: shared memory, the postmaster-level GUCs and
+ * the launcher background worker.  SQL functions that depend on the launcher
+ * call mt_require_preload() so that a library loaded on demand fails with a
+ * clear error rather than queueing work nobody will ever run.
+ *
+ * IDENTIFICATION
+ *	  src/migration_tools.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "migration_tools.h"
+
+PG_MODULE_MAGIC;
+
+bool		mt_preloaded = false;
+
+void		_PG_init(void);
+
+/*
+ * Module load callback.
+ */
+void
+_PG_init(void)
+{
+	mt_history_init();
+	mt_backfill_init();
+	mt_locks_init();
+	mt_lint_init();
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	mt_preloaded = true;
+	mt_launcher_init();
+
+#if PG_VERSION_NUM >= 150000
+	MarkGUCPrefixReserved(MT_GUC_PREFIX);
+#else
+	EmitWarningsOnPlaceholders(MT_GUC_PREFIX);
+#endif
+}
+
+/*
+ * Refuse to go on when the library was not preloaded: the named feature
+ * needs the launcher and its shared memory.
+ */
+void
+mt_require_preload(const char *feature)
+{
+	if (!mt_preloaded)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s requires migration_tools to be loaded via shared_preload_libraries",
+						feature),
+				 errdetail("The background worker that runs this work is started by the postmaster."),
+				 errhint("Add \"%s\" to shared_preload_libraries in postgresql.conf and restart the server.",
+						 MT_EXTENSION_NAME)));
+}

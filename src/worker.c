@@ -1,0 +1,115 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  The per-database worker: started by the launcher in one database, it
+ *	  runs the work waiting there, one unit at a time, then exits.
+ *
+ * Units of work come from the subsystems: scheduled migration statements
+ * (history.c) first, since a deployment waits for them, then backfill jobs
+ * (backfill.c).  Each subsystem claims its unit in its own transaction and
+ * records it in the worker slot (mt_worker_set_current), so that a unit
+ * whose worker died is known to be orphaned and is taken up again.  The
+ * worker connects as the bootstrap superuser only to read and write the
+ * extension's own tables; user statements run as the role that queued them.
+ *
+ * IDENTIFICATION
+ *	  src/worker.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/snapmgr.h"
+
+#include "backfill.h"
+#include "history.h"
+#include "launcher.h"
+#include "migration_tools.h"
+
+static bool extension_installed(void);
+static void worker_on_exit(int code, Datum arg);
+
+/*
+ * Entry point of a per-database worker.
+ */
+void
+mt_worker_main(Datum main_arg)
+{
+	int			slotno = DatumGetInt32(main_arg);
+	MtWorkerArgs args;
+	TimestampTz next_due = 0;
+
+	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	if (!mt_worker_attach_slot(slotno, args.dboid, args.generation))
+		proc_exit(0);
+	before_shmem_exit(worker_on_exit, (Datum) 0);
+
+	BackgroundWorkerInitializeConnectionByOid(args.dboid, InvalidOid, 0);
+	pgstat_report_appname("migration_tools worker");
+
+	if (!extension_installed())
+	{
+		mt_worker_report_no_extension();
+		proc_exit(0);
+	}
+
+	for (;;)
+	{
+		TimestampTz due = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		if (mt_history_run_scheduled())
+			continue;
+		if (mt_backfill_run_next(&due))
+			continue;
+		next_due = due;
+		break;
+	}
+
+	mt_worker_report_next_due(next_due);
+	proc_exit(0);
+}
+
+static void
+worker_on_exit(int code, Datum arg)
+{
+	mt_worker_detach_slot();
+}
+
+/*
+ * Is the extension installed in this database?  Checked in a transaction
+ * of its own.
+ */
+static bool
+extension_installed(void)
+{
+	bool		installed;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	installed = OidIsValid(get_extension_oid(MT_EXTENSION_NAME, true));
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return installed;
+}
