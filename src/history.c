@@ -12,14 +12,6 @@
 
 #include "migration_tools.h"
 
-#include "history.h"
-
-bool
-mt_history_run_scheduled(void)
-{
-	return false;
-}
-
 void
 mt_history_init(void)
 {
