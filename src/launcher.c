@@ -733,6 +733,8 @@ nudge_xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			/* a prepared transaction is found by the periodic sweep */
 			nudge_at_commit = false;
 			break;
 		default:
