@@ -158,6 +158,15 @@ mt_history_run_scheduled(TimestampTz *next_due)
 	IndexTarget *target;
 	ErrorData  *volatile edata = NULL;
 	volatile bool target_known = false;
+	Oid			worker_userid;
+	int			worker_sec_context;
+
+	/*
+	 * Aborting a transaction that a statement started as its role
+	 * (concurrent builds commit and start transactions internally) gives
+	 * back that role: the worker's own is restored after each abort.
+	 */
+	GetUserIdAndSecContext(&worker_userid, &worker_sec_context);
 
 	/* everything of one statement lives here, across its transactions */
 	cxt = AllocSetContextCreate(TopMemoryContext, "migration_tools scheduled statement",
@@ -214,6 +223,7 @@ mt_history_run_scheduled(TimestampTz *next_due)
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		SetUserIdAndSecContext(worker_userid, worker_sec_context);
 		pgstat_report_activity(STATE_IDLE, NULL);
 	}
 	PG_END_TRY();
@@ -239,6 +249,7 @@ mt_history_run_scheduled(TimestampTz *next_due)
 				EmitErrorReport();
 				FlushErrorState();
 				AbortCurrentTransaction();
+				SetUserIdAndSecContext(worker_userid, worker_sec_context);
 			}
 			PG_END_TRY();
 		}
