@@ -839,7 +839,7 @@ mt_analyze_script(const char *sql)
  * Name of a lock mode, as pg_locks spells it.
  */
 const char *
-mt_lock_mode_name(LOCKMODE mode)
+mt_lint_lock_mode_name(LOCKMODE mode)
 {
 	if (mode < AccessShareLock || mode > AccessExclusiveLock)
 		return NULL;
@@ -897,7 +897,7 @@ mt_script_statements(PG_FUNCTION_ARGS)
 
 			locks[nlocks++] = CStringGetTextDatum(psprintf("%s:%s",
 														   relname ? relname : "(not yet)",
-														   mt_lock_mode_name(t->mode)));
+														   mt_lint_lock_mode_name(t->mode)));
 		}
 		values[7] = PointerGetDatum(construct_array(locks, nlocks, TEXTOID,
 													-1, false, TYPALIGN_INT));

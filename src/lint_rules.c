@@ -143,7 +143,7 @@ add_finding(LintState *st, const char *rule, int sev, const TableFacts *tf,
 	f->message = buf.data;
 	f->hint = hint ? pstrdup(hint) : NULL;
 	f->relation = (tf && tf->name) ? pstrdup(tf->name) : NULL;
-	f->lock_mode = lockmode != NoLock ? mt_lock_mode_name(lockmode) : NULL;
+	f->lock_mode = lockmode != NoLock ? mt_lint_lock_mode_name(lockmode) : NULL;
 	f->rewrites = rewrites;
 	f->estimated_rows = rows;
 	f->location = st->info->location;
@@ -1568,7 +1568,7 @@ lint_statement(LintState *st, Node *stmt)
 						add_finding(st, "lock-table", MT_SEV_WARNING, &tf, s->mode, false, -1,
 									"Avoid explicit locks in migrations; if one is needed, SET lock_timeout first so a long wait fails instead of blocking every other session queued behind it.",
 									"LOCK TABLE %s IN %s mode is held until the end of the transaction",
-									tf.name, mt_lock_mode_name(s->mode) ? mt_lock_mode_name(s->mode) : "an unrecognized");
+									tf.name, mt_lint_lock_mode_name(s->mode) ? mt_lint_lock_mode_name(s->mode) : "an unrecognized");
 				}
 				break;
 			}
