@@ -9,7 +9,7 @@
  * command created or altered, from pg_event_trigger_ddl_commands()) and
  * sql_drop (one row per object dropped, from
  * pg_event_trigger_dropped_objects(), leaving out the objects dropped only
- * as internal or automatic parts of another).  Each row has the command
+ * as internal or automatic parts of another, and the rules of views).  Each row has the command
  * tag, the object, the session and current roles, the transaction and the
  * migration version when the command ran inside apply() or the worker
  * (migration_tools.applying_version).
@@ -62,6 +62,7 @@ static const char *log_drops_sql =
 "        d.schema_name, $1, $2, pg_catalog.txid_current(), $3"
 "   FROM pg_catalog.pg_event_trigger_dropped_objects() d"
 "  WHERE (d.original OR d.normal) AND NOT d.is_temporary"
+"    AND NOT (d.object_type = 'rule' AND d.object_identity LIKE '\"\\_RETURN\" on %')"
 "    AND NOT (d.object_type = 'extension' AND d.object_identity = $4)";
 
 PG_FUNCTION_INFO_V1(mt_ddl_log_trigger);
