@@ -157,7 +157,7 @@ mt_backfill_run_next(TimestampTz *next_due)
 	mt_become_owner(&saved);
 
 	if (SPI_execute("SELECT job_id, relation::pg_catalog.oid, state = 'running', "
-					"       pg_catalog.greatest(start_at, next_due) "
+					"       greatest(start_at, next_due) "
 					"FROM migration_tools.backfill_jobs "
 					"WHERE state IN ('queued', 'running') ORDER BY job_id",
 					true, 0) != SPI_OK_SELECT)
@@ -1050,7 +1050,7 @@ record_failure(int64 job_id, ErrorData *edata, long *sleep_ms)
 	mt_become_owner(&saved);
 	if (SPI_execute_with_args("UPDATE migration_tools.backfill_jobs SET "
 							  "attempts = attempts + 1, last_error = $2, "
-							  "batch_size = CASE WHEN $3 THEN pg_catalog.greatest(1, coalesce(batch_size, 2) / 2) "
+							  "batch_size = CASE WHEN $3 THEN greatest(1, coalesce(batch_size, 2) / 2) "
 							  "                  ELSE batch_size END, "
 							  "state = CASE WHEN attempts + 1 >= max_attempts THEN 'failed' ELSE state END, "
 							  "finished_at = CASE WHEN attempts + 1 >= max_attempts THEN now() END, "
