@@ -105,8 +105,8 @@ static void analyze_run_batched(Relation rel, MtJobSql *js);
 static void check_update_shape(List *raws, const MtJobSql *js, bool has_lower);
 static char *build_guard(Relation rel, Query *query, bool by_ctid, bool guard);
 static void primary_key_columns(Relation rel, MtJobSql *js);
-static bool is_job_admin(void);
-static void check_job_access(int64 job, Oid owner);
+static bool is_job_admin(Oid roleid);
+static void check_job_access(int64 job, Oid owner, Oid caller);
 
 /*
  * Define the settings of the backfill subsystem (reloadable ones only).
@@ -778,6 +778,56 @@ queue_job(Oid relid, const char *text1, const char *where_clause,
 }
 
 /*
+ * Errors while parsing a job's statement point into that statement, not
+ * into the caller's query: report the position as an internal one, with
+ * the statement shown.
+ */
+static void
+job_sql_error_callback(void *arg)
+{
+	const char *sql = (const char *) arg;
+	int			pos = geterrposition();
+
+	if (pos > 0)
+	{
+		errposition(0);
+		internalerrposition(pos);
+		internalerrquery(sql);
+	}
+}
+
+/* parse_analyze_fixedparams with positions reported in sql */
+static Query *
+analyze_job_sql(RawStmt *raw, const char *sql, Oid *ptypes, int nparams)
+{
+	ErrorContextCallback cb;
+	Query	   *query;
+
+	cb.callback = job_sql_error_callback;
+	cb.arg = (void *) sql;
+	cb.previous = error_context_stack;
+	error_context_stack = &cb;
+	query = parse_analyze_fixedparams(raw, sql, ptypes, nparams, NULL);
+	error_context_stack = cb.previous;
+	return query;
+}
+
+static List *
+parse_job_sql(const char *sql)
+{
+	ErrorContextCallback cb;
+	List	   *raws;
+
+	cb.callback = job_sql_error_callback;
+	cb.arg = (void *) sql;
+	cb.previous = error_context_stack;
+	error_context_stack = &cb;
+	raws = raw_parser(sql, RAW_PARSE_DEFAULT);
+	error_context_stack = cb.previous;
+	return raws;
+}
+
+/*
  * Parse the UPDATE a backfill() job will run and parse-analyze it as the
  * caller, without running it: unknown columns, type errors and syntax
  * errors in set_clause or where_clause are reported now.  Also decides the
@@ -796,14 +846,13 @@ analyze_backfill(Relation rel, MtJobSql *js, bool guard, bool update_ok)
 
 	/* first without guard: the guard is built from the analyzed SET list */
 	sql = mt_backfill_update_sql(js, true, &nparams);
-	raws = raw_parser(sql, RAW_PARSE_DEFAULT);
+	raws = parse_job_sql(sql);
 	check_update_shape(raws, js, true);
 
 	ptypes = palloc(sizeof(Oid) * nparams);
 	for (int i = 0; i < nparams; i++)
 		ptypes[i] = js->by_ctid ? TIDOID : TEXTOID;
-	query = parse_analyze_fixedparams(linitial_node(RawStmt, raws), sql,
-									  ptypes, nparams, NULL);
+	query = analyze_job_sql(linitial_node(RawStmt, raws), sql, ptypes, nparams);
 
 	if (!update_ok)
 	{
@@ -829,10 +878,9 @@ analyze_backfill(Relation rel, MtJobSql *js, bool guard, bool update_ok)
 	{
 		/* the full statement, as the worker will run it, must analyze too */
 		sql = mt_backfill_update_sql(js, true, &nparams);
-		raws = raw_parser(sql, RAW_PARSE_DEFAULT);
+		raws = parse_job_sql(sql);
 		check_update_shape(raws, js, true);
-		(void) parse_analyze_fixedparams(linitial_node(RawStmt, raws), sql,
-										 ptypes, nparams, NULL);
+		(void) analyze_job_sql(linitial_node(RawStmt, raws), sql, ptypes, nparams);
 	}
 }
 
@@ -1006,7 +1054,7 @@ analyze_run_batched(Relation rel, MtJobSql *js)
 	Query	   *query;
 	Oid			ptypes[2];
 
-	raws = raw_parser(js->sql, RAW_PARSE_DEFAULT);
+	raws = parse_job_sql(js->sql);
 	if (list_length(raws) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYNTAX_ERROR),
@@ -1026,8 +1074,7 @@ analyze_run_batched(Relation rel, MtJobSql *js)
 		Assert(att != NULL);
 		ptypes[0] = ptypes[1] = att->atttypid;
 	}
-	query = parse_analyze_fixedparams(linitial_node(RawStmt, raws), js->sql,
-									  ptypes, 2, NULL);
+	query = analyze_job_sql(linitial_node(RawStmt, raws), js->sql, ptypes, 2);
 	if (query->commandType == CMD_UTILITY)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -1041,19 +1088,19 @@ analyze_run_batched(Relation rel, MtJobSql *js)
 
 /* Is the current role an administrator of every job? */
 static bool
-is_job_admin(void)
+is_job_admin(Oid roleid)
 {
 	Oid			admin = get_role_oid("migration_tools_admin", true);
 
-	if (superuser())
+	if (superuser_arg(roleid))
 		return true;
-	return OidIsValid(admin) && is_member_of_role(GetUserId(), admin);
+	return OidIsValid(admin) && is_member_of_role(roleid, admin);
 }
 
 static void
-check_job_access(int64 job, Oid owner)
+check_job_access(int64 job, Oid owner, Oid caller)
 {
-	if (has_privs_of_role(GetUserId(), owner) || is_job_admin())
+	if (has_privs_of_role(caller, owner) || is_job_admin(caller))
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -1062,12 +1109,12 @@ check_job_access(int64 job, Oid owner)
 }
 
 /*
- * Look up a job (locking its row when for_update), check that the caller
- * may control it, and return its state.  *xmin_current: the row version
+ * Look up a job (locking its row when for_update), check that caller (the
+ * role calling the SQL function) may control it, and return its state.  *xmin_current: the row version
  * was written by the current transaction.
  */
 static char *
-lookup_job(int64 job, bool for_update, bool *xmin_current)
+lookup_job(int64 job, Oid caller, bool for_update, bool *xmin_current)
 {
 	Datum		arg = Int64GetDatum(job);
 	Oid			argtype = INT8OID;
@@ -1092,7 +1139,7 @@ lookup_job(int64 job, bool for_update, bool *xmin_current)
 	xmin = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
 	if (xmin_current)
 		*xmin_current = TransactionIdIsCurrentTransactionId((TransactionId) strtoul(xmin, NULL, 10));
-	check_job_access(job, owner);
+	check_job_access(job, owner, caller);
 	return state;
 }
 
@@ -1115,13 +1162,14 @@ change_state(int64 job, const char *action, const char *new_state,
 	char	   *state;
 	bool		ok = false;
 	char	   *result;
+	Oid			caller = GetUserId();
 
 	mt_require_preload(action);
 	PreventCommandIfReadOnly(action);
 
 	mt_become_owner(&saved);
 	SPI_connect();
-	state = lookup_job(job, true, NULL);
+	state = lookup_job(job, caller, true, NULL);
 	if (strcmp(state, new_state) != 0)
 	{
 		for (int i = 0; allowed[i] != NULL; i++)
@@ -1234,6 +1282,7 @@ mt_backfill_wait(PG_FUNCTION_ARGS)
 	TimestampTz start = GetCurrentTimestamp();
 	char	   *state = NULL;
 	MemoryContext caller_cxt = CurrentMemoryContext;
+	Oid			caller = GetUserId();
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -1259,7 +1308,7 @@ mt_backfill_wait(PG_FUNCTION_ARGS)
 
 		mt_become_owner(&saved);
 		SPI_connect();
-		state = lookup_job(job, false, &mine);
+		state = lookup_job(job, caller, false, &mine);
 		state = MemoryContextStrdup(caller_cxt, state);
 		SPI_finish();
 		mt_restore_user(&saved);
