@@ -639,7 +639,6 @@ run_attempt(List *statements, const char *version, int timeout_ms,
 			if (info->needs_top_level)
 				continue;
 			current = info->statement;
-			pgstat_report_activity(STATE_RUNNING, info->sql);
 			rc = SPI_execute(info->sql, false, 0);
 			if (rc < 0)
 				ereport(ERROR,
