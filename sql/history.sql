@@ -73,6 +73,7 @@ SELECT migration_tools.apply('002',
 SELECT migration_tools.apply('bad', 'ALTER TABLE accounts ADD COLUMN x int; COMMIT');
 SELECT migration_tools.apply('bad', 'SAVEPOINT s; ALTER TABLE accounts ADD COLUMN x int');
 SELECT migration_tools.apply('bad', 'BEGIN; ALTER TABLE accounts ADD COLUMN x int');
+SELECT migration_tools.apply('bad', 'ALTER TABLE accounts ADD COLUMN x int; ROLLBACK');
 
 -- apply() runs in the caller's transaction: rolled back with it, nothing
 -- is recorded.

@@ -86,28 +86,12 @@ PG_FUNCTION_INFO_V1(mt_checksum);
 /* How often the preflight looks at the lock manager again. */
 #define PREFLIGHT_POLL_MS	20
 
-/* lint_level values */
-typedef enum
-{
-	LINT_LEVEL_OFF,
-	LINT_LEVEL_WARNING,
-	LINT_LEVEL_ERROR
-} MtLintLevel;
-
-static const struct config_enum_entry lint_level_options[] = {
-	{"error", LINT_LEVEL_ERROR, false},
-	{"warning", LINT_LEVEL_WARNING, false},
-	{"off", LINT_LEVEL_OFF, false},
-	{NULL, 0, false}
-};
-
 /* GUCs */
 static int	mt_lock_timeout_ms = 100;
 static int	mt_max_lock_timeout_ms = 2000;
 static int	mt_lock_retries = 10;
 static int	mt_max_preflight_wait_ms = 10000;
 static int	mt_max_blocker_age_ms = 0;
-static int	mt_lint_level = LINT_LEVEL_ERROR;
 static char *mt_applying_version = NULL;
 
 /* A row of migration_tools.migrations, as far as the functions need it. */
@@ -195,13 +179,6 @@ mt_history_init(void)
 							0, 0, INT_MAX,
 							PGC_USERSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
-	DefineCustomEnumVariable("migration_tools.lint_level",
-							 "Lint findings of this severity or worse make apply() refuse a migration.",
-							 "error, warning, or off.",
-							 &mt_lint_level,
-							 LINT_LEVEL_ERROR, lint_level_options,
-							 PGC_USERSET, 0,
-							 NULL, NULL, NULL);
 	DefineCustomStringVariable("migration_tools.applying_version",
 							   "The migration version apply() or rollback() is running now (set by them).",
 							   NULL,
@@ -380,7 +357,7 @@ rule_allowed(ArrayType *allow, const char *rule)
 
 /*
  * Lint the up script; refuse the migration when a finding at
- * migration_tools.lint_level or worse is not allowed.  require-lock-timeout
+ * migration_tools.lint_level (defined by lint.c) or worse is not allowed.  require-lock-timeout
  * never counts: apply() supplies its own lock_timeout.
  */
 static void
@@ -389,14 +366,12 @@ lint_or_refuse(const char *version, const char *up_sql, ArrayType *allow)
 	List	   *findings;
 	ListCell   *lc;
 	StringInfoData detail;
-	int			threshold;
+	int			threshold = mt_lint_fail_level();
 	int			refused = 0;
 	const char *first_rule = NULL;
 
-	if (mt_lint_level == LINT_LEVEL_OFF)
+	if (threshold <= 0)
 		return;
-	threshold = mt_lint_severity_level(mt_lint_level == LINT_LEVEL_ERROR ?
-									   "error" : "warning");
 	findings = mt_lint_script(up_sql);
 	initStringInfo(&detail);
 	foreach(lc, findings)
