@@ -79,6 +79,8 @@ mt_lint_init(void)
 							PGC_USERSET,
 							0,
 							NULL, NULL, NULL);
+
+	mt_guard_init();
 }
 
 /*

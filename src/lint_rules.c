@@ -32,6 +32,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
@@ -71,6 +72,7 @@ typedef struct LintState
 {
 	List	   *findings;		/* MtLintFinding *, in the caller's context */
 	MemoryContext result_cxt;	/* where findings go */
+	MemoryContext state_cxt;	/* where the state below lives */
 	MtStatementInfo *info;		/* the statement being linted */
 	List	   *created;		/* RangeVar * created by the script */
 	List	   *emptied_names;	/* RangeVar * truncated by the script */
@@ -245,6 +247,36 @@ table_rows(Oid relid, char *relkind)
 }
 
 /*
+ * Was the relation created by the current transaction (so that no other
+ * session can see it yet)?  Judged by the xmin of the table's row type,
+ * which is written with the table and only rewritten by a rename, or of
+ * the pg_class row for relations without a row type (indexes).
+ */
+static bool
+created_in_current_transaction(Oid relid)
+{
+	HeapTuple	tup;
+	Oid			reltype;
+	TransactionId xmin;
+
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	reltype = ((Form_pg_class) GETSTRUCT(tup))->reltype;
+	xmin = HeapTupleHeaderGetXmin(tup->t_data);
+	ReleaseSysCache(tup);
+	if (OidIsValid(reltype))
+	{
+		tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(reltype));
+		if (!HeapTupleIsValid(tup))
+			return false;
+		xmin = HeapTupleHeaderGetXmin(tup->t_data);
+		ReleaseSysCache(tup);
+	}
+	return TransactionIdIsCurrentTransactionId(xmin);
+}
+
+/*
  * Facts about a relation named in the script, as of the current statement.
  * Marks the statement as working on an existing relation when it does.
  */
@@ -259,7 +291,10 @@ table_facts(LintState *st, RangeVar *rv, TableFacts *tf)
 		return;
 	}
 	tf->relid = mt_lookup_relation(rv);
-	tf->is_new = !OidIsValid(tf->relid) && rangevar_in_list(st->created, rv);
+	if (OidIsValid(tf->relid))
+		tf->is_new = created_in_current_transaction(tf->relid);
+	else
+		tf->is_new = rangevar_in_list(st->created, rv);
 	tf->emptied = rangevar_in_list(st->emptied_names, rv);
 	if (OidIsValid(tf->relid))
 	{
@@ -931,7 +966,7 @@ remember_not_null_check(LintState *st, RangeVar *rv, Constraint *c)
 
 	if (col == NULL || rv == NULL || rv->relname == NULL)
 		return;
-	old = MemoryContextSwitchTo(GetMemoryChunkContext(st));
+	old = MemoryContextSwitchTo(st->state_cxt);
 	nc = (NotNullCheck *) palloc(sizeof(NotNullCheck));
 	nc->relname = pstrdup(rv->relname);
 	nc->column = pstrdup(col);
@@ -966,7 +1001,7 @@ remember_rangevar(LintState *st, List **list, RangeVar *rv)
 
 	if (rv == NULL || rv->relname == NULL)
 		return;
-	old = MemoryContextSwitchTo(GetMemoryChunkContext(st));
+	old = MemoryContextSwitchTo(st->state_cxt);
 	*list = lappend(*list, makeRangeVar(rv->schemaname ? pstrdup(rv->schemaname) : NULL,
 										pstrdup(rv->relname), -1));
 	MemoryContextSwitchTo(old);
@@ -1687,6 +1722,7 @@ mt_lint_script(const char *sql)
 
 	st = (LintState *) MemoryContextAllocZero(scriptcxt, sizeof(LintState));
 	st->result_cxt = CurrentMemoryContext;
+	st->state_cxt = scriptcxt;
 
 	oldcxt = MemoryContextSwitchTo(scriptcxt);
 	stmts = mt_parse_script(sql);
@@ -1722,6 +1758,23 @@ mt_lint_script(const char *sql)
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextDelete(scriptcxt);
 	return findings;
+}
+
+/*
+ * Lint one utility statement on its own, as the guard sees it; findings
+ * are allocated in the current memory context.
+ */
+List *
+mt_lint_utility(const char *sql, RawStmt *raw)
+{
+	LintState	st;
+
+	memset(&st, 0, sizeof(st));
+	st.result_cxt = CurrentMemoryContext;
+	st.state_cxt = CurrentMemoryContext;
+	st.info = mt_describe_statement(sql, raw, 1);
+	lint_statement(&st, raw->stmt);
+	return st.findings;
 }
 
 /*
