@@ -38,9 +38,6 @@ COMMIT;
 CREATE INDEX ON lg_new (a);
 -- statements run from functions are guarded too
 DO $$ BEGIN EXECUTE 'CREATE INDEX ON lg (a)'; END $$;
--- CREATE EXTENSION scripts are not guarded
-DROP EXTENSION migration_tools;
-CREATE EXTENSION migration_tools;
 
 -- only superusers may turn it off
 CREATE ROLE lg_user;

@@ -208,6 +208,12 @@ SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN doc json, ALTER COLUMN ts TYPE t
 -- require-lock-timeout: DDL on an existing table without SET lock_timeout
 SELECT statement, rule, severity FROM migration_tools.lint('ALTER TABLE lr_big ADD COLUMN c1 int; ALTER TABLE lr_big ADD COLUMN c2 int');
 SELECT statement, rule, severity FROM migration_tools.lint('SET lock_timeout = ''1s''; ALTER TABLE lr_big ADD COLUMN c1 int');
+SELECT statement, rule, severity FROM migration_tools.lint('SET LOCAL lock_timeout TO 500; ALTER TABLE lr_big ADD COLUMN c1 int');
+SELECT statement, rule, severity FROM migration_tools.lint('SELECT set_config(''lock_timeout'', ''2s'', true); ALTER TABLE lr_big ADD COLUMN c1 int');
+SELECT statement, rule, severity FROM migration_tools.lint('SET lock_timeout = 0; ALTER TABLE lr_big ADD COLUMN c1 int');
+SELECT statement, rule, severity FROM migration_tools.lint('SET lock_timeout = ''0s''; ALTER TABLE lr_big ADD COLUMN c1 int');
+SELECT statement, rule, severity FROM migration_tools.lint('SET lock_timeout TO DEFAULT; ALTER TABLE lr_big ADD COLUMN c1 int');
+SELECT statement, rule, severity FROM migration_tools.lint('ALTER TABLE lr_big ADD COLUMN c1 int; SET lock_timeout = ''1s''');
 SELECT statement, rule, severity FROM migration_tools.lint('CREATE TABLE lr_new (a int); CREATE INDEX ON lr_new (a)');
 SELECT statement, rule, severity FROM migration_tools.lint('UPDATE lr_parent SET id = id WHERE id = 1');
 

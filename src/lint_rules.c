@@ -1506,6 +1506,66 @@ lint_dml(LintState *st, RangeVar *relation, Node *where, bool is_update)
 }
 
 /*
+ * Is a lock_timeout value zero (which turns the timeout off)?  The value
+ * is an A_Const integer or string such as 0, '0', '0s' or '0ms'.
+ */
+static bool
+is_zero_setting(Node *arg)
+{
+	A_Const    *c;
+
+	if (arg && IsA(arg, TypeCast))
+		arg = ((TypeCast *) arg)->arg;
+	if (arg == NULL || !IsA(arg, A_Const))
+		return false;
+	c = (A_Const *) arg;
+	if (c->isnull)
+		return true;
+	if (IsA(&c->val, Integer))
+		return intVal(&c->val) == 0;
+	if (IsA(&c->val, Float))
+		return strtod(castNode(Float, &c->val)->fval, NULL) == 0;
+	if (IsA(&c->val, String))
+	{
+		const char *v = strVal(&c->val);
+		char	   *end;
+		double		d = strtod(v, &end);
+
+		return end != v && d == 0;
+	}
+	return false;
+}
+
+/*
+ * SELECT set_config('lock_timeout', '2s', ...) sets the timeout as well
+ * as SET does (some migration tools write it that way).
+ */
+static void
+note_set_config_lock_timeout(LintState *st, SelectStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->targetList)
+	{
+		ResTarget  *rt = (ResTarget *) lfirst(lc);
+		FuncCall   *fc;
+		Node	   *name;
+
+		if (!IsA(rt, ResTarget) || rt->val == NULL || !IsA(rt->val, FuncCall))
+			continue;
+		fc = (FuncCall *) rt->val;
+		if (list_length(fc->args) != 3 ||
+			strcmp(strVal(llast(fc->funcname)), "set_config") != 0)
+			continue;
+		name = linitial(fc->args);
+		if (IsA(name, A_Const) && !((A_Const *) name)->isnull &&
+			IsA(&((A_Const *) name)->val, String) &&
+			strcmp(strVal(&((A_Const *) name)->val), "lock_timeout") == 0)
+			st->lock_timeout_set = !is_zero_setting(lsecond(fc->args));
+	}
+}
+
+/*
  * Rules of one statement; the statement's info is in st->info.
  */
 static void
@@ -1665,13 +1725,16 @@ lint_statement(LintState *st, Node *stmt)
 				}
 				break;
 			}
+		case T_SelectStmt:
+			note_set_config_lock_timeout(st, (SelectStmt *) stmt);
+			break;
 		case T_VariableSetStmt:
 			{
 				VariableSetStmt *s = (VariableSetStmt *) stmt;
 
 				if (s->name && strcmp(s->name, "lock_timeout") == 0 &&
-					(s->kind == VAR_SET_VALUE || s->kind == VAR_SET_DEFAULT))
-					st->lock_timeout_set = true;
+					s->kind == VAR_SET_VALUE && s->args != NIL)
+					st->lock_timeout_set = !is_zero_setting(linitial(s->args));
 				break;
 			}
 		default:
