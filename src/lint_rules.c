@@ -103,6 +103,14 @@ typedef struct TableFacts
 #define DEFAULT_MATCH_SEL	0.005
 #define DEFAULT_BOOL_SEL	0.5
 #define MAX_SEL_DEPTH		64
+#define MAX_SEL_LOOKUPS		200
+
+/*
+ * Catalog lookups left for the current row estimate: a WHERE clause with
+ * thousands of comparisons falls back to the default selectivity instead
+ * of searching pg_index and pg_statistic thousands of times.
+ */
+static int	sel_lookups_left;
 
 /* ----------------------------------------------------------------
  * Findings
@@ -500,8 +508,7 @@ eq_selectivity(Node *l, Node *r, Oid relid, double rows)
 	HeapTuple	tup;
 	double		sel = DEFAULT_EQ_SEL;
 
-	if (columnref_attnum(l, relid) != InvalidAttrNumber &&
-		columnref_attnum(r, relid) != InvalidAttrNumber)
+	if (l && r && IsA(l, ColumnRef) && IsA(r, ColumnRef))
 		return 1.0;				/* a join or self-comparison: any row */
 	if (is_constant_like(l))
 	{
@@ -510,8 +517,11 @@ eq_selectivity(Node *l, Node *r, Oid relid, double rows)
 		l = r;
 		r = t;
 	}
+	if (!is_constant_like(r) || sel_lookups_left <= 0)
+		return DEFAULT_EQ_SEL;
+	sel_lookups_left--;
 	attnum = columnref_attnum(l, relid);
-	if (attnum == InvalidAttrNumber || !is_constant_like(r))
+	if (attnum == InvalidAttrNumber)
 		return DEFAULT_EQ_SEL;
 
 	if (column_is_unique(relid, attnum))
@@ -537,10 +547,14 @@ eq_selectivity(Node *l, Node *r, Oid relid, double rows)
 static double
 null_fraction(Node *arg, Oid relid)
 {
-	AttrNumber	attnum = columnref_attnum(arg, relid);
+	AttrNumber	attnum;
 	HeapTuple	tup;
 	double		frac = DEFAULT_EQ_SEL;
 
+	if (sel_lookups_left <= 0)
+		return frac;
+	sel_lookups_left--;
+	attnum = columnref_attnum(arg, relid);
 	if (attnum == InvalidAttrNumber)
 		return frac;
 	tup = SearchSysCache3(STATRELATTINH, ObjectIdGetDatum(relid),
@@ -628,11 +642,10 @@ clause_selectivity(Node *node, Oid relid, double rows, int depth)
 						s = DEFAULT_EQ_SEL;
 						if (a->rexpr && IsA(a->rexpr, List))
 						{
-							ListCell   *lc;
-
-							s = 0;
-							foreach(lc, (List *) a->rexpr)
-								s += eq_selectivity(a->lexpr, lfirst(lc), relid, rows);
+							/* every element as selective as the first */
+							s = eq_selectivity(a->lexpr, linitial((List *) a->rexpr),
+											   relid, rows) *
+								list_length((List *) a->rexpr);
 						}
 						if (strcmp(op, "<>") == 0)
 							s = 1.0 - s;
@@ -686,6 +699,7 @@ estimate_dml_rows(const TableFacts *tf, Node *where)
 
 	if (tf->rows < 0)
 		return -1;
+	sel_lookups_left = MAX_SEL_LOOKUPS;
 	sel = clause_selectivity(where, tf->relid, tf->rows, 0);
 	return rint(tf->rows * Min(Max(sel, 0.0), 1.0));
 }
@@ -1599,8 +1613,15 @@ lint_statement(LintState *st, Node *stmt)
 					remember_rangevar(st, &st->created, s->into->rel);
 				break;
 			}
-		case T_ViewStmt:
-			break;
+		case T_ExplainStmt:
+			{
+				ExplainStmt *s = (ExplainStmt *) stmt;
+
+				/* EXPLAIN ANALYZE runs the statement */
+				if (s->query && mt_option_is_true(s->options, "analyze"))
+					lint_statement(st, s->query);
+				break;
+			}
 		case T_IndexStmt:
 			lint_index(st, (IndexStmt *) stmt);
 			break;
