@@ -26,6 +26,8 @@ CREATE TABLE lr_part_2021 (id bigint, at date);
 CREATE TABLE lr_part_2022 (id bigint, at date,
     CONSTRAINT lr_bound CHECK (at >= '2022-01-01' AND at < '2023-01-01'));
 CREATE DOMAIN lr_positive AS int;
+CREATE DOMAIN lr_unused AS int;
+CREATE TABLE lr_dom (v lr_positive);
 ANALYZE lr_parent, lr_big, lr_part_2020, lr_part_2021, lr_part_2022;
 
 -- findings without the message, hint and lock_timeout advice
@@ -198,6 +200,8 @@ SELECT * FROM lr('CREATE TABLE lr_new (a int, EXCLUDE USING btree (a WITH =))');
 -- domain-check-constraint
 SELECT * FROM lr('ALTER DOMAIN lr_positive ADD CONSTRAINT lr_pos CHECK (VALUE > 0)');
 SELECT * FROM lr('ALTER DOMAIN lr_positive ADD CONSTRAINT lr_pos CHECK (VALUE > 0) NOT VALID');
+SELECT * FROM lr('ALTER DOMAIN lr_unused ADD CONSTRAINT lr_pos CHECK (VALUE > 0)');
+SELECT * FROM lr('ALTER DOMAIN lr_nosuch ADD CONSTRAINT lr_pos CHECK (VALUE > 0)');
 
 -- drop-not-null (info)
 SELECT * FROM lr('ALTER TABLE lr_big ALTER COLUMN id DROP NOT NULL');
@@ -244,5 +248,6 @@ DROP FUNCTION lr(text);
 DROP SCHEMA lr_s CASCADE;
 DROP MATERIALIZED VIEW lr_mv;
 DROP TABLE lr_big, lr_parent, lr_part, lr_part_2021, lr_part_2022;
-DROP DOMAIN lr_positive;
+DROP TABLE lr_dom;
+DROP DOMAIN lr_positive, lr_unused;
 RESET migration_tools.lint_large_rows;

@@ -36,11 +36,13 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
+#include "catalog/pg_depend.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_statistic.h"
 #include "catalog/pg_type.h"
+#include "catalog/pg_type_d.h"
 #include "commands/tablecmds.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -434,6 +436,43 @@ catalog_has_validated_check(Oid relid)
 	systable_endscan(scan);
 	table_close(conrel, AccessShareLock);
 	return found;
+}
+
+/*
+ * How many table columns have the domain as their type (from pg_depend,
+ * where each such column depends on its type)?  -1 if the domain is not
+ * known.
+ */
+static int
+domain_column_count(List *names)
+{
+	TypeName   *tn = makeTypeNameFromNameList(names);
+	Oid			typid = LookupTypeNameOid(NULL, tn, true);
+	Relation	deprel;
+	SysScanDesc scan;
+	ScanKeyData key[2];
+	HeapTuple	tup;
+	int			count = 0;
+
+	if (!OidIsValid(typid))
+		return -1;
+	deprel = table_open(DependRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(TypeRelationId));
+	ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(typid));
+	scan = systable_beginscan(deprel, DependReferenceIndexId, true,
+							  NULL, 2, key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
+
+		if (dep->classid == RelationRelationId && dep->objsubid > 0)
+			count++;
+	}
+	systable_endscan(scan);
+	table_close(deprel, AccessShareLock);
+	return count;
 }
 
 /* Is there a unique, non-partial, single-column index on relid.attnum? */
@@ -1259,7 +1298,7 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 					table_facts(st, pc->name, &part);
 					if (!is_existing(&part) || catalog_has_validated_check(part.relid))
 						break;
-					add_finding(st, "attach-partition-unvalidated", MT_SEV_WARNING, &part,
+					add_finding(st, "attach-partition-unvalidated", MT_SEV_ERROR, &part,
 								AccessExclusiveLock, false, part.rows,
 								"Before attaching, add a CHECK constraint matching the partition bound with NOT VALID and VALIDATE CONSTRAINT it; ATTACH PARTITION then skips the scan. Drop the CHECK afterwards.",
 								"attaching %s as a partition of %s scans it under an ACCESS EXCLUSIVE lock to check the partition bound",
@@ -1711,7 +1750,8 @@ lint_statement(LintState *st, Node *stmt)
 				Constraint *c = (Constraint *) s->def;
 
 				if (s->subtype == 'C' && c && IsA(c, Constraint) &&
-					c->contype == CONSTR_CHECK && !c->skip_validation)
+					c->contype == CONSTR_CHECK && !c->skip_validation &&
+					domain_column_count(s->typeName) != 0)
 					add_finding(st, "domain-check-constraint", MT_SEV_WARNING, NULL, ShareLock, false, -1,
 								"Add the domain constraint with NOT VALID, then ALTER DOMAIN ... VALIDATE CONSTRAINT separately.",
 								"adding a validated CHECK constraint to domain %s scans every column of that domain while blocking writes to their tables",
