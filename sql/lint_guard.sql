@@ -34,6 +34,10 @@ CREATE INDEX ON lg_new (a);
 ALTER TABLE lg_new ALTER COLUMN a SET NOT NULL;
 ALTER TABLE lg_new ALTER COLUMN a TYPE bigint;
 COMMIT;
+-- temporary tables are this session's own
+CREATE TEMP TABLE lg_temp (id bigint, a int);
+CREATE INDEX ON lg_temp (a);
+ALTER TABLE lg_temp ALTER COLUMN a SET NOT NULL;
 -- but not once committed
 CREATE INDEX ON lg_new (a);
 -- statements run from functions are guarded too

@@ -258,7 +258,7 @@ table_rows(Oid relid, char *relkind)
 
 /*
  * Was the relation created by the current transaction (so that no other
- * session can see it yet)?  Judged by the xmin of the table's row type,
+ * session can see it yet), or is it temporary?  Judged by the xmin of the table's row type,
  * which is written with the table and only rewritten by a rename, or of
  * the pg_class row for relations without a row type (indexes).
  */
@@ -272,6 +272,12 @@ created_in_current_transaction(Oid relid)
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
 		return false;
+	/* a temporary relation is this session's alone, like a new one */
+	if (((Form_pg_class) GETSTRUCT(tup))->relpersistence == RELPERSISTENCE_TEMP)
+	{
+		ReleaseSysCache(tup);
+		return true;
+	}
 	reltype = ((Form_pg_class) GETSTRUCT(tup))->reltype;
 	xmin = HeapTupleHeaderGetXmin(tup->t_data);
 	ReleaseSysCache(tup);
