@@ -1,0 +1,94 @@
+-- Catalog descriptions: what the fingerprint stored per migration covers.
+-- Everything here lives in schema drift_test so that objects of other
+-- tests in the same database do not show.
+CREATE SCHEMA drift_test;
+CREATE TYPE drift_test.mood AS ENUM ('happy', 'sad');
+CREATE DOMAIN drift_test.posint AS integer CHECK (VALUE > 0);
+CREATE TABLE drift_test.t (
+    id serial PRIMARY KEY,
+    m drift_test.mood DEFAULT 'happy',
+    p drift_test.posint NOT NULL,
+    name text COLLATE "C" UNIQUE
+);
+CREATE INDEX t_lower ON drift_test.t (lower(name));
+CREATE VIEW drift_test.v AS SELECT id, m FROM drift_test.t WHERE p > 1;
+CREATE FUNCTION drift_test.f(integer) RETURNS integer LANGUAGE sql AS 'SELECT $1 + 1';
+
+-- Names are schema-qualified whatever the search_path.
+SET search_path = drift_test, public;
+SELECT object_type, object, left(definition, 70) AS definition
+FROM migration_tools.catalog_objects()
+WHERE object LIKE '%drift_test%'
+ORDER BY 1, 2;
+RESET search_path;
+
+-- The fingerprint maps "type:identity" to the MD5 of the definition.
+SELECT key, value = md5(o.definition) AS md5_matches
+FROM jsonb_each_text(migration_tools.catalog_fingerprint()) f
+JOIN migration_tools.catalog_objects() o ON f.key = o.object_type || ':' || o.object
+WHERE key LIKE '%drift_test.t%'
+ORDER BY 1;
+
+-- The extension's own schema is never part of it.
+SELECT count(*) AS own_objects
+FROM migration_tools.catalog_objects() WHERE object LIKE 'migration_tools.%';
+
+-- Reading the catalogs locks no user relation.
+BEGIN;
+SELECT migration_tools.catalog_fingerprint() IS NOT NULL AS computed;
+SELECT count(*) AS user_relations_locked
+FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+WHERE l.pid = pg_backend_pid() AND c.relnamespace <> 'pg_catalog'::regnamespace;
+COMMIT;
+
+-- A change shows in the fingerprint, a no-op does not.
+CREATE TEMP TABLE fp AS SELECT migration_tools.catalog_fingerprint() AS before;
+COMMENT ON TABLE drift_test.t IS 'comments are not schema';
+SELECT before = migration_tools.catalog_fingerprint() AS unchanged FROM fp;
+ALTER TABLE drift_test.t ALTER COLUMN name SET NOT NULL;
+SELECT key FROM fp, jsonb_each_text(before) b
+WHERE b.value IS DISTINCT FROM migration_tools.catalog_fingerprint() ->> b.key;
+
+-- schema_drift() compares with the fingerprint of the latest migration.
+-- (In a transaction, with a migration that is surely the latest.)
+BEGIN;
+INSERT INTO migration_tools.migrations
+    (version, checksum, up_sql, state, started_at, finished_at, catalog_fingerprint)
+VALUES ('drift-1', 'x', '', 'applied', '2100-01-01', '2100-01-01',
+        migration_tools.catalog_fingerprint()::text);
+SELECT * FROM migration_tools.schema_drift();
+-- changes made outside any migration
+ALTER TABLE drift_test.t ADD COLUMN extra integer;
+CREATE INDEX t_m ON drift_test.t (m);
+DROP VIEW drift_test.v;
+ALTER TABLE drift_test.t ALTER COLUMN p DROP NOT NULL;
+SELECT object_type, object, change, definition, since_version
+FROM migration_tools.schema_drift();
+ROLLBACK;
+
+-- verify_reversible(): up then down, always rolled back.
+SELECT migration_tools.verify_reversible(
+    'CREATE TABLE drift_test.new (id int PRIMARY KEY); CREATE INDEX ON drift_test.new (id)',
+    'DROP TABLE drift_test.new');
+SELECT to_regclass('drift_test.new') IS NULL AS nothing_left;
+-- a down that forgets part of up, and one that does not restore a type
+SELECT migration_tools.verify_reversible(
+    'ALTER TABLE drift_test.t ADD COLUMN flag boolean NOT NULL DEFAULT false;
+     CREATE INDEX t_flag ON drift_test.t (flag)',
+    'DROP INDEX drift_test.t_flag');
+SELECT migration_tools.verify_reversible(
+    'ALTER TABLE drift_test.t DROP CONSTRAINT t_name_key; ALTER TABLE drift_test.t ALTER COLUMN name TYPE varchar(100)',
+    'ALTER TABLE drift_test.t ADD CONSTRAINT t_name_key UNIQUE (name)');
+-- the table is as it was
+SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+WHERE attrelid = 'drift_test.t'::regclass AND attname = 'name';
+-- a down that fails: not reversible (NOTICE, false)
+SELECT migration_tools.verify_reversible(
+    'CREATE TABLE drift_test.new (id int)', 'DROP TABLE drift_test.not_there');
+-- an up that fails, or that cannot run in a transaction block: ERROR
+SELECT migration_tools.verify_reversible('CREATE TABLE drift_test.new (', 'SELECT 1');
+SELECT migration_tools.verify_reversible(
+    'CREATE INDEX CONCURRENTLY ON drift_test.t (p)', 'SELECT 1');
+SELECT migration_tools.verify_reversible(NULL, 'SELECT 1') IS NULL AS strict;
+
+DROP SCHEMA drift_test CASCADE;
