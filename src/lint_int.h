@@ -34,6 +34,9 @@ extern bool mt_option_is_true(List *options, const char *name);
 extern const char *mt_lint_lock_mode_name(LOCKMODE mode);
 extern char *mt_relation_display_name(Oid relid);
 
+/* lint_rules.c */
+extern List *mt_lint_utility(const char *sql, RawStmt *raw);
+
 /* guard.c */
 extern void mt_guard_init(void);
 
