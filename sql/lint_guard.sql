@@ -34,13 +34,14 @@ CREATE INDEX ON lg_new (a);
 ALTER TABLE lg_new ALTER COLUMN a SET NOT NULL;
 ALTER TABLE lg_new ALTER COLUMN a TYPE bigint;
 COMMIT;
+-- temporary tables are this session's own
+CREATE TEMP TABLE lg_temp (id bigint, a int);
+CREATE INDEX ON lg_temp (a);
+ALTER TABLE lg_temp ALTER COLUMN a SET NOT NULL;
 -- but not once committed
 CREATE INDEX ON lg_new (a);
 -- statements run from functions are guarded too
 DO $$ BEGIN EXECUTE 'CREATE INDEX ON lg (a)'; END $$;
--- CREATE EXTENSION scripts are not guarded
-DROP EXTENSION migration_tools;
-CREATE EXTENSION migration_tools;
 
 -- only superusers may turn it off
 CREATE ROLE lg_user;

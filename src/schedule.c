@@ -103,7 +103,9 @@ typedef struct IndexTarget
 } IndexTarget;
 
 static ScheduledStatement *claim_next(MemoryContext cxt, TimestampTz *next_due);
-static void run_top_level(const char *sql, const char *run_as, MemoryContext cxt);
+static void run_top_level(const char *sql, const char *run_as, const char *version,
+						  MemoryContext cxt);
+static void set_applying_version(const char *version);
 static void find_index_target(const char *sql, IndexTarget *target);
 static List *invalid_indexes(Oid tableid, MemoryContext cxt);
 static void drop_invalid_indexes(IndexTarget *target, bool only_known_names,
@@ -214,7 +216,7 @@ mt_history_run_scheduled(TimestampTz *next_due)
 			MemoryContextSwitchTo(cxt);
 		}
 
-		run_top_level(st->sql, st->run_as, cxt);
+		run_top_level(st->sql, st->run_as, st->version, cxt);
 	}
 	PG_CATCH();
 	{
@@ -357,13 +359,15 @@ claim_next(MemoryContext cxt, TimestampTz *next_due)
  * run with isTopLevel = true, so that statements that refuse to run in a
  * transaction block (and commit internally, like CREATE INDEX
  * CONCURRENTLY) can run.  With run_as, as that role; otherwise as the
- * worker's own (superuser) role.  Trees live in cxt, which survives the
+ * worker's own (superuser) role.  version is shown in
+ * migration_tools.applying_version meanwhile (for the DDL log).  Trees live in cxt, which survives the
  * commits such statements do internally.  Errors propagate, with the
  * current transaction left for the caller to abort and the user id
  * restored.
  */
 static void
-run_top_level(const char *sql, const char *run_as, MemoryContext cxt)
+run_top_level(const char *sql, const char *run_as, const char *version,
+			  MemoryContext cxt)
 {
 	List	   *parsetrees;
 	ListCell   *lc;
@@ -383,6 +387,7 @@ run_top_level(const char *sql, const char *run_as, MemoryContext cxt)
 	save_timeout = pstrdup(GetConfigOption("lock_timeout", false, false));
 	snprintf(timeout, sizeof(timeout), "%d", mt_scheduled_lock_timeout);
 	SetConfigOption("lock_timeout", timeout, PGC_SUSET, PGC_S_SESSION);
+	set_applying_version(version);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -459,6 +464,7 @@ run_top_level(const char *sql, const char *run_as, MemoryContext cxt)
 	{
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 		SetConfigOption("lock_timeout", save_timeout, PGC_SUSET, PGC_S_SESSION);
+		set_applying_version(NULL);
 		debug_query_string = NULL;
 		PG_RE_THROW();
 	}
@@ -466,9 +472,24 @@ run_top_level(const char *sql, const char *run_as, MemoryContext cxt)
 
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	SetConfigOption("lock_timeout", save_timeout, PGC_SUSET, PGC_S_SESSION);
+	set_applying_version(NULL);
 	debug_query_string = NULL;
 	pgstat_report_activity(STATE_IDLE, NULL);
 	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * Show the migration being run in migration_tools.applying_version (a GUC
+ * of history.c), or clear it with NULL.  Does nothing where the GUC is not
+ * defined.
+ */
+static void
+set_applying_version(const char *version)
+{
+	if (GetConfigOption("migration_tools.applying_version", true, false) == NULL)
+		return;
+	SetConfigOption("migration_tools.applying_version", version ? version : "",
+					PGC_SUSET, PGC_S_SESSION);
 }
 
 /*
@@ -652,7 +673,7 @@ drop_invalid_indexes(IndexTarget *target, bool only_known_names, MemoryContext c
 		ereport(LOG,
 				(errmsg("migration_tools: dropping an invalid index left by a failed scheduled statement"),
 				 errdetail("Running \"%s\".", drop)));
-		run_top_level(drop, NULL, cxt);
+		run_top_level(drop, NULL, NULL, cxt);
 	}
 }
 
