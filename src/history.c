@@ -191,6 +191,18 @@ mt_history_init(void)
 }
 
 /*
+ * The history is written, and apply() may need a background worker to
+ * record a failure: nothing of this works on a standby or in a read-only
+ * transaction, so say so first.
+ */
+static void
+check_writable(const char *funcname)
+{
+	PreventCommandIfReadOnly(funcname);
+	PreventCommandDuringRecovery(funcname);
+}
+
+/*
  * NULL and empty arguments are errors, not silent NULL results.
  */
 static void
@@ -519,6 +531,14 @@ static void
 preflight(List *statements, double *waited_ms)
 {
 	TimestampTz start = GetCurrentTimestamp();
+	MemoryContext pollcxt;
+	MemoryContext oldcxt;
+
+	/* what one look at the lock manager allocates, reset at each look */
+	pollcxt = AllocSetContextCreate(CurrentMemoryContext,
+									"migration_tools preflight",
+									ALLOCSET_SMALL_SIZES);
+	oldcxt = MemoryContextSwitchTo(pollcxt);
 
 	for (;;)
 	{
@@ -527,6 +547,7 @@ preflight(List *statements, double *waited_ms)
 		TimestampTz now;
 
 		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(pollcxt);
 		now = GetCurrentTimestamp();
 		foreach(lc, statements)
 		{
@@ -580,7 +601,6 @@ preflight(List *statements, double *waited_ms)
 										 c->pid)));
 					}
 				}
-				list_free_deep(conflicts);
 			}
 		}
 		if (!blocked)
@@ -589,6 +609,8 @@ preflight(List *statements, double *waited_ms)
 			break;
 		sleep_ms(PREFLIGHT_POLL_MS);
 	}
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(pollcxt);
 	*waited_ms += (double) (GetCurrentTimestamp() - start) / 1000.0;
 }
 
@@ -776,6 +798,7 @@ mt_apply(PG_FUNCTION_ARGS)
 	bool		runs_after_scheduled = false;
 	OwnerSwitch sw;
 
+	check_writable("apply()");
 	check_text_arg(fcinfo, 0, "version");
 	check_text_arg(fcinfo, 1, "up_sql");
 	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
@@ -1010,6 +1033,7 @@ mt_baseline(PG_FUNCTION_ARGS)
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	char	   *fingerprint;
 
+	check_writable("baseline()");
 	check_text_arg(fcinfo, 0, "version");
 	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	description = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
@@ -1166,6 +1190,7 @@ mt_rollback(PG_FUNCTION_ARGS)
 	char	   *version;
 	MigrationRow row;
 
+	check_writable("rollback()");
 	check_text_arg(fcinfo, 0, "version");
 	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
@@ -1199,6 +1224,7 @@ mt_rollback_to(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 	uint64		i;
 
+	check_writable("rollback_to()");
 	check_text_arg(fcinfo, 0, "version");
 	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
