@@ -375,6 +375,21 @@ check_row_writable(const char *version, MigrationRow *row)
 				 errhint("Retry the transaction.")));
 }
 
+/* errcontext of the parse of a script: which script of which migration */
+typedef struct ScriptContext
+{
+	const char *version;
+	const char *what;
+} ScriptContext;
+
+static void
+script_error_callback(void *arg)
+{
+	ScriptContext *sc = (ScriptContext *) arg;
+
+	errcontext("%s of migration \"%s\"", sc->what, sc->version);
+}
+
 /* Is rule listed in the allow array? */
 static bool
 rule_allowed(ArrayType *allow, const char *rule)
@@ -412,9 +427,19 @@ lint_or_refuse(const char *version, const char *up_sql, ArrayType *allow)
 	int			refused = 0;
 	const char *first_rule = NULL;
 
+	ScriptContext sc;
+	ErrorContextCallback callback;
+
 	if (threshold <= 0)
 		return;
+	sc.version = version;
+	sc.what = "up script";
+	callback.callback = script_error_callback;
+	callback.arg = &sc;
+	callback.previous = error_context_stack;
+	error_context_stack = &callback;
 	findings = mt_lint_script(up_sql);
+	error_context_stack = callback.previous;
 	initStringInfo(&detail);
 	foreach(lc, findings)
 	{
@@ -478,11 +503,23 @@ tag_is(MtStatementInfo *info, const char *tag)
 static List *
 runnable_statements(const char *version, const char *what, const char *sql)
 {
-	List	   *all = mt_analyze_script(sql);
+	List	   *all;
 	List	   *result = NIL;
 	ListCell   *lc;
-	int			n = list_length(all);
+	int			n;
 	bool		wrapped = false;
+	ScriptContext sc;
+	ErrorContextCallback callback;
+
+	sc.version = version;
+	sc.what = what;
+	callback.callback = script_error_callback;
+	callback.arg = &sc;
+	callback.previous = error_context_stack;
+	error_context_stack = &callback;
+	all = mt_analyze_script(sql);
+	error_context_stack = callback.previous;
+	n = list_length(all);
 
 	if (n >= 2)
 	{
@@ -672,6 +709,7 @@ run_attempt(List *statements, const char *version, int timeout_ms,
 						(errcode(ERRCODE_INTERNAL_ERROR),
 						 errmsg("could not run statement %d: %s",
 								info->statement, SPI_result_code_string(rc))));
+			SPI_freetuptable(SPI_tuptable);
 		}
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
