@@ -193,6 +193,11 @@ SELECT * FROM lr('CREATE TABLE lr_new (a int);
                   ALTER TABLE lr_new ADD COLUMN c1 bigint GENERATED ALWAYS AS (a * 2) STORED,
                                      ADD COLUMN c2 bigint GENERATED ALWAYS AS IDENTITY');
 
+-- table-rewrite: SET LOGGED/UNLOGGED, SET TABLESPACE, SET ACCESS METHOD
+SELECT * FROM lr('ALTER TABLE lr_big SET UNLOGGED');
+SELECT * FROM lr('ALTER TABLE lr_big SET TABLESPACE pg_default, SET ACCESS METHOD heap');
+SELECT * FROM lr('CREATE UNLOGGED TABLE lr_new (a int); ALTER TABLE lr_new SET LOGGED');
+
 -- add-exclusion-constraint
 SELECT * FROM lr('ALTER TABLE lr_big ADD CONSTRAINT lr_ex EXCLUDE USING btree (id WITH =)');
 SELECT * FROM lr('CREATE TABLE lr_new (a int, EXCLUDE USING btree (a WITH =))');

@@ -1311,6 +1311,21 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 								part.name, tf.name);
 					break;
 				}
+			case AT_SetLogged:
+			case AT_SetUnLogged:
+			case AT_SetAccessMethod:
+			case AT_SetTableSpace:
+				if (is_existing(&tf))
+					add_finding(st, "table-rewrite", MT_SEV_ERROR, &tf,
+								AlterTableGetLockLevel(list_make1(cmd)), true, tf.rows,
+								"Create a new table with the wanted properties, copy the rows in batches (migration_tools.run_batched()) while a trigger keeps it current, then swap the names in one short transaction; or use pg_repack.",
+								"%s copies the whole of %s under an ACCESS EXCLUSIVE lock",
+								cmd->subtype == AT_SetLogged ? "SET LOGGED" :
+								cmd->subtype == AT_SetUnLogged ? "SET UNLOGGED" :
+								cmd->subtype == AT_SetAccessMethod ? "SET ACCESS METHOD" :
+								"SET TABLESPACE",
+								tf.name);
+				break;
 			case AT_DetachPartition:
 				{
 					PartitionCmd *pc = (PartitionCmd *) cmd->def;
@@ -1636,10 +1651,27 @@ lint_statement(LintState *st, Node *stmt)
 	st->touches_existing = false;
 
 	if (info->needs_top_level && st->in_xact)
-		add_finding(st, "concurrently-in-transaction", MT_SEV_ERROR, NULL, NoLock, false, -1,
+	{
+		TableFacts	tf;
+		ListCell   *lc;
+
+		/* name the first existing relation it works on, if any */
+		memset(&tf, 0, sizeof(tf));
+		foreach(lc, info->locks)
+		{
+			MtLockTarget *t = (MtLockTarget *) lfirst(lc);
+
+			if (OidIsValid(t->relid))
+			{
+				tf.name = mt_relation_display_name(t->relid);
+				break;
+			}
+		}
+		add_finding(st, "concurrently-in-transaction", MT_SEV_ERROR, &tf, NoLock, false, -1,
 					"Run this statement outside BEGIN ... COMMIT, on its own (apply() schedules such statements to run after commit).",
 					"%s cannot run inside the transaction block opened by statement %d",
 					info->command_tag, st->xact_statement);
+	}
 
 	switch (nodeTag(stmt))
 	{
