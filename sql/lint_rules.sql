@@ -118,6 +118,13 @@ SELECT * FROM lr('CREATE UNIQUE INDEX CONCURRENTLY lr_uq_idx ON lr_big (note);
                   ALTER TABLE lr_big ADD CONSTRAINT lr_uq UNIQUE USING INDEX lr_uq_idx');
 SELECT * FROM lr('ALTER TABLE lr_part_2021 ADD PRIMARY KEY (id)');
 SELECT * FROM lr('ALTER TABLE lr_part_2021 ADD CONSTRAINT lr_pk PRIMARY KEY USING INDEX lr_pk_idx');
+-- USING INDEX on nullable columns: the server scans to set NOT NULL
+CREATE UNIQUE INDEX lr_big_id_flag ON lr_big (id, flag);
+SELECT * FROM lr('ALTER TABLE lr_big DROP CONSTRAINT lr_big_pkey, ADD CONSTRAINT lr_pk PRIMARY KEY USING INDEX lr_big_id_flag');
+SELECT * FROM lr('ALTER TABLE lr_big ADD CONSTRAINT lr_flag_nn CHECK (flag IS NOT NULL) NOT VALID;
+                  ALTER TABLE lr_big VALIDATE CONSTRAINT lr_flag_nn;
+                  ALTER TABLE lr_big DROP CONSTRAINT lr_big_pkey, ADD CONSTRAINT lr_pk PRIMARY KEY USING INDEX lr_big_id_flag');
+DROP INDEX lr_big_id_flag;
 SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN c1 bigint UNIQUE');
 
 -- vacuum-full, cluster

@@ -1122,6 +1122,58 @@ lint_add_column(LintState *st, const TableFacts *tf, AlterTableCmd *cmd)
 					col->colname, tf->name);
 }
 
+/*
+ * For ADD PRIMARY KEY USING INDEX: the first key column of the (existing)
+ * index that is nullable and not proven NOT NULL by a validated CHECK;
+ * the server must scan the table to set it NOT NULL.  NULL when there is
+ * none or the index is not in the catalog.
+ */
+static const char *
+pk_index_nullable_column(LintState *st, const TableFacts *tf, RangeVar *rv,
+						 const char *indexname)
+{
+	RangeVar   *irv;
+	Oid			indexoid;
+	HeapTuple	tup;
+	Form_pg_index ind;
+	const char *result = NULL;
+	int			i;
+
+	if (!OidIsValid(tf->relid) || indexname == NULL)
+		return NULL;
+	irv = makeRangeVar(get_namespace_name(get_rel_namespace(tf->relid)),
+					   pstrdup(indexname), -1);
+	indexoid = mt_lookup_relation(irv);
+	if (!OidIsValid(indexoid))
+		return NULL;
+	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexoid));
+	if (!HeapTupleIsValid(tup))
+		return NULL;
+	ind = (Form_pg_index) GETSTRUCT(tup);
+	for (i = 0; i < ind->indnkeyatts && result == NULL; i++)
+	{
+		AttrNumber	attnum = ind->indkey.values[i];
+		HeapTuple	atttup;
+		char	   *colname;
+		bool		notnull;
+
+		if (attnum <= 0)
+			continue;
+		atttup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(tf->relid),
+								 Int16GetDatum(attnum));
+		if (!HeapTupleIsValid(atttup))
+			continue;
+		notnull = ((Form_pg_attribute) GETSTRUCT(atttup))->attnotnull;
+		colname = pstrdup(NameStr(((Form_pg_attribute) GETSTRUCT(atttup))->attname));
+		ReleaseSysCache(atttup);
+		if (!notnull && !catalog_has_not_null_check(tf->relid, colname) &&
+			!script_has_not_null_check(st, rv, colname))
+			result = colname;
+	}
+	ReleaseSysCache(tup);
+	return result;
+}
+
 /* Rules of one ADD CONSTRAINT. */
 static void
 lint_add_constraint(LintState *st, const TableFacts *tf, RangeVar *rv,
@@ -1171,6 +1223,16 @@ lint_add_constraint(LintState *st, const TableFacts *tf, RangeVar *rv,
 							"Build the index first with CREATE UNIQUE INDEX CONCURRENTLY, make the key columns NOT NULL through validated CHECK (col IS NOT NULL) constraints, then ALTER TABLE ... ADD CONSTRAINT name PRIMARY KEY USING INDEX index_name.",
 							"adding a PRIMARY KEY to %s builds its index under an ACCESS EXCLUSIVE lock",
 							tf->name);
+			else
+			{
+				const char *col = pk_index_nullable_column(st, tf, rv, c->indexname);
+
+				if (col)
+					add_finding(st, "add-primary-key", MT_SEV_ERROR, tf, mode, false, tf->rows,
+								"Make the key columns NOT NULL first: CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT, SET NOT NULL; then ADD PRIMARY KEY USING INDEX.",
+								"adding a PRIMARY KEY using an index to %s scans the table under an ACCESS EXCLUSIVE lock to make column \"%s\" NOT NULL",
+								tf->name, col);
+			}
 			break;
 		case CONSTR_EXCLUSION:
 			add_finding(st, "add-exclusion-constraint", MT_SEV_ERROR, tf, mode, false, tf->rows,
