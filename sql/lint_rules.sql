@@ -102,6 +102,11 @@ SELECT * FROM lr('ALTER TABLE lr_big ALTER COLUMN amount TYPE numeric(12,2)');
 SELECT * FROM lr('ALTER TABLE lr_big ALTER COLUMN amount TYPE numeric');
 SELECT * FROM lr('ALTER TABLE lr_big ALTER COLUMN note TYPE varchar');
 
+-- ALTER TABLE on a view: nothing to scan or rewrite
+CREATE VIEW lr_view AS SELECT id, note FROM lr_big;
+SELECT * FROM lr('ALTER TABLE lr_view ADD COLUMN c1 int NOT NULL, ALTER COLUMN note SET NOT NULL');
+DROP VIEW lr_view;
+
 -- rename-column, rename-table
 SELECT * FROM lr('ALTER TABLE lr_big RENAME COLUMN note TO remark');
 SELECT * FROM lr('ALTER TABLE lr_big RENAME TO lr_large');

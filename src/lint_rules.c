@@ -1312,10 +1312,13 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 	TableFacts	tf;
 	ListCell   *lc;
 
-	if (stmt->objtype != OBJECT_TABLE && stmt->objtype != OBJECT_MATVIEW &&
-		stmt->objtype != OBJECT_FOREIGN_TABLE)
+	if (stmt->objtype != OBJECT_TABLE && stmt->objtype != OBJECT_MATVIEW)
 		return;
 	table_facts(st, stmt->relation, &tf);
+	/* views and foreign tables have no rows here to scan or rewrite */
+	if (tf.relkind != 0 && tf.relkind != RELKIND_RELATION &&
+		tf.relkind != RELKIND_PARTITIONED_TABLE && tf.relkind != RELKIND_MATVIEW)
+		return;
 
 	foreach(lc, stmt->cmds)
 	{
