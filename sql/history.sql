@@ -44,6 +44,14 @@ FROM migration_tools.migrations WHERE version = '001';
 SHOW lock_timeout;
 SHOW migration_tools.applying_version;
 
+-- While its statements run, the version is in migration_tools.applying_version
+-- (the DDL log and the guard read it).
+SELECT migration_tools.apply('001a', $m$DO $x$ BEGIN RAISE NOTICE 'applying %', current_setting('migration_tools.applying_version'); END $x$$m$);
+-- only a superuser can set it by hand
+SET ROLE migration_tools_admin;
+SET migration_tools.applying_version = 'fake';
+RESET ROLE;
+
 -- The same migration again: a no-op with a NOTICE, returning its state.
 SELECT migration_tools.apply('001',
     'ALTER TABLE hist_accounts ADD COLUMN name text; CREATE TABLE hist_plans (id bigint PRIMARY KEY, title text)');

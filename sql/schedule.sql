@@ -22,6 +22,11 @@ SET ROLE ddl_user;
 CREATE TABLE ddl_test.mine (x int);
 SELECT count(*) FROM migration_tools.ddl_log;
 RESET ROLE;
+-- inside apply() the version is recorded (apply sets this setting)
+BEGIN;
+SET LOCAL migration_tools.applying_version = '20240101_add_c';
+ALTER TABLE ddl_test.mine ADD COLUMN c int;
+COMMIT;
 SELECT event, command_tag, object_type, object_identity, schema_name,
        session_user_name = session_user AS by_session_user, current_user_name,
        migration_version, transaction_id IS NOT NULL AS has_txid

@@ -98,6 +98,7 @@ static char *mt_applying_version = NULL;
 typedef struct MigrationRow
 {
 	bool		found;
+	bool		visible;		/* also visible to the transaction snapshot */
 	char	   *state;
 	char	   *checksum;
 	char	   *down_sql;
@@ -327,10 +328,39 @@ read_migration(const char *version)
 		row.down_sql = SPI_getvalue(tup, desc, 3);
 		d = SPI_getbinval(tup, desc, 4, &isnull);
 		row.installed_rank = isnull ? 0 : DatumGetInt64(d);
+
+		/*
+		 * Can this transaction change the row?  Under REPEATABLE READ not
+		 * if it was committed after the transaction's snapshot was taken.
+		 */
+		row.visible = true;
+		if (IsolationUsesXactSnapshot())
+		{
+			if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT)
+				elog(ERROR, "could not read migration \"%s\"", version);
+			row.visible = (SPI_processed > 0);
+		}
 	}
 	SPI_freeplan(plan);
 	restore_caller(&sw);
 	return row;
+}
+
+/*
+ * A REPEATABLE READ (or SERIALIZABLE) transaction cannot replace a row that
+ * another transaction committed after its snapshot: say so before anything
+ * runs.
+ */
+static void
+check_row_writable(const char *version, MigrationRow *row)
+{
+	if (row->found && !row->visible)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to a concurrent change of migration \"%s\"",
+						version),
+				 errdetail("The migration's row was written by a transaction that committed after this transaction's snapshot was taken."),
+				 errhint("Retry the transaction.")));
 }
 
 /* Is rule listed in the allow array? */
@@ -786,6 +816,7 @@ mt_apply(PG_FUNCTION_ARGS)
 	}
 
 	/* Refuse before running anything. */
+	check_row_writable(version, &row);
 	lint_or_refuse(version, up_sql, allow);
 	statements = runnable_statements(version, "up script", up_sql);
 	if (down_sql != NULL)
@@ -996,6 +1027,7 @@ mt_baseline(PG_FUNCTION_ARGS)
 		PG_RETURN_TEXT_P(cstring_to_text(row.state));
 	}
 
+	check_row_writable(version, &row);
 	values[0] = CStringGetTextDatum(version);
 	values[1] = description ? CStringGetTextDatum(description) : (Datum) 0;
 	nulls[1] = description ? ' ' : 'n';
@@ -1056,6 +1088,7 @@ check_rollback(const char *version, MigrationRow *row)
 				 errmsg("migration \"%s\" has no down script", version),
 				 errdetail("It was applied without down_sql."),
 				 errhint("Write a new migration that undoes it instead.")));
+	check_row_writable(version, row);
 }
 
 /*

@@ -29,7 +29,15 @@ EXCEPTION WHEN duplicate_column THEN
 END
 $$;
 
-SELECT pg_sleep(1);  -- time for the worker to build the index
+-- Give the worker a moment to build the index.
+DO $$
+BEGIN
+    FOR i IN 1..100 LOOP
+        EXIT WHEN NOT EXISTS (SELECT FROM migration_tools.status WHERE state = 'scheduled');
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END
+$$;
 SELECT version, state, attempts, checksum_ok, pending_statements, error
 FROM migration_tools.status;
 
