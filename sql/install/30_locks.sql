@@ -66,3 +66,69 @@ AS 'MODULE_PATHNAME', 'mt_lock_waiters_of_sql'
 LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION migration_tools.lock_waiters_of(integer) IS
 'How many sessions wait right now on locks held by the session pid, and the longest of their waits so far';
+
+CREATE FUNCTION migration_tools._lock_waits(
+    OUT waiting_pid integer, OUT wait_started timestamptz,
+    OUT wait_duration interval, OUT locktype text, OUT mode text,
+    OUT database oid, OUT relation_oid oid, OUT relation regclass,
+    OUT page integer, OUT tuple smallint, OUT virtualxid text,
+    OUT transactionid xid, OUT classid oid, OUT objid oid,
+    OUT objsubid smallint, OUT blocking_pid integer,
+    OUT blocking_prepared_xid xid, OUT blocking_kind text,
+    OUT blocking_mode text, OUT depth integer,
+    OUT root_blocking_pid integer, OUT root_prepared_xid xid)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'mt_lock_waits_srf'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION migration_tools._lock_waits() IS
+'Every (waiting lock request, blocker) pair from one read of the lock manager (internal: see the lock_waits view)';
+
+CREATE VIEW migration_tools.lock_waits AS
+WITH activity AS MATERIALIZED (
+    SELECT pid, query, usename, state, xact_start, application_name
+    FROM pg_catalog.pg_stat_activity
+)
+SELECT w.waiting_pid,
+       wa.query AS waiting_query,
+       wa.usename AS waiting_role,
+       w.wait_started,
+       w.wait_duration,
+       w.locktype,
+       w.mode,
+       w.relation,
+       w.blocking_pid,
+       ba.query AS blocking_query,
+       CASE WHEN w.blocking_prepared_xid IS NOT NULL THEN 'prepared'
+            ELSE ba.state END AS blocking_state,
+       ba.xact_start AS blocking_xact_start,
+       w.blocking_mode,
+       w.depth,
+       w.root_blocking_pid,
+       w.blocking_kind,
+       wa.application_name AS waiting_application_name,
+       coalesce(ba.usename, bp.owner) AS blocking_role,
+       ba.application_name AS blocking_application_name,
+       w.blocking_prepared_xid,
+       bp.gid AS blocking_gid,
+       bp.prepared AS blocking_prepared_at,
+       w.root_prepared_xid,
+       rp.gid AS root_blocking_gid,
+       w.database,
+       w.relation_oid,
+       w.page,
+       w.tuple,
+       w.virtualxid,
+       w.transactionid,
+       w.classid,
+       w.objid,
+       w.objsubid,
+       CASE WHEN w.locktype = 'advisory' AND w.objsubid = 1
+            THEN (w.classid::bigint << 32) | w.objid::bigint END AS advisory_key
+FROM migration_tools._lock_waits() w
+LEFT JOIN activity wa ON wa.pid = w.waiting_pid
+LEFT JOIN activity ba ON ba.pid = w.blocking_pid
+LEFT JOIN pg_catalog.pg_prepared_xacts bp ON bp.transaction = w.blocking_prepared_xid
+LEFT JOIN pg_catalog.pg_prepared_xacts rp ON rp.transaction = w.root_prepared_xid;
+COMMENT ON VIEW migration_tools.lock_waits IS
+'Who waits for whom: one row per (waiting lock request, blocker), hard (holds a conflicting lock) or soft (queued ahead), with the chain depth and root blocker';
+GRANT SELECT ON migration_tools.lock_waits TO PUBLIC;
