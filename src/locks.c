@@ -23,8 +23,9 @@
  *
  * Parallel workers are folded into their leader (leaderPid): a session is
  * its lock group.  Prepared transactions hold their locks through a dummy
- * PGPROC with pid 0; its lxid is the prepared transaction's xid, which is
- * how we tell them apart and how SQL finds their gid in pg_prepared_xacts.
+ * PGPROC with pid 0, which keeps the virtual transaction id of the session
+ * that prepared it and holds the lock on the transaction's xid: that is how
+ * we tell them apart, and how SQL finds their gid in pg_prepared_xacts.
  *
  * The chains (depth, root blocker) are computed over the waits-for graph
  * by a breadth-first walk from the root blockers, so cycles (a deadlock not
@@ -149,6 +150,67 @@ my_leader_pid(void)
 	return MyProcPid;
 }
 
+/*
+ * Prepared transactions of the last snapshot read: their dummy PGPROC keeps
+ * the virtual transaction id of the session that prepared them, and holds
+ * the ExclusiveLock on their xid, which is how SQL finds them in
+ * pg_prepared_xacts.
+ */
+typedef struct MtPrepared
+{
+	BackendId	backend;
+	LocalTransactionId lxid;
+	TransactionId xid;
+} MtPrepared;
+
+static MtPrepared *mt_prepared = NULL;
+static int	mt_nprepared = 0;
+
+/*
+ * Read the lock manager: GetLockStatusData(), plus the xids of the prepared
+ * transactions found in it.
+ */
+static LockData *
+read_lock_status(void)
+{
+	LockData   *data = GetLockStatusData();
+	int			i;
+	int			j;
+
+	mt_prepared = NULL;
+	mt_nprepared = 0;
+	for (i = 0; i < data->nelements; i++)
+	{
+		LockInstanceData *inst = &data->locks[i];
+		TransactionId xid;
+
+		if (inst->pid != 0 ||
+			inst->locktag.locktag_type != LOCKTAG_TRANSACTION ||
+			(inst->holdMask & LOCKBIT_ON(ExclusiveLock)) == 0)
+			continue;
+		xid = (TransactionId) inst->locktag.locktag_field1;
+		if (mt_prepared == NULL)
+			mt_prepared = palloc(sizeof(MtPrepared) * data->nelements);
+		for (j = 0; j < mt_nprepared; j++)
+		{
+			if (mt_prepared[j].backend == inst->backend &&
+				mt_prepared[j].lxid == inst->lxid)
+				break;
+		}
+		if (j == mt_nprepared)
+		{
+			mt_prepared[j].backend = inst->backend;
+			mt_prepared[j].lxid = inst->lxid;
+			mt_prepared[j].xid = xid;
+			mt_nprepared++;
+		}
+		/* subtransactions' xids follow their top transaction's */
+		else if (TransactionIdPrecedes(xid, mt_prepared[j].xid))
+			mt_prepared[j].xid = xid;
+	}
+	return data;
+}
+
 /* Who holds the lock instance: its session, or its prepared transaction. */
 static MtHolder
 instance_holder(const LockInstanceData *inst)
@@ -157,9 +219,17 @@ instance_holder(const LockInstanceData *inst)
 
 	if (inst->pid == 0)
 	{
-		/* dummy PGPROC of a prepared transaction: lxid is its xid */
+		int			j;
+
+		/* dummy PGPROC of a prepared transaction */
 		h.pid = 0;
-		h.xid = (TransactionId) inst->lxid;
+		h.xid = InvalidTransactionId;
+		for (j = 0; j < mt_nprepared; j++)
+		{
+			if (mt_prepared[j].backend == inst->backend &&
+				mt_prepared[j].lxid == inst->lxid)
+				h.xid = mt_prepared[j].xid;
+		}
 	}
 	else
 	{
@@ -361,7 +431,7 @@ mt_lock_conflicts(Oid dboid, Oid relid, LOCKMODE mode)
 	SET_LOCKTAG_RELATION(tag, dboid, relid);
 	conflicts = conflict_mask(&tag, mode);
 
-	data = GetLockStatusData();
+	data = read_lock_status();
 
 	for (i = 0; i < data->nelements; i++)
 	{
@@ -494,7 +564,7 @@ mt_lock_conflicts_srf(PG_FUNCTION_ARGS)
 int
 mt_lock_waiters_of(int pid, double *longest_wait_ms)
 {
-	LockData   *data = GetLockStatusData();
+	LockData   *data = read_lock_status();
 	TimestampTz now = GetCurrentTimestamp();
 	int		   *idx = sorted_instances(data);
 	TimestampTz oldest = 0;
@@ -832,7 +902,7 @@ collect_lock_waits(void)
 	int		   *idx;
 	int			start;
 
-	w->data = GetLockStatusData();
+	w->data = read_lock_status();
 	w->taken_at = GetCurrentTimestamp();
 	idx = sorted_instances(w->data);
 	w->requests = palloc(sizeof(MtRequest) * Max(w->data->nelements, 1));

@@ -132,3 +132,108 @@ LEFT JOIN pg_catalog.pg_prepared_xacts rp ON rp.transaction = w.root_prepared_xi
 COMMENT ON VIEW migration_tools.lock_waits IS
 'Who waits for whom: one row per (waiting lock request, blocker), hard (holds a conflicting lock) or soft (queued ahead), with the chain depth and root blocker';
 GRANT SELECT ON migration_tools.lock_waits TO PUBLIC;
+
+CREATE FUNCTION migration_tools.lock_tree()
+RETURNS SETOF text
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE w AS MATERIALIZED (
+        SELECT l.*,
+               coalesce(l.blocking_pid::text, 'xid ' || l.blocking_prepared_xid::text) AS blocker_key,
+               coalesce(to_char(l.wait_started AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS'), '99999999999999999999')
+                   || lpad(l.waiting_pid::text, 10, '0') AS sort_key
+        FROM migration_tools.lock_waits l
+    ),
+    -- each waiter is drawn once, under the blocker on its shortest chain;
+    -- its other blockers are listed on its line
+    parent AS (
+        SELECT DISTINCT ON (waiting_pid) *
+        FROM w
+        WHERE depth IS NOT NULL
+        ORDER BY waiting_pid, depth, blocking_kind, blocker_key
+    ),
+    others AS (
+        SELECT w.waiting_pid,
+               string_agg(format('%s (%s, %s)',
+                                 CASE WHEN w.blocking_pid IS NULL THEN 'prepared ' || w.blocker_key
+                                      ELSE 'pid ' || w.blocking_pid END,
+                                 w.blocking_kind, w.blocking_mode),
+                          ', ' ORDER BY w.blocking_kind, w.blocker_key) AS also
+        FROM w JOIN parent p USING (waiting_pid)
+        WHERE w.blocker_key <> p.blocker_key
+        GROUP BY w.waiting_pid
+    ),
+    roots AS (
+        SELECT DISTINCT ON (blocker_key)
+               blocker_key AS node,
+               coalesce(to_char(blocking_xact_start AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS'), '99999999999999999999')
+                   || lpad(coalesce(blocking_pid, 0)::text, 10, '0') AS sort_key,
+               CASE WHEN blocking_pid IS NULL THEN
+                   format('prepared transaction %s (%s, %s), prepared %s ago',
+                          coalesce(quote_literal(blocking_gid), '?'), blocker_key,
+                          coalesce(blocking_role::text, '?'),
+                          coalesce(date_trunc('second', clock_timestamp() - blocking_prepared_at)::text, '?'))
+               ELSE
+                   format('pid %s%s (%s) %s%s: %s',
+                          blocking_pid,
+                          CASE WHEN coalesce(blocking_application_name, '') <> ''
+                               THEN format(' [%s]', blocking_application_name) ELSE '' END,
+                          coalesce(blocking_role::text, '?'),
+                          coalesce(blocking_state, '?'),
+                          CASE WHEN blocking_xact_start IS NOT NULL
+                               THEN format(', xact %s', date_trunc('second', clock_timestamp() - blocking_xact_start))
+                               ELSE '' END,
+                          coalesce(blocking_query, '?'))
+               END AS line
+        FROM w
+        WHERE depth = 1
+        ORDER BY blocker_key
+    ),
+    tree(node, path, sort_path, level, line) AS (
+        SELECT node, ARRAY[node], ARRAY[sort_key], 0, line
+        FROM roots
+        UNION ALL
+        SELECT p.waiting_pid::text, t.path || p.waiting_pid::text,
+               t.sort_path || p.sort_key, t.level + 1,
+               format('pid %s%s (%s) waits %s for %s on %s (%s, behind %s)%s: %s',
+                      p.waiting_pid,
+                      CASE WHEN coalesce(p.waiting_application_name, '') <> ''
+                           THEN format(' [%s]', p.waiting_application_name) ELSE '' END,
+                      coalesce(p.waiting_role::text, '?'),
+                      coalesce(date_trunc('second', p.wait_duration)::text, '?'),
+                      p.mode,
+                      CASE p.locktype
+                          WHEN 'relation' THEN 'relation ' || coalesce(p.relation::text, p.database || '/' || p.relation_oid)
+                          WHEN 'tuple' THEN format('tuple (%s,%s) of %s', p.page, p.tuple,
+                                                   coalesce(p.relation::text, p.database || '/' || p.relation_oid))
+                          WHEN 'transactionid' THEN 'transaction ' || p.transactionid
+                          WHEN 'virtualxid' THEN 'virtual transaction ' || p.virtualxid
+                          WHEN 'advisory' THEN 'advisory lock ' ||
+                               coalesce(p.advisory_key::text, p.classid || ',' || p.objid)
+                          WHEN 'object' THEN format('object %s/%s/%s', p.classid, p.objid, p.objsubid)
+                          ELSE p.locktype END,
+                      p.blocking_kind,
+                      p.blocking_mode,
+                      coalesce(', also behind ' || o.also, ''),
+                      coalesce(p.waiting_query, '?'))
+        FROM tree t
+        JOIN parent p ON p.blocker_key = t.node
+        LEFT JOIN others o ON o.waiting_pid = p.waiting_pid
+        WHERE NOT p.waiting_pid::text = ANY (t.path)
+    )
+    SELECT line FROM (
+        SELECT 0 AS part, sort_path, repeat('    ', level) || line AS line
+        FROM tree
+        UNION ALL
+        -- waits in a cycle that leads to no root: a deadlock not yet detected
+        SELECT 1, ARRAY[sort_key],
+               format('pid %s waits for %s (%s, behind %s) in a cycle: deadlock pending detection',
+                      waiting_pid, blocker_key, blocking_kind, blocking_mode)
+        FROM w
+        WHERE depth IS NULL
+    ) s
+    ORDER BY part, sort_path
+$$;
+COMMENT ON FUNCTION migration_tools.lock_tree() IS
+'The blocking forest as indented text: each root blocker with its state, transaction age and query, and under it what waits for it';
