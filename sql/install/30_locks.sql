@@ -133,6 +133,20 @@ COMMENT ON VIEW migration_tools.lock_waits IS
 'Who waits for whom: one row per (waiting lock request, blocker), hard (holds a conflicting lock) or soft (queued ahead), with the chain depth and root blocker';
 GRANT SELECT ON migration_tools.lock_waits TO PUBLIC;
 
+CREATE FUNCTION migration_tools._lock_age(age interval)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN e >= 86400 THEN floor(e / 86400)::bigint || 'd ' ELSE '' END
+           || lpad((floor(e / 3600)::bigint % 24)::text, 2, '0') || ':'
+           || lpad((floor(e / 60)::bigint % 60)::text, 2, '0') || ':'
+           || lpad((floor(e)::bigint % 60)::text, 2, '0')
+    FROM (SELECT greatest(extract(epoch FROM age), 0) AS e) s
+$$;
+COMMENT ON FUNCTION migration_tools._lock_age(interval) IS
+'An age as [Nd ]HH:MM:SS whatever IntervalStyle is (internal: used by lock_tree)';
+
 CREATE FUNCTION migration_tools.lock_tree()
 RETURNS SETOF text
 LANGUAGE sql VOLATILE
@@ -155,10 +169,12 @@ AS $$
     ),
     others AS (
         SELECT w.waiting_pid,
-               string_agg(format('%s (%s, %s)',
+               string_agg(format('%s (%s: %s %s)',
                                  CASE WHEN w.blocking_pid IS NULL THEN 'prepared ' || w.blocker_key
                                       ELSE 'pid ' || w.blocking_pid END,
-                                 w.blocking_kind, w.blocking_mode),
+                                 w.blocking_kind,
+                                 CASE w.blocking_kind WHEN 'hard' THEN 'holds' ELSE 'queued ahead for' END,
+                                 w.blocking_mode),
                           ', ' ORDER BY w.blocking_kind, w.blocker_key) AS also
         FROM w JOIN parent p USING (waiting_pid)
         WHERE w.blocker_key <> p.blocker_key
@@ -170,23 +186,29 @@ AS $$
                coalesce(to_char(blocking_xact_start AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS'), '99999999999999999999')
                    || lpad(coalesce(blocking_pid, 0)::text, 10, '0') AS sort_key,
                CASE WHEN blocking_pid IS NULL THEN
-                   format('prepared transaction %s (%s, %s), prepared %s ago',
+                   format('prepared transaction %s (%s, %s), prepared %s ago, blocks %s',
                           coalesce(quote_literal(blocking_gid), '?'), blocker_key,
                           coalesce(blocking_role::text, '?'),
-                          coalesce(date_trunc('second', clock_timestamp() - blocking_prepared_at)::text, '?'))
+                          coalesce(migration_tools._lock_age(clock_timestamp() - blocking_prepared_at), '?'),
+                          blocks)
                ELSE
-                   format('pid %s%s (%s) %s%s: %s',
+                   format('pid %s%s (%s) %s%s, blocks %s: %s',
                           blocking_pid,
                           CASE WHEN coalesce(blocking_application_name, '') <> ''
                                THEN format(' [%s]', blocking_application_name) ELSE '' END,
                           coalesce(blocking_role::text, '?'),
                           coalesce(blocking_state, '?'),
                           CASE WHEN blocking_xact_start IS NOT NULL
-                               THEN format(', xact %s', date_trunc('second', clock_timestamp() - blocking_xact_start))
+                               THEN format(', xact %s', migration_tools._lock_age(clock_timestamp() - blocking_xact_start))
                                ELSE '' END,
+                          blocks,
                           coalesce(blocking_query, '?'))
                END AS line
-        FROM w
+        FROM (SELECT w.*,
+                     CASE c.n WHEN 1 THEN '1 session' ELSE c.n || ' sessions' END AS blocks
+              FROM w
+              JOIN (SELECT blocker_key, count(DISTINCT waiting_pid) AS n
+                    FROM w GROUP BY blocker_key) c USING (blocker_key)) w
         WHERE depth = 1
         ORDER BY blocker_key
     ),
@@ -196,12 +218,12 @@ AS $$
         UNION ALL
         SELECT p.waiting_pid::text, t.path || p.waiting_pid::text,
                t.sort_path || p.sort_key, t.level + 1,
-               format('pid %s%s (%s) waits %s for %s on %s (%s, behind %s)%s: %s',
+               format('pid %s%s (%s) waits %s for %s on %s (%s: %s %s)%s: %s',
                       p.waiting_pid,
                       CASE WHEN coalesce(p.waiting_application_name, '') <> ''
                            THEN format(' [%s]', p.waiting_application_name) ELSE '' END,
                       coalesce(p.waiting_role::text, '?'),
-                      coalesce(date_trunc('second', p.wait_duration)::text, '?'),
+                      coalesce(migration_tools._lock_age(p.wait_duration), '?'),
                       p.mode,
                       CASE p.locktype
                           WHEN 'relation' THEN 'relation ' || coalesce(p.relation::text, p.database || '/' || p.relation_oid)
@@ -214,8 +236,9 @@ AS $$
                           WHEN 'object' THEN format('object %s/%s/%s', p.classid, p.objid, p.objsubid)
                           ELSE p.locktype END,
                       p.blocking_kind,
+                      CASE p.blocking_kind WHEN 'hard' THEN 'holds' ELSE 'queued ahead for' END,
                       p.blocking_mode,
-                      coalesce(', also behind ' || o.also, ''),
+                      coalesce(', also blocked by ' || o.also, ''),
                       coalesce(p.waiting_query, '?'))
         FROM tree t
         JOIN parent p ON p.blocker_key = t.node
@@ -228,8 +251,12 @@ AS $$
         UNION ALL
         -- waits in a cycle that leads to no root: a deadlock not yet detected
         SELECT 1, ARRAY[sort_key],
-               format('pid %s waits for %s (%s, behind %s) in a cycle: deadlock pending detection',
-                      waiting_pid, blocker_key, blocking_kind, blocking_mode)
+               format('pid %s waits for %s %s (%s: %s %s) in a cycle: deadlock pending detection',
+                      waiting_pid,
+                      CASE WHEN blocking_pid IS NULL THEN 'prepared' ELSE 'pid' END, blocker_key,
+                      blocking_kind,
+                      CASE blocking_kind WHEN 'hard' THEN 'holds' ELSE 'queued ahead for' END,
+                      blocking_mode)
         FROM w
         WHERE depth IS NULL
     ) s
