@@ -22,8 +22,11 @@
  */
 extern bool mt_history_run_scheduled(TimestampTz *next_due);
 
-/* GUCs of scheduled statements, from _PG_init.  (schedule.c) */
+/* GUCs of scheduled statements and the DDL log, from _PG_init.  (schedule.c) */
 extern void mt_schedule_init(void);
+
+/* migration_tools.ddl_log: record DDL in migration_tools.ddl_log */
+extern bool mt_ddl_log_enabled;
 
 /*
  * A fingerprint of the schema of the current database: a JSON object
