@@ -210,6 +210,10 @@ SELECT migration_tools.baseline(NULL);
 SELECT migration_tools.baseline('');
 SELECT migration_tools.rollback(NULL);
 SELECT migration_tools.rollback_to('');
+-- Nothing is written in a read-only transaction (nor on a standby).
+BEGIN READ ONLY;
+SELECT migration_tools.apply('011', 'SELECT 1');
+ROLLBACK;
 
 -- Privileges: status is readable by everyone, the tables are not; the
 -- functions are for migration_tools_admin.  apply() runs the script with

@@ -257,6 +257,8 @@ mt_backfill_run_next(TimestampTz *next_due)
 static void
 run_job(int64 job_id)
 {
+	MemoryContext oldcxt = CurrentMemoryContext;
+
 	if (step_cxt == NULL)
 		step_cxt = AllocSetContextCreate(TopMemoryContext,
 										 "migration_tools backfill step",
@@ -273,8 +275,14 @@ run_job(int64 job_id)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
+		/*
+		 * Whatever a step allocates outside its transactions (error data,
+		 * statement text) goes to the step context, reset here.
+		 */
+		MemoryContextSwitchTo(step_cxt);
 		MemoryContextReset(step_cxt);
 		step = run_step(job_id, &sleep_ms);
+		MemoryContextSwitchTo(step_cxt);
 		if (step == STEP_STOP)
 			break;
 		if (sleep_ms > 0)
@@ -285,6 +293,7 @@ run_job(int64 job_id)
 			ResetLatch(MyLatch);
 		}
 	}
+	MemoryContextSwitchTo(oldcxt);
 	MemoryContextReset(step_cxt);
 }
 
@@ -535,7 +544,7 @@ plan_job(MtJob *job)
 		bool		isnull;
 		Datum		d;
 
-		if (SPI_execute_with_args("SELECT sum(c.reltuples) FROM pg_catalog.pg_partition_tree($1) t "
+		if (SPI_execute_with_args("SELECT pg_catalog.sum(c.reltuples)::pg_catalog.float8 FROM pg_catalog.pg_partition_tree($1) t "
 								  "JOIN pg_catalog.pg_class c ON c.oid = t.relid "
 								  "WHERE t.isleaf AND c.reltuples > 0",
 								  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
@@ -740,6 +749,9 @@ next_batch_size(MtJob *job, int32 n, double ms_per_row)
 		want = (double) n * 2;
 	want = Max(want, (double) n / 2);
 	want = Min(want, (double) n * 2);
+	/* and never so large that it is predicted to reach its statement timeout */
+	if (ms_per_row > 0 && mt_batch_timeout_factor > 0)
+		want = Min(want, Max(job->target_ms * mt_batch_timeout_factor, 1000.0) / 2 / ms_per_row);
 	want = Min(want, (double) cap);
 	want = Min(want, (double) mt_max_batch_size);
 	return (int32) Max(want, 1.0);
@@ -1021,6 +1033,7 @@ run_step(int64 job_id, long *sleep_ms)
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		MemoryContextSwitchTo(cxt);
 		pgstat_report_activity(STATE_IDLE, NULL);
 		result = record_failure(job_id, edata, sleep_ms);
 		FreeErrorData(edata);

@@ -191,6 +191,18 @@ mt_history_init(void)
 }
 
 /*
+ * The history is written, and apply() may need a background worker to
+ * record a failure: nothing of this works on a standby or in a read-only
+ * transaction, so say so first.
+ */
+static void
+check_writable(const char *funcname)
+{
+	PreventCommandIfReadOnly(funcname);
+	PreventCommandDuringRecovery(funcname);
+}
+
+/*
  * NULL and empty arguments are errors, not silent NULL results.
  */
 static void
@@ -363,6 +375,21 @@ check_row_writable(const char *version, MigrationRow *row)
 				 errhint("Retry the transaction.")));
 }
 
+/* errcontext of the parse of a script: which script of which migration */
+typedef struct ScriptContext
+{
+	const char *version;
+	const char *what;
+} ScriptContext;
+
+static void
+script_error_callback(void *arg)
+{
+	ScriptContext *sc = (ScriptContext *) arg;
+
+	errcontext("%s of migration \"%s\"", sc->what, sc->version);
+}
+
 /* Is rule listed in the allow array? */
 static bool
 rule_allowed(ArrayType *allow, const char *rule)
@@ -400,9 +427,19 @@ lint_or_refuse(const char *version, const char *up_sql, ArrayType *allow)
 	int			refused = 0;
 	const char *first_rule = NULL;
 
+	ScriptContext sc;
+	ErrorContextCallback callback;
+
 	if (threshold <= 0)
 		return;
+	sc.version = version;
+	sc.what = "up script";
+	callback.callback = script_error_callback;
+	callback.arg = &sc;
+	callback.previous = error_context_stack;
+	error_context_stack = &callback;
 	findings = mt_lint_script(up_sql);
+	error_context_stack = callback.previous;
 	initStringInfo(&detail);
 	foreach(lc, findings)
 	{
@@ -466,11 +503,23 @@ tag_is(MtStatementInfo *info, const char *tag)
 static List *
 runnable_statements(const char *version, const char *what, const char *sql)
 {
-	List	   *all = mt_analyze_script(sql);
+	List	   *all;
 	List	   *result = NIL;
 	ListCell   *lc;
-	int			n = list_length(all);
+	int			n;
 	bool		wrapped = false;
+	ScriptContext sc;
+	ErrorContextCallback callback;
+
+	sc.version = version;
+	sc.what = what;
+	callback.callback = script_error_callback;
+	callback.arg = &sc;
+	callback.previous = error_context_stack;
+	error_context_stack = &callback;
+	all = mt_analyze_script(sql);
+	error_context_stack = callback.previous;
+	n = list_length(all);
 
 	if (n >= 2)
 	{
@@ -519,6 +568,14 @@ static void
 preflight(List *statements, double *waited_ms)
 {
 	TimestampTz start = GetCurrentTimestamp();
+	MemoryContext pollcxt;
+	MemoryContext oldcxt;
+
+	/* what one look at the lock manager allocates, reset at each look */
+	pollcxt = AllocSetContextCreate(CurrentMemoryContext,
+									"migration_tools preflight",
+									ALLOCSET_SMALL_SIZES);
+	oldcxt = MemoryContextSwitchTo(pollcxt);
 
 	for (;;)
 	{
@@ -527,6 +584,7 @@ preflight(List *statements, double *waited_ms)
 		TimestampTz now;
 
 		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(pollcxt);
 		now = GetCurrentTimestamp();
 		foreach(lc, statements)
 		{
@@ -580,7 +638,6 @@ preflight(List *statements, double *waited_ms)
 										 c->pid)));
 					}
 				}
-				list_free_deep(conflicts);
 			}
 		}
 		if (!blocked)
@@ -589,6 +646,8 @@ preflight(List *statements, double *waited_ms)
 			break;
 		sleep_ms(PREFLIGHT_POLL_MS);
 	}
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(pollcxt);
 	*waited_ms += (double) (GetCurrentTimestamp() - start) / 1000.0;
 }
 
@@ -650,6 +709,7 @@ run_attempt(List *statements, const char *version, int timeout_ms,
 						(errcode(ERRCODE_INTERNAL_ERROR),
 						 errmsg("could not run statement %d: %s",
 								info->statement, SPI_result_code_string(rc))));
+			SPI_freetuptable(SPI_tuptable);
 		}
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
@@ -776,6 +836,7 @@ mt_apply(PG_FUNCTION_ARGS)
 	bool		runs_after_scheduled = false;
 	OwnerSwitch sw;
 
+	check_writable("apply()");
 	check_text_arg(fcinfo, 0, "version");
 	check_text_arg(fcinfo, 1, "up_sql");
 	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
@@ -1010,6 +1071,7 @@ mt_baseline(PG_FUNCTION_ARGS)
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	char	   *fingerprint;
 
+	check_writable("baseline()");
 	check_text_arg(fcinfo, 0, "version");
 	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	description = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
@@ -1166,6 +1228,7 @@ mt_rollback(PG_FUNCTION_ARGS)
 	char	   *version;
 	MigrationRow row;
 
+	check_writable("rollback()");
 	check_text_arg(fcinfo, 0, "version");
 	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
@@ -1199,6 +1262,7 @@ mt_rollback_to(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 	uint64		i;
 
+	check_writable("rollback_to()");
 	check_text_arg(fcinfo, 0, "version");
 	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
