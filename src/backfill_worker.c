@@ -410,7 +410,14 @@ load_job(int64 job_id)
 #undef COL
 #undef STR
 
-	/* the relation is always on the primary key when not by ctid */
+	/* the table may have been renamed or moved since the job was queued */
+	if (get_rel_name(job->relid) != NULL)
+	{
+		old = MemoryContextSwitchTo(step_cxt);
+		job->js.relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(job->relid)),
+													 get_rel_name(job->relid));
+		MemoryContextSwitchTo(old);
+	}
 	job->js.only = get_rel_relkind(job->relid) == RELKIND_RELATION;
 	return job;
 }
@@ -525,7 +532,7 @@ plan_job(MtJob *job)
 			tvalues[1] = PointerGetDatum(&hi);
 			if (SPI_execute_with_args(psprintf("SELECT pg_catalog.count(*) FROM ONLY %s "
 											   "WHERE ctid >= $1 AND ctid < $2",
-											   job->relation_name),
+											   job->js.relname),
 									  2, ttypes, tvalues, NULL, true, 1) != SPI_OK_SELECT)
 				elog(ERROR, "could not sample relation");
 			density = (double) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
