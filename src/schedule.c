@@ -73,6 +73,9 @@
 
 #define MT_SCHEDULED_KIND	"scheduled"
 
+/* search_path of the worker's own queries, which run as a superuser */
+#define MT_SAFE_SEARCH_PATH	"pg_catalog, pg_temp"
+
 /* GUCs */
 static int	mt_scheduled_retries = 3;
 static int	mt_scheduled_lock_timeout = 0;
@@ -106,6 +109,7 @@ static ScheduledStatement *claim_next(MemoryContext cxt, TimestampTz *next_due);
 static void run_top_level(const char *sql, const char *run_as, const char *version,
 						  MemoryContext cxt);
 static void set_applying_version(const char *version);
+static void restore_worker_state(Oid userid, int sec_context, const char *lock_timeout);
 static void find_index_target(const char *sql, IndexTarget *target);
 static List *invalid_indexes(Oid tableid, MemoryContext cxt);
 static void drop_invalid_indexes(IndexTarget *target, bool only_known_names,
@@ -162,6 +166,8 @@ mt_history_run_scheduled(TimestampTz *next_due)
 	volatile bool target_known = false;
 	Oid			worker_userid;
 	int			worker_sec_context;
+	char	   *save_path;
+	char	   *save_timeout;
 
 	/*
 	 * Aborting a transaction that a statement started as its role
@@ -175,9 +181,19 @@ mt_history_run_scheduled(TimestampTz *next_due)
 								ALLOCSET_DEFAULT_SIZES);
 	oldcxt = MemoryContextSwitchTo(cxt);
 
+	/*
+	 * Our own queries run as a superuser: nothing a database owner can
+	 * put in the search_path may be looked up by them.  User statements
+	 * get the database's default back (run_top_level).
+	 */
+	save_path = pstrdup(GetConfigOption("search_path", false, false));
+	save_timeout = pstrdup(GetConfigOption("lock_timeout", false, false));
+	SetConfigOption("search_path", MT_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
+
 	st = claim_next(cxt, next_due);
 	if (st == NULL)
 	{
+		SetConfigOption("search_path", save_path, PGC_SUSET, PGC_S_SESSION);
 		MemoryContextSwitchTo(oldcxt);
 		MemoryContextDelete(cxt);
 		return false;
@@ -192,7 +208,11 @@ mt_history_run_scheduled(TimestampTz *next_due)
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		MemoryContextSwitchTo(cxt);
+		/* names in the statement resolve as when it runs */
+		SetConfigOption("search_path", GetConfigOptionResetString("search_path"),
+						PGC_SUSET, PGC_S_SESSION);
 		find_index_target(st->sql, target);
+		SetConfigOption("search_path", MT_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
 		MemoryContextSwitchTo(cxt);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -225,7 +245,7 @@ mt_history_run_scheduled(TimestampTz *next_due)
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
-		SetUserIdAndSecContext(worker_userid, worker_sec_context);
+		restore_worker_state(worker_userid, worker_sec_context, save_timeout);
 		pgstat_report_activity(STATE_IDLE, NULL);
 	}
 	PG_END_TRY();
@@ -251,7 +271,7 @@ mt_history_run_scheduled(TimestampTz *next_due)
 				EmitErrorReport();
 				FlushErrorState();
 				AbortCurrentTransaction();
-				SetUserIdAndSecContext(worker_userid, worker_sec_context);
+				restore_worker_state(worker_userid, worker_sec_context, save_timeout);
 			}
 			PG_END_TRY();
 		}
@@ -259,6 +279,7 @@ mt_history_run_scheduled(TimestampTz *next_due)
 	}
 
 	mt_worker_set_current(NULL, 0, InvalidOid);
+	SetConfigOption("search_path", save_path, PGC_SUSET, PGC_S_SESSION);
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextDelete(cxt);
 	return true;
@@ -388,6 +409,9 @@ run_top_level(const char *sql, const char *run_as, const char *version,
 	snprintf(timeout, sizeof(timeout), "%d", mt_scheduled_lock_timeout);
 	SetConfigOption("lock_timeout", timeout, PGC_SUSET, PGC_S_SESSION);
 	set_applying_version(version);
+	if (run_as != NULL)
+		SetConfigOption("search_path", GetConfigOptionResetString("search_path"),
+						PGC_SUSET, PGC_S_SESSION);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -464,6 +488,7 @@ run_top_level(const char *sql, const char *run_as, const char *version,
 	{
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 		SetConfigOption("lock_timeout", save_timeout, PGC_SUSET, PGC_S_SESSION);
+		SetConfigOption("search_path", MT_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
 		set_applying_version(NULL);
 		debug_query_string = NULL;
 		PG_RE_THROW();
@@ -472,10 +497,27 @@ run_top_level(const char *sql, const char *run_as, const char *version,
 
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	SetConfigOption("lock_timeout", save_timeout, PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("search_path", MT_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
 	set_applying_version(NULL);
 	debug_query_string = NULL;
 	pgstat_report_activity(STATE_IDLE, NULL);
 	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * After aborting a statement's transaction: aborting gives back the role
+ * and the settings of when that transaction started, which may be the
+ * statement's (a concurrent build commits and starts transactions
+ * internally).  Put the worker's own back, outside any transaction so that
+ * they stay.
+ */
+static void
+restore_worker_state(Oid userid, int sec_context, const char *lock_timeout)
+{
+	SetUserIdAndSecContext(userid, sec_context);
+	SetConfigOption("search_path", MT_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("lock_timeout", lock_timeout, PGC_SUSET, PGC_S_SESSION);
+	set_applying_version(NULL);
 }
 
 /*
