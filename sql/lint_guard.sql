@@ -40,8 +40,24 @@ CREATE INDEX ON lg_temp (a);
 ALTER TABLE lg_temp ALTER COLUMN a SET NOT NULL;
 -- but not once committed
 CREATE INDEX ON lg_new (a);
+-- statements whose inner query the server has already analysed
+CREATE TABLE lg_copy AS SELECT * FROM lg WHERE a > 50;
+EXPLAIN (ANALYZE, COSTS off, TIMING off, SUMMARY off) CREATE TABLE lg_copy2 AS SELECT * FROM lg;
+CREATE INDEX ON lg_copy (a);
+DROP TABLE lg_copy, lg_copy2;
 -- statements run from functions are guarded too
 DO $$ BEGIN EXECUTE 'CREATE INDEX ON lg (a)'; END $$;
+
+-- apply() is not guarded: it lints the whole script itself
+SELECT migration_tools.apply('lint_guard_1', 'CREATE INDEX lg_by_apply ON lg (a)');
+SELECT migration_tools.apply('lint_guard_1', 'CREATE INDEX lg_by_apply ON lg (a)',
+                             allow => ARRAY['create-index-non-concurrently']);
+SELECT indexrelid::regclass FROM pg_index WHERE indexrelid = 'lg_by_apply'::regclass;
+-- nor is anything while migration_tools.applying_version is set
+BEGIN;
+SET LOCAL migration_tools.applying_version = 'manual';
+CREATE INDEX lg_applying ON lg (a);
+ROLLBACK;
 
 -- only superusers may turn it off
 CREATE ROLE lg_user;
@@ -55,3 +71,4 @@ DROP ROLE lg_user;
 RESET migration_tools.guard;
 CREATE INDEX lg_a ON lg (a);
 DROP TABLE lg, lg_new;
+DELETE FROM migration_tools.migrations WHERE version = 'lint_guard_1';

@@ -121,11 +121,15 @@ typedef enum MtStep
 
 static MemoryContext step_cxt = NULL;
 
+/* When the server signals were last read (throttle.c). */
+static TimestampTz last_throttle_check = 0;
+
 /* The batch being tried, for the history row of a failed attempt. */
 static TimestampTz batch_start = 0;
 static int32 batch_size_tried = 0;
 
 static void run_job(int64 job_id);
+static bool job_still_running(int64 job_id);
 static MtStep run_step(int64 job_id, long *sleep_ms);
 static MtJob *load_job(int64 job_id);
 static void plan_job(MtJob *job);
@@ -252,11 +256,39 @@ mt_backfill_run_next(TimestampTz *next_due)
 }
 
 /*
+ * Is the job still ours to run?  A short transaction of its own.
+ */
+static bool
+job_still_running(int64 job_id)
+{
+	MtSavedUser saved;
+	Datum		args[2];
+	Oid			types[2] = {INT8OID, INT4OID};
+	bool		running;
+
+	args[0] = Int64GetDatum(job_id);
+	args[1] = Int32GetDatum(MyProcPid);
+	mt_bgw_begin("migration_tools: backfill job sleeping");
+	mt_become_owner(&saved);
+	if (SPI_execute_with_args("SELECT FROM migration_tools.backfill_jobs "
+							  "WHERE job_id = $1 AND state = 'running' AND worker_pid = $2",
+							  2, types, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read backfill job " INT64_FORMAT, job_id);
+	running = SPI_processed == 1;
+	mt_restore_user(&saved);
+	mt_bgw_commit();
+	MemoryContextSwitchTo(step_cxt);
+	return running;
+}
+
+/*
  * Run a claimed job step by step, sleeping on the latch between steps.
  */
 static void
 run_job(int64 job_id)
 {
+	MemoryContext oldcxt = CurrentMemoryContext;
+
 	if (step_cxt == NULL)
 		step_cxt = AllocSetContextCreate(TopMemoryContext,
 										 "migration_tools backfill step",
@@ -273,18 +305,54 @@ run_job(int64 job_id)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
+		/*
+		 * Whatever a step allocates outside its transactions (error data,
+		 * statement text) goes to the step context, reset here.
+		 */
+		MemoryContextSwitchTo(step_cxt);
 		MemoryContextReset(step_cxt);
 		step = run_step(job_id, &sleep_ms);
+		MemoryContextSwitchTo(step_cxt);
 		if (step == STEP_STOP)
 			break;
+		/*
+		 * Sleep (batch_sleep, a throttle, a backoff) in slices of at most a
+		 * second, looking between slices whether the job was paused or
+		 * cancelled meanwhile, so that a long sleep does not hold a worker
+		 * for a job that no longer runs.
+		 */
 		if (sleep_ms > 0)
 		{
-			(void) WaitLatch(MyLatch,
-							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 sleep_ms, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
+			TimestampTz wake = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), sleep_ms);
+			TimestampTz next_look = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
+
+			for (;;)
+			{
+				TimestampTz now = GetCurrentTimestamp();
+				long		left = TimestampDifferenceMilliseconds(now, wake);
+
+				if (left <= 0)
+					break;
+				if (now >= next_look)
+				{
+					if (!job_still_running(job_id))
+						break;
+					next_look = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
+				}
+				(void) WaitLatch(MyLatch,
+								 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 Min(left, 1000), PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+				CHECK_FOR_INTERRUPTS();
+				if (ConfigReloadPending)
+				{
+					ConfigReloadPending = false;
+					ProcessConfigFile(PGC_SIGHUP);
+				}
+			}
 		}
 	}
+	MemoryContextSwitchTo(oldcxt);
 	MemoryContextReset(step_cxt);
 }
 
@@ -401,7 +469,14 @@ load_job(int64 job_id)
 #undef COL
 #undef STR
 
-	/* the relation is always on the primary key when not by ctid */
+	/* the table may have been renamed or moved since the job was queued */
+	if (get_rel_name(job->relid) != NULL)
+	{
+		old = MemoryContextSwitchTo(step_cxt);
+		job->js.relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(job->relid)),
+													 get_rel_name(job->relid));
+		MemoryContextSwitchTo(old);
+	}
 	job->js.only = get_rel_relkind(job->relid) == RELKIND_RELATION;
 	return job;
 }
@@ -516,7 +591,7 @@ plan_job(MtJob *job)
 			tvalues[1] = PointerGetDatum(&hi);
 			if (SPI_execute_with_args(psprintf("SELECT pg_catalog.count(*) FROM ONLY %s "
 											   "WHERE ctid >= $1 AND ctid < $2",
-											   job->relation_name),
+											   job->js.relname),
 									  2, ttypes, tvalues, NULL, true, 1) != SPI_OK_SELECT)
 				elog(ERROR, "could not sample relation");
 			density = (double) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
@@ -535,7 +610,7 @@ plan_job(MtJob *job)
 		bool		isnull;
 		Datum		d;
 
-		if (SPI_execute_with_args("SELECT sum(c.reltuples) FROM pg_catalog.pg_partition_tree($1) t "
+		if (SPI_execute_with_args("SELECT pg_catalog.sum(c.reltuples)::pg_catalog.float8 FROM pg_catalog.pg_partition_tree($1) t "
 								  "JOIN pg_catalog.pg_class c ON c.oid = t.relid "
 								  "WHERE t.isleaf AND c.reltuples > 0",
 								  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
@@ -740,6 +815,9 @@ next_batch_size(MtJob *job, int32 n, double ms_per_row)
 		want = (double) n * 2;
 	want = Max(want, (double) n / 2);
 	want = Min(want, (double) n * 2);
+	/* and never so large that it is predicted to reach its statement timeout */
+	if (ms_per_row > 0 && mt_batch_timeout_factor > 0)
+		want = Min(want, Max(job->target_ms * mt_batch_timeout_factor, 1000.0) / 2 / ms_per_row);
 	want = Min(want, (double) cap);
 	want = Min(want, (double) mt_max_batch_size);
 	return (int32) Max(want, 1.0);
@@ -831,10 +909,18 @@ run_step(int64 job_id, long *sleep_ms)
 			return STEP_STOP;
 		}
 
-		/* server signals: hold back while they say so */
-		mt_restore_user(&saved);
-		reason = mt_throttle_reason(job->relid);
-		mt_become_owner(&saved);
+		/*
+		 * Server signals: hold back while they say so.  Read at most every
+		 * 250 ms: short batches need not pay for a look at every one.
+		 */
+		reason = NULL;
+		if (TimestampDifferenceExceeds(last_throttle_check, GetCurrentTimestamp(), 250))
+		{
+			mt_restore_user(&saved);
+			reason = mt_throttle_reason(job->relid);
+			mt_become_owner(&saved);
+			last_throttle_check = GetCurrentTimestamp();
+		}
 		if (reason != NULL)
 		{
 			Oid			type = TEXTOID;
@@ -1021,6 +1107,7 @@ run_step(int64 job_id, long *sleep_ms)
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		MemoryContextSwitchTo(cxt);
 		pgstat_report_activity(STATE_IDLE, NULL);
 		result = record_failure(job_id, edata, sleep_ms);
 		FreeErrorData(edata);

@@ -85,6 +85,7 @@ mt_ddl_log_trigger(PG_FUNCTION_ARGS)
 	ResourceOwner owner = CurrentResourceOwner;
 	Oid			save_userid;
 	int			save_sec_context;
+	int			save_nestlevel;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -122,6 +123,16 @@ mt_ddl_log_trigger(PG_FUNCTION_ARGS)
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 
+	/*
+	 * The insert runs as the extension's owner: nothing of the caller's
+	 * may be looked up on the way (operators, functions), so the
+	 * search_path is pinned; the subtransaction undoes the setting.
+	 */
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+
 	PG_TRY();
 	{
 		int			ret;
@@ -144,7 +155,9 @@ mt_ddl_log_trigger(PG_FUNCTION_ARGS)
 																  SPI_tuptable->tupdesc,
 																  1, &isnull));
 
-			SetUserIdAndSecContext(extowner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+			SetUserIdAndSecContext(extowner, save_sec_context |
+								   SECURITY_LOCAL_USERID_CHANGE |
+								   SECURITY_RESTRICTED_OPERATION);
 		}
 
 		ret = SPI_execute_with_args(drops ? log_drops_sql : log_commands_sql,
@@ -154,6 +167,7 @@ mt_ddl_log_trigger(PG_FUNCTION_ARGS)
 
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 		SPI_finish();
+		AtEOXact_GUC(true, save_nestlevel);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;

@@ -99,6 +99,7 @@ typedef struct MigrationRow
 {
 	bool		found;
 	bool		visible;		/* also visible to the transaction snapshot */
+	bool		baseline;		/* recorded by baseline() */
 	char	   *state;
 	char	   *checksum;
 	char	   *down_sql;
@@ -188,6 +189,18 @@ mt_history_init(void)
 							   PGC_SUSET,
 							   GUC_NO_RESET_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
 							   NULL, NULL, NULL);
+}
+
+/*
+ * The history is written, and apply() may need a background worker to
+ * record a failure: nothing of this works on a standby or in a read-only
+ * transaction, so say so first.
+ */
+static void
+check_writable(const char *funcname)
+{
+	PreventCommandIfReadOnly(funcname);
+	PreventCommandDuringRecovery(funcname);
 }
 
 /*
@@ -305,7 +318,7 @@ read_migration(const char *version)
 
 	memset(&row, 0, sizeof(row));
 	become_owner(&sw);
-	plan = SPI_prepare("SELECT state, checksum, down_sql, installed_rank"
+	plan = SPI_prepare("SELECT state, checksum, down_sql, installed_rank, baseline"
 					   " FROM migration_tools.migrations WHERE version = $1",
 					   1, argtypes);
 	if (plan == NULL)
@@ -328,6 +341,8 @@ read_migration(const char *version)
 		row.down_sql = SPI_getvalue(tup, desc, 3);
 		d = SPI_getbinval(tup, desc, 4, &isnull);
 		row.installed_rank = isnull ? 0 : DatumGetInt64(d);
+		d = SPI_getbinval(tup, desc, 5, &isnull);
+		row.baseline = isnull ? false : DatumGetBool(d);
 
 		/*
 		 * Can this transaction change the row?  Under REPEATABLE READ not
@@ -361,6 +376,21 @@ check_row_writable(const char *version, MigrationRow *row)
 						version),
 				 errdetail("The migration's row was written by a transaction that committed after this transaction's snapshot was taken."),
 				 errhint("Retry the transaction.")));
+}
+
+/* errcontext of the parse of a script: which script of which migration */
+typedef struct ScriptContext
+{
+	const char *version;
+	const char *what;
+} ScriptContext;
+
+static void
+script_error_callback(void *arg)
+{
+	ScriptContext *sc = (ScriptContext *) arg;
+
+	errcontext("%s of migration \"%s\"", sc->what, sc->version);
 }
 
 /* Is rule listed in the allow array? */
@@ -400,9 +430,19 @@ lint_or_refuse(const char *version, const char *up_sql, ArrayType *allow)
 	int			refused = 0;
 	const char *first_rule = NULL;
 
+	ScriptContext sc;
+	ErrorContextCallback callback;
+
 	if (threshold <= 0)
 		return;
+	sc.version = version;
+	sc.what = "up script";
+	callback.callback = script_error_callback;
+	callback.arg = &sc;
+	callback.previous = error_context_stack;
+	error_context_stack = &callback;
 	findings = mt_lint_script(up_sql);
+	error_context_stack = callback.previous;
 	initStringInfo(&detail);
 	foreach(lc, findings)
 	{
@@ -466,11 +506,23 @@ tag_is(MtStatementInfo *info, const char *tag)
 static List *
 runnable_statements(const char *version, const char *what, const char *sql)
 {
-	List	   *all = mt_analyze_script(sql);
+	List	   *all;
 	List	   *result = NIL;
 	ListCell   *lc;
-	int			n = list_length(all);
+	int			n;
 	bool		wrapped = false;
+	ScriptContext sc;
+	ErrorContextCallback callback;
+
+	sc.version = version;
+	sc.what = what;
+	callback.callback = script_error_callback;
+	callback.arg = &sc;
+	callback.previous = error_context_stack;
+	error_context_stack = &callback;
+	all = mt_analyze_script(sql);
+	error_context_stack = callback.previous;
+	n = list_length(all);
 
 	if (n >= 2)
 	{
@@ -519,6 +571,14 @@ static void
 preflight(List *statements, double *waited_ms)
 {
 	TimestampTz start = GetCurrentTimestamp();
+	MemoryContext pollcxt;
+	MemoryContext oldcxt;
+
+	/* what one look at the lock manager allocates, reset at each look */
+	pollcxt = AllocSetContextCreate(CurrentMemoryContext,
+									"migration_tools preflight",
+									ALLOCSET_SMALL_SIZES);
+	oldcxt = MemoryContextSwitchTo(pollcxt);
 
 	for (;;)
 	{
@@ -527,6 +587,7 @@ preflight(List *statements, double *waited_ms)
 		TimestampTz now;
 
 		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(pollcxt);
 		now = GetCurrentTimestamp();
 		foreach(lc, statements)
 		{
@@ -580,7 +641,6 @@ preflight(List *statements, double *waited_ms)
 										 c->pid)));
 					}
 				}
-				list_free_deep(conflicts);
 			}
 		}
 		if (!blocked)
@@ -589,6 +649,8 @@ preflight(List *statements, double *waited_ms)
 			break;
 		sleep_ms(PREFLIGHT_POLL_MS);
 	}
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(pollcxt);
 	*waited_ms += (double) (GetCurrentTimestamp() - start) / 1000.0;
 }
 
@@ -650,6 +712,7 @@ run_attempt(List *statements, const char *version, int timeout_ms,
 						(errcode(ERRCODE_INTERNAL_ERROR),
 						 errmsg("could not run statement %d: %s",
 								info->statement, SPI_result_code_string(rc))));
+			SPI_freetuptable(SPI_tuptable);
 		}
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
@@ -776,6 +839,7 @@ mt_apply(PG_FUNCTION_ARGS)
 	bool		runs_after_scheduled = false;
 	OwnerSwitch sw;
 
+	check_writable("apply()");
 	check_text_arg(fcinfo, 0, "version");
 	check_text_arg(fcinfo, 1, "up_sql");
 	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
@@ -798,6 +862,14 @@ mt_apply(PG_FUNCTION_ARGS)
 	lock_history();
 
 	row = read_migration(version);
+	if (row.found && row.baseline && strcmp(row.state, "applied") == 0)
+	{
+		/* nothing to compare with: the script was never run here */
+		ereport(NOTICE,
+				(errmsg("migration \"%s\" was recorded by baseline(), skipping", version)));
+		SPI_finish();
+		PG_RETURN_TEXT_P(cstring_to_text(row.state));
+	}
 	if (row.found && (strcmp(row.state, "applied") == 0 ||
 					  strcmp(row.state, "scheduled") == 0))
 	{
@@ -1010,6 +1082,7 @@ mt_baseline(PG_FUNCTION_ARGS)
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	char	   *fingerprint;
 
+	check_writable("baseline()");
 	check_text_arg(fcinfo, 0, "version");
 	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	description = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
@@ -1166,6 +1239,7 @@ mt_rollback(PG_FUNCTION_ARGS)
 	char	   *version;
 	MigrationRow row;
 
+	check_writable("rollback()");
 	check_text_arg(fcinfo, 0, "version");
 	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
@@ -1199,6 +1273,7 @@ mt_rollback_to(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 	uint64		i;
 
+	check_writable("rollback_to()");
 	check_text_arg(fcinfo, 0, "version");
 	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
 

@@ -1122,6 +1122,58 @@ lint_add_column(LintState *st, const TableFacts *tf, AlterTableCmd *cmd)
 					col->colname, tf->name);
 }
 
+/*
+ * For ADD PRIMARY KEY USING INDEX: the first key column of the (existing)
+ * index that is nullable and not proven NOT NULL by a validated CHECK;
+ * the server must scan the table to set it NOT NULL.  NULL when there is
+ * none or the index is not in the catalog.
+ */
+static const char *
+pk_index_nullable_column(LintState *st, const TableFacts *tf, RangeVar *rv,
+						 const char *indexname)
+{
+	RangeVar   *irv;
+	Oid			indexoid;
+	HeapTuple	tup;
+	Form_pg_index ind;
+	const char *result = NULL;
+	int			i;
+
+	if (!OidIsValid(tf->relid) || indexname == NULL)
+		return NULL;
+	irv = makeRangeVar(get_namespace_name(get_rel_namespace(tf->relid)),
+					   pstrdup(indexname), -1);
+	indexoid = mt_lookup_relation(irv);
+	if (!OidIsValid(indexoid))
+		return NULL;
+	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexoid));
+	if (!HeapTupleIsValid(tup))
+		return NULL;
+	ind = (Form_pg_index) GETSTRUCT(tup);
+	for (i = 0; i < ind->indnkeyatts && result == NULL; i++)
+	{
+		AttrNumber	attnum = ind->indkey.values[i];
+		HeapTuple	atttup;
+		char	   *colname;
+		bool		notnull;
+
+		if (attnum <= 0)
+			continue;
+		atttup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(tf->relid),
+								 Int16GetDatum(attnum));
+		if (!HeapTupleIsValid(atttup))
+			continue;
+		notnull = ((Form_pg_attribute) GETSTRUCT(atttup))->attnotnull;
+		colname = pstrdup(NameStr(((Form_pg_attribute) GETSTRUCT(atttup))->attname));
+		ReleaseSysCache(atttup);
+		if (!notnull && !catalog_has_not_null_check(tf->relid, colname) &&
+			!script_has_not_null_check(st, rv, colname))
+			result = colname;
+	}
+	ReleaseSysCache(tup);
+	return result;
+}
+
 /* Rules of one ADD CONSTRAINT. */
 static void
 lint_add_constraint(LintState *st, const TableFacts *tf, RangeVar *rv,
@@ -1171,6 +1223,16 @@ lint_add_constraint(LintState *st, const TableFacts *tf, RangeVar *rv,
 							"Build the index first with CREATE UNIQUE INDEX CONCURRENTLY, make the key columns NOT NULL through validated CHECK (col IS NOT NULL) constraints, then ALTER TABLE ... ADD CONSTRAINT name PRIMARY KEY USING INDEX index_name.",
 							"adding a PRIMARY KEY to %s builds its index under an ACCESS EXCLUSIVE lock",
 							tf->name);
+			else
+			{
+				const char *col = pk_index_nullable_column(st, tf, rv, c->indexname);
+
+				if (col)
+					add_finding(st, "add-primary-key", MT_SEV_ERROR, tf, mode, false, tf->rows,
+								"Make the key columns NOT NULL first: CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT, SET NOT NULL; then ADD PRIMARY KEY USING INDEX.",
+								"adding a PRIMARY KEY using an index to %s scans the table under an ACCESS EXCLUSIVE lock to make column \"%s\" NOT NULL",
+								tf->name, col);
+			}
 			break;
 		case CONSTR_EXCLUSION:
 			add_finding(st, "add-exclusion-constraint", MT_SEV_ERROR, tf, mode, false, tf->rows,
@@ -1250,10 +1312,13 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 	TableFacts	tf;
 	ListCell   *lc;
 
-	if (stmt->objtype != OBJECT_TABLE && stmt->objtype != OBJECT_MATVIEW &&
-		stmt->objtype != OBJECT_FOREIGN_TABLE)
+	if (stmt->objtype != OBJECT_TABLE && stmt->objtype != OBJECT_MATVIEW)
 		return;
 	table_facts(st, stmt->relation, &tf);
+	/* views and foreign tables have no rows here to scan or rewrite */
+	if (tf.relkind != 0 && tf.relkind != RELKIND_RELATION &&
+		tf.relkind != RELKIND_PARTITIONED_TABLE && tf.relkind != RELKIND_MATVIEW)
+		return;
 
 	foreach(lc, stmt->cmds)
 	{
@@ -1311,6 +1376,21 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 								part.name, tf.name);
 					break;
 				}
+			case AT_SetLogged:
+			case AT_SetUnLogged:
+			case AT_SetAccessMethod:
+			case AT_SetTableSpace:
+				if (is_existing(&tf))
+					add_finding(st, "table-rewrite", MT_SEV_ERROR, &tf,
+								AlterTableGetLockLevel(list_make1(cmd)), true, tf.rows,
+								"Create a new table with the wanted properties, copy the rows in batches (migration_tools.run_batched()) while a trigger keeps it current, then swap the names in one short transaction; or use pg_repack.",
+								"%s copies the whole of %s under an ACCESS EXCLUSIVE lock",
+								cmd->subtype == AT_SetLogged ? "SET LOGGED" :
+								cmd->subtype == AT_SetUnLogged ? "SET UNLOGGED" :
+								cmd->subtype == AT_SetAccessMethod ? "SET ACCESS METHOD" :
+								"SET TABLESPACE",
+								tf.name);
+				break;
 			case AT_DetachPartition:
 				{
 					PartitionCmd *pc = (PartitionCmd *) cmd->def;
@@ -1636,10 +1716,27 @@ lint_statement(LintState *st, Node *stmt)
 	st->touches_existing = false;
 
 	if (info->needs_top_level && st->in_xact)
-		add_finding(st, "concurrently-in-transaction", MT_SEV_ERROR, NULL, NoLock, false, -1,
+	{
+		TableFacts	tf;
+		ListCell   *lc;
+
+		/* name the first existing relation it works on, if any */
+		memset(&tf, 0, sizeof(tf));
+		foreach(lc, info->locks)
+		{
+			MtLockTarget *t = (MtLockTarget *) lfirst(lc);
+
+			if (OidIsValid(t->relid))
+			{
+				tf.name = mt_relation_display_name(t->relid);
+				break;
+			}
+		}
+		add_finding(st, "concurrently-in-transaction", MT_SEV_ERROR, &tf, NoLock, false, -1,
 					"Run this statement outside BEGIN ... COMMIT, on its own (apply() schedules such statements to run after commit).",
 					"%s cannot run inside the transaction block opened by statement %d",
 					info->command_tag, st->xact_statement);
+	}
 
 	switch (nodeTag(stmt))
 	{

@@ -73,6 +73,16 @@
 
 #define MT_SCHEDULED_KIND	"scheduled"
 
+/*
+ * A statement whose worker stopped while running it (crash, restart) is run
+ * again; after this many attempts more than migration_tools.scheduled_retries
+ * it is failed instead.
+ */
+#define MT_ORPHAN_SLACK		2
+
+/* search_path of the worker's own queries, which run as a superuser */
+#define MT_SAFE_SEARCH_PATH	"pg_catalog, pg_temp"
+
 /* GUCs */
 static int	mt_scheduled_retries = 3;
 static int	mt_scheduled_lock_timeout = 0;
@@ -103,9 +113,11 @@ typedef struct IndexTarget
 } IndexTarget;
 
 static ScheduledStatement *claim_next(MemoryContext cxt, TimestampTz *next_due);
+static void give_up(const char *version, int seq, int statement_no, int attempts);
 static void run_top_level(const char *sql, const char *run_as, const char *version,
 						  MemoryContext cxt);
 static void set_applying_version(const char *version);
+static void restore_worker_state(Oid userid, int sec_context, const char *lock_timeout);
 static void find_index_target(const char *sql, IndexTarget *target);
 static List *invalid_indexes(Oid tableid, MemoryContext cxt);
 static void drop_invalid_indexes(IndexTarget *target, bool only_known_names,
@@ -162,6 +174,8 @@ mt_history_run_scheduled(TimestampTz *next_due)
 	volatile bool target_known = false;
 	Oid			worker_userid;
 	int			worker_sec_context;
+	char	   *save_path;
+	char	   *save_timeout;
 
 	/*
 	 * Aborting a transaction that a statement started as its role
@@ -175,9 +189,19 @@ mt_history_run_scheduled(TimestampTz *next_due)
 								ALLOCSET_DEFAULT_SIZES);
 	oldcxt = MemoryContextSwitchTo(cxt);
 
+	/*
+	 * Our own queries run as a superuser: nothing a database owner can
+	 * put in the search_path may be looked up by them.  User statements
+	 * get the database's default back (run_top_level).
+	 */
+	save_path = pstrdup(GetConfigOption("search_path", false, false));
+	save_timeout = pstrdup(GetConfigOption("lock_timeout", false, false));
+	SetConfigOption("search_path", MT_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
+
 	st = claim_next(cxt, next_due);
 	if (st == NULL)
 	{
+		SetConfigOption("search_path", save_path, PGC_SUSET, PGC_S_SESSION);
 		MemoryContextSwitchTo(oldcxt);
 		MemoryContextDelete(cxt);
 		return false;
@@ -192,7 +216,11 @@ mt_history_run_scheduled(TimestampTz *next_due)
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		MemoryContextSwitchTo(cxt);
+		/* names in the statement resolve as when it runs */
+		SetConfigOption("search_path", GetConfigOptionResetString("search_path"),
+						PGC_SUSET, PGC_S_SESSION);
 		find_index_target(st->sql, target);
+		SetConfigOption("search_path", MT_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
 		MemoryContextSwitchTo(cxt);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -225,7 +253,7 @@ mt_history_run_scheduled(TimestampTz *next_due)
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
-		SetUserIdAndSecContext(worker_userid, worker_sec_context);
+		restore_worker_state(worker_userid, worker_sec_context, save_timeout);
 		pgstat_report_activity(STATE_IDLE, NULL);
 	}
 	PG_END_TRY();
@@ -251,7 +279,7 @@ mt_history_run_scheduled(TimestampTz *next_due)
 				EmitErrorReport();
 				FlushErrorState();
 				AbortCurrentTransaction();
-				SetUserIdAndSecContext(worker_userid, worker_sec_context);
+				restore_worker_state(worker_userid, worker_sec_context, save_timeout);
 			}
 			PG_END_TRY();
 		}
@@ -259,6 +287,7 @@ mt_history_run_scheduled(TimestampTz *next_due)
 	}
 
 	mt_worker_set_current(NULL, 0, InvalidOid);
+	SetConfigOption("search_path", save_path, PGC_SUSET, PGC_S_SESSION);
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextDelete(cxt);
 	return true;
@@ -273,6 +302,8 @@ static ScheduledStatement *
 claim_next(MemoryContext cxt, TimestampTz *next_due)
 {
 	ScheduledStatement *st = NULL;
+	SPITupleTable *tuptable;
+	uint64		ntuples;
 	int			ret;
 
 	mt_bgw_begin("migration_tools: looking for scheduled statements");
@@ -293,10 +324,12 @@ claim_next(MemoryContext cxt, TimestampTz *next_due)
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read scheduled statements: %s", SPI_result_code_string(ret));
 
-	for (uint64 i = 0; i < SPI_processed && st == NULL; i++)
+	tuptable = SPI_tuptable;
+	ntuples = SPI_processed;
+	for (uint64 i = 0; i < ntuples && st == NULL; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
+		HeapTuple	tup = tuptable->vals[i];
+		TupleDesc	desc = tuptable->tupdesc;
 		bool		isnull;
 		char	   *state = SPI_getvalue(tup, desc, 7);
 		int64		rank = DatumGetInt64(SPI_getbinval(tup, desc, 8, &isnull));
@@ -307,6 +340,19 @@ claim_next(MemoryContext cxt, TimestampTz *next_due)
 
 		if (running && mt_work_is_active(MyDatabaseId, MT_SCHEDULED_KIND, work_id))
 			continue;			/* another worker runs it */
+		if (running &&
+			DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull)) >=
+			mt_scheduled_retries + MT_ORPHAN_SLACK)
+		{
+			/*
+			 * Its worker died again and again: perhaps the statement
+			 * itself takes the server down.  Stop trying.
+			 */
+			give_up(SPI_getvalue(tup, desc, 1), seq,
+					DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull)),
+					DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull)));
+			continue;
+		}
 		if (!running && !due)
 		{
 			TimestampTz nb = DatumGetTimestampTz(SPI_getbinval(tup, desc, 10, &isnull));
@@ -354,6 +400,48 @@ claim_next(MemoryContext cxt, TimestampTz *next_due)
 }
 
 /*
+ * Fail a statement that was interrupted too often, and its migration.
+ * Caller is connected to SPI, in the claim transaction.
+ */
+static void
+give_up(const char *version, int seq, int statement_no, int attempts)
+{
+	Oid			argtypes[4] = {TEXTOID, INT4OID, TEXTOID, INT4OID};
+	Datum		values[4];
+	char	   *error;
+	int			ret;
+
+	error = psprintf("the worker stopped while running this statement in each of its %d attempts",
+					 attempts);
+	values[0] = CStringGetTextDatum(version);
+	values[1] = Int32GetDatum(seq);
+	values[2] = CStringGetTextDatum(error);
+	values[3] = Int32GetDatum(statement_no);
+
+	ret = SPI_execute_with_args("UPDATE migration_tools.scheduled_statements"
+								"   SET state = 'failed', error = $3,"
+								"       finished_at = pg_catalog.clock_timestamp()"
+								" WHERE version = $1 AND seq = $2",
+								3, argtypes, values, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "could not record a scheduled statement: %s", SPI_result_code_string(ret));
+	values[1] = values[3];
+	argtypes[1] = INT4OID;
+	ret = SPI_execute_with_args("UPDATE migration_tools.migrations"
+								"   SET state = 'failed',"
+								"       error = pg_catalog.format('scheduled statement %s failed: %s', $2, $3),"
+								"       finished_at = pg_catalog.clock_timestamp(),"
+								"       execution_time = pg_catalog.clock_timestamp() - started_at"
+								" WHERE version = $1 AND state = 'scheduled'",
+								3, argtypes, values, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "could not record a migration: %s", SPI_result_code_string(ret));
+	ereport(WARNING,
+			(errmsg("migration_tools: scheduled statement %d of migration \"%s\" failed: %s",
+					statement_no, version, error)));
+}
+
+/*
  * Run sql as top-level statements, each in a transaction of its own, as
  * the server runs a simple query: parse, analyze and plan, then a portal
  * run with isTopLevel = true, so that statements that refuse to run in a
@@ -388,6 +476,9 @@ run_top_level(const char *sql, const char *run_as, const char *version,
 	snprintf(timeout, sizeof(timeout), "%d", mt_scheduled_lock_timeout);
 	SetConfigOption("lock_timeout", timeout, PGC_SUSET, PGC_S_SESSION);
 	set_applying_version(version);
+	if (run_as != NULL)
+		SetConfigOption("search_path", GetConfigOptionResetString("search_path"),
+						PGC_SUSET, PGC_S_SESSION);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -464,6 +555,7 @@ run_top_level(const char *sql, const char *run_as, const char *version,
 	{
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 		SetConfigOption("lock_timeout", save_timeout, PGC_SUSET, PGC_S_SESSION);
+		SetConfigOption("search_path", MT_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
 		set_applying_version(NULL);
 		debug_query_string = NULL;
 		PG_RE_THROW();
@@ -472,10 +564,27 @@ run_top_level(const char *sql, const char *run_as, const char *version,
 
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	SetConfigOption("lock_timeout", save_timeout, PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("search_path", MT_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
 	set_applying_version(NULL);
 	debug_query_string = NULL;
 	pgstat_report_activity(STATE_IDLE, NULL);
 	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * After aborting a statement's transaction: aborting gives back the role
+ * and the settings of when that transaction started, which may be the
+ * statement's (a concurrent build commits and starts transactions
+ * internally).  Put the worker's own back, outside any transaction so that
+ * they stay.
+ */
+static void
+restore_worker_state(Oid userid, int sec_context, const char *lock_timeout)
+{
+	SetUserIdAndSecContext(userid, sec_context);
+	SetConfigOption("search_path", MT_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("lock_timeout", lock_timeout, PGC_SUSET, PGC_S_SESSION);
+	set_applying_version(NULL);
 }
 
 /*

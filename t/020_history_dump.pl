@@ -82,5 +82,19 @@ is($node->safe_psql('restored',
 		q{SELECT attempts FROM migration_tools.status WHERE version = '001'}),
 	'1', 'no-op re-apply in the restored database');
 
+# No background worker slot left (the launcher takes the only one): the
+# failure cannot be recorded; apply() warns and still reports the error.
+$node->append_conf('postgresql.conf', 'max_worker_processes = 1');
+$node->restart;
+($ret, $out, $err) = $node->psql('restored',
+	q{SELECT migration_tools.apply('005', 'ALTER TABLE nowhere ADD COLUMN x int')});
+isnt($ret, 0, 'failing apply() without a free worker slot fails');
+like($err, qr/WARNING:  could not record the failure of migration "005"/,
+	'with a warning that the failure is not recorded');
+like($err, qr/ERROR:  relation "nowhere" does not exist/, 'and the error of the script');
+is($node->safe_psql('restored',
+		q{SELECT count(*) FROM migration_tools.status WHERE version = '005'}),
+	'0', 'nothing recorded');
+
 $node->stop;
 done_testing();
