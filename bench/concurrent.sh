@@ -97,7 +97,7 @@ scenario() {
             q -F $'\t' -c "SELECT batch_no, rows, duration_ms, batch_size,
                                   extract(epoch FROM finished_at)
                              FROM migration_tools.backfill_batches
-                            WHERE job_id = $job ORDER BY batch_no" \
+                            WHERE job_id = $job AND attempt = 0 ORDER BY batch_no" \
                 >"$run_dir/batches_$tag.tsv" || true ;;
     esac
     [ "$name" != none ] && bf=$(elapsed "$t0" "$t1")
