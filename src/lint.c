@@ -1,7 +1,17 @@
 /*-------------------------------------------------------------------------
  *
  * lint.c
- *	  The migration linter, built on the parser of the server.
+ *	  Statement analysis of migration scripts with the server's own parser,
+ *	  the GUCs of the linter and the SQL functions that expose it.
+ *
+ * A script is split with raw_parser(), exactly as the server would split a
+ * simple-query string.  Each raw statement is described without executing
+ * it and without taking any lock: its text and place in the script, its
+ * command tag, whether it is DDL, whether it refuses to run inside a
+ * transaction block, and the relation locks it would take.  Relations are
+ * looked up with RangeVarGetRelid(NoLock, missing_ok), so a relation that
+ * does not exist yet (created earlier in the same script) is reported with
+ * InvalidOid.  The rules themselves live in lint_rules.c.
  *
  * IDENTIFICATION
  *	  src/lint.c
@@ -10,9 +20,922 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "catalog/index.h"
+#include "catalog/namespace.h"
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "commands/tablecmds.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "parser/parser.h"
+#include "parser/scansup.h"
+#include "storage/lock.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "lint.h"
+#include "lint_int.h"
 #include "migration_tools.h"
 
+/* GUC variables */
+int			mt_lint_level = MT_LINT_LEVEL_ERROR;
+int			mt_lint_large_rows = 10000;
+
+static const struct config_enum_entry lint_level_options[] = {
+	{"error", MT_LINT_LEVEL_ERROR, false},
+	{"warning", MT_LINT_LEVEL_WARNING, false},
+	{"off", MT_LINT_LEVEL_OFF, false},
+	{NULL, 0, false}
+};
+
+/*
+ * Define the GUCs of the linter and install the utility guard.
+ */
 void
 mt_lint_init(void)
 {
+	DefineCustomEnumVariable(MT_GUC_PREFIX ".lint_level",
+							 "Lowest lint severity at which apply() refuses a migration.",
+							 "\"error\" refuses migrations with error findings, "
+							 "\"warning\" also those with warnings, \"off\" does not lint.",
+							 &mt_lint_level,
+							 MT_LINT_LEVEL_ERROR,
+							 lint_level_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable(MT_GUC_PREFIX ".lint_large_rows",
+							"Estimated rows above which the linter calls a table or a DML statement large.",
+							NULL,
+							&mt_lint_large_rows,
+							10000,
+							0, INT_MAX,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	mt_guard_init();
+}
+
+/*
+ * Severity name to number: info 1, warning 2, error 3, -1 if unrecognized.
+ */
+int
+mt_lint_severity_level(const char *severity)
+{
+	if (severity == NULL)
+		return -1;
+	if (pg_strcasecmp(severity, "info") == 0)
+		return MT_SEV_INFO;
+	if (pg_strcasecmp(severity, "warning") == 0)
+		return MT_SEV_WARNING;
+	if (pg_strcasecmp(severity, "error") == 0)
+		return MT_SEV_ERROR;
+	return -1;
+}
+
+/*
+ * Error context callback while the script is parsed: move the parser's
+ * cursor position, relative to the script, to an internal position with the
+ * script as the internal query, so that clients point into the script and
+ * not into the statement that called us.
+ */
+static void
+script_parse_error_callback(void *arg)
+{
+	const char *script = (const char *) arg;
+	int			pos = geterrposition();
+
+	if (pos > 0)
+	{
+		errposition(0);
+		internalerrposition(pos);
+		internalerrquery(script);
+	}
+}
+
+/*
+ * Parse a script into raw statements, in the current memory context.
+ * Syntax errors come out as ERRORs with the position in the script.
+ */
+List *
+mt_parse_script(const char *sql)
+{
+	ErrorContextCallback errcallback;
+	List	   *stmts;
+
+	errcallback.callback = script_parse_error_callback;
+	errcallback.arg = (void *) sql;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+
+	stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
+
+	error_context_stack = errcallback.previous;
+
+	return stmts;
+}
+
+/*
+ * Skip white space and comments from offset *start of sql, within *len bytes
+ * (len 0: to the end), so that a statement's text starts with its first
+ * token.  Trailing white space is trimmed as well.
+ */
+static void
+trim_statement(const char *sql, int *start, int *len)
+{
+	int			s = *start;
+	int			e = (*len > 0) ? *start + *len : (int) strlen(sql);
+
+	while (s < e)
+	{
+		if (scanner_isspace(sql[s]))
+			s++;
+		else if (sql[s] == '-' && s + 1 < e && sql[s + 1] == '-')
+		{
+			while (s < e && sql[s] != '\n' && sql[s] != '\r')
+				s++;
+		}
+		else if (sql[s] == '/' && s + 1 < e && sql[s + 1] == '*')
+		{
+			int			depth = 1;
+
+			s += 2;
+			while (s < e && depth > 0)
+			{
+				if (sql[s] == '/' && s + 1 < e && sql[s + 1] == '*')
+				{
+					depth++;
+					s += 2;
+				}
+				else if (sql[s] == '*' && s + 1 < e && sql[s + 1] == '/')
+				{
+					depth--;
+					s += 2;
+				}
+				else
+					s++;
+			}
+		}
+		else
+			break;
+	}
+	while (e > s && scanner_isspace(sql[e - 1]))
+		e--;
+	*start = s;
+	*len = e - s;
+}
+
+/*
+ * Look up a relation without locking it; InvalidOid when it does not exist
+ * (or names another database, which the lookup itself would refuse).
+ */
+Oid
+mt_lookup_relation(RangeVar *rv)
+{
+	if (rv == NULL || rv->relname == NULL)
+		return InvalidOid;
+	if (rv->catalogname != NULL)
+	{
+		char	   *dbname = get_database_name(MyDatabaseId);
+
+		if (dbname == NULL || strcmp(rv->catalogname, dbname) != 0)
+			return InvalidOid;
+	}
+	return RangeVarGetRelid(rv, NoLock, true);
+}
+
+/*
+ * Look up a relation given as a qualified name list (DROP, COMMENT ...).
+ */
+static Oid
+lookup_relation_names(List *names)
+{
+	RangeVar   *rv;
+	ListCell   *lc;
+
+	if (names == NIL || list_length(names) > 3)
+		return InvalidOid;
+	foreach(lc, names)
+		if (!IsA(lfirst(lc), String))
+			return InvalidOid;
+	rv = makeRangeVarFromNameList(names);
+	return mt_lookup_relation(rv);
+}
+
+/*
+ * Add a lock to the list, keeping the strongest mode per relation.  New
+ * relations (InvalidOid) are kept as they come.
+ */
+static List *
+add_lock(List *locks, Oid relid, LOCKMODE mode)
+{
+	ListCell   *lc;
+	MtLockTarget *t;
+
+	if (OidIsValid(relid))
+	{
+		foreach(lc, locks)
+		{
+			t = (MtLockTarget *) lfirst(lc);
+			if (t->relid == relid)
+			{
+				if (mode > t->mode)
+					t->mode = mode;
+				return locks;
+			}
+		}
+	}
+	t = (MtLockTarget *) palloc(sizeof(MtLockTarget));
+	t->relid = relid;
+	t->mode = mode;
+	return lappend(locks, t);
+}
+
+static List *
+add_rv_lock(List *locks, RangeVar *rv, LOCKMODE mode)
+{
+	return add_lock(locks, mt_lookup_relation(rv), mode);
+}
+
+/* Context of the walk that collects the tables a query reads or writes. */
+typedef struct RelWalkContext
+{
+	List	   *locks;
+	LOCKMODE	mode;
+	int			count;
+} RelWalkContext;
+
+/*
+ * Collect the relations a raw query names, at the given mode.  Names that
+ * do not resolve (CTE names, missing tables) are skipped.  The walk is
+ * bounded by the stack depth check and by a cap on relations.
+ */
+static bool
+collect_relations_walker(Node *node, RelWalkContext *ctx)
+{
+	if (node == NULL)
+		return false;
+	check_stack_depth();
+	CHECK_FOR_INTERRUPTS();
+	if (IsA(node, RangeVar))
+	{
+		Oid			relid;
+
+		if (ctx->count++ < 1000)
+		{
+			relid = mt_lookup_relation((RangeVar *) node);
+			if (OidIsValid(relid))
+				ctx->locks = add_lock(ctx->locks, relid, ctx->mode);
+		}
+		return false;
+	}
+	return raw_expression_tree_walker(node, collect_relations_walker,
+									  (void *) ctx);
+}
+
+static List *
+add_query_locks(List *locks, Node *query, LOCKMODE mode)
+{
+	RelWalkContext ctx;
+
+	ctx.locks = locks;
+	ctx.mode = mode;
+	ctx.count = 0;
+	(void) collect_relations_walker(query, &ctx);
+	return ctx.locks;
+}
+
+/* Is a boolean option (DefElem list) present and true? */
+bool
+mt_option_is_true(List *options, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, options)
+	{
+		DefElem    *opt = (DefElem *) lfirst(lc);
+
+		if (!IsA(opt, DefElem) || opt->defname == NULL)
+			continue;
+		if (strcmp(opt->defname, name) == 0)
+		{
+			if (opt->arg == NULL)
+				return true;
+			if (IsA(opt->arg, Boolean))
+				return boolVal(opt->arg);
+			if (IsA(opt->arg, Integer))
+				return intVal(opt->arg) != 0;
+			if (IsA(opt->arg, String))
+			{
+				bool		result;
+
+				if (parse_bool(strVal(opt->arg), &result))
+					return result;
+				return true;
+			}
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Does a CREATE TABLE / ADD COLUMN constraint list hold a foreign key? */
+static List *
+add_fk_locks(List *locks, List *constraints)
+{
+	ListCell   *lc;
+
+	foreach(lc, constraints)
+	{
+		Node	   *n = lfirst(lc);
+
+		if (IsA(n, Constraint) && ((Constraint *) n)->contype == CONSTR_FOREIGN)
+			locks = add_rv_lock(locks, ((Constraint *) n)->pktable,
+								ShareRowExclusiveLock);
+	}
+	return locks;
+}
+
+/*
+ * Does this statement refuse to run inside a transaction block?
+ */
+static bool
+statement_needs_top_level(Node *stmt)
+{
+	switch (nodeTag(stmt))
+	{
+		case T_IndexStmt:
+			return ((IndexStmt *) stmt)->concurrent;
+		case T_DropStmt:
+			return ((DropStmt *) stmt)->concurrent;
+		case T_ReindexStmt:
+			{
+				ReindexStmt *r = (ReindexStmt *) stmt;
+
+				if (r->kind == REINDEX_OBJECT_SCHEMA ||
+					r->kind == REINDEX_OBJECT_SYSTEM ||
+					r->kind == REINDEX_OBJECT_DATABASE)
+					return true;
+				return mt_option_is_true(r->params, "concurrently");
+			}
+		case T_VacuumStmt:
+			return ((VacuumStmt *) stmt)->is_vacuumcmd;
+		case T_ClusterStmt:
+			return ((ClusterStmt *) stmt)->relation == NULL;
+		case T_CreatedbStmt:
+		case T_DropdbStmt:
+		case T_AlterSystemStmt:
+		case T_CreateTableSpaceStmt:
+		case T_DropTableSpaceStmt:
+		case T_DropSubscriptionStmt:
+			return true;
+		case T_CreateSubscriptionStmt:
+			{
+				CreateSubscriptionStmt *s = (CreateSubscriptionStmt *) stmt;
+				ListCell   *lc;
+
+				/* create_slot defaults to true, and then it is top-level */
+				foreach(lc, s->options)
+				{
+					DefElem    *opt = (DefElem *) lfirst(lc);
+
+					if (strcmp(opt->defname, "create_slot") == 0 ||
+						strcmp(opt->defname, "connect") == 0)
+						if (!mt_option_is_true(list_make1(opt), opt->defname))
+							return false;
+				}
+				return true;
+			}
+		case T_AlterDatabaseStmt:
+			{
+				ListCell   *lc;
+
+				foreach(lc, ((AlterDatabaseStmt *) stmt)->options)
+					if (strcmp(((DefElem *) lfirst(lc))->defname, "tablespace") == 0)
+						return true;
+				return false;
+			}
+		case T_DiscardStmt:
+			return ((DiscardStmt *) stmt)->target == DISCARD_ALL;
+		case T_TransactionStmt:
+			{
+				TransactionStmt *t = (TransactionStmt *) stmt;
+
+				return t->kind == TRANS_STMT_COMMIT_PREPARED ||
+					t->kind == TRANS_STMT_ROLLBACK_PREPARED;
+			}
+		case T_AlterTableStmt:
+			{
+				ListCell   *lc;
+
+				foreach(lc, ((AlterTableStmt *) stmt)->cmds)
+				{
+					AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+
+					if (IsA(cmd, AlterTableCmd) &&
+						cmd->subtype == AT_DetachPartition &&
+						cmd->def && IsA(cmd->def, PartitionCmd) &&
+						((PartitionCmd *) cmd->def)->concurrent)
+						return true;
+				}
+				return false;
+			}
+		case T_AlterEnumStmt:
+			/* ADD VALUE runs in a transaction block since PostgreSQL 12 */
+			return false;
+		default:
+			return false;
+	}
+}
+
+/*
+ * The relation locks of an ALTER TABLE: the table at the level the server
+ * computes for the subcommands, plus what some subcommands take elsewhere
+ * (the referenced table of a foreign key, the partition of ATTACH/DETACH).
+ */
+static List *
+alter_table_locks(List *locks, AlterTableStmt *stmt)
+{
+	LOCKMODE	mode;
+	ListCell   *lc;
+
+	mode = AlterTableGetLockLevel(stmt->cmds);
+	locks = add_rv_lock(locks, stmt->relation, mode);
+
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+
+		if (!IsA(cmd, AlterTableCmd))
+			continue;
+		switch (cmd->subtype)
+		{
+			case AT_AddConstraint:
+				if (cmd->def && IsA(cmd->def, Constraint))
+					locks = add_fk_locks(locks, list_make1(cmd->def));
+				break;
+			case AT_AddColumn:
+				if (cmd->def && IsA(cmd->def, ColumnDef))
+					locks = add_fk_locks(locks,
+										 ((ColumnDef *) cmd->def)->constraints);
+				break;
+			case AT_AttachPartition:
+			case AT_DetachPartition:
+				if (cmd->def && IsA(cmd->def, PartitionCmd))
+					locks = add_rv_lock(locks, ((PartitionCmd *) cmd->def)->name,
+										AccessExclusiveLock);
+				break;
+			default:
+				break;
+		}
+	}
+	return locks;
+}
+
+/*
+ * The relation locks one raw statement would take.
+ */
+static List *
+statement_locks(Node *stmt)
+{
+	List	   *locks = NIL;
+	ListCell   *lc;
+
+	switch (nodeTag(stmt))
+	{
+		case T_AlterTableStmt:
+			locks = alter_table_locks(locks, (AlterTableStmt *) stmt);
+			break;
+		case T_IndexStmt:
+			{
+				IndexStmt  *s = (IndexStmt *) stmt;
+
+				locks = add_rv_lock(locks, s->relation,
+									s->concurrent ? ShareUpdateExclusiveLock : ShareLock);
+				break;
+			}
+		case T_CreateStmt:
+			{
+				CreateStmt *s = (CreateStmt *) stmt;
+
+				locks = add_lock(locks, InvalidOid, AccessExclusiveLock);
+				foreach(lc, s->inhRelations)
+					locks = add_rv_lock(locks, (RangeVar *) lfirst(lc),
+										s->partbound ? AccessExclusiveLock :
+										ShareUpdateExclusiveLock);
+				foreach(lc, s->tableElts)
+				{
+					Node	   *e = lfirst(lc);
+
+					if (IsA(e, ColumnDef))
+						locks = add_fk_locks(locks, ((ColumnDef *) e)->constraints);
+				}
+				locks = add_fk_locks(locks, s->constraints);
+				/* the new relation has no OID yet: keep its entry first */
+				break;
+			}
+		case T_DropStmt:
+			{
+				DropStmt   *s = (DropStmt *) stmt;
+				LOCKMODE	mode = s->concurrent ? ShareUpdateExclusiveLock :
+				AccessExclusiveLock;
+
+				switch (s->removeType)
+				{
+					case OBJECT_TABLE:
+					case OBJECT_VIEW:
+					case OBJECT_MATVIEW:
+					case OBJECT_SEQUENCE:
+					case OBJECT_FOREIGN_TABLE:
+					case OBJECT_INDEX:
+						foreach(lc, s->objects)
+						{
+							Node	   *obj = lfirst(lc);
+							Oid			relid;
+
+							if (!IsA(obj, List))
+								continue;
+							relid = lookup_relation_names((List *) obj);
+							if (!OidIsValid(relid))
+								continue;
+							if (s->removeType == OBJECT_INDEX)
+							{
+								Oid			heap = IndexGetRelation(relid, true);
+
+								if (OidIsValid(heap))
+									locks = add_lock(locks, heap, mode);
+							}
+							locks = add_lock(locks, relid, mode);
+						}
+						break;
+					default:
+						break;
+				}
+				break;
+			}
+		case T_RenameStmt:
+			{
+				RenameStmt *s = (RenameStmt *) stmt;
+
+				if (s->relation == NULL)
+					break;
+				/* ALTER INDEX ... RENAME takes less since PostgreSQL 12 */
+				if (s->renameType == OBJECT_INDEX)
+					locks = add_rv_lock(locks, s->relation, ShareUpdateExclusiveLock);
+				else
+					locks = add_rv_lock(locks, s->relation, AccessExclusiveLock);
+				break;
+			}
+		case T_AlterObjectSchemaStmt:
+			{
+				AlterObjectSchemaStmt *s = (AlterObjectSchemaStmt *) stmt;
+
+				if (s->relation)
+					locks = add_rv_lock(locks, s->relation, AccessExclusiveLock);
+				break;
+			}
+		case T_TruncateStmt:
+			foreach(lc, ((TruncateStmt *) stmt)->relations)
+				locks = add_rv_lock(locks, (RangeVar *) lfirst(lc),
+									AccessExclusiveLock);
+			break;
+		case T_LockStmt:
+			{
+				LockStmt   *s = (LockStmt *) stmt;
+				LOCKMODE	mode = s->mode;
+
+				if (mode < AccessShareLock || mode > AccessExclusiveLock)
+					mode = AccessExclusiveLock;
+				foreach(lc, s->relations)
+					locks = add_rv_lock(locks, (RangeVar *) lfirst(lc), mode);
+				break;
+			}
+		case T_VacuumStmt:
+			{
+				VacuumStmt *s = (VacuumStmt *) stmt;
+				LOCKMODE	mode = ShareUpdateExclusiveLock;
+
+				if (s->is_vacuumcmd && mt_option_is_true(s->options, "full"))
+					mode = AccessExclusiveLock;
+				foreach(lc, s->rels)
+				{
+					VacuumRelation *vr = (VacuumRelation *) lfirst(lc);
+
+					if (IsA(vr, VacuumRelation))
+						locks = add_rv_lock(locks, vr->relation, mode);
+				}
+				break;
+			}
+		case T_ClusterStmt:
+			if (((ClusterStmt *) stmt)->relation)
+				locks = add_rv_lock(locks, ((ClusterStmt *) stmt)->relation,
+									AccessExclusiveLock);
+			break;
+		case T_ReindexStmt:
+			{
+				ReindexStmt *s = (ReindexStmt *) stmt;
+				bool		conc = mt_option_is_true(s->params, "concurrently");
+				Oid			relid;
+
+				if (s->relation == NULL)
+					break;
+				relid = mt_lookup_relation(s->relation);
+				if (!OidIsValid(relid))
+					break;
+				if (s->kind == REINDEX_OBJECT_INDEX)
+				{
+					Oid			heap = IndexGetRelation(relid, true);
+
+					if (OidIsValid(heap))
+						locks = add_lock(locks, heap,
+										 conc ? ShareUpdateExclusiveLock : ShareLock);
+					locks = add_lock(locks, relid,
+									 conc ? ShareUpdateExclusiveLock : AccessExclusiveLock);
+				}
+				else
+					locks = add_lock(locks, relid,
+									 conc ? ShareUpdateExclusiveLock : ShareLock);
+				break;
+			}
+		case T_RefreshMatViewStmt:
+			{
+				RefreshMatViewStmt *s = (RefreshMatViewStmt *) stmt;
+
+				locks = add_rv_lock(locks, s->relation,
+									s->concurrent ? ExclusiveLock : AccessExclusiveLock);
+				break;
+			}
+		case T_CreateTrigStmt:
+			locks = add_rv_lock(locks, ((CreateTrigStmt *) stmt)->relation,
+								ShareRowExclusiveLock);
+			break;
+		case T_RuleStmt:
+			locks = add_rv_lock(locks, ((RuleStmt *) stmt)->relation,
+								AccessExclusiveLock);
+			break;
+		case T_CreatePolicyStmt:
+			locks = add_rv_lock(locks, ((CreatePolicyStmt *) stmt)->table,
+								AccessExclusiveLock);
+			break;
+		case T_AlterPolicyStmt:
+			locks = add_rv_lock(locks, ((AlterPolicyStmt *) stmt)->table,
+								AccessExclusiveLock);
+			break;
+		case T_CreateStatsStmt:
+			foreach(lc, ((CreateStatsStmt *) stmt)->relations)
+				if (IsA(lfirst(lc), RangeVar))
+					locks = add_rv_lock(locks, (RangeVar *) lfirst(lc),
+										ShareUpdateExclusiveLock);
+			break;
+		case T_CopyStmt:
+			{
+				CopyStmt   *s = (CopyStmt *) stmt;
+
+				if (s->relation)
+					locks = add_rv_lock(locks, s->relation,
+										s->is_from ? RowExclusiveLock : AccessShareLock);
+				else if (s->query)
+					locks = add_query_locks(locks, s->query, AccessShareLock);
+				break;
+			}
+		case T_InsertStmt:
+			{
+				InsertStmt *s = (InsertStmt *) stmt;
+
+				locks = add_rv_lock(locks, s->relation, RowExclusiveLock);
+				locks = add_query_locks(locks, s->selectStmt, AccessShareLock);
+				break;
+			}
+		case T_UpdateStmt:
+			{
+				UpdateStmt *s = (UpdateStmt *) stmt;
+
+				locks = add_rv_lock(locks, s->relation, RowExclusiveLock);
+				locks = add_query_locks(locks, (Node *) s->fromClause, AccessShareLock);
+				locks = add_query_locks(locks, s->whereClause, AccessShareLock);
+				break;
+			}
+		case T_DeleteStmt:
+			{
+				DeleteStmt *s = (DeleteStmt *) stmt;
+
+				locks = add_rv_lock(locks, s->relation, RowExclusiveLock);
+				locks = add_query_locks(locks, (Node *) s->usingClause, AccessShareLock);
+				locks = add_query_locks(locks, s->whereClause, AccessShareLock);
+				break;
+			}
+		case T_MergeStmt:
+			{
+				MergeStmt  *s = (MergeStmt *) stmt;
+
+				locks = add_rv_lock(locks, s->relation, RowExclusiveLock);
+				locks = add_query_locks(locks, s->sourceRelation, AccessShareLock);
+				break;
+			}
+		case T_SelectStmt:
+			{
+				SelectStmt *s = (SelectStmt *) stmt;
+
+				locks = add_query_locks(locks, stmt,
+										s->lockingClause ? RowShareLock : AccessShareLock);
+				break;
+			}
+		case T_CreateTableAsStmt:
+			locks = add_lock(locks, InvalidOid, AccessExclusiveLock);
+			locks = add_query_locks(locks, ((CreateTableAsStmt *) stmt)->query,
+									AccessShareLock);
+			break;
+		case T_ExplainStmt:
+			{
+				ExplainStmt *s = (ExplainStmt *) stmt;
+
+				if (s->query)
+				{
+					check_stack_depth();
+					locks = statement_locks(s->query);
+				}
+				break;
+			}
+		default:
+			break;
+	}
+	return locks;
+}
+
+/* Is this a transaction control statement (BEGIN, COMMIT, SET ...)? */
+static bool
+statement_is_transaction_control(Node *stmt)
+{
+	return IsA(stmt, TransactionStmt) || IsA(stmt, VariableSetStmt);
+}
+
+/*
+ * Describe one raw statement of a script.  The result and everything it
+ * points to are allocated in the current memory context.
+ */
+MtStatementInfo *
+mt_describe_statement(const char *sql, RawStmt *raw, int number)
+{
+	MtStatementInfo *info = (MtStatementInfo *) palloc0(sizeof(MtStatementInfo));
+	Node	   *stmt = raw->stmt;
+	int			loc = raw->stmt_location;
+	int			len = raw->stmt_len;
+
+	trim_statement(sql, &loc, &len);
+	info->statement = number;
+	info->location = loc;
+	info->length = len;
+	info->sql = pnstrdup(sql + loc, len);
+	info->command_tag = GetCommandTagName(CreateCommandTag(stmt));
+	info->is_ddl = (GetCommandLogLevel(stmt) == LOGSTMT_DDL);
+	info->needs_top_level = statement_needs_top_level(stmt);
+	info->is_transaction_control = statement_is_transaction_control(stmt);
+	info->locks = statement_locks(stmt);
+	return info;
+}
+
+/*
+ * Split and analyse a script; see lint.h.  The parse trees live in a
+ * private memory context that is gone when we return.
+ */
+List *
+mt_analyze_script(const char *sql)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext parsecxt;
+	MemoryContext oldcxt;
+	List	   *result = NIL;
+	List	   *stmts;
+	ListCell   *lc;
+	int			n = 0;
+
+	parsecxt = AllocSetContextCreate(CurrentMemoryContext,
+									 "migration_tools script analysis",
+									 ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(parsecxt);
+	stmts = mt_parse_script(sql);
+
+	foreach(lc, stmts)
+	{
+		RawStmt    *raw = lfirst_node(RawStmt, lc);
+
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextSwitchTo(caller);
+		result = lappend(result, mt_describe_statement(sql, raw, ++n));
+		MemoryContextSwitchTo(parsecxt);
+	}
+
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(parsecxt);
+	return result;
+}
+
+/*
+ * Name of a lock mode, as pg_locks spells it.
+ */
+const char *
+mt_lint_lock_mode_name(LOCKMODE mode)
+{
+	if (mode < AccessShareLock || mode > AccessExclusiveLock)
+		return NULL;
+	return GetLockmodeName(DEFAULT_LOCKMETHOD, mode);
+}
+
+/*
+ * SQL: script_statements(sql text): the statements of a script as the
+ * server's parser splits them, with what apply() needs to know about each.
+ */
+PG_FUNCTION_INFO_V1(mt_script_statements);
+
+Datum
+mt_script_statements(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *sql = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	MemoryContext workcxt;
+	MemoryContext oldcxt;
+	List	   *infos;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	workcxt = AllocSetContextCreate(CurrentMemoryContext,
+									"migration_tools script_statements",
+									ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(workcxt);
+	infos = mt_analyze_script(sql);
+
+	foreach(lc, infos)
+	{
+		MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
+		Datum		values[9];
+		bool		nulls[9];
+		ListCell   *lc2;
+		Datum	   *locks;
+		int			nlocks = 0;
+
+		memset(nulls, 0, sizeof(nulls));
+		values[0] = Int32GetDatum(info->statement);
+		values[1] = Int32GetDatum(info->location);
+		values[2] = Int32GetDatum(info->length);
+		values[3] = CStringGetTextDatum(info->command_tag);
+		values[4] = BoolGetDatum(info->is_ddl);
+		values[5] = BoolGetDatum(info->needs_top_level);
+		values[6] = BoolGetDatum(info->is_transaction_control);
+
+		locks = (Datum *) palloc(sizeof(Datum) * (list_length(info->locks) + 1));
+		foreach(lc2, info->locks)
+		{
+			MtLockTarget *t = (MtLockTarget *) lfirst(lc2);
+			char	   *relname = OidIsValid(t->relid) ?
+			mt_relation_display_name(t->relid) : NULL;
+
+			locks[nlocks++] = CStringGetTextDatum(psprintf("%s:%s",
+														   relname ? relname : "(not yet)",
+														   mt_lint_lock_mode_name(t->mode)));
+		}
+		values[7] = PointerGetDatum(construct_array(locks, nlocks, TEXTOID,
+													-1, false, TYPALIGN_INT));
+		values[8] = CStringGetTextDatum(info->sql);
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(workcxt);
+	return (Datum) 0;
+}
+
+/*
+ * Display name of a relation: schema-qualified unless it is visible in the
+ * search path.  NULL when it does not exist.
+ */
+char *
+mt_relation_display_name(Oid relid)
+{
+	char	   *relname = get_rel_name(relid);
+
+	if (relname == NULL)
+		return NULL;
+	if (RelationIsVisible(relid))
+		return pstrdup(quote_identifier(relname));
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  relname);
+}
+
+/*
+ * The lowest severity at which apply() refuses a migration, from
+ * migration_tools.lint_level: 3 (error), 2 (warning), or 0 when off.
+ */
+int
+mt_lint_fail_level(void)
+{
+	return mt_lint_level;
 }

@@ -68,4 +68,15 @@ extern List *mt_lint_script(const char *sql);
 /* Severity as a number: info 1, warning 2, error 3; -1 if unrecognized. */
 extern int	mt_lint_severity_level(const char *severity);
 
+/*
+ * GUC migration_tools.lint_level (error, warning, off): the lowest severity
+ * at which apply() refuses a migration.  mt_lint_fail_level() gives it as a
+ * severity number (3 for error, 2 for warning), or 0 when linting is off.
+ */
+#define MT_LINT_LEVEL_OFF		0
+#define MT_LINT_LEVEL_WARNING	2
+#define MT_LINT_LEVEL_ERROR		3
+extern PGDLLIMPORT int mt_lint_level;
+extern int	mt_lint_fail_level(void);
+
 #endif							/* MT_LINT_H */

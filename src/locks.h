@@ -23,7 +23,8 @@ typedef struct MtLockConflict
 	bool		granted;		/* holds the lock (false: queued for it) */
 	LOCKMODE	mode;			/* the conflicting mode it holds or wants */
 	TimestampTz xact_start;		/* 0 if unknown (prepared transaction) */
-	bool		prepared;		/* a prepared transaction */
+	bool		prepared;		/* a prepared transaction (pid is 0) */
+	TransactionId prepared_xid; /* its xid, when prepared */
 } MtLockConflict;
 
 /*

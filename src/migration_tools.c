@@ -21,6 +21,7 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "history.h"
 #include "migration_tools.h"
 
 PG_MODULE_MAGIC;
@@ -36,6 +37,7 @@ void
 _PG_init(void)
 {
 	mt_history_init();
+	mt_schedule_init();
 	mt_backfill_init();
 	mt_locks_init();
 	mt_lint_init();

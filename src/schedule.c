@@ -5,6 +5,36 @@
  *	  cannot run in a transaction block, run by the background worker after
  *	  apply() commits.
  *
+ * apply() queues such statements (CREATE INDEX CONCURRENTLY, VACUUM, ...)
+ * in migration_tools.scheduled_statements, one row per statement in script
+ * order, marks the migration 'scheduled' and asks for a worker.  The worker
+ * calls mt_history_run_scheduled() until it returns false.  Each call:
+ *
+ *	1. claims, in a transaction of its own, the first statement of a
+ *	   scheduled migration whose earlier statements are all done: a
+ *	   'pending' row that is due (not_before), or a 'running' row whose
+ *	   worker died (mt_work_is_active() says nobody runs it); the row
+ *	   becomes 'running' and the worker slot shows it before that commits;
+ *	2. runs it as a top-level statement, the way the server runs a simple
+ *	   query (parse, analyze, plan, run a portal with isTopLevel, commit),
+ *	   as the role that called apply(), outside any advisory lock and
+ *	   without the short migration lock_timeout: a concurrent index build
+ *	   waits for every older snapshot, and a lock timeout would only
+ *	   cancel it;
+ *	3. records the outcome in a new transaction: done (and the migration
+ *	   'applied' once all its statements are done); or, for lock
+ *	   timeouts, deadlocks and serialization failures, pending again with
+ *	   a back-off, up to migration_tools.scheduled_retries attempts;
+ *	   otherwise failed, with the migration.
+ *
+ * A failed concurrent index build leaves an INVALID index behind, and a
+ * retry of the same statement would then fail with "relation already
+ * exists".  So after a failure the INVALID indexes that the attempt left
+ * on the table are dropped (DROP INDEX CONCURRENTLY, top level), and before
+ * a retry or the re-run of an orphaned statement (server crash, worker
+ * killed) an INVALID index of the statement's name, or an INVALID
+ * "_ccnew"/"_ccold" index left by REINDEX CONCURRENTLY, is dropped first.
+ *
  * IDENTIFICATION
  *	  src/schedule.c
  *
@@ -12,11 +42,749 @@
  */
 #include "postgres.h"
 
-#include "history.h"
-#include "migration_tools.h"
+#include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/namespace.h"
+#include "commands/defrem.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/analyze.h"
+#include "parser/parser.h"
+#include "pgstat.h"
+#include "tcop/dest.h"
+#include "tcop/pquery.h"
+#include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/portal.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
-bool
-mt_history_run_scheduled(void)
+#include "history.h"
+#include "launcher.h"
+#include "migration_tools.h"
+#include "spi_util.h"
+
+#define MT_SCHEDULED_KIND	"scheduled"
+
+/* GUCs */
+static int	mt_scheduled_retries = 3;
+static int	mt_scheduled_lock_timeout = 0;
+static int	mt_scheduled_retry_delay = 5000;
+
+/* A claimed statement. */
+typedef struct ScheduledStatement
 {
-	return false;
+	char	   *version;
+	int			seq;
+	int			statement_no;
+	char	   *sql;
+	char	   *run_as;
+	int			attempts;		/* including the one about to run */
+	bool		orphan;			/* was 'running' with no live worker */
+	int64		work_id;		/* id shown in the worker slot */
+} ScheduledStatement;
+
+/* What a failed statement may have left behind: INVALID indexes. */
+typedef struct IndexTarget
+{
+	Oid			tableid;		/* table of the index, InvalidOid if none */
+	char	   *nspname;		/* schema of the index */
+	char	   *idxname;		/* CREATE INDEX name, or NULL */
+	char	   *reindexed;		/* REINDEX INDEX CONCURRENTLY: its name */
+	bool		reindex;		/* REINDEX ... CONCURRENTLY */
+	List	   *invalid_before; /* OIDs of INVALID indexes before the run */
+} IndexTarget;
+
+static ScheduledStatement *claim_next(MemoryContext cxt, TimestampTz *next_due);
+static void run_top_level(const char *sql, const char *run_as, MemoryContext cxt);
+static void find_index_target(const char *sql, IndexTarget *target);
+static List *invalid_indexes(Oid tableid, MemoryContext cxt);
+static void drop_invalid_indexes(IndexTarget *target, bool only_known_names,
+								 MemoryContext cxt);
+static bool is_retryable(int sqlerrcode);
+static void record_success(ScheduledStatement *st);
+static void record_failure(ScheduledStatement *st, ErrorData *edata, bool retry);
+
+/*
+ * Define the GUCs of scheduled statements.  Called from _PG_init.
+ */
+void
+mt_schedule_init(void)
+{
+	DefineCustomIntVariable("migration_tools.scheduled_retries",
+							"Attempts of a scheduled statement that fails on a lock timeout, deadlock or serialization failure.",
+							"Other errors fail the statement and its migration at once.",
+							&mt_scheduled_retries,
+							3, 1, 1000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("migration_tools.scheduled_lock_timeout",
+							"lock_timeout of scheduled statements; 0 waits as long as needed.",
+							"A concurrent index build waits for every older transaction; a lock timeout cancels it.",
+							&mt_scheduled_lock_timeout,
+							0, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("migration_tools.scheduled_retry_delay",
+							"Delay before the first retry of a scheduled statement; it doubles at each further attempt.",
+							NULL,
+							&mt_scheduled_retry_delay,
+							5000, 0, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+}
+
+/*
+ * Run one due scheduled statement of the current database.  Returns true
+ * when it ran (or tried to run) one; false when nothing is due, with
+ * *next_due set to the earliest time a pending retry becomes due (left
+ * alone when there is none).
+ */
+bool
+mt_history_run_scheduled(TimestampTz *next_due)
+{
+	MemoryContext cxt;
+	MemoryContext oldcxt;
+	ScheduledStatement *st;
+	IndexTarget *target;
+	ErrorData  *volatile edata = NULL;
+	volatile bool target_known = false;
+	Oid			worker_userid;
+	int			worker_sec_context;
+
+	/*
+	 * Aborting a transaction that a statement started as its role
+	 * (concurrent builds commit and start transactions internally) gives
+	 * back that role: the worker's own is restored after each abort.
+	 */
+	GetUserIdAndSecContext(&worker_userid, &worker_sec_context);
+
+	/* everything of one statement lives here, across its transactions */
+	cxt = AllocSetContextCreate(TopMemoryContext, "migration_tools scheduled statement",
+								ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(cxt);
+
+	st = claim_next(cxt, next_due);
+	if (st == NULL)
+	{
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextDelete(cxt);
+		return false;
+	}
+
+	target = palloc0(sizeof(IndexTarget));
+
+	PG_TRY();
+	{
+		/* what the statement may leave behind, and what is there already */
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		MemoryContextSwitchTo(cxt);
+		find_index_target(st->sql, target);
+		MemoryContextSwitchTo(cxt);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		MemoryContextSwitchTo(cxt);
+		target_known = true;
+
+		mt_worker_set_current(MT_SCHEDULED_KIND, st->work_id, target->tableid);
+
+		/*
+		 * A retry, or a statement whose worker died: an INVALID index of
+		 * the name we are about to create must go first.
+		 */
+		if (st->orphan || st->attempts > 1)
+			drop_invalid_indexes(target, true, cxt);
+
+		if (OidIsValid(target->tableid))
+		{
+			mt_bgw_begin("migration_tools: looking for invalid indexes");
+			target->invalid_before = invalid_indexes(target->tableid, cxt);
+			mt_bgw_commit();
+			MemoryContextSwitchTo(cxt);
+		}
+
+		run_top_level(st->sql, st->run_as, cxt);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		SetUserIdAndSecContext(worker_userid, worker_sec_context);
+		pgstat_report_activity(STATE_IDLE, NULL);
+	}
+	PG_END_TRY();
+
+	if (edata == NULL)
+		record_success(st);
+	else
+	{
+		volatile bool retry = is_retryable(edata->sqlerrcode) &&
+			st->attempts < mt_scheduled_retries;
+
+		/* a failed concurrent build leaves an INVALID index: drop it */
+		if (target_known)
+		{
+			PG_TRY();
+			{
+				drop_invalid_indexes(target, false, cxt);
+			}
+			PG_CATCH();
+			{
+				/* the next attempt, or a person, has to deal with it */
+				MemoryContextSwitchTo(cxt);
+				EmitErrorReport();
+				FlushErrorState();
+				AbortCurrentTransaction();
+				SetUserIdAndSecContext(worker_userid, worker_sec_context);
+			}
+			PG_END_TRY();
+		}
+		record_failure(st, edata, retry);
+	}
+
+	mt_worker_set_current(NULL, 0, InvalidOid);
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(cxt);
+	return true;
+}
+
+/*
+ * Find and claim the next statement to run, in a transaction of its own.
+ * The row becomes 'running' and the worker slot names it before the claim
+ * commits, so that nobody takes it for an orphan.
+ */
+static ScheduledStatement *
+claim_next(MemoryContext cxt, TimestampTz *next_due)
+{
+	ScheduledStatement *st = NULL;
+	int			ret;
+
+	mt_bgw_begin("migration_tools: looking for scheduled statements");
+
+	ret = SPI_execute("SELECT s.version, s.seq, s.statement_no, s.sql, s.run_as,"
+					  "       s.attempts, s.state, m.installed_rank,"
+					  "       s.not_before <= pg_catalog.clock_timestamp() AS due,"
+					  "       s.not_before"
+					  "  FROM migration_tools.scheduled_statements s"
+					  "  JOIN migration_tools.migrations m ON m.version = s.version"
+					  " WHERE m.state = 'scheduled' AND s.state IN ('pending', 'running')"
+					  "   AND NOT EXISTS (SELECT FROM migration_tools.scheduled_statements e"
+					  "                    WHERE e.version = s.version AND e.seq < s.seq"
+					  "                      AND e.state <> 'done')"
+					  " ORDER BY m.installed_rank, s.seq"
+					  "   FOR UPDATE OF s SKIP LOCKED",
+					  false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read scheduled statements: %s", SPI_result_code_string(ret));
+
+	for (uint64 i = 0; i < SPI_processed && st == NULL; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		char	   *state = SPI_getvalue(tup, desc, 7);
+		int64		rank = DatumGetInt64(SPI_getbinval(tup, desc, 8, &isnull));
+		int			seq = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+		bool		due = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull));
+		int64		work_id = (rank << 20) + seq;
+		bool		running = (strcmp(state, "running") == 0);
+
+		if (running && mt_work_is_active(MyDatabaseId, MT_SCHEDULED_KIND, work_id))
+			continue;			/* another worker runs it */
+		if (!running && !due)
+		{
+			TimestampTz nb = DatumGetTimestampTz(SPI_getbinval(tup, desc, 10, &isnull));
+
+			if (*next_due == 0 || nb < *next_due)
+				*next_due = nb;
+			continue;
+		}
+
+		st = MemoryContextAllocZero(cxt, sizeof(ScheduledStatement));
+		st->version = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 1));
+		st->seq = seq;
+		st->statement_no = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+		st->sql = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 4));
+		st->run_as = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 5));
+		st->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull)) + 1;
+		st->orphan = running;
+		st->work_id = work_id;
+	}
+
+	if (st != NULL)
+	{
+		Oid			argtypes[2] = {TEXTOID, INT4OID};
+		Datum		values[2];
+
+		values[0] = CStringGetTextDatum(st->version);
+		values[1] = Int32GetDatum(st->seq);
+		ret = SPI_execute_with_args("UPDATE migration_tools.scheduled_statements"
+									"   SET state = 'running', attempts = attempts + 1,"
+									"       started_at = pg_catalog.clock_timestamp(),"
+									"       finished_at = NULL"
+									" WHERE version = $1 AND seq = $2",
+									2, argtypes, values, NULL, false, 0);
+		if (ret != SPI_OK_UPDATE)
+			elog(ERROR, "could not claim a scheduled statement: %s", SPI_result_code_string(ret));
+		mt_worker_set_current(MT_SCHEDULED_KIND, st->work_id, InvalidOid);
+		if (st->orphan)
+			ereport(LOG,
+					(errmsg("migration_tools: resuming scheduled statement %d of migration \"%s\" after its worker stopped",
+							st->statement_no, st->version)));
+	}
+
+	mt_bgw_commit();
+	return st;
+}
+
+/*
+ * Run sql as top-level statements, each in a transaction of its own, as
+ * the server runs a simple query: parse, analyze and plan, then a portal
+ * run with isTopLevel = true, so that statements that refuse to run in a
+ * transaction block (and commit internally, like CREATE INDEX
+ * CONCURRENTLY) can run.  With run_as, as that role; otherwise as the
+ * worker's own (superuser) role.  Trees live in cxt, which survives the
+ * commits such statements do internally.  Errors propagate, with the
+ * current transaction left for the caller to abort and the user id
+ * restored.
+ */
+static void
+run_top_level(const char *sql, const char *run_as, MemoryContext cxt)
+{
+	List	   *parsetrees;
+	ListCell   *lc;
+	Oid			save_userid;
+	int			save_sec_context;
+	char		timeout[32];
+	char	   *save_timeout;
+	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+
+	/*
+	 * The worker is a process of its own: session-level settings stay in
+	 * it.  No statement_timeout is enforced in background workers; the
+	 * lock_timeout is ours, not the migration's short one.
+	 */
+	save_timeout = pstrdup(GetConfigOption("lock_timeout", false, false));
+	snprintf(timeout, sizeof(timeout), "%d", mt_scheduled_lock_timeout);
+	SetConfigOption("lock_timeout", timeout, PGC_SUSET, PGC_S_SESSION);
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	pgstat_report_activity(STATE_RUNNING, sql);
+	debug_query_string = sql;
+
+	PG_TRY();
+	{
+		Oid			roleid = save_userid;
+
+		if (run_as != NULL)
+		{
+			roleid = get_role_oid(run_as, true);
+			if (!OidIsValid(roleid))
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_OBJECT),
+						 errmsg("role \"%s\" that scheduled this statement does not exist", run_as),
+						 errdetail("Scheduled statements run as the role that called apply()."),
+						 errhint("Create the role again, or run the statement by hand.")));
+		}
+
+		MemoryContextSwitchTo(cxt);
+		parsetrees = pg_parse_query(sql);
+
+		foreach(lc, parsetrees)
+		{
+			RawStmt    *parsetree = lfirst_node(RawStmt, lc);
+			bool		snapshot_set = false;
+			List	   *querytrees;
+			List	   *plantrees;
+			Portal		portal;
+			DestReceiver *receiver;
+			QueryCompletion qc;
+
+			if (lc != list_head(parsetrees))
+			{
+				SetCurrentStatementStartTimestamp();
+				StartTransactionCommand();
+			}
+			SetUserIdAndSecContext(roleid, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+
+			MemoryContextSwitchTo(cxt);
+			if (analyze_requires_snapshot(parsetree))
+			{
+				PushActiveSnapshot(GetTransactionSnapshot());
+				snapshot_set = true;
+			}
+			querytrees = pg_analyze_and_rewrite_fixedparams(parsetree, sql, NULL, 0, NULL);
+			plantrees = pg_plan_queries(querytrees, sql, CURSOR_OPT_PARALLEL_OK, NULL);
+			if (snapshot_set)
+				PopActiveSnapshot();
+
+			CHECK_FOR_INTERRUPTS();
+
+			portal = CreatePortal("", true, true);
+			portal->visible = false;
+			PortalDefineQuery(portal, NULL, sql, CreateCommandTag(parsetree->stmt),
+							  plantrees, NULL);
+			PortalStart(portal, NULL, 0, InvalidSnapshot);
+			receiver = CreateDestReceiver(DestNone);
+			MemoryContextSwitchTo(cxt);
+			(void) PortalRun(portal, FETCH_ALL, true, true, receiver, receiver, &qc);
+			receiver->rDestroy(receiver);
+			PortalDrop(portal, false);
+
+			SetUserIdAndSecContext(save_userid, save_sec_context);
+			CommitTransactionCommand();
+			MemoryContextSwitchTo(cxt);
+		}
+		if (parsetrees == NIL)
+			CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+		SetConfigOption("lock_timeout", save_timeout, PGC_SUSET, PGC_S_SESSION);
+		debug_query_string = NULL;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	SetConfigOption("lock_timeout", save_timeout, PGC_SUSET, PGC_S_SESSION);
+	debug_query_string = NULL;
+	pgstat_report_activity(STATE_IDLE, NULL);
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * Which table a statement builds an index on, under which name: only
+ * concurrent builds leave INVALID indexes behind.  Runs in a transaction;
+ * a statement that does not parse has no target (running it reports the
+ * syntax error).
+ */
+static void
+find_index_target(const char *sql, IndexTarget *target)
+{
+	List	   *volatile stmts = NIL;
+	RawStmt    *raw;
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		stmts = NIL;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+
+	if (list_length(stmts) != 1)
+		return;
+	raw = linitial_node(RawStmt, stmts);
+
+	if (IsA(raw->stmt, IndexStmt))
+	{
+		IndexStmt  *stmt = (IndexStmt *) raw->stmt;
+		Oid			relid;
+
+		if (!stmt->concurrent)
+			return;
+		relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+		if (!OidIsValid(relid))
+			return;
+		target->tableid = relid;
+		target->nspname = get_namespace_name(get_rel_namespace(relid));
+		target->idxname = stmt->idxname ? pstrdup(stmt->idxname) : NULL;
+	}
+	else if (IsA(raw->stmt, ReindexStmt))
+	{
+		ReindexStmt *stmt = (ReindexStmt *) raw->stmt;
+		ListCell   *lc;
+		bool		concurrently = false;
+		Oid			relid;
+
+		foreach(lc, stmt->params)
+		{
+			DefElem    *opt = lfirst_node(DefElem, lc);
+
+			if (strcmp(opt->defname, "concurrently") == 0)
+				concurrently = defGetBoolean(opt);
+		}
+		if (!concurrently || stmt->relation == NULL)
+			return;
+		relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+		if (!OidIsValid(relid))
+			return;
+		target->reindex = true;
+		if (stmt->kind == REINDEX_OBJECT_INDEX)
+		{
+			target->reindexed = pstrdup(stmt->relation->relname);
+			relid = IndexGetRelation(relid, true);
+			if (!OidIsValid(relid))
+				return;
+		}
+		target->tableid = relid;
+		target->nspname = get_namespace_name(get_rel_namespace(relid));
+	}
+}
+
+/*
+ * OIDs of the INVALID indexes of a table, as a list in cxt.  Caller is
+ * connected to SPI.
+ */
+static List *
+invalid_indexes(Oid tableid, MemoryContext cxt)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1];
+	List	   *result = NIL;
+	int			ret;
+
+	values[0] = ObjectIdGetDatum(tableid);
+	ret = SPI_execute_with_args("SELECT indexrelid FROM pg_catalog.pg_index"
+								" WHERE indrelid = $1 AND NOT indisvalid",
+								1, argtypes, values, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_index: %s", SPI_result_code_string(ret));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Oid			indexid;
+		MemoryContext oldcxt;
+
+		indexid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+												 SPI_tuptable->tupdesc, 1, &isnull));
+		oldcxt = MemoryContextSwitchTo(cxt);
+		result = lappend_oid(result, indexid);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	return result;
+}
+
+/*
+ * Drop the INVALID indexes a failed run of the statement left on its
+ * table, with DROP INDEX CONCURRENTLY at top level (as the worker's role).
+ * With only_known_names (before a retry or the re-run of an orphan, when
+ * we cannot know what was there before), only an index of the name the
+ * statement creates, or REINDEX CONCURRENTLY's "_ccnew"/"_ccold" copies of
+ * the reindexed indexes; otherwise every INVALID index that was not there
+ * before the run.
+ */
+static void
+drop_invalid_indexes(IndexTarget *target, bool only_known_names, MemoryContext cxt)
+{
+	List	   *drops = NIL;
+	ListCell   *lc;
+
+	if (!OidIsValid(target->tableid))
+		return;
+	if (only_known_names && target->idxname == NULL && !target->reindex)
+		return;
+
+	mt_bgw_begin("migration_tools: looking for invalid indexes");
+	{
+		List	   *invalid = invalid_indexes(target->tableid, CurrentMemoryContext);
+
+		foreach(lc, invalid)
+		{
+			Oid			indexid = lfirst_oid(lc);
+			char	   *name = get_rel_name(indexid);
+			bool		drop;
+
+			if (name == NULL)
+				continue;
+			if (only_known_names && target->idxname != NULL)
+				drop = (strcmp(name, target->idxname) == 0);
+			else if (only_known_names)
+			{
+				/* REINDEX CONCURRENTLY names its copies <index>_ccnew[N] */
+				drop = (strstr(name, "_ccnew") != NULL || strstr(name, "_ccold") != NULL) &&
+					(target->reindexed == NULL ||
+					 strncmp(name, target->reindexed, strlen(target->reindexed)) == 0);
+			}
+			else
+				drop = !list_member_oid(target->invalid_before, indexid);
+
+			if (drop)
+			{
+				MemoryContext old = MemoryContextSwitchTo(cxt);
+
+				drops = lappend(drops,
+								psprintf("DROP INDEX CONCURRENTLY IF EXISTS %s",
+										 quote_qualified_identifier(get_namespace_name(get_rel_namespace(indexid)),
+																	name)));
+				MemoryContextSwitchTo(old);
+			}
+		}
+	}
+	mt_bgw_commit();
+	MemoryContextSwitchTo(cxt);
+
+	foreach(lc, drops)
+	{
+		char	   *drop = lfirst(lc);
+
+		ereport(LOG,
+				(errmsg("migration_tools: dropping an invalid index left by a failed scheduled statement"),
+				 errdetail("Running \"%s\".", drop)));
+		run_top_level(drop, NULL, cxt);
+	}
+}
+
+/*
+ * Errors worth another attempt: the statement may succeed once other
+ * sessions are out of the way.
+ */
+static bool
+is_retryable(int sqlerrcode)
+{
+	return sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+		sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
+		sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE ||
+		sqlerrcode == ERRCODE_QUERY_CANCELED;
+}
+
+/*
+ * The statement is done; when it was the last of its migration, the
+ * migration is applied, with the schema fingerprint of now.
+ */
+static void
+record_success(ScheduledStatement *st)
+{
+	Oid			argtypes[3] = {TEXTOID, INT4OID, TEXTOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	int			ret;
+
+	mt_bgw_begin("migration_tools: recording a scheduled statement");
+
+	values[0] = CStringGetTextDatum(st->version);
+	values[1] = Int32GetDatum(st->seq);
+	values[2] = CStringGetTextDatum(mt_catalog_fingerprint());
+
+	ret = SPI_execute_with_args("UPDATE migration_tools.scheduled_statements"
+								"   SET state = 'done', error = NULL,"
+								"       finished_at = pg_catalog.clock_timestamp()"
+								" WHERE version = $1 AND seq = $2",
+								2, argtypes, values, nulls, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "could not record a scheduled statement: %s", SPI_result_code_string(ret));
+
+	values[1] = values[2];
+	argtypes[1] = TEXTOID;
+	ret = SPI_execute_with_args("UPDATE migration_tools.migrations"
+								"   SET state = 'applied', error = NULL,"
+								"       finished_at = pg_catalog.clock_timestamp(),"
+								"       execution_time = pg_catalog.clock_timestamp() - started_at,"
+								"       catalog_fingerprint = $2"
+								" WHERE version = $1 AND state = 'scheduled'"
+								"   AND NOT EXISTS (SELECT FROM migration_tools.scheduled_statements s"
+								"                    WHERE s.version = $1 AND s.state <> 'done')",
+								2, argtypes, values, nulls, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "could not record a migration: %s", SPI_result_code_string(ret));
+	if (SPI_processed > 0)
+		ereport(LOG,
+				(errmsg("migration_tools: migration \"%s\" applied", st->version)));
+
+	mt_bgw_commit();
+}
+
+/*
+ * The statement failed: pending again after a back-off, or failed with
+ * its migration.
+ */
+static void
+record_failure(ScheduledStatement *st, ErrorData *edata, bool retry)
+{
+	Oid			argtypes[4] = {TEXTOID, INT4OID, TEXTOID, INT4OID};
+	Datum		values[4];
+	char	   *error;
+	int			ret;
+
+	if (edata->detail)
+		error = psprintf("%s (%s)", edata->message, edata->detail);
+	else
+		error = pstrdup(edata->message);
+
+	mt_bgw_begin("migration_tools: recording a scheduled statement");
+
+	values[0] = CStringGetTextDatum(st->version);
+	values[1] = Int32GetDatum(st->seq);
+	values[2] = CStringGetTextDatum(error);
+
+	if (retry)
+	{
+		int64		delay = mt_scheduled_retry_delay;
+
+		/* doubles at each attempt, up to ten minutes */
+		for (int i = 1; i < st->attempts && delay < 600 * 1000; i++)
+			delay *= 2;
+		delay = Min(delay, 600 * 1000);
+		values[3] = Int32GetDatum((int32) delay);
+
+		ret = SPI_execute_with_args("UPDATE migration_tools.scheduled_statements"
+									"   SET state = 'pending', error = $3,"
+									"       not_before = pg_catalog.clock_timestamp()"
+									"                    + $4 * interval '1 millisecond'"
+									" WHERE version = $1 AND seq = $2",
+									4, argtypes, values, NULL, false, 0);
+		if (ret != SPI_OK_UPDATE)
+			elog(ERROR, "could not record a scheduled statement: %s", SPI_result_code_string(ret));
+		ereport(LOG,
+				(errmsg("migration_tools: scheduled statement %d of migration \"%s\" will be retried in %d ms",
+						st->statement_no, st->version, (int) delay)));
+	}
+	else
+	{
+		values[3] = Int32GetDatum(st->statement_no);
+		ret = SPI_execute_with_args("UPDATE migration_tools.scheduled_statements"
+									"   SET state = 'failed', error = $3,"
+									"       finished_at = pg_catalog.clock_timestamp()"
+									" WHERE version = $1 AND seq = $2",
+									3, argtypes, values, NULL, false, 0);
+		if (ret != SPI_OK_UPDATE)
+			elog(ERROR, "could not record a scheduled statement: %s", SPI_result_code_string(ret));
+		values[1] = values[3];
+		argtypes[1] = INT4OID;
+		ret = SPI_execute_with_args("UPDATE migration_tools.migrations"
+									"   SET state = 'failed',"
+									"       error = pg_catalog.format('scheduled statement %s failed: %s', $2, $3),"
+									"       finished_at = pg_catalog.clock_timestamp(),"
+									"       execution_time = pg_catalog.clock_timestamp() - started_at"
+									" WHERE version = $1 AND state = 'scheduled'",
+									3, argtypes, values, NULL, false, 0);
+		if (ret != SPI_OK_UPDATE)
+			elog(ERROR, "could not record a migration: %s", SPI_result_code_string(ret));
+		ereport(LOG,
+				(errmsg("migration_tools: migration \"%s\" failed in scheduled statement %d",
+						st->version, st->statement_no)));
+	}
+
+	mt_bgw_commit();
 }

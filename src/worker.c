@@ -70,6 +70,7 @@ mt_worker_main(Datum main_arg)
 	for (;;)
 	{
 		TimestampTz due = 0;
+		TimestampTz scheduled_due = 0;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -78,11 +79,14 @@ mt_worker_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		if (mt_history_run_scheduled())
+		if (mt_history_run_scheduled(&scheduled_due))
 			continue;
 		if (mt_backfill_run_next(&due))
 			continue;
+		/* the earliest of what each subsystem waits for (0: nothing) */
 		next_due = due;
+		if (scheduled_due != 0 && (next_due == 0 || scheduled_due < next_due))
+			next_due = scheduled_due;
 		break;
 	}
 

@@ -1,0 +1,93 @@
+--
+-- Statement analysis: how the server's parser splits a script, and what
+-- each statement is and locks (migration_tools.script_statements), then
+-- the guard and syntax errors.  The rules themselves: lint_rules.sql.
+--
+CREATE TABLE lt_parent (id bigint PRIMARY KEY);
+CREATE TABLE lt_child (id bigint PRIMARY KEY, parent_id bigint, v text);
+CREATE INDEX lt_child_v ON lt_child (v);
+
+SELECT statement, location, length, command_tag, is_ddl, needs_top_level,
+       is_transaction_control, locks, statement_sql
+FROM migration_tools.script_statements($$
+  -- leading comment
+  BEGIN;
+  CREATE INDEX CONCURRENTLY lt_i1 ON lt_child (parent_id);
+  ALTER TABLE lt_child ADD CONSTRAINT lt_fk FOREIGN KEY (parent_id) REFERENCES lt_parent (id) NOT VALID;
+  ALTER TABLE lt_child VALIDATE CONSTRAINT lt_fk;
+  /* block /* nested */ comment */ VACUUM lt_child; ANALYZE lt_child;
+  SET lock_timeout = '1s';
+  UPDATE lt_child SET v = 'x' FROM lt_parent WHERE lt_parent.id = lt_child.parent_id;
+  DROP INDEX lt_child_v;
+  DROP INDEX CONCURRENTLY IF EXISTS lt_nothing;
+  REINDEX TABLE CONCURRENTLY lt_child;
+  CREATE TABLE lt_new (id int REFERENCES lt_parent);
+  LOCK TABLE lt_parent IN SHARE MODE;
+  TRUNCATE lt_child;
+  COMMIT
+$$);
+
+SELECT statement, command_tag, is_ddl, needs_top_level, locks
+FROM migration_tools.script_statements($$
+  CREATE DATABASE lt_db; DROP DATABASE lt_db; ALTER SYSTEM SET work_mem = '1MB';
+  CLUSTER; CLUSTER lt_child USING lt_child_pkey; VACUUM FULL lt_child;
+  ALTER TYPE lt_enum ADD VALUE 'x'; REINDEX DATABASE lt; REINDEX INDEX lt_child_v;
+  ALTER TABLE lt_child ALTER v SET STATISTICS 100;
+  ALTER TABLE lt_child ADD CONSTRAINT c CHECK (id > 0) NOT VALID;
+  ALTER INDEX lt_child_v RENAME TO lt_child_v2;
+  ALTER TABLE lt_child RENAME v TO w;
+  CREATE TRIGGER t BEFORE INSERT ON lt_child FOR EACH ROW EXECUTE FUNCTION f();
+  REFRESH MATERIALIZED VIEW CONCURRENTLY lt_mv;
+  SELECT * FROM lt_child JOIN lt_parent ON true FOR UPDATE;
+  INSERT INTO lt_parent SELECT id FROM lt_child;
+  DELETE FROM lt_child USING lt_parent WHERE lt_parent.id = lt_child.parent_id;
+  COMMIT PREPARED 'x'; DISCARD ALL; SHOW work_mem
+$$);
+
+-- relations that do not exist, in other databases, schemas that do not exist
+SELECT statement, locks
+FROM migration_tools.script_statements($$
+  ALTER TABLE nosuch ADD COLUMN a int; SELECT * FROM nosuchschema.t;
+  SELECT * FROM otherdb.public.t; REFRESH MATERIALIZED VIEW lt_nomv;
+$$);
+
+-- empty scripts
+SELECT count(*) FROM migration_tools.script_statements('');
+SELECT count(*) FROM migration_tools.script_statements(' ; ;; -- nothing');
+SELECT count(*) FROM migration_tools.lint('');
+
+-- syntax errors: an ERROR that points into the script, never a crash
+SELECT * FROM migration_tools.lint('SELECT 1; SELEC 2');
+SELECT * FROM migration_tools.lint(E'CREATE TABLE t (a int);\n\nALTER TABLE t ADD COLUMN (');
+SELECT * FROM migration_tools.script_statements('SELECT ''unterminated');
+SELECT * FROM migration_tools.lint('SELECT * FROM a.b.c.d');
+-- control characters and deep nesting: only the error code is shown
+DO $$
+DECLARE
+    inputs text[] := ARRAY[E'\x01\x7f garbage \x02',
+                           repeat('(', 20000) || '1' || repeat(')', 20000),
+                           'SELECT ' || repeat('-', 100000) || '1',
+                           'ALTER TABLE t ADD CHECK (' || repeat('NOT ', 5000) || 'true)'];
+    i int;
+    n int;
+BEGIN
+    FOR i IN 1 .. array_length(inputs, 1) LOOP
+        BEGIN
+            SELECT count(*) INTO n FROM migration_tools.lint(inputs[i]);
+            RAISE NOTICE 'input %: % findings', i, n;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE NOTICE 'input %: error %', i, SQLSTATE;
+        END;
+    END LOOP;
+END
+$$;
+SELECT count(*) FROM migration_tools.lint(NULL);
+
+-- GUCs
+SHOW migration_tools.lint_level;
+SHOW migration_tools.lint_large_rows;
+SET migration_tools.lint_level = 'nonsense';
+SET migration_tools.lint_level = 'warning';
+RESET migration_tools.lint_level;
+
+DROP TABLE lt_child, lt_parent;

@@ -1,0 +1,56 @@
+--
+-- The utility guard (migration_tools.guard): refuses, outside apply(), the
+-- DDL that lint() flags at error level, with the same message and hint.
+--
+CREATE TABLE lg (id bigint PRIMARY KEY, a int);
+INSERT INTO lg SELECT g, g FROM generate_series(1, 100) g;
+
+-- off by default: nothing is refused
+SHOW migration_tools.guard;
+CREATE INDEX lg_a ON lg (a);
+DROP INDEX lg_a;
+
+SET migration_tools.guard = on;
+CREATE INDEX lg_a ON lg (a);
+ALTER TABLE lg ALTER COLUMN a SET NOT NULL;
+ALTER TABLE lg ALTER COLUMN a TYPE bigint;
+ALTER TABLE lg ADD CONSTRAINT lg_ck CHECK (a > 0);
+VACUUM FULL lg;
+-- the same statements, done safely, pass
+ALTER TABLE lg ADD CONSTRAINT lg_ck CHECK (a > 0) NOT VALID;
+ALTER TABLE lg VALIDATE CONSTRAINT lg_ck;
+ALTER TABLE lg ADD CONSTRAINT lg_nn CHECK (a IS NOT NULL) NOT VALID;
+ALTER TABLE lg VALIDATE CONSTRAINT lg_nn;
+ALTER TABLE lg ALTER COLUMN a SET NOT NULL;
+ALTER TABLE lg DROP CONSTRAINT lg_nn;
+ALTER TABLE lg ALTER COLUMN a DROP NOT NULL;
+ALTER TABLE lg ADD COLUMN b int DEFAULT 0;
+-- warnings are not refused
+ALTER TABLE lg DROP COLUMN b;
+-- tables created in the same transaction are new: nothing to protect
+BEGIN;
+CREATE TABLE lg_new (id bigint PRIMARY KEY, a int);
+CREATE INDEX ON lg_new (a);
+ALTER TABLE lg_new ALTER COLUMN a SET NOT NULL;
+ALTER TABLE lg_new ALTER COLUMN a TYPE bigint;
+COMMIT;
+-- but not once committed
+CREATE INDEX ON lg_new (a);
+-- statements run from functions are guarded too
+DO $$ BEGIN EXECUTE 'CREATE INDEX ON lg (a)'; END $$;
+-- CREATE EXTENSION scripts are not guarded
+DROP EXTENSION migration_tools;
+CREATE EXTENSION migration_tools;
+
+-- only superusers may turn it off
+CREATE ROLE lg_user;
+GRANT ALL ON lg TO lg_user;
+SET ROLE lg_user;
+SET migration_tools.guard = off;
+RESET ROLE;
+REVOKE ALL ON lg FROM lg_user;
+DROP ROLE lg_user;
+
+RESET migration_tools.guard;
+CREATE INDEX lg_a ON lg (a);
+DROP TABLE lg, lg_new;

@@ -1,0 +1,236 @@
+--
+-- The lint rules: for each rule a script where it fires and one where it
+-- does not, with the catalog facts it depends on.
+--
+SET migration_tools.lint_large_rows = 100;
+
+CREATE TABLE lr_parent (id bigint PRIMARY KEY);
+INSERT INTO lr_parent SELECT g FROM generate_series(1, 1000) g;
+CREATE TABLE lr_big (
+    id bigint PRIMARY KEY,
+    parent_id bigint,
+    flag int,
+    name varchar(10),
+    amount numeric(10,2),
+    ts timestamp,
+    note text,
+    code int
+);
+INSERT INTO lr_big SELECT g, g % 1000 + 1, g % 2, 'n' || g % 10, g, '2020-01-01', NULL, g % 3
+FROM generate_series(1, 1000) g;
+CREATE INDEX lr_big_flag ON lr_big (flag);
+CREATE MATERIALIZED VIEW lr_mv AS SELECT flag, count(*) FROM lr_big GROUP BY flag;
+CREATE TABLE lr_part (id bigint, at date) PARTITION BY RANGE (at);
+CREATE TABLE lr_part_2020 PARTITION OF lr_part FOR VALUES FROM ('2020-01-01') TO ('2021-01-01');
+CREATE TABLE lr_part_2021 (id bigint, at date);
+CREATE TABLE lr_part_2022 (id bigint, at date,
+    CONSTRAINT lr_bound CHECK (at >= '2022-01-01' AND at < '2023-01-01'));
+CREATE DOMAIN lr_positive AS int;
+ANALYZE lr_parent, lr_big, lr_part_2020, lr_part_2021, lr_part_2022;
+
+-- findings without the message, hint and lock_timeout advice
+CREATE FUNCTION lr(script text)
+RETURNS TABLE(statement int, rule text, severity text, relation text,
+              lock_mode text, rewrites boolean, estimated_rows bigint)
+LANGUAGE sql AS $$
+    SELECT statement, rule, severity, relation, lock_mode, rewrites, estimated_rows
+    FROM migration_tools.lint(script)
+    WHERE rule <> 'require-lock-timeout'
+$$;
+
+-- create-index-non-concurrently
+SELECT * FROM lr('CREATE INDEX ON lr_big (note)');
+SELECT * FROM lr('CREATE INDEX CONCURRENTLY ON lr_big (note)');
+SELECT * FROM lr('CREATE TABLE lr_new (a int); CREATE INDEX ON lr_new (a)');
+SELECT * FROM lr('CREATE INDEX ON lr_part (id)');
+
+-- drop-index-non-concurrently
+SELECT * FROM lr('DROP INDEX lr_big_flag');
+SELECT * FROM lr('DROP INDEX CONCURRENTLY lr_big_flag');
+SELECT * FROM lr('CREATE TABLE lr_new (a int); CREATE INDEX lr_tmp ON lr_new (a); DROP INDEX lr_tmp');
+
+-- add-column-not-null-no-default
+SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN c1 int NOT NULL');
+SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN c1 int NOT NULL DEFAULT 0');
+SELECT * FROM lr('CREATE TABLE lr_new (a int); ALTER TABLE lr_new ADD COLUMN c1 int NOT NULL');
+
+-- add-column-volatile-default: provolatile of the function, by name
+SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN c1 float8 DEFAULT random()');
+SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN c1 uuid DEFAULT gen_random_uuid()');
+SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN c1 timestamptz DEFAULT clock_timestamp()');
+SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN c1 timestamptz DEFAULT now()');
+SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN c1 timestamptz DEFAULT CURRENT_TIMESTAMP');
+SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN c1 text DEFAULT lower(''X'')');
+SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN c1 int DEFAULT 42');
+
+-- add-foreign-key-validated
+SELECT * FROM lr('ALTER TABLE lr_big ADD CONSTRAINT lr_fk FOREIGN KEY (parent_id) REFERENCES lr_parent (id)');
+SELECT * FROM lr('ALTER TABLE lr_big ADD CONSTRAINT lr_fk FOREIGN KEY (parent_id) REFERENCES lr_parent (id) NOT VALID;
+                  ALTER TABLE lr_big VALIDATE CONSTRAINT lr_fk');
+SELECT * FROM lr('CREATE TABLE lr_new (a bigint REFERENCES lr_parent)');
+
+-- add-check-validated
+SELECT * FROM lr('ALTER TABLE lr_big ADD CONSTRAINT lr_ck CHECK (flag >= 0)');
+SELECT * FROM lr('ALTER TABLE lr_big ADD CONSTRAINT lr_ck CHECK (flag >= 0) NOT VALID');
+
+-- set-not-null: fine when a validated CHECK (col IS NOT NULL) proves it
+SELECT * FROM lr('ALTER TABLE lr_big ALTER COLUMN flag SET NOT NULL');
+SELECT * FROM lr('ALTER TABLE lr_big ADD CONSTRAINT lr_nn CHECK (flag IS NOT NULL) NOT VALID;
+                  ALTER TABLE lr_big VALIDATE CONSTRAINT lr_nn;
+                  ALTER TABLE lr_big ALTER COLUMN flag SET NOT NULL;
+                  ALTER TABLE lr_big DROP CONSTRAINT lr_nn');
+SELECT * FROM lr('ALTER TABLE lr_big ADD CONSTRAINT lr_nn CHECK (flag IS NOT NULL) NOT VALID;
+                  ALTER TABLE lr_big ALTER COLUMN flag SET NOT NULL');
+ALTER TABLE lr_big ADD CONSTRAINT lr_code_nn CHECK (code IS NOT NULL AND code >= 0);
+SELECT * FROM lr('ALTER TABLE lr_big ALTER COLUMN code SET NOT NULL');
+ALTER TABLE lr_big ADD CONSTRAINT lr_flag_nn CHECK (flag IS NOT NULL) NOT VALID;
+SELECT * FROM lr('ALTER TABLE lr_big ALTER COLUMN flag SET NOT NULL');
+ALTER TABLE lr_big DROP CONSTRAINT lr_flag_nn;
+
+-- change-column-type: binary-compatible changes do not rewrite
+SELECT * FROM lr('ALTER TABLE lr_big ALTER COLUMN flag TYPE bigint');
+SELECT * FROM lr('ALTER TABLE lr_big ALTER COLUMN name TYPE varchar(5)');
+SELECT * FROM lr('ALTER TABLE lr_big ALTER COLUMN amount TYPE numeric(10,3)');
+SELECT * FROM lr('ALTER TABLE lr_big ALTER COLUMN note TYPE varchar(20)');
+SELECT * FROM lr('ALTER TABLE lr_big ALTER COLUMN name TYPE int USING name::int');
+SELECT * FROM lr('ALTER TABLE lr_big ALTER COLUMN name TYPE varchar(20)');
+SELECT * FROM lr('ALTER TABLE lr_big ALTER COLUMN name TYPE text');
+SELECT * FROM lr('ALTER TABLE lr_big ALTER COLUMN name TYPE varchar');
+SELECT * FROM lr('ALTER TABLE lr_big ALTER COLUMN amount TYPE numeric(12,2)');
+SELECT * FROM lr('ALTER TABLE lr_big ALTER COLUMN amount TYPE numeric');
+SELECT * FROM lr('ALTER TABLE lr_big ALTER COLUMN note TYPE varchar');
+
+-- rename-column, rename-table
+SELECT * FROM lr('ALTER TABLE lr_big RENAME COLUMN note TO remark');
+SELECT * FROM lr('ALTER TABLE lr_big RENAME TO lr_large');
+SELECT * FROM lr('CREATE TABLE lr_new (a int); ALTER TABLE lr_new RENAME a TO b; ALTER TABLE lr_new RENAME TO lr_new2');
+
+-- drop-column, drop-table
+SELECT * FROM lr('ALTER TABLE lr_big DROP COLUMN note');
+SELECT * FROM lr('DROP TABLE lr_big');
+SELECT * FROM lr('CREATE TABLE lr_new (a int, b int); ALTER TABLE lr_new DROP COLUMN b; DROP TABLE lr_new');
+
+-- add-unique-constraint, add-primary-key
+SELECT * FROM lr('ALTER TABLE lr_big ADD CONSTRAINT lr_uq UNIQUE (note)');
+SELECT * FROM lr('CREATE UNIQUE INDEX CONCURRENTLY lr_uq_idx ON lr_big (note);
+                  ALTER TABLE lr_big ADD CONSTRAINT lr_uq UNIQUE USING INDEX lr_uq_idx');
+SELECT * FROM lr('ALTER TABLE lr_part_2021 ADD PRIMARY KEY (id)');
+SELECT * FROM lr('ALTER TABLE lr_part_2021 ADD CONSTRAINT lr_pk PRIMARY KEY USING INDEX lr_pk_idx');
+SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN c1 bigint UNIQUE');
+
+-- vacuum-full, cluster
+SELECT * FROM lr('VACUUM FULL lr_big');
+SELECT * FROM lr('VACUUM (FULL) lr_big');
+SELECT * FROM lr('VACUUM (FULL false, ANALYZE) lr_big');
+SELECT * FROM lr('CLUSTER lr_big USING lr_big_pkey');
+SELECT * FROM lr('CREATE TABLE lr_new (a int PRIMARY KEY); CLUSTER lr_new USING lr_new_pkey');
+
+-- refresh-matview-non-concurrently
+SELECT * FROM lr('REFRESH MATERIALIZED VIEW lr_mv');
+SELECT * FROM lr('REFRESH MATERIALIZED VIEW CONCURRENTLY lr_mv');
+SELECT * FROM lr('REFRESH MATERIALIZED VIEW lr_mv WITH NO DATA');
+
+-- lock-table
+SELECT * FROM lr('LOCK TABLE lr_big IN ACCESS EXCLUSIVE MODE');
+SELECT * FROM lr('CREATE TABLE lr_new (a int); LOCK TABLE lr_new');
+
+-- unbatched-update, unbatched-delete: estimated rows over lint_large_rows
+SELECT * FROM lr('UPDATE lr_big SET note = ''x''');
+SELECT * FROM lr('UPDATE lr_big SET note = ''x'' WHERE flag = 1');
+SELECT * FROM lr('UPDATE lr_big SET note = ''x'' WHERE id = 5');
+SELECT * FROM lr('UPDATE lr_big SET note = ''x'' WHERE id BETWEEN 1 AND 50');
+SELECT * FROM lr('UPDATE lr_big SET note = ''x'' WHERE name = ''n1'' AND flag = 1');
+SELECT * FROM lr('UPDATE lr_big SET note = ''x'' WHERE note IS NULL');
+SELECT * FROM lr('UPDATE lr_big SET note = ''x'' WHERE note IS NOT NULL');
+SELECT * FROM lr('DELETE FROM lr_big');
+SELECT * FROM lr('DELETE FROM lr_big WHERE id > 900');
+SELECT * FROM lr('DELETE FROM lr_big WHERE id IN (1, 2, 3)');
+SELECT * FROM lr('TRUNCATE lr_big; UPDATE lr_big SET note = ''x''');
+SET migration_tools.lint_large_rows = 10000;
+SELECT * FROM lr('UPDATE lr_big SET note = ''x''');
+SET migration_tools.lint_large_rows = 100;
+
+-- truncate
+SELECT * FROM lr('TRUNCATE lr_big, lr_parent');
+SELECT * FROM lr('CREATE TABLE lr_new (a int); TRUNCATE lr_new');
+
+-- concurrently-in-transaction, uncommitted-transaction
+SELECT * FROM lr('BEGIN; CREATE INDEX CONCURRENTLY ON lr_big (note); COMMIT');
+SELECT * FROM lr('BEGIN; SELECT 1; COMMIT; CREATE INDEX CONCURRENTLY ON lr_big (note)');
+SELECT * FROM lr('BEGIN; VACUUM lr_big; ROLLBACK');
+SELECT * FROM lr('BEGIN; ALTER TABLE lr_big ADD COLUMN c1 int');
+SELECT * FROM lr('START TRANSACTION; ALTER TABLE lr_big ADD COLUMN c1 int; END');
+SELECT * FROM lr('BEGIN; SELECT 1; COMMIT AND CHAIN');
+
+-- reindex-non-concurrently
+SELECT * FROM lr('REINDEX TABLE lr_big');
+SELECT * FROM lr('REINDEX INDEX lr_big_flag');
+SELECT * FROM lr('REINDEX (VERBOSE) SCHEMA public');
+SELECT * FROM lr('REINDEX TABLE CONCURRENTLY lr_big');
+SELECT * FROM lr('REINDEX (CONCURRENTLY) INDEX lr_big_flag');
+
+-- attach-partition-unvalidated, detach-partition-non-concurrently
+SELECT * FROM lr('ALTER TABLE lr_part ATTACH PARTITION lr_part_2021 FOR VALUES FROM (''2021-01-01'') TO (''2022-01-01'')');
+SELECT * FROM lr('ALTER TABLE lr_part ATTACH PARTITION lr_part_2022 FOR VALUES FROM (''2022-01-01'') TO (''2023-01-01'')');
+SELECT * FROM lr('CREATE TABLE lr_part_2023 (id bigint, at date);
+                  ALTER TABLE lr_part ATTACH PARTITION lr_part_2023 FOR VALUES FROM (''2023-01-01'') TO (''2024-01-01'')');
+SELECT * FROM lr('ALTER TABLE lr_part DETACH PARTITION lr_part_2020');
+SELECT * FROM lr('ALTER TABLE lr_part DETACH PARTITION lr_part_2020 CONCURRENTLY');
+
+-- add-stored-generated-column, add-serial-column
+SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN c1 bigint GENERATED ALWAYS AS (id * 2) STORED');
+SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN c1 bigserial');
+SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN c1 bigint GENERATED BY DEFAULT AS IDENTITY');
+SELECT * FROM lr('CREATE TABLE lr_new (a int);
+                  ALTER TABLE lr_new ADD COLUMN c1 bigint GENERATED ALWAYS AS (a * 2) STORED,
+                                     ADD COLUMN c2 bigint GENERATED ALWAYS AS IDENTITY');
+
+-- add-exclusion-constraint
+SELECT * FROM lr('ALTER TABLE lr_big ADD CONSTRAINT lr_ex EXCLUDE USING btree (id WITH =)');
+SELECT * FROM lr('CREATE TABLE lr_new (a int, EXCLUDE USING btree (a WITH =))');
+
+-- domain-check-constraint
+SELECT * FROM lr('ALTER DOMAIN lr_positive ADD CONSTRAINT lr_pos CHECK (VALUE > 0)');
+SELECT * FROM lr('ALTER DOMAIN lr_positive ADD CONSTRAINT lr_pos CHECK (VALUE > 0) NOT VALID');
+
+-- drop-not-null (info)
+SELECT * FROM lr('ALTER TABLE lr_big ALTER COLUMN id DROP NOT NULL');
+SELECT * FROM lr('CREATE TABLE lr_new (a int NOT NULL); ALTER TABLE lr_new ALTER a DROP NOT NULL');
+
+-- style: json-column, prefer-bigint, prefer-identity, prefer-text, prefer-timestamptz
+SELECT * FROM lr('CREATE TABLE lr_new (id serial PRIMARY KEY, other_id int, n int,
+                  doc json, label varchar(40), c char(2), at timestamp, v varchar)');
+SELECT * FROM lr('CREATE TABLE lr_new (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                  other_id bigint, doc jsonb, label text, at timestamptz, tags int[])');
+SELECT * FROM lr('CREATE TABLE lr_new (k int, PRIMARY KEY (k))');
+SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN doc json, ALTER COLUMN ts TYPE timestamp(3)');
+
+-- require-lock-timeout: DDL on an existing table without SET lock_timeout
+SELECT statement, rule, severity FROM migration_tools.lint('ALTER TABLE lr_big ADD COLUMN c1 int; ALTER TABLE lr_big ADD COLUMN c2 int');
+SELECT statement, rule, severity FROM migration_tools.lint('SET lock_timeout = ''1s''; ALTER TABLE lr_big ADD COLUMN c1 int');
+SELECT statement, rule, severity FROM migration_tools.lint('CREATE TABLE lr_new (a int); CREATE INDEX ON lr_new (a)');
+SELECT statement, rule, severity FROM migration_tools.lint('UPDATE lr_parent SET id = id WHERE id = 1');
+
+-- the whole finding, with message, hint and location
+SELECT * FROM migration_tools.lint($$
+SET lock_timeout = '1s';
+-- add a flag
+ALTER TABLE lr_big ADD COLUMN c1 int NOT NULL;
+UPDATE lr_big SET note = 'x';
+$$);
+
+-- schema-qualified and unknown relations: unknown ones are assumed to exist
+CREATE SCHEMA lr_s;
+CREATE TABLE lr_s.t (a int);
+SELECT * FROM lr('CREATE INDEX ON lr_s.t (a); CREATE INDEX ON lr_unknown (a)');
+
+-- the script is never run
+SELECT count(*) FROM migration_tools.lint('DROP TABLE lr_big; DROP TABLE lr_parent CASCADE');
+SELECT count(*) FROM lr_big;
+
+DROP FUNCTION lr(text);
+DROP SCHEMA lr_s CASCADE;
+DROP MATERIALIZED VIEW lr_mv;
+DROP TABLE lr_big, lr_parent, lr_part, lr_part_2021, lr_part_2022;
+DROP DOMAIN lr_positive;
+RESET migration_tools.lint_large_rows;

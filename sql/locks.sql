@@ -1,0 +1,40 @@
+-- Lock waits: argument checking and the answers when nothing waits.
+-- (The waiting shapes are built by the isolation specs specs/locks_*.spec.)
+
+-- lock mode names: SQL spelling, pg_locks spelling, any case and spacing
+SELECT n, migration_tools.lock_mode(n)
+FROM unnest(ARRAY['ACCESS SHARE', 'AccessShareLock', 'access share',
+                  'row share', 'ROW_EXCLUSIVE', 'Share Update Exclusive',
+                  'share', 'SHARE LOCK', 'ShareRowExclusiveLock',
+                  'exclusive', 'ACCESS EXCLUSIVE', 'accessexclusivelock',
+                  ' access  exclusive ']) AS n;
+
+-- unrecognized names list the valid ones
+SELECT migration_tools.lock_mode('ACCESS');
+SELECT migration_tools.lock_mode('');
+SELECT migration_tools.lock_mode('lock');
+SELECT migration_tools.lock_mode('access exclusive; drop table x');
+SELECT migration_tools.lock_mode(NULL) IS NULL AS null_mode;
+
+CREATE TABLE locks_t (id int);
+
+-- nothing conflicts: our own locks never count
+BEGIN;
+LOCK TABLE locks_t IN ACCESS EXCLUSIVE MODE;
+SELECT count(*) FROM migration_tools.lock_conflicts('locks_t', 'ACCESS EXCLUSIVE');
+COMMIT;
+SELECT count(*) FROM migration_tools.lock_conflicts('locks_t', 'AccessShareLock');
+-- shared catalogs are looked up in the shared lock space
+SELECT count(*) FROM migration_tools.lock_conflicts('pg_database', 'ACCESS SHARE');
+SELECT migration_tools.lock_conflicts('locks_t', 'SHARED');
+SELECT count(*) FROM migration_tools.lock_conflicts(NULL, 'ACCESS SHARE');
+SELECT count(*) FROM migration_tools.lock_conflicts('locks_t', NULL);
+SELECT migration_tools.lock_conflicts('no_such_table', 'ACCESS SHARE');
+SELECT migration_tools.lock_conflicts(0, 'ACCESS SHARE');
+
+-- our own session waits for nothing and blocks nobody
+SELECT * FROM migration_tools.lock_waiters_of(pg_backend_pid());
+SELECT * FROM migration_tools.lock_waiters_of(NULL);
+SELECT * FROM migration_tools.lock_waiters_of(0);
+
+DROP TABLE locks_t;

@@ -1,0 +1,1076 @@
+/*-------------------------------------------------------------------------
+ *
+ * backfill_worker.c
+ *	  The worker side of batched backfills: claim a job, then run it one
+ *	  batch per transaction until it ends or must stop.
+ *
+ * Exactly once: each batch transaction runs the job's statement on one
+ * range of the table (keys after the checkpoint up to the batch's last
+ * key, or a range of heap blocks) and, in the same transaction, moves the
+ * checkpoint past that range and adds the rows to the counters.  Either
+ * both commit or neither does, so a worker killed at any point (SIGKILL,
+ * pg_terminate_backend, crash, immediate shutdown) leaves the job at a
+ * checkpoint that matches the table.  The job row still says "running";
+ * the next worker sees that no live worker runs it (mt_work_is_active)
+ * and takes it up from the checkpoint.
+ *
+ * Who runs what: the worker connects as the bootstrap superuser, reads and
+ * writes the job tables as the extension owner (search_path pinned), runs
+ * the job's statement as the role that queued it (its search_path, in a
+ * security-restricted operation), and reads server statistics for
+ * throttling as itself.
+ *
+ * Errors: a batch runs inside PG_TRY.  On error the transaction is
+ * aborted, the error is recorded in a new transaction (attempts,
+ * last_error; a statement or lock timeout halves the batch), and the loop
+ * goes on, until max_attempts consecutive failures fail the job.  SIGTERM
+ * is FATAL and never caught here: the worker exits between or during
+ * batches and the job is taken up again later.
+ *
+ * Memory: everything a step needs lives in a context reset before each
+ * step, so a worker running a job for hours does not grow.
+ *
+ * IDENTIFICATION
+ *	  src/backfill_worker.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/relation.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/interrupt.h"
+#include "storage/bufmgr.h"
+#include "storage/itemptr.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timeout.h"
+#include "utils/timestamp.h"
+
+#include "backfill.h"
+#include "backfill_int.h"
+#include "launcher.h"
+#include "locks.h"
+#include "migration_tools.h"
+#include "spi_util.h"
+
+/* A job as one step sees it (allocated in the step context). */
+typedef struct MtJob
+{
+	int64		id;
+	Oid			relid;
+	char	   *relation_name;
+	char	   *state;
+	MtJobSql	js;
+	Oid			key_type;		/* run_batched, key strategy: $1/$2 type */
+	int32		fixed_batch_size;	/* 0: adaptive */
+	double		target_ms;
+	double		sleep_ms;
+	int32		max_attempts;
+	char	   *run_window;
+	Oid			owner;
+	char	   *search_path;
+	char	   *phase;
+	List	   *last_key;		/* char *; NIL before the first batch */
+	int64		next_block;
+	int64		end_block;
+	double		rows_per_block;
+	int32		sweep_pass;
+	int64		sweep_rows;
+	int64		rows_scanned;
+	int32		batch_size;		/* 0: not chosen yet */
+	double		ms_per_row;		/* 0: unknown */
+	int64		batches;
+	int32		worker_pid;
+} MtJob;
+
+/* The outcome of one batch. */
+typedef struct MtBatchResult
+{
+	int64		rows;			/* rows the statement processed */
+	int64		covered;		/* rows (or estimated rows) of the range */
+	bool		done;			/* the job has nothing left */
+	List	   *last_key;		/* key: new checkpoint */
+	int64		next_block;		/* ctid: new checkpoint */
+	char	   *phase;
+	int32		sweep_pass;
+	int64		sweep_rows;
+	int64		end_block;
+	char	   *fail;			/* non-NULL: the job must fail with this */
+} MtBatchResult;
+
+typedef enum MtStep
+{
+	STEP_CONTINUE,
+	STEP_STOP
+} MtStep;
+
+static MemoryContext step_cxt = NULL;
+
+static void run_job(int64 job_id);
+static MtStep run_step(int64 job_id, long *sleep_ms);
+static MtJob *load_job(int64 job_id);
+static void plan_job(MtJob *job);
+static void run_key_batch(MtJob *job, int32 n, MtBatchResult *res);
+static void run_ctid_batch(MtJob *job, int32 n, MtBatchResult *res);
+static void set_job(int64 job_id, const char *assignments, int nargs, Oid *types,
+					Datum *values, const char *nulls);
+static void fail_job(int64 job_id, const char *message);
+static MtStep record_failure(int64 job_id, ErrorData *edata, long *sleep_ms);
+
+/* ---------------------------------------------------------------------
+ * Claiming a job
+ * ---------------------------------------------------------------------
+ */
+
+bool
+mt_backfill_run_next(TimestampTz *next_due)
+{
+	MtSavedUser saved;
+	int64		claimed = 0;
+	Oid			claimed_rel = InvalidOid;
+	TimestampTz due_min = 0;
+	TimestampTz now = GetCurrentTimestamp();
+	int			ncand;
+	int64	   *ids;
+	Oid		   *rels;
+	bool	   *running;
+	TimestampTz *dues;
+
+	*next_due = 0;
+
+	mt_bgw_begin("migration_tools: looking for backfill jobs");
+	mt_become_owner(&saved);
+
+	if (SPI_execute("SELECT job_id, relation::pg_catalog.oid, state = 'running', "
+					"       greatest(start_at, next_due) "
+					"FROM migration_tools.backfill_jobs "
+					"WHERE state IN ('queued', 'running') ORDER BY job_id",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read backfill jobs");
+
+	ncand = (int) SPI_processed;
+	ids = palloc(sizeof(int64) * (ncand + 1));
+	rels = palloc(sizeof(Oid) * (ncand + 1));
+	running = palloc(sizeof(bool) * (ncand + 1));
+	dues = palloc(sizeof(TimestampTz) * (ncand + 1));
+	for (int i = 0; i < ncand; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		ids[i] = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		rels[i] = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+		running[i] = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		dues[i] = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
+		if (isnull)
+			dues[i] = 0;
+	}
+
+	for (int i = 0; i < ncand && claimed == 0; i++)
+	{
+		Datum		arg = Int64GetDatum(ids[i]);
+		Oid			argtype = INT8OID;
+		Datum		args[2];
+		Oid			types[2] = {INT8OID, INT4OID};
+
+		if (dues[i] > now)
+		{
+			if (due_min == 0 || dues[i] < due_min)
+				due_min = dues[i];
+			continue;
+		}
+		/* a running job with a live worker is that worker's */
+		if (running[i] && mt_work_is_active(MyDatabaseId, "backfill", ids[i]))
+			continue;
+
+		if (SPI_execute_with_args("SELECT state FROM migration_tools.backfill_jobs "
+								  "WHERE job_id = $1 AND state IN ('queued', 'running') "
+								  "FOR UPDATE SKIP LOCKED",
+								  1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not lock backfill job");
+		if (SPI_processed == 0)
+			continue;
+		if (mt_work_is_active(MyDatabaseId, "backfill", ids[i]))
+			continue;
+
+		/* one job per table: advertise ours first, then look for others */
+		mt_worker_set_current("backfill", ids[i], rels[i]);
+		if (mt_relation_is_busy(MyDatabaseId, rels[i]))
+		{
+			mt_worker_set_current(NULL, 0, InvalidOid);
+			continue;
+		}
+
+		args[0] = Int64GetDatum(ids[i]);
+		args[1] = Int32GetDatum(MyProcPid);
+		if (SPI_execute_with_args("UPDATE migration_tools.backfill_jobs SET "
+								  "state = 'running', worker_pid = $2, "
+								  "started_at = coalesce(started_at, now()), "
+								  "run_started_at = now(), run_rows_start = rows_scanned, "
+								  "throttled_by = NULL, next_due = NULL "
+								  "WHERE job_id = $1",
+								  2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not claim backfill job");
+		claimed = ids[i];
+		claimed_rel = rels[i];
+	}
+
+	mt_restore_user(&saved);
+	mt_bgw_commit();
+
+	if (claimed == 0)
+	{
+		*next_due = due_min;
+		return false;
+	}
+
+	elog(DEBUG1, "migration_tools: running backfill job " INT64_FORMAT " on relation %u",
+		 claimed, claimed_rel);
+	run_job(claimed);
+	mt_worker_set_current(NULL, 0, InvalidOid);
+	return true;
+}
+
+/*
+ * Run a claimed job step by step, sleeping on the latch between steps.
+ */
+static void
+run_job(int64 job_id)
+{
+	if (step_cxt == NULL)
+		step_cxt = AllocSetContextCreate(TopMemoryContext,
+										 "migration_tools backfill step",
+										 ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		long		sleep_ms = 0;
+		MtStep		step;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		MemoryContextReset(step_cxt);
+		step = run_step(job_id, &sleep_ms);
+		if (step == STEP_STOP)
+			break;
+		if (sleep_ms > 0)
+		{
+			(void) WaitLatch(MyLatch,
+							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 sleep_ms, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+		}
+	}
+	MemoryContextReset(step_cxt);
+}
+
+/* ---------------------------------------------------------------------
+ * One step: a planning step, a throttled pause, or a batch
+ * ---------------------------------------------------------------------
+ */
+
+static char *
+text_array_to_cstrings_lists(Datum arr, List **out)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	*out = NIL;
+	for (int i = 0; i < n; i++)
+		*out = lappend(*out, nulls[i] ? NULL : TextDatumGetCString(elems[i]));
+	return NULL;
+}
+
+static Datum
+cstring_list_to_text_array(List *l)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(list_length(l), 1));
+	int			i = 0;
+	ListCell   *lc;
+
+	foreach(lc, l)
+		d[i++] = CStringGetTextDatum((char *) lfirst(lc));
+	return PointerGetDatum(construct_array(d, i, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * Read the job row (locked: a pause or cancel waits for the batch that
+ * holds it) into the step context.  NULL if the row is gone.
+ */
+static MtJob *
+load_job(int64 job_id)
+{
+	Datum		arg = Int64GetDatum(job_id);
+	Oid			argtype = INT8OID;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	MtJob	   *job;
+	MemoryContext old;
+	bool		isnull;
+	Datum		d;
+
+#define COL(name) SPI_getbinval(tup, desc, SPI_fnumber(desc, name), &isnull)
+#define STR(name) SPI_getvalue(tup, desc, SPI_fnumber(desc, name))
+
+	if (SPI_execute_with_args("SELECT *, relation::pg_catalog.oid AS relid, "
+							  "extract(epoch FROM target_batch_time) * 1000 AS target_ms, "
+							  "extract(epoch FROM batch_sleep) * 1000 AS sleep_ms "
+							  "FROM migration_tools.backfill_jobs WHERE job_id = $1 FOR UPDATE",
+							  1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read backfill job " INT64_FORMAT, job_id);
+	if (SPI_processed == 0)
+		return NULL;
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+
+	old = MemoryContextSwitchTo(step_cxt);
+	job = palloc0(sizeof(MtJob));
+	job->id = job_id;
+	job->relid = DatumGetObjectId(COL("relid"));
+	job->relation_name = STR("relation_name");
+	job->state = STR("state");
+	job->js.is_backfill = strcmp(STR("kind"), "backfill") == 0;
+	job->js.by_ctid = strcmp(STR("strategy"), "ctid") == 0;
+	job->js.relname = job->relation_name;
+	job->js.set_clause = STR("set_clause");
+	job->js.where_clause = STR("where_clause");
+	job->js.guard_clause = STR("guard_clause");
+	job->js.sql = STR("sql");
+	d = COL("key_columns");
+	if (!isnull)
+		text_array_to_cstrings_lists(d, &job->js.key_columns);
+	d = COL("key_types");
+	if (!isnull)
+		text_array_to_cstrings_lists(d, &job->js.key_types);
+	d = COL("fixed_batch_size");
+	job->fixed_batch_size = isnull ? 0 : DatumGetInt32(d);
+	job->target_ms = atof(STR("target_ms"));
+	job->sleep_ms = atof(STR("sleep_ms"));
+	job->max_attempts = DatumGetInt32(COL("max_attempts"));
+	job->run_window = STR("run_window");
+	job->owner = DatumGetObjectId(COL("owner"));
+	job->search_path = STR("search_path");
+	job->phase = STR("phase");
+	d = COL("last_key");
+	if (!isnull)
+		text_array_to_cstrings_lists(d, &job->last_key);
+	job->next_block = DatumGetInt64(COL("next_block"));
+	d = COL("end_block");
+	job->end_block = isnull ? 0 : DatumGetInt64(d);
+	d = COL("rows_per_block");
+	job->rows_per_block = isnull ? 0 : DatumGetFloat8(d);
+	job->sweep_pass = DatumGetInt32(COL("sweep_pass"));
+	job->sweep_rows = DatumGetInt64(COL("sweep_rows"));
+	job->rows_scanned = DatumGetInt64(COL("rows_scanned"));
+	d = COL("batch_size");
+	job->batch_size = isnull ? 0 : DatumGetInt32(d);
+	d = COL("ms_per_row");
+	job->ms_per_row = isnull ? 0 : DatumGetFloat8(d);
+	job->batches = DatumGetInt64(COL("batches"));
+	d = COL("worker_pid");
+	job->worker_pid = isnull ? 0 : DatumGetInt32(d);
+	MemoryContextSwitchTo(old);
+
+#undef COL
+#undef STR
+
+	/* the relation is always on the primary key when not by ctid */
+	job->js.only = get_rel_relkind(job->relid) == RELKIND_RELATION;
+	return job;
+}
+
+/*
+ * UPDATE the job row (as the extension owner, who the caller already is).
+ * assignments uses $1 for the job id and $2... for values.
+ */
+static void
+set_job(int64 job_id, const char *assignments, int nargs, Oid *types,
+		Datum *values, const char *nulls)
+{
+	Oid			t[16];
+	Datum		v[16];
+	char		n[16];
+	char	   *sql;
+
+	Assert(nargs < 16);
+	t[0] = INT8OID;
+	v[0] = Int64GetDatum(job_id);
+	n[0] = ' ';
+	for (int i = 0; i < nargs; i++)
+	{
+		t[i + 1] = types[i];
+		v[i + 1] = values[i];
+		n[i + 1] = nulls ? nulls[i] : ' ';
+	}
+	sql = psprintf("UPDATE migration_tools.backfill_jobs SET %s WHERE job_id = $1",
+				   assignments);
+	if (SPI_execute_with_args(sql, nargs + 1, t, v, n, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update backfill job " INT64_FORMAT, job_id);
+}
+
+/* Fail the job with a message (inside a step transaction, as owner). */
+static void
+fail_job(int64 job_id, const char *message)
+{
+	Oid			type = TEXTOID;
+	Datum		value = CStringGetTextDatum(message);
+
+	ereport(LOG,
+			(errmsg("migration_tools backfill job " INT64_FORMAT " failed: %s",
+					job_id, message)));
+	set_job(job_id, "state = 'failed', last_error = $2, finished_at = now(), "
+			"worker_pid = NULL, throttled_by = NULL", 1, &type, &value, NULL);
+}
+
+/*
+ * Switch to the job's owner, with its search_path and the batch's
+ * lock_timeout, for the job's own statements.  Returns the GUC nest level
+ * to pass to leave_job_owner.
+ */
+static int
+enter_job_owner(MtJob *job, Oid *save_user, int *save_sec)
+{
+	int			nest;
+	char		buf[32];
+
+	GetUserIdAndSecContext(save_user, save_sec);
+	nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", job->search_path,
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	snprintf(buf, sizeof(buf), "%d", mt_batch_lock_timeout);
+	(void) set_config_option("lock_timeout", buf,
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	SetUserIdAndSecContext(job->owner,
+						   *save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	return nest;
+}
+
+static void
+leave_job_owner(int nest, Oid save_user, int save_sec)
+{
+	SetUserIdAndSecContext(save_user, save_sec);
+	AtEOXact_GUC(true, nest);
+}
+
+/* What plan_job found, for the job row: rows_total, rows_per_block, end_block. */
+static Oid	plan_types[3] = {INT8OID, FLOAT8OID, INT8OID};
+static Datum plan_values[3];
+static char plan_nulls[3];
+
+/*
+ * Estimate the table's rows and (ctid) its blocks, once per job.
+ */
+static void
+plan_job(MtJob *job)
+{
+	Relation	rel = relation_open(job->relid, AccessShareLock);
+	BlockNumber nblocks = 0;
+	double		density = -1;
+	double		total = -1;
+	if (rel->rd_rel->relkind == RELKIND_RELATION)
+	{
+		nblocks = RelationGetNumberOfBlocks(rel);
+		if (rel->rd_rel->reltuples > 0 && rel->rd_rel->relpages > 0)
+			density = rel->rd_rel->reltuples / rel->rd_rel->relpages;
+		else if (nblocks > 0)
+		{
+			/* never analyzed: count the rows of the first blocks */
+			BlockNumber sample = Min(nblocks, 10);
+			Oid			ttypes[2] = {TIDOID, TIDOID};
+			Datum		tvalues[2];
+			ItemPointerData lo,
+						hi;
+			bool		isnull;
+
+			ItemPointerSet(&lo, 0, 0);
+			ItemPointerSet(&hi, sample, 0);
+			tvalues[0] = PointerGetDatum(&lo);
+			tvalues[1] = PointerGetDatum(&hi);
+			if (SPI_execute_with_args(psprintf("SELECT pg_catalog.count(*) FROM ONLY %s "
+											   "WHERE ctid >= $1 AND ctid < $2",
+											   job->relation_name),
+									  2, ttypes, tvalues, NULL, true, 1) != SPI_OK_SELECT)
+				elog(ERROR, "could not sample relation");
+			density = (double) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+														   SPI_tuptable->tupdesc, 1,
+														   &isnull)) / sample;
+		}
+		else
+			density = 0;
+		total = density * nblocks;
+	}
+	else
+	{
+		/* partitioned: the statistics of the leaf partitions */
+		Oid			argtype = OIDOID;
+		Datum		arg = ObjectIdGetDatum(job->relid);
+		bool		isnull;
+		Datum		d;
+
+		if (SPI_execute_with_args("SELECT sum(c.reltuples) FROM pg_catalog.pg_partition_tree($1) t "
+								  "JOIN pg_catalog.pg_class c ON c.oid = t.relid "
+								  "WHERE t.isleaf AND c.reltuples > 0",
+								  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read partition statistics");
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+			total = DatumGetFloat8(d);
+	}
+	relation_close(rel, AccessShareLock);
+
+	plan_values[0] = Int64GetDatum(total < 0 ? 0 : (int64) rint(total));
+	plan_nulls[0] = total < 0 ? 'n' : ' ';
+	plan_values[1] = Float8GetDatum(density > 0 ? density : 1.0);
+	plan_nulls[1] = ' ';
+	plan_values[2] = Int64GetDatum((int64) nblocks);
+	plan_nulls[2] = ' ';
+}
+
+/*
+ * Convert the text form of a key value to a Datum of type typid.
+ */
+static Datum
+key_datum(const char *str, Oid typid)
+{
+	Oid			infunc;
+	Oid			ioparam;
+
+	getTypeInputInfo(typid, &infunc, &ioparam);
+	return OidInputFunctionCall(infunc, (char *) str, ioparam, -1);
+}
+
+/*
+ * One batch of the key strategy: find the last key of the next n keys
+ * after the checkpoint, run the statement on (checkpoint, last key].
+ * Runs as the job's owner.
+ */
+static void
+run_key_batch(MtJob *job, int32 n, MtBatchResult *res)
+{
+	bool		has_lower = job->last_key != NIL;
+	int			nkeys = list_length(job->js.key_columns);
+	Oid		   *types = palloc(sizeof(Oid) * (2 * nkeys + 2));
+	Datum	   *values = palloc(sizeof(Datum) * (2 * nkeys + 2));
+	int			np = 0;
+	int64		count;
+	List	   *first = NIL;
+	List	   *last = NIL;
+	bool		isnull;
+	ListCell   *lc;
+	char	   *sql;
+	int			ret;
+
+	if (has_lower)
+	{
+		foreach(lc, job->last_key)
+		{
+			types[np] = TEXTOID;
+			values[np++] = CStringGetTextDatum((char *) lfirst(lc));
+		}
+	}
+	sql = mt_backfill_probe_sql(&job->js, has_lower, n);
+	if (SPI_execute_with_args(sql, np, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not probe the next batch");
+	count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (count > 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(step_cxt);
+
+		text_array_to_cstrings_lists(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull), &first);
+		text_array_to_cstrings_lists(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull), &last);
+		MemoryContextSwitchTo(old);
+	}
+
+	res->covered = count;
+	res->done = count < n;
+	res->last_key = count > 0 ? last : job->last_key;
+	if (count == 0)
+		return;
+
+	if (job->js.is_backfill)
+	{
+		int			nparams;
+
+		sql = mt_backfill_update_sql(&job->js, has_lower, &nparams);
+		foreach(lc, last)
+		{
+			types[np] = TEXTOID;
+			values[np++] = CStringGetTextDatum((char *) lfirst(lc));
+		}
+		Assert(np == nparams);
+	}
+	else
+	{
+		/* run_batched: $1 first key, $2 last key, both inclusive */
+		sql = job->js.sql;
+		np = 2;
+		types[0] = types[1] = job->key_type;
+		values[0] = key_datum(linitial(first), job->key_type);
+		values[1] = key_datum(linitial(last), job->key_type);
+	}
+	pgstat_report_activity(STATE_RUNNING, sql);
+	ret = SPI_execute_with_args(sql, np, types, values, NULL, false, 0);
+	if (ret < 0)
+		elog(ERROR, "batch statement failed: %s", SPI_result_code_string(ret));
+	res->rows = SPI_processed;
+}
+
+/*
+ * One batch of the ctid strategy: blocks [next_block, next_block + k) of
+ * the current pass.  The main pass covers the blocks the table had when
+ * the job started; then sweep passes cover the whole table again until
+ * one changes nothing, catching rows that moved into ranges already done
+ * (the guard skips rows that are done, so only moved rows change).
+ */
+static void
+run_ctid_batch(MtJob *job, int32 n, MtBatchResult *res)
+{
+	int64		nb;
+	int64		hi;
+	ItemPointerData lo_tid,
+				hi_tid;
+	Oid			types[2] = {TIDOID, TIDOID};
+	Datum		values[2];
+	char	   *sql;
+	int			ret;
+
+	res->phase = job->phase;
+	res->sweep_pass = job->sweep_pass;
+	res->sweep_rows = job->sweep_rows;
+	res->end_block = job->end_block;
+	res->next_block = job->next_block;
+
+	if (job->next_block >= job->end_block)
+	{
+		/* end of a pass */
+		Relation	rel = relation_open(job->relid, AccessShareLock);
+		BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
+
+		relation_close(rel, AccessShareLock);
+		if (strcmp(job->phase, "sweep") == 0 && job->sweep_rows == 0)
+		{
+			res->done = true;
+			return;
+		}
+		if (strcmp(job->phase, "sweep") == 0 && job->sweep_pass >= mt_max_sweep_passes)
+		{
+			res->fail = psprintf("rows kept moving during %d sweep passes", job->sweep_pass);
+			return;
+		}
+		res->phase = "sweep";
+		res->sweep_pass = job->sweep_pass + 1;
+		res->sweep_rows = 0;
+		res->next_block = 0;
+		res->end_block = nblocks;
+		return;
+	}
+
+	nb = (int64) ceil((double) n / Max(job->rows_per_block, 1.0));
+	nb = Max(nb, 1);
+	hi = Min(job->next_block + nb, job->end_block);
+	ItemPointerSet(&lo_tid, (BlockNumber) job->next_block, 0);
+	ItemPointerSet(&hi_tid, (BlockNumber) hi, 0);
+	values[0] = PointerGetDatum(&lo_tid);
+	values[1] = PointerGetDatum(&hi_tid);
+
+	if (job->js.is_backfill)
+	{
+		int			nparams;
+
+		sql = mt_backfill_update_sql(&job->js, false, &nparams);
+	}
+	else
+		sql = job->js.sql;
+	pgstat_report_activity(STATE_RUNNING, sql);
+	ret = SPI_execute_with_args(sql, 2, types, values, NULL, false, 0);
+	if (ret < 0)
+		elog(ERROR, "batch statement failed: %s", SPI_result_code_string(ret));
+	res->rows = SPI_processed;
+	res->next_block = hi;
+	if (strcmp(job->phase, "main") == 0)
+		res->covered = (int64) rint((hi - job->next_block) * job->rows_per_block);
+	else
+		res->sweep_rows += res->rows;
+}
+
+/*
+ * The next batch size: toward target_batch_time from the smoothed time per
+ * row, at most twice and at least half the last size, within 1 and
+ * migration_tools.max_batch_size (and the job's fixed batch_size).
+ */
+static int32
+next_batch_size(MtJob *job, int32 n, double ms_per_row)
+{
+	double		want;
+	int32		cap = job->fixed_batch_size > 0 ? job->fixed_batch_size : mt_max_batch_size;
+
+	if (job->fixed_batch_size > 0)
+		want = job->fixed_batch_size;
+	else if (ms_per_row > 0)
+		want = job->target_ms / ms_per_row;
+	else
+		want = (double) n * 2;
+	want = Max(want, (double) n / 2);
+	want = Min(want, (double) n * 2);
+	want = Min(want, (double) cap);
+	want = Min(want, (double) mt_max_batch_size);
+	return (int32) Max(want, 1.0);
+}
+
+static MtStep
+run_step(int64 job_id, long *sleep_ms)
+{
+	volatile MtStep result = STEP_CONTINUE;
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool timeout_armed = false;
+
+	PG_TRY();
+	{
+		MtSavedUser saved;
+		MtJob	   *job;
+		MtBatchResult res;
+		const char *reason;
+		TimestampTz opens;
+		TimestampTz start;
+		double		ms;
+		int32		n;
+		Oid			save_user;
+		int			save_sec;
+		int			nest;
+		int			waiters = 0;
+		double		wait_ms = 0;
+
+		mt_bgw_begin(psprintf("migration_tools: backfill job " INT64_FORMAT, job_id));
+		mt_become_owner(&saved);
+
+		job = load_job(job_id);
+		if (job == NULL || strcmp(job->state, "running") != 0 ||
+			job->worker_pid != MyProcPid)
+		{
+			/* paused, cancelled, gone, or taken over: let go */
+			if (job != NULL && job->worker_pid == MyProcPid)
+				set_job(job_id, "worker_pid = NULL", 0, NULL, NULL, NULL);
+			mt_restore_user(&saved);
+			mt_bgw_commit();
+			return STEP_STOP;
+		}
+
+		/* what was there when the job was queued may be gone */
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(job->relid)))
+		{
+			fail_job(job_id, psprintf("relation %s was dropped", job->relation_name));
+			mt_restore_user(&saved);
+			mt_bgw_commit();
+			return STEP_STOP;
+		}
+		if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(job->owner)))
+		{
+			fail_job(job_id, psprintf("role with OID %u that queued the job was dropped",
+									  job->owner));
+			mt_restore_user(&saved);
+			mt_bgw_commit();
+			return STEP_STOP;
+		}
+		if (!job->js.is_backfill && !job->js.by_ctid)
+		{
+			AttrNumber	att = get_attnum(job->relid, linitial(job->js.key_columns));
+
+			if (att == InvalidAttrNumber)
+			{
+				fail_job(job_id, psprintf("primary key column \"%s\" of %s was dropped",
+										  (char *) linitial(job->js.key_columns),
+										  job->relation_name));
+				mt_restore_user(&saved);
+				mt_bgw_commit();
+				return STEP_STOP;
+			}
+			job->key_type = get_atttype(job->relid, att);
+		}
+
+		/* outside its run window, the job waits in the queue */
+		if (job->run_window &&
+			!mt_in_run_window(job->run_window, GetCurrentTimestamp(), &opens))
+		{
+			Oid			type = TIMESTAMPTZOID;
+			Datum		value = TimestampTzGetDatum(opens);
+
+			set_job(job_id, "state = 'queued', worker_pid = NULL, "
+					"throttled_by = 'run_window', next_due = $2", 1, &type, &value, NULL);
+			mt_restore_user(&saved);
+			mt_bgw_commit();
+			return STEP_STOP;
+		}
+
+		/* server signals: hold back while they say so */
+		mt_restore_user(&saved);
+		reason = mt_throttle_reason(job->relid);
+		mt_become_owner(&saved);
+		if (reason != NULL)
+		{
+			Oid			type = TEXTOID;
+			Datum		value = CStringGetTextDatum(reason);
+
+			set_job(job_id, "throttled_by = $2", 1, &type, &value, NULL);
+			mt_restore_user(&saved);
+			mt_bgw_commit();
+			*sleep_ms = mt_throttle_sleep;
+			return STEP_CONTINUE;
+		}
+
+		if (strcmp(job->phase, "plan") == 0)
+		{
+			/* the estimates read the table: as the job's owner */
+			nest = enter_job_owner(job, &save_user, &save_sec);
+			plan_job(job);
+			leave_job_owner(nest, save_user, save_sec);
+			set_job(job_id, "rows_total = $2, rows_per_block = $3, end_block = $4, phase = 'main'",
+					3, plan_types, plan_values, plan_nulls);
+			mt_restore_user(&saved);
+			mt_bgw_commit();
+			return STEP_CONTINUE;
+		}
+
+		/* the batch */
+		n = job->batch_size > 0 ? job->batch_size :
+			(job->fixed_batch_size > 0 ? job->fixed_batch_size : mt_initial_batch_size);
+		n = Min(n, mt_max_batch_size);
+		memset(&res, 0, sizeof(res));
+
+		start = GetCurrentTimestamp();
+		if (mt_batch_timeout_factor > 0)
+		{
+			double		limit = Max(job->target_ms * mt_batch_timeout_factor, 1000.0);
+
+			enable_timeout_after(STATEMENT_TIMEOUT, (int) Min(limit, (double) INT_MAX));
+			timeout_armed = true;
+		}
+		nest = enter_job_owner(job, &save_user, &save_sec);
+		if (job->js.by_ctid)
+			run_ctid_batch(job, n, &res);
+		else
+			run_key_batch(job, n, &res);
+		leave_job_owner(nest, save_user, save_sec);
+		if (timeout_armed)
+		{
+			disable_timeout(STATEMENT_TIMEOUT, false);
+			timeout_armed = false;
+		}
+		ms = (double) TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
+
+		/* sessions waiting on what this batch holds */
+		if (mt_throttle_on_lock_waiters)
+			waiters = mt_lock_waiters_of(MyProcPid, &wait_ms);
+
+		if (res.fail)
+			fail_job(job_id, res.fail);
+		else
+		{
+			double		ema = job->ms_per_row;
+			int32		next;
+			Oid			types[12];
+			Datum		values[12];
+			char		nulls[12];
+			int			k = 0;
+
+			if (res.covered > 0)
+			{
+				double		sample = Max(ms, 0.01) / res.covered;
+
+				ema = ema > 0 ? 0.5 * ema + 0.5 * sample : sample;
+			}
+			next = next_batch_size(job, n, ema);
+			if (waiters > 0)
+				next = Max(1, Min(next, n / 2));
+
+			memset(nulls, ' ', sizeof(nulls));
+			types[k] = INT8OID;
+			values[k++] = Int64GetDatum(res.rows);	/* $2 */
+			types[k] = INT8OID;
+			values[k++] = Int64GetDatum(res.covered);	/* $3 */
+			types[k] = INT4OID;
+			values[k++] = Int32GetDatum(next);	/* $4 */
+			types[k] = FLOAT8OID;
+			values[k] = Float8GetDatum(ema);	/* $5 */
+			nulls[k++] = ema > 0 ? ' ' : 'n';
+			types[k] = FLOAT8OID;
+			values[k++] = Float8GetDatum(ms);	/* $6 */
+			types[k] = TEXTARRAYOID;	/* $7 */
+			values[k] = res.last_key ? cstring_list_to_text_array(res.last_key) : (Datum) 0;
+			nulls[k++] = res.last_key ? ' ' : 'n';
+			types[k] = INT8OID;
+			values[k++] = Int64GetDatum(res.next_block);	/* $8 */
+			types[k] = TEXTOID;
+			values[k++] = CStringGetTextDatum(res.done ? "done" :
+											  (res.phase ? res.phase : job->phase));	/* $9 */
+			types[k] = INT4OID;
+			values[k++] = Int32GetDatum(res.sweep_pass);	/* $10 */
+			types[k] = INT8OID;
+			values[k++] = Int64GetDatum(res.sweep_rows);	/* $11 */
+			types[k] = INT8OID;
+			values[k++] = Int64GetDatum(job->js.by_ctid ? res.end_block : job->end_block);	/* $12 */
+			types[k] = INT4OID;
+			values[k++] = Int32GetDatum(waiters);	/* $13 */
+
+			set_job(job_id,
+					"rows_done = rows_done + $2, rows_scanned = rows_scanned + $3, "
+					"batches = batches + 1, batch_size = $4, ms_per_row = $5, "
+					"busy_ms = busy_ms + $6, last_key = $7, next_block = $8, phase = $9, "
+					"sweep_pass = $10, sweep_rows = $11, end_block = $12, attempts = 0, "
+					"lock_waiters_caused = lock_waiters_caused + $13, "
+					"throttled_by = CASE WHEN $13 > 0 THEN 'lock_waiters' END",
+					k, types, values, nulls);
+			if (wait_ms > 0)
+			{
+				Oid			t = FLOAT8OID;
+				Datum		v = Float8GetDatum(wait_ms);
+
+				set_job(job_id, "lock_wait_ms = lock_wait_ms + $2", 1, &t, &v, NULL);
+			}
+
+			if (mt_batch_history_retention > 0)
+			{
+				Oid			ht[5] = {INT8OID, INT8OID, FLOAT8OID, INT4OID, INT4OID};
+				Datum		hv[5];
+
+				hv[0] = Int64GetDatum(job_id);
+				hv[1] = Int64GetDatum(res.rows);
+				hv[2] = Float8GetDatum(ms);
+				hv[3] = Int32GetDatum(n);
+				hv[4] = Int32GetDatum(waiters);
+				if (SPI_execute_with_args("INSERT INTO migration_tools.backfill_batches "
+										  "(job_id, batch_no, rows, duration_ms, batch_size, "
+										  " lock_waiters_caused, lock_wait_ms) "
+										  "SELECT $1, batches, $2, $3, $4, $5, "
+										  "       pg_catalog.float8(0) "
+										  "FROM migration_tools.backfill_jobs WHERE job_id = $1",
+										  5, ht, hv, NULL, false, 0) != SPI_OK_INSERT)
+					elog(ERROR, "could not record batch");
+				if ((job->batches + 1) % 100 == 0)
+				{
+					Oid			pt[2] = {INT8OID, INT8OID};
+					Datum		pv[2];
+
+					pv[0] = Int64GetDatum(job_id);
+					pv[1] = Int64GetDatum(job->batches + 1 - mt_batch_history_retention);
+					if (SPI_execute_with_args("DELETE FROM migration_tools.backfill_batches "
+											  "WHERE job_id = $1 AND batch_no <= $2",
+											  2, pt, pv, NULL, false, 0) != SPI_OK_DELETE)
+						elog(ERROR, "could not prune batch history");
+				}
+			}
+
+			if (res.done)
+			{
+				set_job(job_id, "state = 'completed', finished_at = now(), worker_pid = NULL, "
+						"throttled_by = NULL", 0, NULL, NULL, NULL);
+				result = STEP_STOP;
+			}
+			else
+			{
+				*sleep_ms = (long) job->sleep_ms;
+				if (waiters > 0)
+					*sleep_ms += mt_throttle_sleep;
+			}
+		}
+		if (res.fail)
+			result = STEP_STOP;
+
+		mt_restore_user(&saved);
+		mt_bgw_commit();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		if (timeout_armed)
+			disable_timeout(STATEMENT_TIMEOUT, false);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		result = record_failure(job_id, edata, sleep_ms);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+
+	return result;
+}
+
+/*
+ * Record a failed batch in a new transaction: count the attempt, keep the
+ * error, halve the batch after a timeout, fail the job after max_attempts
+ * consecutive failures.  Returns whether to go on, with a backoff sleep.
+ */
+static MtStep
+record_failure(int64 job_id, ErrorData *edata, long *sleep_ms)
+{
+	MtSavedUser saved;
+	bool		timeout = edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+		edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
+	Oid			types[4] = {INT8OID, TEXTOID, BOOLOID, INT4OID};
+	Datum		values[4];
+	MtStep		step = STEP_STOP;
+	int			attempts = 0;
+
+	ereport(LOG,
+			(errmsg("migration_tools backfill job " INT64_FORMAT ": batch failed: %s",
+					job_id, edata->message)));
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = CStringGetTextDatum(edata->message);
+	values[2] = BoolGetDatum(timeout);
+	values[3] = Int32GetDatum(MyProcPid);
+
+	mt_bgw_begin("migration_tools: recording a failed batch");
+	mt_become_owner(&saved);
+	if (SPI_execute_with_args("UPDATE migration_tools.backfill_jobs SET "
+							  "attempts = attempts + 1, last_error = $2, "
+							  "batch_size = CASE WHEN $3 THEN greatest(1, coalesce(batch_size, 2) / 2) "
+							  "                  ELSE batch_size END, "
+							  "state = CASE WHEN attempts + 1 >= max_attempts THEN 'failed' ELSE state END, "
+							  "finished_at = CASE WHEN attempts + 1 >= max_attempts THEN now() END, "
+							  "worker_pid = CASE WHEN attempts + 1 >= max_attempts THEN NULL ELSE worker_pid END "
+							  "WHERE job_id = $1 AND state = 'running' AND worker_pid = $4 "
+							  "RETURNING state = 'running', attempts",
+							  4, types, values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not record the failure of backfill job " INT64_FORMAT, job_id);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+			step = STEP_CONTINUE;
+		attempts = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	mt_restore_user(&saved);
+	mt_bgw_commit();
+
+	/* back off: 100 ms, 200 ms, 400 ms ... at most 10 s */
+	*sleep_ms = (long) Min(100.0 * pow(2.0, Max(attempts - 1, 0)), 10000.0);
+	return step;
+}

@@ -1,0 +1,358 @@
+/*-------------------------------------------------------------------------
+ *
+ * drift.c
+ *	  Catalog descriptions: the catalog fingerprint stored with every
+ *	  migration, schema_drift() that compares the database against it, and
+ *	  verify_reversible() that compares the catalog before and after an
+ *	  up/down script pair.
+ *
+ * The schema of a database is described as a set of objects, each with a
+ * kind and a stable identity (as pg_identify_object() gives them: always
+ * schema-qualified, independent of search_path) and a definition text
+ * built from the catalogs: tables, columns (type, default, NOT NULL,
+ * identity, generation, collation), constraints, indexes, views,
+ * materialized views, sequences, functions, types, triggers, policies,
+ * rules, schemas and extensions.  System schemas, the extension's own
+ * schema and the members of extensions are left out: they are not the
+ * user's schema.
+ *
+ * The description is read from the catalogs only: no user relation is
+ * opened or locked (view bodies are taken from their stored rule trees,
+ * not deparsed), so it can run inside apply() while other sessions queue
+ * for locks.  It runs with search_path set to pg_catalog so that every
+ * deparsed name is qualified and the text does not depend on the caller.
+ *
+ * The fingerprint is a JSON object mapping "kind:identity" to the MD5 of
+ * the definition: small enough to store per migration, detailed enough for
+ * schema_drift() to name what changed.
+ *
+ * IDENTIFICATION
+ *	  src/drift.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/fmgrprotos.h"
+#include "utils/memutils.h"
+
+#include "drift.h"
+#include "history.h"
+#include "migration_tools.h"
+#include "spi_util.h"
+
+/*
+ * One row per object: kind, identity and definition.  The extension's own
+ * schema is $1.  Objects that belong to an extension (pg_depend 'e') are
+ * skipped, with their sub-objects.
+ */
+static const char *describe_query =
+"WITH nsp AS ("
+"  SELECT n.oid, n.nspname FROM pg_catalog.pg_namespace n"
+"  WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"
+"    AND n.nspname <> $1"
+"    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d"
+"                    WHERE d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass"
+"                      AND d.objid = n.oid AND d.deptype = 'e')"
+"), rel AS ("
+"  SELECT c.* FROM pg_catalog.pg_class c JOIN nsp ON nsp.oid = c.relnamespace"
+"  WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S', 'c', 'i', 'I')"
+"    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d"
+"                    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+"                      AND d.objid = c.oid AND d.deptype = 'e')"
+"), typ AS ("
+"  SELECT t.* FROM pg_catalog.pg_type t JOIN nsp ON nsp.oid = t.typnamespace"
+"  WHERE t.typtype IN ('b', 'd', 'e', 'r')"
+"    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type a WHERE a.typarray = t.oid)"
+"    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d"
+"                    WHERE d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass"
+"                      AND d.objid = t.oid AND d.deptype = 'e')"
+"), obj (classid, objid, objsubid, def) AS ("
+/* schemas */
+"  SELECT 'pg_catalog.pg_namespace'::pg_catalog.regclass, oid, 0, ''::text FROM nsp"
+/* extensions but this one */
+"  UNION ALL"
+"  SELECT 'pg_catalog.pg_extension'::pg_catalog.regclass, e.oid, 0,"
+"         'version ' || e.extversion"
+"  FROM pg_catalog.pg_extension e WHERE e.extname <> $2"
+/* tables, foreign tables, views, materialized views, composite types */
+"  UNION ALL"
+"  SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, c.oid, 0,"
+"         pg_catalog.concat_ws(' ', 'kind ' || c.relkind::text,"
+"            'persistence ' || c.relpersistence::text,"
+"            'partition by ' || pg_catalog.pg_get_partkeydef(c.oid),"
+"            'partition of ' || (SELECT pg_catalog.string_agg(i.inhparent::pg_catalog.regclass::text, ', ' ORDER BY i.inhseqno)"
+"                                FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid),"
+"            pg_catalog.pg_get_expr(c.relpartbound, c.oid),"
+"            'with ' || c.reloptions::text,"
+"            CASE WHEN c.relrowsecurity THEN 'row security' END,"
+"            CASE WHEN c.relforcerowsecurity THEN 'force row security' END,"
+"            (SELECT 'rule ' || pg_catalog.regexp_replace(r.ev_action::text,"
+"                        ':(location|stmt_location|stmt_len) -?[0-9]+', '', 'g')"
+"             FROM pg_catalog.pg_rewrite r"
+"             WHERE r.ev_class = c.oid AND r.rulename = '_RETURN'))"
+"  FROM rel c WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'c')"
+/* sequences */
+"  UNION ALL"
+"  SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, c.oid, 0,"
+"         pg_catalog.concat_ws(' ', 'as ' || pg_catalog.format_type(s.seqtypid, NULL),"
+"            'start ' || s.seqstart, 'increment ' || s.seqincrement,"
+"            'min ' || s.seqmin, 'max ' || s.seqmax, 'cache ' || s.seqcache,"
+"            CASE WHEN s.seqcycle THEN 'cycle' END,"
+"            'persistence ' || c.relpersistence::text)"
+"  FROM rel c JOIN pg_catalog.pg_sequence s ON s.seqrelid = c.oid"
+/* indexes */
+"  UNION ALL"
+"  SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, c.oid, 0,"
+"         pg_catalog.pg_get_indexdef(c.oid)"
+"         || CASE WHEN x.indisvalid THEN '' ELSE ' (invalid)' END"
+"  FROM rel c JOIN pg_catalog.pg_index x ON x.indexrelid = c.oid"
+/* columns */
+"  UNION ALL"
+"  SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, c.oid, a.attnum,"
+"         pg_catalog.concat_ws(' ', pg_catalog.format_type(a.atttypid, a.atttypmod),"
+"            CASE WHEN a.attcollation <> t.typcollation"
+"                 THEN 'collate ' || a.attcollation::pg_catalog.regcollation::text END,"
+"            CASE WHEN a.attnotnull THEN 'not null' END,"
+"            CASE a.attidentity WHEN 'a' THEN 'generated always as identity'"
+"                               WHEN 'd' THEN 'generated by default as identity' END,"
+"            CASE WHEN a.attgenerated = 's' THEN 'generated always as' END,"
+"            'default ' || pg_catalog.pg_get_expr(ad.adbin, ad.adrelid))"
+"  FROM rel c"
+"  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid"
+"  JOIN pg_catalog.pg_type t ON t.oid = a.atttypid"
+"  LEFT JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum"
+"  WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'c')"
+"    AND a.attnum > 0 AND NOT a.attisdropped"
+/* constraints of tables and domains */
+"  UNION ALL"
+"  SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid, 0,"
+"         pg_catalog.pg_get_constraintdef(k.oid)"
+"  FROM pg_catalog.pg_constraint k"
+"  WHERE k.conrelid IN (SELECT oid FROM rel) OR k.contypid IN (SELECT oid FROM typ)"
+/* triggers */
+"  UNION ALL"
+"  SELECT 'pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid, 0,"
+"         pg_catalog.pg_get_triggerdef(g.oid)"
+"         || CASE g.tgenabled WHEN 'D' THEN ' (disabled)' WHEN 'R' THEN ' (replica)'"
+"                             WHEN 'A' THEN ' (always)' ELSE '' END"
+"  FROM pg_catalog.pg_trigger g WHERE NOT g.tgisinternal AND g.tgrelid IN (SELECT oid FROM rel)"
+/* policies */
+"  UNION ALL"
+"  SELECT 'pg_catalog.pg_policy'::pg_catalog.regclass, p.oid, 0,"
+"         pg_catalog.concat_ws(' ', 'for ' || p.polcmd::text,"
+"            CASE WHEN p.polpermissive THEN 'permissive' ELSE 'restrictive' END,"
+"            'to ' || p.polroles::text,"
+"            'using ' || pg_catalog.pg_get_expr(p.polqual, p.polrelid),"
+"            'with check ' || pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid))"
+"  FROM pg_catalog.pg_policy p WHERE p.polrelid IN (SELECT oid FROM rel)"
+/* rules other than the view rules */
+"  UNION ALL"
+"  SELECT 'pg_catalog.pg_rewrite'::pg_catalog.regclass, r.oid, 0,"
+"         pg_catalog.concat_ws(' ', r.ev_type, r.is_instead, r.ev_enabled,"
+"            pg_catalog.regexp_replace(r.ev_qual::text || r.ev_action::text,"
+"                ':(location|stmt_location|stmt_len) -?[0-9]+', '', 'g'))"
+"  FROM pg_catalog.pg_rewrite r"
+"  WHERE r.rulename <> '_RETURN' AND r.ev_class IN (SELECT oid FROM rel)"
+/* functions, procedures, aggregates */
+"  UNION ALL"
+"  SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, f.oid, 0,"
+"         pg_catalog.concat_ws(' ', 'kind ' || f.prokind::text,"
+"            'returns ' || pg_catalog.pg_get_function_result(f.oid),"
+"            'language ' || l.lanname, 'volatility ' || f.provolatile::text,"
+"            CASE WHEN f.proisstrict THEN 'strict' END,"
+"            CASE WHEN f.prosecdef THEN 'security definer' END,"
+"            CASE WHEN f.proleakproof THEN 'leakproof' END,"
+"            'parallel ' || f.proparallel::text,"
+"            'set ' || f.proconfig::text,"
+"            'args ' || pg_catalog.pg_get_function_arguments(f.oid),"
+"            'as ' || f.probin, 'as ' || f.prosrc)"
+"  FROM pg_catalog.pg_proc f JOIN nsp ON nsp.oid = f.pronamespace"
+"  JOIN pg_catalog.pg_language l ON l.oid = f.prolang"
+"  WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d"
+"                    WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass"
+"                      AND d.objid = f.oid AND d.deptype = 'e')"
+/* enums, domains, ranges, base types */
+"  UNION ALL"
+"  SELECT 'pg_catalog.pg_type'::pg_catalog.regclass, t.oid, 0,"
+"         pg_catalog.concat_ws(' ', 'kind ' || t.typtype::text,"
+"            'labels ' || (SELECT pg_catalog.string_agg(pg_catalog.quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder)"
+"                          FROM pg_catalog.pg_enum e WHERE e.enumtypid = t.oid),"
+"            CASE WHEN t.typtype = 'd' THEN 'over ' || pg_catalog.format_type(t.typbasetype, t.typtypmod) END,"
+"            CASE WHEN t.typnotnull THEN 'not null' END,"
+"            'default ' || t.typdefault,"
+"            'subtype ' || (SELECT pg_catalog.format_type(r.rngsubtype, NULL)"
+"                           FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid),"
+"            CASE WHEN t.typtype = 'b' THEN 'input ' || t.typinput::text END)"
+"  FROM typ t"
+") "
+"SELECT o.type, o.identity, obj.def"
+"  FROM obj, LATERAL pg_catalog.pg_identify_object(obj.classid, obj.objid, obj.objsubid) o"
+" WHERE o.identity IS NOT NULL";
+
+/*
+ * The whole result of describe_query, as one JSON object of
+ * "kind:identity" -> md5(definition), keys in order.
+ */
+static const char *fingerprint_query_fmt =
+"SELECT pg_catalog.json_object_agg(d.type || ':' || d.identity, pg_catalog.md5(d.def)"
+"                                  ORDER BY d.type, d.identity)::text"
+"  FROM (%s) d";
+
+/*
+ * Run "query" (which takes the extension schema name and the extension
+ * name as $1 and $2) under search_path = pg_catalog, inside an SPI
+ * connection of its own.  Callers read SPI_tuptable before calling
+ * describe_finish().
+ */
+static int
+describe_start(const char *query)
+{
+	int			save_nestlevel;
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	int			ret;
+
+	values[0] = CStringGetTextDatum(MT_SCHEMA_NAME);
+	values[1] = CStringGetTextDatum(MT_EXTENSION_NAME);
+
+	/*
+	 * Every name is deparsed schema-qualified with this search_path, so the
+	 * description does not depend on the caller's.  The nest level undoes
+	 * the setting whether we return or fail.
+	 */
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute_with_args(query, 2, argtypes, values, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read the catalogs: %s", SPI_result_code_string(ret));
+
+	return save_nestlevel;
+}
+
+static void
+describe_finish(int save_nestlevel)
+{
+	SPI_finish();
+	AtEOXact_GUC(true, save_nestlevel);
+}
+
+/*
+ * mt_catalog_fingerprint: see history.h.  Returns a palloc'd JSON text in
+ * the caller's memory context; "{}" for a database without user objects.
+ * Works whether or not the caller is connected to SPI.
+ */
+char *
+mt_catalog_fingerprint(void)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	char	   *query;
+	char	   *result = NULL;
+	int			nestlevel;
+
+	query = psprintf(fingerprint_query_fmt, describe_query);
+	nestlevel = describe_start(query);
+	if (SPI_processed == 1)
+	{
+		char	   *val = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (val != NULL)
+			result = MemoryContextStrdup(callercxt, val);
+	}
+	describe_finish(nestlevel);
+	pfree(query);
+
+	if (result == NULL)
+		result = MemoryContextStrdup(callercxt, "{}");
+	return result;
+}
+
+/*
+ * Read the full description of the current schema: a list of
+ * MtCatalogObject sorted by kind and identity, allocated in the caller's
+ * memory context.
+ */
+List *
+mt_catalog_describe(void)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	MemoryContext oldcxt;
+	List	   *result = NIL;
+	char	   *query;
+	int			nestlevel;
+
+	query = psprintf("SELECT * FROM (%s) d ORDER BY d.type COLLATE \"C\", d.identity COLLATE \"C\"",
+					 describe_query);
+	nestlevel = describe_start(query);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MtCatalogObject *obj;
+		char	   *def;
+
+		oldcxt = MemoryContextSwitchTo(callercxt);
+		obj = palloc(sizeof(MtCatalogObject));
+		obj->kind = pstrdup(SPI_getvalue(tup, desc, 1));
+		obj->identity = pstrdup(SPI_getvalue(tup, desc, 2));
+		def = SPI_getvalue(tup, desc, 3);
+		obj->definition = pstrdup(def ? def : "");
+		result = lappend(result, obj);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	describe_finish(nestlevel);
+	pfree(query);
+	return result;
+}
+
+PG_FUNCTION_INFO_V1(mt_catalog_fingerprint_sql);
+
+/*
+ * migration_tools.catalog_fingerprint(): the fingerprint apply() stores,
+ * for the current schema.
+ */
+Datum
+mt_catalog_fingerprint_sql(PG_FUNCTION_ARGS)
+{
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(mt_catalog_fingerprint()));
+}
+
+PG_FUNCTION_INFO_V1(mt_catalog_objects);
+
+/*
+ * migration_tools.catalog_objects(): the objects of the user's schema with
+ * the definitions that the fingerprint and verify_reversible() compare.
+ */
+Datum
+mt_catalog_objects(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	List	   *objects;
+	ListCell   *lc;
+
+	mt_init_materialized_srf(fcinfo);
+	objects = mt_catalog_describe();
+	foreach(lc, objects)
+	{
+		MtCatalogObject *obj = lfirst(lc);
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+
+		values[0] = CStringGetTextDatum(obj->kind);
+		values[1] = CStringGetTextDatum(obj->identity);
+		values[2] = CStringGetTextDatum(obj->definition);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,1839 @@
+/*-------------------------------------------------------------------------
+ *
+ * lint_rules.c
+ *	  The rules of the migration linter.
+ *
+ * mt_lint_script() walks the raw statements of a script in order and keeps
+ * what earlier statements did (tables created or truncated, NOT NULL checks
+ * added and validated, an open BEGIN, a SET lock_timeout) so that the rules
+ * judge each statement as it would run at its place in the script.  Facts
+ * about existing tables come from the catalogs (pg_class, pg_attribute,
+ * pg_constraint, pg_index, pg_statistic, pg_proc) read without taking any
+ * relation lock and without planning or executing anything.
+ *
+ * A relation that the script did not create and that is not in the catalog
+ * is assumed to exist (the script may run after migrations not applied in
+ * this database): the structural rules fire for it; only the row estimates
+ * need the table to be here.
+ *
+ * The per-script state and the parse trees live in a memory context of
+ * their own, and the work done for one statement in a second context reset
+ * after each statement, so a large script does not accumulate garbage.
+ *
+ * IDENTIFICATION
+ *	  src/lint_rules.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_constraint.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_statistic.h"
+#include "catalog/pg_type.h"
+#include "commands/tablecmds.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "parser/parse_coerce.h"
+#include "parser/parse_type.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "lint_int.h"
+
+/* A CHECK (col IS NOT NULL) constraint seen in the script. */
+typedef struct NotNullCheck
+{
+	char	   *relname;		/* as written in the script */
+	char	   *column;
+	char	   *conname;		/* NULL if unnamed */
+	bool		validated;
+} NotNullCheck;
+
+/* What the linter remembers while it walks a script. */
+typedef struct LintState
+{
+	List	   *findings;		/* MtLintFinding *, in the caller's context */
+	MemoryContext result_cxt;	/* where findings go */
+	MemoryContext state_cxt;	/* where the state below lives */
+	MtStatementInfo *info;		/* the statement being linted */
+	List	   *created;		/* RangeVar * created by the script */
+	List	   *emptied_names;	/* RangeVar * truncated by the script */
+	List	   *nn_checks;		/* NotNullCheck * */
+	bool		in_xact;		/* inside an explicit BEGIN */
+	int			xact_statement; /* ... opened by this statement */
+	int			xact_location;
+	bool		lock_timeout_set;
+	bool		lock_timeout_reported;
+	bool		touches_existing;	/* current statement works on an
+									 * existing relation */
+} LintState;
+
+/* What the catalogs tell about a relation the script names. */
+typedef struct TableFacts
+{
+	Oid			relid;			/* InvalidOid if not in the catalog */
+	bool		is_new;			/* created earlier in the script */
+	bool		emptied;		/* truncated earlier in the script */
+	char		relkind;		/* 0 if unknown */
+	double		rows;			/* estimated rows, -1 if unknown */
+	char	   *name;			/* display name */
+} TableFacts;
+
+#define DEFAULT_EQ_SEL		0.005
+#define DEFAULT_INEQ_SEL	0.3333333333333333
+#define DEFAULT_RANGE_SEL	0.005
+#define DEFAULT_MATCH_SEL	0.005
+#define DEFAULT_BOOL_SEL	0.5
+#define MAX_SEL_DEPTH		64
+
+/* ----------------------------------------------------------------
+ * Findings
+ * ----------------------------------------------------------------
+ */
+
+static void
+add_finding(LintState *st, const char *rule, int sev, const TableFacts *tf,
+			LOCKMODE lockmode, bool rewrites, double rows,
+			const char *hint, const char *fmt,...)
+	pg_attribute_printf(9, 10);
+
+static void
+add_finding(LintState *st, const char *rule, int sev, const TableFacts *tf,
+			LOCKMODE lockmode, bool rewrites, double rows,
+			const char *hint, const char *fmt,...)
+{
+	MemoryContext old = MemoryContextSwitchTo(st->result_cxt);
+	MtLintFinding *f = (MtLintFinding *) palloc0(sizeof(MtLintFinding));
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (;;)
+	{
+		va_list		args;
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&buf, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&buf, needed);
+	}
+
+	f->statement = st->info->statement;
+	f->rule = rule;
+	f->severity = (sev == MT_SEV_ERROR) ? "error" :
+		(sev == MT_SEV_WARNING) ? "warning" : "info";
+	f->message = buf.data;
+	f->hint = hint ? pstrdup(hint) : NULL;
+	f->relation = (tf && tf->name) ? pstrdup(tf->name) : NULL;
+	f->lock_mode = lockmode != NoLock ? mt_lint_lock_mode_name(lockmode) : NULL;
+	f->rewrites = rewrites;
+	f->estimated_rows = rows;
+	f->location = st->info->location;
+	st->findings = lappend(st->findings, f);
+	MemoryContextSwitchTo(old);
+}
+
+/* ----------------------------------------------------------------
+ * Catalog facts
+ * ----------------------------------------------------------------
+ */
+
+/* Do two RangeVars name the same relation, as far as the text tells? */
+static bool
+same_rangevar(const RangeVar *a, const RangeVar *b)
+{
+	if (a->relname == NULL || b->relname == NULL)
+		return false;
+	if (strcmp(a->relname, b->relname) != 0)
+		return false;
+	if (a->schemaname && b->schemaname &&
+		strcmp(a->schemaname, b->schemaname) != 0)
+		return false;
+	return true;
+}
+
+static bool
+rangevar_in_list(List *list, const RangeVar *rv)
+{
+	ListCell   *lc;
+
+	foreach(lc, list)
+		if (same_rangevar((RangeVar *) lfirst(lc), rv))
+			return true;
+	return false;
+}
+
+/* Rows of one relation by pg_class: reltuples, or relpages when unknown. */
+static double
+relation_rows(Oid relid, char *relkind)
+{
+	HeapTuple	tup;
+	Form_pg_class cls;
+	double		rows;
+
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		return -1;
+	cls = (Form_pg_class) GETSTRUCT(tup);
+	if (relkind)
+		*relkind = cls->relkind;
+	if (cls->reltuples >= 0)
+		rows = cls->reltuples;
+	else if (cls->relpages > 0)
+	{
+		/* never analyzed: assume narrow rows, about 100 bytes each */
+		rows = (double) cls->relpages * (BLCKSZ / 100);
+	}
+	else
+		rows = -1;
+	ReleaseSysCache(tup);
+	return rows;
+}
+
+/*
+ * Estimated rows of a table; a partitioned table sums its partitions
+ * (found through pg_inherits without locking them).
+ */
+static double
+table_rows(Oid relid, char *relkind)
+{
+	double		rows = relation_rows(relid, relkind);
+
+	if (relkind && *relkind == RELKIND_PARTITIONED_TABLE)
+	{
+		List	   *parts = find_all_inheritors(relid, NoLock, NULL);
+		ListCell   *lc;
+		bool		known = false;
+		double		sum = 0;
+
+		foreach(lc, parts)
+		{
+			Oid			part = lfirst_oid(lc);
+			char		k = 0;
+			double		r;
+
+			if (part == relid)
+				continue;
+			r = relation_rows(part, &k);
+			if (r >= 0 && k != RELKIND_PARTITIONED_TABLE)
+			{
+				sum += r;
+				known = true;
+			}
+		}
+		rows = known ? sum : -1;
+	}
+	return rows;
+}
+
+/*
+ * Was the relation created by the current transaction (so that no other
+ * session can see it yet)?  Judged by the xmin of the table's row type,
+ * which is written with the table and only rewritten by a rename, or of
+ * the pg_class row for relations without a row type (indexes).
+ */
+static bool
+created_in_current_transaction(Oid relid)
+{
+	HeapTuple	tup;
+	Oid			reltype;
+	TransactionId xmin;
+
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	reltype = ((Form_pg_class) GETSTRUCT(tup))->reltype;
+	xmin = HeapTupleHeaderGetXmin(tup->t_data);
+	ReleaseSysCache(tup);
+	if (OidIsValid(reltype))
+	{
+		tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(reltype));
+		if (!HeapTupleIsValid(tup))
+			return false;
+		xmin = HeapTupleHeaderGetXmin(tup->t_data);
+		ReleaseSysCache(tup);
+	}
+	return TransactionIdIsCurrentTransactionId(xmin);
+}
+
+/*
+ * Facts about a relation named in the script, as of the current statement.
+ * Marks the statement as working on an existing relation when it does.
+ */
+static void
+table_facts(LintState *st, RangeVar *rv, TableFacts *tf)
+{
+	memset(tf, 0, sizeof(TableFacts));
+	tf->rows = -1;
+	if (rv == NULL || rv->relname == NULL)
+	{
+		tf->is_new = true;
+		return;
+	}
+	tf->relid = mt_lookup_relation(rv);
+	if (OidIsValid(tf->relid))
+		tf->is_new = created_in_current_transaction(tf->relid);
+	else
+		tf->is_new = rangevar_in_list(st->created, rv);
+	tf->emptied = rangevar_in_list(st->emptied_names, rv);
+	if (OidIsValid(tf->relid))
+	{
+		tf->name = mt_relation_display_name(tf->relid);
+		tf->rows = table_rows(tf->relid, &tf->relkind);
+	}
+	if (tf->name == NULL)
+	{
+		tf->name = rv->schemaname ?
+			quote_qualified_identifier(rv->schemaname, rv->relname) :
+			pstrdup(quote_identifier(rv->relname));
+	}
+	if (tf->is_new || tf->emptied)
+		tf->rows = 0;
+	else
+		st->touches_existing = true;
+}
+
+/* Does the relation hold rows other sessions use (not new nor emptied)? */
+static inline bool
+is_existing(const TableFacts *tf)
+{
+	return !tf->is_new && !tf->emptied;
+}
+
+/* Is expr a NullTest "col IS NOT NULL" (or an AND of them) on attnum? */
+static bool
+cooked_implies_not_null(Node *expr, AttrNumber attnum)
+{
+	if (expr == NULL)
+		return false;
+	check_stack_depth();
+	if (IsA(expr, NullTest))
+	{
+		NullTest   *nt = (NullTest *) expr;
+
+		return nt->nulltesttype == IS_NOT_NULL && !nt->argisrow &&
+			nt->arg && IsA(nt->arg, Var) &&
+			((Var *) nt->arg)->varattno == attnum;
+	}
+	if (IsA(expr, BoolExpr) && ((BoolExpr *) expr)->boolop == AND_EXPR)
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((BoolExpr *) expr)->args)
+			if (cooked_implies_not_null(lfirst(lc), attnum))
+				return true;
+	}
+	if (IsA(expr, List))
+	{
+		ListCell   *lc;
+
+		foreach(lc, (List *) expr)
+			if (cooked_implies_not_null(lfirst(lc), attnum))
+				return true;
+	}
+	return false;
+}
+
+/*
+ * Has the table a validated CHECK constraint that proves the column is not
+ * null?  Then SET NOT NULL skips its scan (PostgreSQL 12 and later).
+ */
+static bool
+catalog_has_not_null_check(Oid relid, const char *column)
+{
+	AttrNumber	attnum;
+	Relation	conrel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	bool		found = false;
+
+	if (!OidIsValid(relid))
+		return false;
+	attnum = get_attnum(relid, column);
+	if (attnum == InvalidAttrNumber)
+		return false;
+
+	conrel = table_open(ConstraintRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(conrel, ConstraintRelidTypidNameIndexId, true,
+							  NULL, 1, &key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+		Datum		bin;
+		bool		isnull;
+
+		if (con->contype != CONSTRAINT_CHECK || !con->convalidated)
+			continue;
+		bin = heap_getattr(tup, Anum_pg_constraint_conbin,
+						   RelationGetDescr(conrel), &isnull);
+		if (isnull)
+			continue;
+		found = cooked_implies_not_null(stringToNode(TextDatumGetCString(bin)),
+										attnum);
+	}
+	systable_endscan(scan);
+	table_close(conrel, AccessShareLock);
+	return found;
+}
+
+/* Has the relation any validated CHECK constraint? */
+static bool
+catalog_has_validated_check(Oid relid)
+{
+	Relation	conrel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	bool		found = false;
+
+	if (!OidIsValid(relid))
+		return false;
+	conrel = table_open(ConstraintRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(conrel, ConstraintRelidTypidNameIndexId, true,
+							  NULL, 1, &key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+
+		if (con->contype == CONSTRAINT_CHECK && con->convalidated)
+			found = true;
+	}
+	systable_endscan(scan);
+	table_close(conrel, AccessShareLock);
+	return found;
+}
+
+/* Is there a unique, non-partial, single-column index on relid.attnum? */
+static bool
+column_is_unique(Oid relid, AttrNumber attnum)
+{
+	Relation	indrel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	bool		found = false;
+
+	indrel = table_open(IndexRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_index_indrelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(indrel, IndexIndrelidIndexId, true,
+							  NULL, 1, &key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_index ind = (Form_pg_index) GETSTRUCT(tup);
+
+		if (ind->indisunique && ind->indisvalid && ind->indnkeyatts == 1 &&
+			ind->indkey.values[0] == attnum &&
+			heap_attisnull(tup, Anum_pg_index_indpred, NULL))
+			found = true;
+	}
+	systable_endscan(scan);
+	table_close(indrel, AccessShareLock);
+	return found;
+}
+
+/* ----------------------------------------------------------------
+ * Row estimates for UPDATE and DELETE
+ * ----------------------------------------------------------------
+ */
+
+/* The column a raw ColumnRef names on relid, or InvalidAttrNumber. */
+static AttrNumber
+columnref_attnum(Node *node, Oid relid)
+{
+	ColumnRef  *cr;
+	Node	   *last;
+
+	if (node == NULL || !OidIsValid(relid))
+		return InvalidAttrNumber;
+	if (IsA(node, TypeCast))
+		node = ((TypeCast *) node)->arg;
+	if (node == NULL || !IsA(node, ColumnRef))
+		return InvalidAttrNumber;
+	cr = (ColumnRef *) node;
+	last = llast(cr->fields);
+	if (!IsA(last, String))
+		return InvalidAttrNumber;
+	return get_attnum(relid, strVal(last));
+}
+
+static bool
+is_constant_like(Node *node)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, TypeCast))
+		node = ((TypeCast *) node)->arg;
+	return node != NULL && (IsA(node, A_Const) || IsA(node, ParamRef));
+}
+
+/* Selectivity of "col = constant": unique index, then pg_statistic. */
+static double
+eq_selectivity(Node *l, Node *r, Oid relid, double rows)
+{
+	AttrNumber	attnum;
+	HeapTuple	tup;
+	double		sel = DEFAULT_EQ_SEL;
+
+	if (columnref_attnum(l, relid) != InvalidAttrNumber &&
+		columnref_attnum(r, relid) != InvalidAttrNumber)
+		return 1.0;				/* a join or self-comparison: any row */
+	if (is_constant_like(l))
+	{
+		Node	   *t = l;
+
+		l = r;
+		r = t;
+	}
+	attnum = columnref_attnum(l, relid);
+	if (attnum == InvalidAttrNumber || !is_constant_like(r))
+		return DEFAULT_EQ_SEL;
+
+	if (column_is_unique(relid, attnum))
+		return rows > 1 ? 1.0 / rows : 1.0;
+
+	tup = SearchSysCache3(STATRELATTINH, ObjectIdGetDatum(relid),
+						  Int16GetDatum(attnum), BoolGetDatum(false));
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_statistic s = (Form_pg_statistic) GETSTRUCT(tup);
+		double		nd = s->stadistinct;
+
+		if (nd < 0 && rows > 0)
+			nd = -nd * rows;
+		if (nd >= 1)
+			sel = (1.0 - s->stanullfrac) / nd;
+		ReleaseSysCache(tup);
+	}
+	return sel;
+}
+
+/* Fraction of nulls of a column from pg_statistic, or a default. */
+static double
+null_fraction(Node *arg, Oid relid)
+{
+	AttrNumber	attnum = columnref_attnum(arg, relid);
+	HeapTuple	tup;
+	double		frac = DEFAULT_EQ_SEL;
+
+	if (attnum == InvalidAttrNumber)
+		return frac;
+	tup = SearchSysCache3(STATRELATTINH, ObjectIdGetDatum(relid),
+						  Int16GetDatum(attnum), BoolGetDatum(false));
+	if (HeapTupleIsValid(tup))
+	{
+		frac = ((Form_pg_statistic) GETSTRUCT(tup))->stanullfrac;
+		ReleaseSysCache(tup);
+	}
+	return frac;
+}
+
+static const char *
+aexpr_opname(A_Expr *a)
+{
+	Node	   *n;
+
+	if (a->name == NIL)
+		return "";
+	n = llast(a->name);
+	return IsA(n, String) ? strVal(n) : "";
+}
+
+/*
+ * A rough selectivity of a raw WHERE clause (see the README): equality
+ * against a constant uses a unique index or the column's n_distinct,
+ * inequalities a third, LIKE/BETWEEN/IS NULL the planner's defaults, AND
+ * multiplies, OR adds, NOT complements, and what we cannot read half.
+ */
+static double
+clause_selectivity(Node *node, Oid relid, double rows, int depth)
+{
+	double		s;
+
+	if (node == NULL)
+		return 1.0;
+	if (depth > MAX_SEL_DEPTH)
+		return DEFAULT_BOOL_SEL;
+	check_stack_depth();
+
+	switch (nodeTag(node))
+	{
+		case T_BoolExpr:
+			{
+				BoolExpr   *b = (BoolExpr *) node;
+				ListCell   *lc;
+
+				if (b->boolop == NOT_EXPR)
+					return 1.0 - clause_selectivity(linitial(b->args), relid,
+													rows, depth + 1);
+				if (b->boolop == AND_EXPR)
+				{
+					s = 1.0;
+					foreach(lc, b->args)
+						s *= clause_selectivity(lfirst(lc), relid, rows, depth + 1);
+					return s;
+				}
+				s = 0.0;
+				foreach(lc, b->args)
+				{
+					double		s2 = clause_selectivity(lfirst(lc), relid,
+														rows, depth + 1);
+
+					s = s + s2 - s * s2;
+				}
+				return s;
+			}
+		case T_A_Expr:
+			{
+				A_Expr	   *a = (A_Expr *) node;
+				const char *op = aexpr_opname(a);
+
+				switch (a->kind)
+				{
+					case AEXPR_OP:
+						if (strcmp(op, "=") == 0)
+							return eq_selectivity(a->lexpr, a->rexpr, relid, rows);
+						if (strcmp(op, "<>") == 0 || strcmp(op, "!=") == 0)
+							return 1.0 - eq_selectivity(a->lexpr, a->rexpr, relid, rows);
+						if (strcmp(op, "<") == 0 || strcmp(op, ">") == 0 ||
+							strcmp(op, "<=") == 0 || strcmp(op, ">=") == 0)
+							return DEFAULT_INEQ_SEL;
+						return DEFAULT_BOOL_SEL;
+					case AEXPR_IN:
+						s = DEFAULT_EQ_SEL;
+						if (a->rexpr && IsA(a->rexpr, List))
+						{
+							ListCell   *lc;
+
+							s = 0;
+							foreach(lc, (List *) a->rexpr)
+								s += eq_selectivity(a->lexpr, lfirst(lc), relid, rows);
+						}
+						if (strcmp(op, "<>") == 0)
+							s = 1.0 - s;
+						return Min(Max(s, 0.0), 1.0);
+					case AEXPR_LIKE:
+					case AEXPR_ILIKE:
+					case AEXPR_SIMILAR:
+						return strcmp(op, "!~~") == 0 || strcmp(op, "!~~*") == 0 ?
+							1.0 - DEFAULT_MATCH_SEL : DEFAULT_MATCH_SEL;
+					case AEXPR_BETWEEN:
+					case AEXPR_BETWEEN_SYM:
+						return DEFAULT_RANGE_SEL;
+					case AEXPR_NOT_BETWEEN:
+					case AEXPR_NOT_BETWEEN_SYM:
+						return 1.0 - DEFAULT_RANGE_SEL;
+					case AEXPR_DISTINCT:
+						return 1.0 - eq_selectivity(a->lexpr, a->rexpr, relid, rows);
+					case AEXPR_NOT_DISTINCT:
+						return eq_selectivity(a->lexpr, a->rexpr, relid, rows);
+					default:
+						return DEFAULT_BOOL_SEL;
+				}
+			}
+		case T_NullTest:
+			{
+				NullTest   *nt = (NullTest *) node;
+
+				s = null_fraction((Node *) nt->arg, relid);
+				return nt->nulltesttype == IS_NULL ? s : 1.0 - s;
+			}
+		case T_CurrentOfExpr:
+			return rows > 1 ? 1.0 / rows : 1.0;
+		case T_A_Const:
+			{
+				A_Const    *c = (A_Const *) node;
+
+				if (!c->isnull && IsA(&c->val, Boolean))
+					return c->val.boolval.boolval ? 1.0 : 0.0;
+				return DEFAULT_BOOL_SEL;
+			}
+		default:
+			return DEFAULT_BOOL_SEL;
+	}
+}
+
+/* Estimated rows an UPDATE or DELETE touches, -1 if unknown. */
+static double
+estimate_dml_rows(const TableFacts *tf, Node *where)
+{
+	double		sel;
+
+	if (tf->rows < 0)
+		return -1;
+	sel = clause_selectivity(where, tf->relid, tf->rows, 0);
+	return rint(tf->rows * Min(Max(sel, 0.0), 1.0));
+}
+
+/* ----------------------------------------------------------------
+ * Expressions and types
+ * ----------------------------------------------------------------
+ */
+
+/* Walker state: the highest volatility seen ('i' < 's' < 'v'). */
+typedef struct VolatilityContext
+{
+	char		volatility;
+	int			nodes;
+} VolatilityContext;
+
+static void
+note_volatility(VolatilityContext *ctx, char v)
+{
+	if (v == PROVOLATILE_VOLATILE ||
+		(v == PROVOLATILE_STABLE && ctx->volatility == PROVOLATILE_IMMUTABLE))
+		ctx->volatility = v;
+}
+
+/*
+ * The volatility of the functions a raw expression calls, looked up by
+ * name in pg_proc (never executed).  A function name that matches nothing
+ * counts as volatile: we cannot prove otherwise.
+ */
+static bool
+volatility_walker(Node *node, VolatilityContext *ctx)
+{
+	if (node == NULL)
+		return false;
+	check_stack_depth();
+	if (++ctx->nodes > 100000)
+	{
+		note_volatility(ctx, PROVOLATILE_VOLATILE);
+		return true;
+	}
+	if (IsA(node, FuncCall))
+	{
+		FuncCall   *fc = (FuncCall *) node;
+		FuncCandidateList cands;
+		bool		any = false;
+
+		cands = FuncnameGetCandidates(fc->funcname, list_length(fc->args),
+									  NIL, true, true, false, true);
+		for (; cands; cands = cands->next)
+		{
+			any = true;
+			note_volatility(ctx, func_volatile(cands->oid));
+		}
+		if (!any)
+			note_volatility(ctx, PROVOLATILE_VOLATILE);
+	}
+	else if (IsA(node, SQLValueFunction))
+		note_volatility(ctx, PROVOLATILE_STABLE);
+	else if (IsA(node, SubLink))
+		note_volatility(ctx, PROVOLATILE_VOLATILE);
+	return raw_expression_tree_walker(node, volatility_walker, (void *) ctx);
+}
+
+static char
+expression_volatility(Node *expr)
+{
+	VolatilityContext ctx;
+
+	ctx.volatility = PROVOLATILE_IMMUTABLE;
+	ctx.nodes = 0;
+	(void) volatility_walker(expr, &ctx);
+	return ctx.volatility;
+}
+
+/* The unqualified type name of a TypeName when it is a builtin one. */
+static const char *
+builtin_type_name(TypeName *tn)
+{
+	Node	   *last;
+
+	if (tn == NULL || tn->names == NIL || tn->setof)
+		return "";
+	if (list_length(tn->names) == 2)
+	{
+		Node	   *first = linitial(tn->names);
+
+		if (!IsA(first, String) || strcmp(strVal(first), "pg_catalog") != 0)
+			return "";
+	}
+	else if (list_length(tn->names) != 1)
+		return "";
+	last = llast(tn->names);
+	return IsA(last, String) ? strVal(last) : "";
+}
+
+static bool
+is_serial_type(const char *t)
+{
+	return strcmp(t, "serial") == 0 || strcmp(t, "serial4") == 0 ||
+		strcmp(t, "bigserial") == 0 || strcmp(t, "serial8") == 0 ||
+		strcmp(t, "smallserial") == 0 || strcmp(t, "serial2") == 0;
+}
+
+static Constraint *
+find_constraint(List *constraints, ConstrType type)
+{
+	ListCell   *lc;
+
+	foreach(lc, constraints)
+	{
+		Node	   *n = lfirst(lc);
+
+		if (IsA(n, Constraint) && ((Constraint *) n)->contype == type)
+			return (Constraint *) n;
+	}
+	return NULL;
+}
+
+/* Is a column named in a list of String (constraint keys)? */
+static bool
+name_in_list(List *names, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, names)
+		if (IsA(lfirst(lc), String) && strcmp(strVal(lfirst(lc)), name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Style rules on a column definition (CREATE TABLE, ADD COLUMN, ALTER
+ * COLUMN TYPE): json-column, prefer-bigint, prefer-identity, prefer-text,
+ * prefer-timestamptz.  pk_keys: the columns of a table PRIMARY KEY.
+ */
+static void
+lint_column_type(LintState *st, const TableFacts *tf, const char *colname,
+				 TypeName *tn, List *constraints, List *pk_keys)
+{
+	const char *t = builtin_type_name(tn);
+	bool		is_array = tn && tn->arrayBounds != NIL;
+
+	if (*t == '\0')
+		return;
+	if (strcmp(t, "json") == 0)
+		add_finding(st, "json-column", MT_SEV_INFO, tf, NoLock, false, -1,
+					"Use jsonb: it can be indexed and compared, and it has equality.",
+					"column \"%s\" has type json", colname);
+	if (is_serial_type(t))
+		add_finding(st, "prefer-identity", MT_SEV_INFO, tf, NoLock, false, -1,
+					"Use \"bigint GENERATED ALWAYS AS IDENTITY\": it is standard SQL and its sequence belongs to the column.",
+					"column \"%s\" uses the %s pseudo-type", colname, t);
+	if (!is_array &&
+		(strcmp(t, "int4") == 0 || strcmp(t, "int2") == 0 ||
+		 strcmp(t, "serial") == 0 || strcmp(t, "serial4") == 0 ||
+		 strcmp(t, "smallserial") == 0 || strcmp(t, "serial2") == 0))
+	{
+		bool		keylike;
+		size_t		len = strlen(colname);
+
+		keylike = is_serial_type(t) ||
+			find_constraint(constraints, CONSTR_IDENTITY) != NULL ||
+			find_constraint(constraints, CONSTR_PRIMARY) != NULL ||
+			find_constraint(constraints, CONSTR_FOREIGN) != NULL ||
+			name_in_list(pk_keys, colname) ||
+			strcmp(colname, "id") == 0 ||
+			(len > 3 && strcmp(colname + len - 3, "_id") == 0);
+		if (keylike)
+			add_finding(st, "prefer-bigint", MT_SEV_INFO, tf, NoLock, false, -1,
+						"Use bigint for keys: changing the type of a full 32-bit key later rewrites the table and every table that references it.",
+						"key column \"%s\" has a 32-bit or 16-bit integer type", colname);
+	}
+	if ((strcmp(t, "varchar") == 0 && tn->typmods != NIL) ||
+		strcmp(t, "bpchar") == 0)
+		add_finding(st, "prefer-text", MT_SEV_INFO, tf, NoLock, false, -1,
+					"Use text, with a CHECK (length(col) <= n) constraint if a limit is needed: a CHECK can be changed later with NOT VALID and VALIDATE, a length modifier cannot be lowered without a rewrite.",
+					"column \"%s\" has a length-limited character type", colname);
+	if (strcmp(t, "timestamp") == 0)
+		add_finding(st, "prefer-timestamptz", MT_SEV_INFO, tf, NoLock, false, -1,
+					"Use timestamptz (timestamp with time zone): it stores an absolute point in time; timestamp without time zone depends on the writer's time zone.",
+					"column \"%s\" has type timestamp without time zone", colname);
+}
+
+/*
+ * Would changing a column from (oldtype, oldmod) to (newtype, newmod)
+ * rewrite the table?  Mirrors what the server knows is binary-compatible:
+ * same type with a wider or removed length/precision modifier, or a
+ * binary-coercible type with no new modifier.
+ */
+static bool
+type_change_rewrites(Oid oldtype, int32 oldmod, Oid newtype, int32 newmod)
+{
+	if (oldtype == newtype)
+	{
+		if (newmod == oldmod || newmod < 0)
+			return false;
+		if (oldmod < 0)
+			return true;		/* adding a limit checks and rewrites */
+		switch (oldtype)
+		{
+			case VARCHAROID:
+			case VARBITOID:
+			case TIMESTAMPOID:
+			case TIMESTAMPTZOID:
+			case TIMEOID:
+			case TIMETZOID:
+				return newmod < oldmod;
+			case NUMERICOID:
+				{
+					int32		op = ((oldmod - VARHDRSZ) >> 16) & 0xffff;
+					int32		os = (oldmod - VARHDRSZ) & 0xffff;
+					int32		np = ((newmod - VARHDRSZ) >> 16) & 0xffff;
+					int32		ns = (newmod - VARHDRSZ) & 0xffff;
+
+					return !(np >= op && ns == os);
+				}
+			default:
+				return true;
+		}
+	}
+	if (newmod < 0 && IsBinaryCoercible(oldtype, newtype))
+		return false;
+	return true;
+}
+
+/* ----------------------------------------------------------------
+ * Rules per statement
+ * ----------------------------------------------------------------
+ */
+
+static const char *HINT_EXPAND_CONTRACT =
+"Expand and contract: add a new column, backfill it in batches with migration_tools.backfill(), switch the application to it, then drop the old column.";
+
+/* Is a raw CHECK expression "col IS NOT NULL"?  Returns the column. */
+static const char *
+raw_not_null_check_column(Node *expr)
+{
+	NullTest   *nt;
+	ColumnRef  *cr;
+	Node	   *last;
+
+	if (expr == NULL || !IsA(expr, NullTest))
+		return NULL;
+	nt = (NullTest *) expr;
+	if (nt->nulltesttype != IS_NOT_NULL || nt->arg == NULL ||
+		!IsA(nt->arg, ColumnRef))
+		return NULL;
+	cr = (ColumnRef *) nt->arg;
+	if (list_length(cr->fields) != 1)
+		return NULL;
+	last = linitial(cr->fields);
+	return IsA(last, String) ? strVal(last) : NULL;
+}
+
+static bool
+script_has_not_null_check(LintState *st, RangeVar *rv, const char *column)
+{
+	ListCell   *lc;
+
+	foreach(lc, st->nn_checks)
+	{
+		NotNullCheck *c = (NotNullCheck *) lfirst(lc);
+
+		if (c->validated && strcmp(c->relname, rv->relname) == 0 &&
+			strcmp(c->column, column) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Remember a CHECK (col IS NOT NULL) added by the script. */
+static void
+remember_not_null_check(LintState *st, RangeVar *rv, Constraint *c)
+{
+	const char *col = raw_not_null_check_column(c->raw_expr);
+	MemoryContext old;
+	NotNullCheck *nc;
+
+	if (col == NULL || rv == NULL || rv->relname == NULL)
+		return;
+	old = MemoryContextSwitchTo(st->state_cxt);
+	nc = (NotNullCheck *) palloc(sizeof(NotNullCheck));
+	nc->relname = pstrdup(rv->relname);
+	nc->column = pstrdup(col);
+	nc->conname = c->conname ? pstrdup(c->conname) : NULL;
+	nc->validated = !c->skip_validation;
+	st->nn_checks = lappend(st->nn_checks, nc);
+	MemoryContextSwitchTo(old);
+}
+
+static void
+validate_not_null_check(LintState *st, RangeVar *rv, const char *conname)
+{
+	ListCell   *lc;
+
+	if (conname == NULL || rv == NULL || rv->relname == NULL)
+		return;
+	foreach(lc, st->nn_checks)
+	{
+		NotNullCheck *c = (NotNullCheck *) lfirst(lc);
+
+		if (c->conname && strcmp(c->conname, conname) == 0 &&
+			strcmp(c->relname, rv->relname) == 0)
+			c->validated = true;
+	}
+}
+
+/* Remember a relation created by the script (in the script's context). */
+static void
+remember_rangevar(LintState *st, List **list, RangeVar *rv)
+{
+	MemoryContext old;
+
+	if (rv == NULL || rv->relname == NULL)
+		return;
+	old = MemoryContextSwitchTo(st->state_cxt);
+	*list = lappend(*list, makeRangeVar(rv->schemaname ? pstrdup(rv->schemaname) : NULL,
+										pstrdup(rv->relname), -1));
+	MemoryContextSwitchTo(old);
+}
+
+/* Rules of one ADD COLUMN. */
+static void
+lint_add_column(LintState *st, const TableFacts *tf, AlterTableCmd *cmd)
+{
+	ColumnDef  *col = (ColumnDef *) cmd->def;
+	const char *t;
+	Constraint *def;
+	Constraint *gen;
+	Constraint *ident;
+	LOCKMODE	mode = AlterTableGetLockLevel(list_make1(cmd));
+
+	if (col == NULL || !IsA(col, ColumnDef) || col->colname == NULL)
+		return;
+	lint_column_type(st, tf, col->colname, col->typeName, col->constraints, NIL);
+	if (!is_existing(tf))
+		return;
+
+	t = builtin_type_name(col->typeName);
+	def = find_constraint(col->constraints, CONSTR_DEFAULT);
+	gen = find_constraint(col->constraints, CONSTR_GENERATED);
+	ident = find_constraint(col->constraints, CONSTR_IDENTITY);
+
+	if (is_serial_type(t) || ident)
+		add_finding(st, "add-serial-column", MT_SEV_ERROR, tf, mode, true, tf->rows,
+					"Add the column without a default, attach a sequence default for new rows (ALTER COLUMN ... SET DEFAULT nextval(...)), backfill old rows in batches with migration_tools.backfill(), then add NOT NULL through a validated CHECK constraint.",
+					"adding %s column \"%s\" to existing table %s rewrites the table under an ACCESS EXCLUSIVE lock",
+					ident ? "identity" : "serial", col->colname, tf->name);
+	if (gen)
+		add_finding(st, "add-stored-generated-column", MT_SEV_ERROR, tf, mode, true, tf->rows,
+					"Add a plain column, fill new rows with a trigger, backfill old rows with migration_tools.backfill(), or compute the value in a view or in queries.",
+					"adding stored generated column \"%s\" to existing table %s rewrites the table under an ACCESS EXCLUSIVE lock",
+					col->colname, tf->name);
+	if (def && def->raw_expr &&
+		expression_volatility(def->raw_expr) == PROVOLATILE_VOLATILE)
+		add_finding(st, "add-column-volatile-default", MT_SEV_ERROR, tf, mode, true, tf->rows,
+					"Add the column without a default (or with a constant one), SET DEFAULT for new rows in a second statement, then backfill existing rows in batches with migration_tools.backfill().",
+					"adding column \"%s\" with a volatile default to existing table %s rewrites the table under an ACCESS EXCLUSIVE lock",
+					col->colname, tf->name);
+	if ((col->is_not_null || find_constraint(col->constraints, CONSTR_NOTNULL)) &&
+		def == NULL && gen == NULL && ident == NULL && !is_serial_type(t))
+		add_finding(st, "add-column-not-null-no-default", MT_SEV_ERROR, tf, mode, false, tf->rows,
+					"Add the column with a constant DEFAULT (no rewrite since PostgreSQL 11), or add it nullable, backfill it, add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT, then SET NOT NULL.",
+					"adding NOT NULL column \"%s\" without a default to existing table %s fails as soon as the table has rows",
+					col->colname, tf->name);
+	if (find_constraint(col->constraints, CONSTR_PRIMARY))
+		add_finding(st, "add-primary-key", MT_SEV_ERROR, tf, mode, false, tf->rows,
+					"Add the column first, backfill it, build the index with CREATE UNIQUE INDEX CONCURRENTLY, then ADD PRIMARY KEY USING INDEX.",
+					"adding primary key column \"%s\" to existing table %s builds an index under an ACCESS EXCLUSIVE lock",
+					col->colname, tf->name);
+	if (find_constraint(col->constraints, CONSTR_UNIQUE))
+		add_finding(st, "add-unique-constraint", MT_SEV_ERROR, tf, mode, false, tf->rows,
+					"Add the column first, then CREATE UNIQUE INDEX CONCURRENTLY and ADD CONSTRAINT ... UNIQUE USING INDEX.",
+					"adding unique column \"%s\" to existing table %s builds an index under an ACCESS EXCLUSIVE lock",
+					col->colname, tf->name);
+}
+
+/* Rules of one ADD CONSTRAINT. */
+static void
+lint_add_constraint(LintState *st, const TableFacts *tf, RangeVar *rv,
+					AlterTableCmd *cmd)
+{
+	Constraint *c = (Constraint *) cmd->def;
+	LOCKMODE	mode = AlterTableGetLockLevel(list_make1(cmd));
+
+	if (c == NULL || !IsA(c, Constraint))
+		return;
+	if (c->contype == CONSTR_CHECK)
+		remember_not_null_check(st, rv, c);
+	if (!is_existing(tf))
+		return;
+
+	switch (c->contype)
+	{
+		case CONSTR_FOREIGN:
+			if (!c->skip_validation)
+			{
+				TableFacts pk;
+
+				table_facts(st, c->pktable, &pk);
+				add_finding(st, "add-foreign-key-validated", MT_SEV_ERROR, tf, mode, false, tf->rows,
+							"Add the foreign key with NOT VALID (a short lock, no scan), then run ALTER TABLE ... VALIDATE CONSTRAINT in a separate transaction: it takes only a SHARE UPDATE EXCLUSIVE lock.",
+							"adding a validated foreign key on %s scans the table while holding SHARE ROW EXCLUSIVE locks on %s and %s, blocking writes to both",
+							tf->name, tf->name, pk.name ? pk.name : "the referenced table");
+			}
+			break;
+		case CONSTR_CHECK:
+			if (!c->skip_validation)
+				add_finding(st, "add-check-validated", MT_SEV_ERROR, tf, mode, false, tf->rows,
+							"Add the constraint with NOT VALID, then run ALTER TABLE ... VALIDATE CONSTRAINT in a separate transaction: it takes only a SHARE UPDATE EXCLUSIVE lock.",
+							"adding a validated CHECK constraint to %s scans the whole table under an ACCESS EXCLUSIVE lock",
+							tf->name);
+			break;
+		case CONSTR_UNIQUE:
+			if (c->indexname == NULL)
+				add_finding(st, "add-unique-constraint", MT_SEV_ERROR, tf, mode, false, tf->rows,
+							"Build the index first with CREATE UNIQUE INDEX CONCURRENTLY, then ALTER TABLE ... ADD CONSTRAINT name UNIQUE USING INDEX index_name.",
+							"adding a UNIQUE constraint to %s builds its index while blocking writes",
+							tf->name);
+			break;
+		case CONSTR_PRIMARY:
+			if (c->indexname == NULL)
+				add_finding(st, "add-primary-key", MT_SEV_ERROR, tf, mode, false, tf->rows,
+							"Build the index first with CREATE UNIQUE INDEX CONCURRENTLY, make the key columns NOT NULL through validated CHECK (col IS NOT NULL) constraints, then ALTER TABLE ... ADD CONSTRAINT name PRIMARY KEY USING INDEX index_name.",
+							"adding a PRIMARY KEY to %s builds its index under an ACCESS EXCLUSIVE lock",
+							tf->name);
+			break;
+		case CONSTR_EXCLUSION:
+			add_finding(st, "add-exclusion-constraint", MT_SEV_ERROR, tf, mode, false, tf->rows,
+						"An exclusion constraint cannot be added NOT VALID nor built concurrently: add it while the table is new or small, or enforce the rule otherwise (for example with a trigger) on a large table.",
+						"adding an EXCLUDE constraint to %s builds its index and checks every row under an ACCESS EXCLUSIVE lock",
+						tf->name);
+			break;
+		default:
+			break;
+	}
+}
+
+/* SET NOT NULL: a full scan unless a validated CHECK proves it. */
+static void
+lint_set_not_null(LintState *st, const TableFacts *tf, RangeVar *rv,
+				  AlterTableCmd *cmd)
+{
+	if (!is_existing(tf) || cmd->name == NULL)
+		return;
+	if (catalog_has_not_null_check(tf->relid, cmd->name) ||
+		script_has_not_null_check(st, rv, cmd->name))
+		return;
+	add_finding(st, "set-not-null", MT_SEV_ERROR, tf,
+				AlterTableGetLockLevel(list_make1(cmd)), false, tf->rows,
+				"Add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT it in a separate transaction, then SET NOT NULL (PostgreSQL 12+ uses the validated constraint and skips the scan) and drop the CHECK.",
+				"SET NOT NULL on column \"%s\" of %s scans the whole table under an ACCESS EXCLUSIVE lock",
+				cmd->name, tf->name);
+}
+
+/* ALTER COLUMN TYPE: a rewrite unless the change is binary compatible. */
+static void
+lint_alter_column_type(LintState *st, const TableFacts *tf, AlterTableCmd *cmd)
+{
+	ColumnDef  *def = (ColumnDef *) cmd->def;
+	bool		rewrites = true;
+	bool		known = false;
+
+	if (def == NULL || !IsA(def, ColumnDef) || cmd->name == NULL)
+		return;
+	lint_column_type(st, tf, cmd->name, def->typeName, NIL, NIL);
+	if (!is_existing(tf))
+		return;
+
+	if (OidIsValid(tf->relid) && def->raw_default == NULL)
+	{
+		HeapTuple	atttup = SearchSysCacheAttName(tf->relid, cmd->name);
+
+		if (HeapTupleIsValid(atttup))
+		{
+			Form_pg_attribute att = (Form_pg_attribute) GETSTRUCT(atttup);
+			int32		newmod;
+			Type		newtyp = LookupTypeName(NULL, def->typeName, &newmod, true);
+
+			if (newtyp)
+			{
+				known = true;
+				rewrites = type_change_rewrites(att->atttypid, att->atttypmod,
+												typeTypeId(newtyp), newmod);
+				ReleaseSysCache(newtyp);
+			}
+			ReleaseSysCache(atttup);
+		}
+	}
+	if (!rewrites)
+		return;
+	add_finding(st, "change-column-type", MT_SEV_ERROR, tf,
+				AlterTableGetLockLevel(list_make1(cmd)), true, tf->rows,
+				HINT_EXPAND_CONTRACT,
+				known ? "changing the type of column \"%s\" of %s rewrites the table and its indexes under an ACCESS EXCLUSIVE lock"
+				: "changing the type of column \"%s\" of %s may rewrite the table and its indexes under an ACCESS EXCLUSIVE lock",
+				cmd->name, tf->name);
+}
+
+static void
+lint_alter_table(LintState *st, AlterTableStmt *stmt)
+{
+	TableFacts	tf;
+	ListCell   *lc;
+
+	if (stmt->objtype != OBJECT_TABLE && stmt->objtype != OBJECT_MATVIEW &&
+		stmt->objtype != OBJECT_FOREIGN_TABLE)
+		return;
+	table_facts(st, stmt->relation, &tf);
+
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+
+		if (!IsA(cmd, AlterTableCmd))
+			continue;
+		switch (cmd->subtype)
+		{
+			case AT_AddColumn:
+				lint_add_column(st, &tf, cmd);
+				break;
+			case AT_AddConstraint:
+				lint_add_constraint(st, &tf, stmt->relation, cmd);
+				break;
+			case AT_ValidateConstraint:
+				validate_not_null_check(st, stmt->relation, cmd->name);
+				break;
+			case AT_SetNotNull:
+				lint_set_not_null(st, &tf, stmt->relation, cmd);
+				break;
+			case AT_DropNotNull:
+				if (is_existing(&tf) && cmd->name)
+					add_finding(st, "drop-not-null", MT_SEV_INFO, &tf,
+								AlterTableGetLockLevel(list_make1(cmd)), false, -1,
+								"Make sure every version of the application still running handles NULL in this column before the migration runs.",
+								"dropping NOT NULL on column \"%s\" of %s lets NULLs in that older code may not expect",
+								cmd->name, tf.name);
+				break;
+			case AT_AlterColumnType:
+				lint_alter_column_type(st, &tf, cmd);
+				break;
+			case AT_DropColumn:
+				if (is_existing(&tf) && cmd->name)
+					add_finding(st, "drop-column", MT_SEV_WARNING, &tf,
+								AlterTableGetLockLevel(list_make1(cmd)), false, -1,
+								"First deploy application code that no longer reads or writes the column (and ignores it in SELECT *), then drop it.",
+								"dropping column \"%s\" of %s breaks running code that still uses it",
+								cmd->name, tf.name);
+				break;
+			case AT_AttachPartition:
+				{
+					PartitionCmd *pc = (PartitionCmd *) cmd->def;
+					TableFacts	part;
+
+					if (pc == NULL || !IsA(pc, PartitionCmd))
+						break;
+					table_facts(st, pc->name, &part);
+					if (!is_existing(&part) || catalog_has_validated_check(part.relid))
+						break;
+					add_finding(st, "attach-partition-unvalidated", MT_SEV_WARNING, &part,
+								AccessExclusiveLock, false, part.rows,
+								"Before attaching, add a CHECK constraint matching the partition bound with NOT VALID and VALIDATE CONSTRAINT it; ATTACH PARTITION then skips the scan. Drop the CHECK afterwards.",
+								"attaching %s as a partition of %s scans it under an ACCESS EXCLUSIVE lock to check the partition bound",
+								part.name, tf.name);
+					break;
+				}
+			case AT_DetachPartition:
+				{
+					PartitionCmd *pc = (PartitionCmd *) cmd->def;
+
+					if (pc == NULL || !IsA(pc, PartitionCmd) || pc->concurrent ||
+						!is_existing(&tf))
+						break;
+					add_finding(st, "detach-partition-non-concurrently", MT_SEV_WARNING, &tf,
+								AccessExclusiveLock, false, -1,
+								"Use ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY (PostgreSQL 14+, outside a transaction block): it takes only SHARE UPDATE EXCLUSIVE on the parent.",
+								"detaching a partition from %s takes an ACCESS EXCLUSIVE lock on the partitioned table",
+								tf.name);
+					break;
+				}
+			default:
+				break;
+		}
+	}
+}
+
+static void
+lint_create_table(LintState *st, CreateStmt *stmt)
+{
+	TableFacts	tf;
+	ListCell   *lc;
+	List	   *pk_keys = NIL;
+	Oid			relid = mt_lookup_relation(stmt->relation);
+
+	/* A CREATE TABLE IF NOT EXISTS of an existing table creates nothing. */
+	if (!OidIsValid(relid))
+		remember_rangevar(st, &st->created, stmt->relation);
+	table_facts(st, stmt->relation, &tf);
+
+	foreach(lc, stmt->constraints)
+	{
+		Constraint *c = (Constraint *) lfirst(lc);
+
+		if (IsA(c, Constraint) && c->contype == CONSTR_PRIMARY)
+			pk_keys = list_concat(pk_keys, c->keys);
+	}
+	foreach(lc, stmt->tableElts)
+	{
+		ColumnDef  *col = (ColumnDef *) lfirst(lc);
+
+		if (IsA(col, ColumnDef) && col->colname)
+			lint_column_type(st, &tf, col->colname, col->typeName,
+							 col->constraints, pk_keys);
+	}
+}
+
+static void
+lint_index(LintState *st, IndexStmt *stmt)
+{
+	TableFacts	tf;
+
+	table_facts(st, stmt->relation, &tf);
+	if (stmt->idxname)
+	{
+		RangeVar   *irv = makeRangeVar(stmt->relation ? stmt->relation->schemaname : NULL,
+									   stmt->idxname, -1);
+
+		remember_rangevar(st, &st->created, irv);
+	}
+	if (stmt->concurrent || !is_existing(&tf))
+		return;
+	if (tf.relkind == RELKIND_PARTITIONED_TABLE)
+		add_finding(st, "create-index-non-concurrently", MT_SEV_ERROR, &tf, ShareLock, false, tf.rows,
+					"A partitioned table cannot be indexed concurrently: CREATE INDEX ON ONLY the parent (invalid, instant), CREATE INDEX CONCURRENTLY on each partition, then ALTER INDEX parent_index ATTACH PARTITION each one.",
+					"CREATE INDEX on partitioned table %s blocks writes to every partition while the indexes build",
+					tf.name);
+	else
+		add_finding(st, "create-index-non-concurrently", MT_SEV_ERROR, &tf, ShareLock, false, tf.rows,
+					"Use CREATE INDEX CONCURRENTLY, outside a transaction block (apply() schedules it to run after commit).",
+					"CREATE INDEX on existing table %s blocks writes while the index builds",
+					tf.name);
+}
+
+static void
+lint_drop(LintState *st, DropStmt *stmt)
+{
+	ListCell   *lc;
+
+	if (stmt->removeType != OBJECT_TABLE && stmt->removeType != OBJECT_INDEX)
+		return;
+	foreach(lc, stmt->objects)
+	{
+		Node	   *obj = lfirst(lc);
+		RangeVar   *rv;
+		TableFacts	tf;
+		ListCell   *lc2;
+		bool		ok = IsA(obj, List) && list_length((List *) obj) <= 3;
+
+		if (ok)
+			foreach(lc2, (List *) obj)
+				if (!IsA(lfirst(lc2), String))
+				ok = false;
+		if (!ok)
+			continue;
+		rv = makeRangeVarFromNameList((List *) obj);
+		table_facts(st, rv, &tf);
+		if (tf.is_new)
+			continue;
+		if (stmt->removeType == OBJECT_TABLE)
+			add_finding(st, "drop-table", MT_SEV_WARNING, &tf, AccessExclusiveLock, false, tf.rows,
+						"Deploy application code that no longer uses the table first; consider renaming it away for a release before dropping it.",
+						"dropping table %s loses its data and breaks code that still uses it",
+						tf.name);
+		else if (!stmt->concurrent)
+			add_finding(st, "drop-index-non-concurrently", MT_SEV_WARNING, &tf, AccessExclusiveLock, false, -1,
+						"Use DROP INDEX CONCURRENTLY, outside a transaction block (apply() schedules it to run after commit).",
+						"DROP INDEX %s takes an ACCESS EXCLUSIVE lock on its table, blocking reads and writes while it waits for running queries",
+						tf.name);
+	}
+}
+
+static void
+lint_rename(LintState *st, RenameStmt *stmt)
+{
+	TableFacts	tf;
+
+	if (stmt->relation == NULL)
+		return;
+	if (stmt->renameType == OBJECT_COLUMN && stmt->relationType == OBJECT_TABLE)
+	{
+		table_facts(st, stmt->relation, &tf);
+		if (is_existing(&tf) && stmt->subname)
+			add_finding(st, "rename-column", MT_SEV_WARNING, &tf, AccessExclusiveLock, false, -1,
+						"Expand and contract: add the new column, write both, backfill, move readers, then drop the old one; or give old code a view with the old name.",
+						"renaming column \"%s\" of %s breaks running code that uses the old name",
+						stmt->subname, tf.name);
+	}
+	else if (stmt->renameType == OBJECT_TABLE)
+	{
+		table_facts(st, stmt->relation, &tf);
+		if (is_existing(&tf))
+			add_finding(st, "rename-table", MT_SEV_WARNING, &tf, AccessExclusiveLock, false, -1,
+						"Rename in steps: rename the table and create a view with the old name for the code still running, then drop the view once nothing uses it.",
+						"renaming table %s breaks running code that uses the old name",
+						tf.name);
+	}
+}
+
+static void
+lint_truncate(LintState *st, TruncateStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->relations)
+	{
+		RangeVar   *rv = (RangeVar *) lfirst(lc);
+		TableFacts	tf;
+
+		table_facts(st, rv, &tf);
+		if (!tf.is_new && !tf.emptied)
+			add_finding(st, "truncate", MT_SEV_WARNING, &tf, AccessExclusiveLock, false, tf.rows,
+						"Make sure losing every row is intended; to delete part of the rows use batched deletes (migration_tools.run_batched()).",
+						"TRUNCATE %s removes every row and takes an ACCESS EXCLUSIVE lock",
+						tf.name);
+		remember_rangevar(st, &st->emptied_names, rv);
+	}
+}
+
+static void
+lint_vacuum(LintState *st, VacuumStmt *stmt)
+{
+	ListCell   *lc;
+
+	if (!stmt->is_vacuumcmd || !mt_option_is_true(stmt->options, "full"))
+		return;
+	if (stmt->rels == NIL)
+	{
+		add_finding(st, "vacuum-full", MT_SEV_ERROR, NULL, AccessExclusiveLock, true, -1,
+					"Use plain VACUUM, or an online repack tool such as pg_repack or pg_squeeze.",
+					"VACUUM FULL rewrites every table of the database, each under an ACCESS EXCLUSIVE lock");
+		return;
+	}
+	foreach(lc, stmt->rels)
+	{
+		VacuumRelation *vr = (VacuumRelation *) lfirst(lc);
+		TableFacts	tf;
+
+		if (!IsA(vr, VacuumRelation))
+			continue;
+		table_facts(st, vr->relation, &tf);
+		if (is_existing(&tf))
+			add_finding(st, "vacuum-full", MT_SEV_ERROR, &tf, AccessExclusiveLock, true, tf.rows,
+						"Use plain VACUUM, or an online repack tool such as pg_repack or pg_squeeze.",
+						"VACUUM FULL rewrites %s under an ACCESS EXCLUSIVE lock",
+						tf.name);
+	}
+}
+
+static void
+lint_reindex(LintState *st, ReindexStmt *stmt)
+{
+	TableFacts	tf;
+
+	if (mt_option_is_true(stmt->params, "concurrently"))
+		return;
+	if (stmt->relation)
+	{
+		table_facts(st, stmt->relation, &tf);
+		if (!is_existing(&tf))
+			return;
+		add_finding(st, "reindex-non-concurrently", MT_SEV_ERROR, &tf,
+					stmt->kind == REINDEX_OBJECT_INDEX ? AccessExclusiveLock : ShareLock,
+					false, tf.rows,
+					"Use REINDEX ... CONCURRENTLY (PostgreSQL 12+), outside a transaction block.",
+					"REINDEX %s blocks writes to the table, and reads that use the index, while it rebuilds",
+					tf.name);
+	}
+	else
+		add_finding(st, "reindex-non-concurrently", MT_SEV_ERROR, NULL, ShareLock, false, -1,
+					"Use REINDEX ... CONCURRENTLY (PostgreSQL 12+), outside a transaction block.",
+					"REINDEX %s blocks writes to each table while its indexes rebuild",
+					stmt->kind == REINDEX_OBJECT_SCHEMA ? "SCHEMA" :
+					stmt->kind == REINDEX_OBJECT_SYSTEM ? "SYSTEM" : "DATABASE");
+}
+
+static void
+lint_dml(LintState *st, RangeVar *relation, Node *where, bool is_update)
+{
+	TableFacts	tf;
+	double		rows;
+
+	table_facts(st, relation, &tf);
+	if (!is_existing(&tf))
+		return;
+	rows = estimate_dml_rows(&tf, where);
+	if (rows < 0 || rows <= mt_lint_large_rows)
+		return;
+	if (is_update)
+	{
+		char	   *hint = psprintf("Update in small committed batches in the background: SELECT migration_tools.backfill('%s', '<set clause>', '<where clause>').",
+									tf.name);
+
+		add_finding(st, "unbatched-update", MT_SEV_WARNING, &tf, RowExclusiveLock, false, rows,
+					hint,
+					"UPDATE of about %.0f rows of %s in one transaction holds their row locks until commit and bloats the table",
+					rows, tf.name);
+	}
+	else
+	{
+		char	   *hint = psprintf("Delete in small committed batches: SELECT migration_tools.run_batched('%s', 'DELETE FROM %s WHERE <key> >= $1 AND <key> < $2 AND (<condition>)'), or TRUNCATE if every row goes.",
+									tf.name, tf.name);
+
+		add_finding(st, "unbatched-delete", MT_SEV_WARNING, &tf, RowExclusiveLock, false, rows,
+					hint,
+					"DELETE of about %.0f rows of %s in one transaction holds their row locks until commit and bloats the table",
+					rows, tf.name);
+	}
+}
+
+/*
+ * Rules of one statement; the statement's info is in st->info.
+ */
+static void
+lint_statement(LintState *st, Node *stmt)
+{
+	MtStatementInfo *info = st->info;
+
+	check_stack_depth();
+	st->touches_existing = false;
+
+	if (info->needs_top_level && st->in_xact)
+		add_finding(st, "concurrently-in-transaction", MT_SEV_ERROR, NULL, NoLock, false, -1,
+					"Run this statement outside BEGIN ... COMMIT, on its own (apply() schedules such statements to run after commit).",
+					"%s cannot run inside the transaction block opened by statement %d",
+					info->command_tag, st->xact_statement);
+
+	switch (nodeTag(stmt))
+	{
+		case T_AlterTableStmt:
+			lint_alter_table(st, (AlterTableStmt *) stmt);
+			break;
+		case T_CreateStmt:
+			lint_create_table(st, (CreateStmt *) stmt);
+			break;
+		case T_CreateTableAsStmt:
+			{
+				CreateTableAsStmt *s = (CreateTableAsStmt *) stmt;
+
+				if (s->into && s->into->rel &&
+					!OidIsValid(mt_lookup_relation(s->into->rel)))
+					remember_rangevar(st, &st->created, s->into->rel);
+				break;
+			}
+		case T_ViewStmt:
+			break;
+		case T_IndexStmt:
+			lint_index(st, (IndexStmt *) stmt);
+			break;
+		case T_DropStmt:
+			lint_drop(st, (DropStmt *) stmt);
+			break;
+		case T_RenameStmt:
+			lint_rename(st, (RenameStmt *) stmt);
+			break;
+		case T_TruncateStmt:
+			lint_truncate(st, (TruncateStmt *) stmt);
+			break;
+		case T_VacuumStmt:
+			lint_vacuum(st, (VacuumStmt *) stmt);
+			break;
+		case T_ClusterStmt:
+			{
+				ClusterStmt *s = (ClusterStmt *) stmt;
+				TableFacts	tf;
+
+				if (s->relation == NULL)
+				{
+					add_finding(st, "cluster", MT_SEV_ERROR, NULL, AccessExclusiveLock, true, -1,
+								"Use an online repack tool such as pg_repack or pg_squeeze.",
+								"CLUSTER rewrites every previously clustered table of the database, each under an ACCESS EXCLUSIVE lock");
+					break;
+				}
+				table_facts(st, s->relation, &tf);
+				if (is_existing(&tf))
+					add_finding(st, "cluster", MT_SEV_ERROR, &tf, AccessExclusiveLock, true, tf.rows,
+								"Use an online repack tool such as pg_repack or pg_squeeze.",
+								"CLUSTER rewrites %s under an ACCESS EXCLUSIVE lock, blocking reads and writes",
+								tf.name);
+				break;
+			}
+		case T_RefreshMatViewStmt:
+			{
+				RefreshMatViewStmt *s = (RefreshMatViewStmt *) stmt;
+				TableFacts	tf;
+
+				table_facts(st, s->relation, &tf);
+				if (!s->concurrent && !s->skipData && is_existing(&tf))
+					add_finding(st, "refresh-matview-non-concurrently", MT_SEV_ERROR, &tf, AccessExclusiveLock, false, tf.rows,
+								"Create a unique index on the materialized view and use REFRESH MATERIALIZED VIEW CONCURRENTLY: readers keep the old contents meanwhile.",
+								"REFRESH MATERIALIZED VIEW %s blocks every read of it until the query finishes",
+								tf.name);
+				break;
+			}
+		case T_LockStmt:
+			{
+				LockStmt   *s = (LockStmt *) stmt;
+				ListCell   *lc;
+
+				foreach(lc, s->relations)
+				{
+					TableFacts	tf;
+
+					table_facts(st, (RangeVar *) lfirst(lc), &tf);
+					if (is_existing(&tf))
+						add_finding(st, "lock-table", MT_SEV_WARNING, &tf, s->mode, false, -1,
+									"Avoid explicit locks in migrations; if one is needed, SET lock_timeout first so a long wait fails instead of blocking every other session queued behind it.",
+									"LOCK TABLE %s IN %s mode is held until the end of the transaction",
+									tf.name, mt_lint_lock_mode_name(s->mode) ? mt_lint_lock_mode_name(s->mode) : "an unrecognized");
+				}
+				break;
+			}
+		case T_UpdateStmt:
+			{
+				UpdateStmt *s = (UpdateStmt *) stmt;
+
+				lint_dml(st, s->relation, s->whereClause, true);
+				break;
+			}
+		case T_DeleteStmt:
+			{
+				DeleteStmt *s = (DeleteStmt *) stmt;
+
+				lint_dml(st, s->relation, s->whereClause, false);
+				break;
+			}
+		case T_ReindexStmt:
+			lint_reindex(st, (ReindexStmt *) stmt);
+			break;
+		case T_AlterDomainStmt:
+			{
+				AlterDomainStmt *s = (AlterDomainStmt *) stmt;
+				Constraint *c = (Constraint *) s->def;
+
+				if (s->subtype == 'C' && c && IsA(c, Constraint) &&
+					c->contype == CONSTR_CHECK && !c->skip_validation)
+					add_finding(st, "domain-check-constraint", MT_SEV_WARNING, NULL, ShareLock, false, -1,
+								"Add the domain constraint with NOT VALID, then ALTER DOMAIN ... VALIDATE CONSTRAINT separately.",
+								"adding a validated CHECK constraint to domain %s scans every column of that domain while blocking writes to their tables",
+								NameListToString(s->typeName));
+				break;
+			}
+		case T_TransactionStmt:
+			{
+				TransactionStmt *s = (TransactionStmt *) stmt;
+
+				switch (s->kind)
+				{
+					case TRANS_STMT_BEGIN:
+					case TRANS_STMT_START:
+						if (!st->in_xact)
+						{
+							st->in_xact = true;
+							st->xact_statement = info->statement;
+							st->xact_location = info->location;
+						}
+						break;
+					case TRANS_STMT_COMMIT:
+					case TRANS_STMT_ROLLBACK:
+						if (!s->chain)
+							st->in_xact = false;
+						break;
+					case TRANS_STMT_PREPARE:
+						st->in_xact = false;
+						break;
+					default:
+						break;
+				}
+				break;
+			}
+		case T_VariableSetStmt:
+			{
+				VariableSetStmt *s = (VariableSetStmt *) stmt;
+
+				if (s->name && strcmp(s->name, "lock_timeout") == 0 &&
+					(s->kind == VAR_SET_VALUE || s->kind == VAR_SET_DEFAULT))
+					st->lock_timeout_set = true;
+				break;
+			}
+		default:
+			break;
+	}
+
+	/* After the statement's own rules: the first DDL on existing relations */
+	if (info->is_ddl && !st->lock_timeout_set && !st->lock_timeout_reported)
+	{
+		ListCell   *lc;
+		bool		locks_existing = st->touches_existing;
+
+		foreach(lc, info->locks)
+			if (OidIsValid(((MtLockTarget *) lfirst(lc))->relid))
+				locks_existing = true;
+		if (locks_existing)
+		{
+			st->lock_timeout_reported = true;
+			add_finding(st, "require-lock-timeout", MT_SEV_WARNING, NULL, NoLock, false, -1,
+						"Start the script with SET lock_timeout = '2s' (or run it through migration_tools.apply(), which sets a short lock_timeout and retries).",
+						"%s takes locks on existing tables but no lock_timeout was set before it: while it waits for a lock, every session queues behind it",
+						info->command_tag);
+		}
+	}
+}
+
+/*
+ * Lint a script; see lint.h.
+ */
+List *
+mt_lint_script(const char *sql)
+{
+	MemoryContext scriptcxt;
+	MemoryContext stmtcxt;
+	MemoryContext oldcxt;
+	LintState  *st;
+	List	   *stmts;
+	List	   *findings;
+	ListCell   *lc;
+	int			n = 0;
+
+	scriptcxt = AllocSetContextCreate(CurrentMemoryContext,
+									  "migration_tools lint",
+									  ALLOCSET_DEFAULT_SIZES);
+	stmtcxt = AllocSetContextCreate(scriptcxt,
+									"migration_tools lint statement",
+									ALLOCSET_DEFAULT_SIZES);
+
+	st = (LintState *) MemoryContextAllocZero(scriptcxt, sizeof(LintState));
+	st->result_cxt = CurrentMemoryContext;
+	st->state_cxt = scriptcxt;
+
+	oldcxt = MemoryContextSwitchTo(scriptcxt);
+	stmts = mt_parse_script(sql);
+
+	foreach(lc, stmts)
+	{
+		RawStmt    *raw = lfirst_node(RawStmt, lc);
+
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextSwitchTo(stmtcxt);
+		st->info = mt_describe_statement(sql, raw, ++n);
+		lint_statement(st, raw->stmt);
+		MemoryContextSwitchTo(scriptcxt);
+		MemoryContextReset(stmtcxt);
+		st->info = NULL;
+	}
+
+	if (st->in_xact)
+	{
+		MtStatementInfo fake;
+
+		memset(&fake, 0, sizeof(fake));
+		fake.statement = st->xact_statement;
+		fake.location = st->xact_location;
+		st->info = &fake;
+		add_finding(st, "uncommitted-transaction", MT_SEV_ERROR, NULL, NoLock, false, -1,
+					"End the script with COMMIT, or leave out BEGIN: apply() already runs the script in one transaction.",
+					"the transaction opened by statement %d is never committed: its locks are held until the session ends",
+					st->xact_statement);
+	}
+
+	findings = st->findings;
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(scriptcxt);
+	return findings;
+}
+
+/*
+ * Lint one utility statement on its own, as the guard sees it; findings
+ * are allocated in the current memory context.
+ */
+List *
+mt_lint_utility(const char *sql, RawStmt *raw)
+{
+	LintState	st;
+
+	memset(&st, 0, sizeof(st));
+	st.result_cxt = CurrentMemoryContext;
+	st.state_cxt = CurrentMemoryContext;
+	st.info = mt_describe_statement(sql, raw, 1);
+	lint_statement(&st, raw->stmt);
+	return st.findings;
+}
+
+/*
+ * SQL: lint(sql text): one row per finding.
+ */
+PG_FUNCTION_INFO_V1(mt_lint);
+
+Datum
+mt_lint(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *sql = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	MemoryContext workcxt;
+	MemoryContext oldcxt;
+	List	   *findings;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	workcxt = AllocSetContextCreate(CurrentMemoryContext,
+									"migration_tools lint results",
+									ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(workcxt);
+	findings = mt_lint_script(sql);
+
+	foreach(lc, findings)
+	{
+		MtLintFinding *f = (MtLintFinding *) lfirst(lc);
+		Datum		values[10];
+		bool		nulls[10];
+
+		memset(nulls, 0, sizeof(nulls));
+		values[0] = Int32GetDatum(f->statement);
+		values[1] = CStringGetTextDatum(f->rule);
+		values[2] = CStringGetTextDatum(f->severity);
+		values[3] = CStringGetTextDatum(f->message);
+		if (f->hint)
+			values[4] = CStringGetTextDatum(f->hint);
+		else
+			nulls[4] = true;
+		if (f->relation)
+			values[5] = CStringGetTextDatum(f->relation);
+		else
+			nulls[5] = true;
+		if (f->lock_mode)
+			values[6] = CStringGetTextDatum(f->lock_mode);
+		else
+			nulls[6] = true;
+		values[7] = BoolGetDatum(f->rewrites);
+		if (f->estimated_rows >= 0)
+			values[8] = Int64GetDatum((int64) Min(f->estimated_rows, (double) PG_INT64_MAX));
+		else
+			nulls[8] = true;
+		values[9] = Int32GetDatum(f->location);
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(workcxt);
+	return (Datum) 0;
+}

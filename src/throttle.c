@@ -1,0 +1,121 @@
+/*-------------------------------------------------------------------------
+ *
+ * throttle.c
+ *	  When a backfill should hold back: server signals read before each
+ *	  batch (replication lag, autovacuum on the table, dead tuples) and the
+ *	  job's daily run window.  Lock waiters caused by a batch are measured
+ *	  by the batch itself (backfill_worker.c), since they exist only while
+ *	  it holds its locks.
+ *
+ * Each signal has a setting that turns it off, and a name shown in
+ * backfill_progress.throttled_by while it holds a job back.
+ *
+ * IDENTIFICATION
+ *	  src/throttle.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "pgtime.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+
+#include "backfill_int.h"
+
+/* Run a one-value query as the worker itself; NULL result gives -1. */
+static double
+query_double(const char *sql, Oid relid)
+{
+	Oid			argtype = OIDOID;
+	Datum		arg = ObjectIdGetDatum(relid);
+	bool		isnull;
+	Datum		d;
+
+	if (SPI_execute_with_args(sql, 1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not read server statistics");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? -1 : DatumGetFloat8(d);
+}
+
+const char *
+mt_throttle_reason(Oid relid)
+{
+	const char *reason = NULL;
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+
+	/* standbys replaying far behind */
+	if (mt_max_replication_lag >= 0)
+	{
+		double		lag = query_double("SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), "
+									   "coalesce(replay_lsn, flush_lsn, write_lsn)))::float8 "
+									   "FROM pg_stat_replication WHERE $1 IS NOT NULL",
+									   relid);
+
+		if (lag > (double) mt_max_replication_lag * 1024.0)
+			reason = "replication_lag";
+	}
+
+	/* autovacuum working on the table: let it finish */
+	if (reason == NULL && mt_throttle_on_autovacuum)
+	{
+		double		n = query_double("SELECT count(*)::float8 FROM pg_stat_progress_vacuum v "
+									 "JOIN pg_stat_activity a ON a.pid = v.pid "
+									 "WHERE v.relid = $1 AND a.backend_type = 'autovacuum worker'",
+									 relid);
+
+		if (n > 0)
+			reason = "autovacuum";
+	}
+
+	/* too many dead tuples: give vacuum a chance */
+	if (reason == NULL && mt_max_dead_tuples_ratio > 0)
+	{
+		double		dead = query_double("SELECT pg_stat_get_dead_tuples($1)::float8", relid);
+		double		live = query_double("SELECT pg_stat_get_live_tuples($1)::float8", relid);
+
+		if (dead > mt_min_dead_tuples && dead > mt_max_dead_tuples_ratio * (dead + live))
+			reason = "dead_tuples";
+	}
+
+	AtEOXact_GUC(true, nest);
+	return reason;
+}
+
+/*
+ * Is now inside the daily window (server time zone)?  If not, *opens_at
+ * is the next time it opens.
+ */
+bool
+mt_in_run_window(const char *window, TimestampTz now, TimestampTz *opens_at)
+{
+	int			start_min,
+				end_min;
+	pg_time_t	t = timestamptz_to_time_t(now);
+	struct pg_tm *tm = pg_localtime(&t, session_timezone);
+	int			m;
+	bool		inside;
+	int			wait_min;
+
+	*opens_at = 0;
+	if (!mt_parse_run_window(window, &start_min, &end_min) || tm == NULL)
+		return true;
+	m = tm->tm_hour * 60 + tm->tm_min;
+	if (start_min < end_min)
+		inside = m >= start_min && m < end_min;
+	else
+		inside = m >= start_min || m < end_min;
+	if (inside)
+		return true;
+	wait_min = (start_min - m + 1440) % 1440;
+	*opens_at = now - (int64) tm->tm_sec * USECS_PER_SEC -
+		(now % USECS_PER_SEC + USECS_PER_SEC) % USECS_PER_SEC +
+		(int64) wait_min * 60 * USECS_PER_SEC;
+	return false;
+}

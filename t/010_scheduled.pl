@@ -1,0 +1,189 @@
+# Scheduled statements: what apply() cannot run in a transaction block runs
+# in the background worker, top level, after commit.  A concurrent index
+# build ends 'applied' with a valid index; a failed unique build fails the
+# migration and leaves no INVALID index; lock timeouts are retried; a
+# statement interrupted by an immediate shutdown is resumed after restart.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('scheduled');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'migration_tools'
+migration_tools.launcher_naptime = '1s'
+migration_tools.scheduled_retry_delay = '200ms'
+});
+$node->start;
+$node->safe_psql('postgres', q{
+CREATE EXTENSION migration_tools;
+CREATE ROLE app LOGIN;
+GRANT CREATE ON SCHEMA public TO app;
+CREATE TABLE items (id int PRIMARY KEY, v int, w int);
+ALTER TABLE items OWNER TO app;
+INSERT INTO items SELECT g, g, g % 10 FROM generate_series(1, 10000) g;
+});
+
+# Queue a scheduled migration the way apply() does: the migration row in
+# state 'scheduled', one row per statement, then a nudge for the worker.
+my $rank = 0;
+sub schedule
+{
+	my ($version, @statements) = @_;
+	my $sql = qq{
+BEGIN;
+INSERT INTO migration_tools.migrations (version, checksum, up_sql, state, applied_by)
+VALUES ('$version', 'test', 'scheduled by the test', 'scheduled', 'app');
+};
+	my $seq = 0;
+	foreach my $s (@statements)
+	{
+		$seq++;
+		$s =~ s/'/''/g;
+		$sql .= qq{
+INSERT INTO migration_tools.scheduled_statements (version, seq, statement_no, sql, run_as)
+VALUES ('$version', $seq, $seq, '$s', 'app');
+};
+	}
+	$sql .= "SELECT migration_tools._wakeup();\nCOMMIT;";
+	$node->safe_psql('postgres', $sql);
+}
+
+sub migration_done
+{
+	my ($version) = @_;
+	return $node->poll_query_until('postgres',
+		"SELECT state IN ('applied', 'failed') FROM migration_tools.migrations WHERE version = '$version'");
+}
+
+sub state_of
+{
+	my ($version) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT state FROM migration_tools.migrations WHERE version = '$version'");
+}
+
+my $invalid_sql = q{SELECT count(*) FROM pg_index WHERE indrelid = 'items'::regclass AND NOT indisvalid};
+
+# 1. A concurrent build, then a VACUUM: both top level, in order.
+schedule('1', 'CREATE INDEX CONCURRENTLY items_v ON items (v)', 'VACUUM items');
+ok(migration_done('1'), 'migration 1 finished');
+is(state_of('1'), 'applied', 'CREATE INDEX CONCURRENTLY migration is applied');
+is($node->safe_psql('postgres',
+		q{SELECT indisvalid FROM pg_index WHERE indexrelid = 'items_v'::regclass}),
+	't', 'the index is valid');
+is($node->safe_psql('postgres',
+		q{SELECT string_agg(state || '/' || attempts, ',' ORDER BY seq)
+		  FROM migration_tools.scheduled_statements WHERE version = '1'}),
+	'done/1,done/1', 'both statements done in one attempt');
+is($node->safe_psql('postgres',
+		q{SELECT finished_at IS NOT NULL AND execution_time IS NOT NULL
+		         AND catalog_fingerprint::jsonb ? 'index:public.items_v'
+		  FROM migration_tools.migrations WHERE version = '1'}),
+	't', 'finished_at, execution_time and a fingerprint with the new index are recorded');
+is($node->safe_psql('postgres',
+		q{SELECT relowner::regrole FROM pg_class WHERE relname = 'items_v'}),
+	'app', 'the statement ran as the role that queued it');
+
+# 2. A unique build over duplicate values fails for good: the migration is
+# failed with the error, and the INVALID index the build left is dropped.
+schedule('2', 'CREATE UNIQUE INDEX CONCURRENTLY items_w_key ON items (w)', 'VACUUM items');
+ok(migration_done('2'), 'migration 2 finished');
+is(state_of('2'), 'failed', 'unique build over duplicates fails the migration');
+like($node->safe_psql('postgres',
+		q{SELECT error FROM migration_tools.migrations WHERE version = '2'}),
+	qr/scheduled statement 1 failed: could not create unique index "items_w_key"/,
+	'the migration records the error');
+is($node->safe_psql('postgres',
+		q{SELECT state || '/' || attempts FROM migration_tools.scheduled_statements
+		  WHERE version = '2' AND seq = 1}),
+	'failed/1', 'not retried: a unique violation will not go away by itself');
+is($node->safe_psql('postgres', $invalid_sql), '0', 'no INVALID index is left');
+is($node->safe_psql('postgres', q{SELECT to_regclass('items_w_key') IS NULL}),
+	't', 'the failed index is gone');
+
+# 3. Lock timeouts are retried with back-off until the lock is free.
+$node->safe_psql('postgres', q{
+ALTER SYSTEM SET migration_tools.scheduled_lock_timeout = '100ms';
+ALTER SYSTEM SET migration_tools.scheduled_retries = 50;
+SELECT pg_reload_conf();
+});
+my $holder = $node->background_psql('postgres');
+$holder->query_safe('BEGIN; LOCK TABLE items IN SHARE MODE;');
+schedule('3', 'CREATE INDEX CONCURRENTLY items_w ON items (w)');
+ok($node->poll_query_until('postgres',
+		q{SELECT attempts >= 2 AND state = 'pending' AND error LIKE '%lock timeout%'
+		  FROM migration_tools.scheduled_statements WHERE version = '3'}),
+	'a lock timeout puts the statement back to pending with the error');
+$holder->query_safe('COMMIT;');
+ok(migration_done('3'), 'migration 3 finished');
+is(state_of('3'), 'applied', 'applied once the lock is released');
+is($node->safe_psql('postgres', $invalid_sql), '0', 'no INVALID index after the retries');
+
+# ... but not forever: scheduled_retries attempts, then failed.
+$node->safe_psql('postgres',
+	"ALTER SYSTEM RESET migration_tools.scheduled_retries; SELECT pg_reload_conf()");
+$holder->query_safe('BEGIN; LOCK TABLE items IN SHARE MODE;');
+schedule('4', 'CREATE INDEX CONCURRENTLY items_vw ON items (v, w)');
+ok(migration_done('4'), 'migration 4 finished');
+is($node->safe_psql('postgres',
+		q{SELECT m.state || '/' || s.attempts
+		  FROM migration_tools.migrations m JOIN migration_tools.scheduled_statements s USING (version)
+		  WHERE version = '4'}),
+	'failed/3', 'fails after migration_tools.scheduled_retries (3) attempts');
+$holder->query_safe('COMMIT;');
+$holder->quit;
+$node->safe_psql('postgres',
+	"ALTER SYSTEM RESET migration_tools.scheduled_lock_timeout; SELECT pg_reload_conf()");
+is($node->safe_psql('postgres', $invalid_sql), '0', 'no INVALID index after the last attempt');
+
+# 5. A dropped role: a clear error, at once.
+$node->safe_psql('postgres', 'CREATE ROLE gone');
+$node->safe_psql('postgres', q{
+INSERT INTO migration_tools.migrations (version, checksum, up_sql, state)
+VALUES ('5', 'test', 'test', 'scheduled');
+INSERT INTO migration_tools.scheduled_statements (version, seq, statement_no, sql, run_as)
+VALUES ('5', 1, 1, 'VACUUM items', 'gone');
+DROP ROLE gone;
+SELECT migration_tools._wakeup();
+});
+ok(migration_done('5'), 'migration 5 finished');
+like($node->safe_psql('postgres',
+		q{SELECT state || ': ' || error FROM migration_tools.migrations WHERE version = '5'}),
+	qr/^failed: .*role "gone" that scheduled this statement does not exist/,
+	'a statement whose role was dropped fails clearly');
+
+# 6. An immediate shutdown while a concurrent build waits for an old
+# snapshot: after restart the statement is taken up again, the INVALID
+# index of the interrupted build is dropped first, and the build completes.
+my $old = $node->background_psql('postgres');
+$old->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM items;');
+schedule('6', 'CREATE INDEX CONCURRENTLY items_id_v ON items (id, v)');
+ok($node->poll_query_until('postgres',
+		q{SELECT count(*) = 1 FROM pg_stat_progress_create_index p
+		  JOIN pg_stat_activity a USING (pid)
+		  WHERE a.backend_type = 'migration_tools worker'
+		    AND p.phase LIKE 'waiting for %'}),
+	'the build waits for the old snapshot');
+is($node->safe_psql('postgres',
+		q{SELECT state FROM migration_tools.scheduled_statements WHERE version = '6'}),
+	'running', 'the statement is running');
+$node->stop('immediate');
+eval { $old->quit; };
+$node->start;
+ok(migration_done('6'), 'migration 6 finished after the restart');
+is(state_of('6'), 'applied', 'the interrupted build is applied after restart');
+is($node->safe_psql('postgres',
+		q{SELECT indisvalid FROM pg_index WHERE indexrelid = 'items_id_v'::regclass}),
+	't', 'the rebuilt index is valid');
+is($node->safe_psql('postgres', $invalid_sql), '0', 'no INVALID index left');
+is($node->safe_psql('postgres',
+		q{SELECT attempts FROM migration_tools.scheduled_statements WHERE version = '6'}),
+	'2', 'it took a second attempt');
+ok($node->log_contains('resuming scheduled statement 1 of migration "6"'),
+	'the log says the statement was resumed');
+
+$node->stop;
+done_testing();
