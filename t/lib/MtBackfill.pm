@@ -9,9 +9,34 @@ use Exporter 'import';
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 
 our @EXPORT = qw(mt_node mt_make_table mt_queue mt_running_pid mt_job_field
-  mt_wait_job mt_check_exactly_once);
+  mt_poll mt_wait_job mt_check_exactly_once);
+
+# Like poll_query_until, but survives a server that is restarting (after a
+# crash psql may exit before reading its input, and IPC::Run then dies of
+# a broken pipe).
+sub mt_poll
+{
+	my ($node, $db, $sql, $expected) = @_;
+	$expected //= 't';
+	my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
+	my $out = '';
+
+	while (time() < $deadline)
+	{
+		my ($ret, $stdout, $stderr);
+		eval {
+			($ret, $stdout, $stderr) = $node->psql($db, $sql);
+		};
+		$out = defined $stdout ? $stdout : '';
+		return 1 if !$@ && defined $ret && $ret == 0 && $out eq $expected;
+		usleep(100_000);
+	}
+	diag "mt_poll timed out: $sql\nexpected: $expected\nlast output: $out";
+	return 0;
+}
 
 # A node with the library preloaded and a short launcher naptime.  %opts:
 # allows_streaming, conf (extra postgresql.conf text), no_start.
@@ -26,6 +51,7 @@ shared_preload_libraries = 'migration_tools'
 migration_tools.launcher_naptime = '1s'
 max_worker_processes = 16
 log_min_messages = info
+restart_after_crash = on
 } . ($opts{conf} // ''));
 	return $node if $opts{no_start};
 	$node->start;
@@ -67,7 +93,7 @@ sub mt_running_pid
 		WHERE job_id = $job AND state = 'running' AND rows_done >= $min_rows
 		AND worker_pid IS NOT NULL};
 
-	$node->poll_query_until($db, "SELECT count(*) = 1 FROM ($sql) p")
+	mt_poll($node, $db, "SELECT count(*) = 1 FROM ($sql) p")
 	  or die "job $job never ran past $min_rows rows";
 	return $node->safe_psql($db, $sql);
 }
@@ -85,7 +111,7 @@ sub mt_wait_job
 {
 	my ($node, $db, $job, $timeout) = @_;
 	$timeout //= '60s';
-	$node->poll_query_until($db, qq{SELECT state IN ('completed', 'failed', 'cancelled')
+	mt_poll($node, $db, qq{SELECT state IN ('completed', 'failed', 'cancelled')
 		FROM migration_tools.backfill_progress WHERE job_id = $job})
 	  or diag "job $job did not end";
 	return $node->safe_psql($db, "SELECT migration_tools.wait($job, '$timeout')");
