@@ -41,12 +41,18 @@ cmp_ok($standby->safe_psql('postgres', 'SELECT count(*) FROM t WHERE counter = 1
 my ($ret, $stdout, $stderr) = $standby->psql('postgres',
 	"SELECT migration_tools.backfill('t', 'counter = counter + 1')");
 isnt($ret, 0, 'backfill() fails on a standby');
-like($stderr, qr/read-only|recovery|standby/, 'the error says the server is read-only');
+like($stderr, qr/cannot queue a backfill job during recovery/,
+	'the error says the server is in recovery');
 
 # The primary dies mid-job; the standby takes over.
 $primary->stop('immediate');
 is($standby->safe_psql('postgres', 'SELECT count(*) FROM t WHERE counter > 1'),
 	'0', 'nothing applied twice in what was replicated');
+cmp_ok($standby->safe_psql('postgres', 'SELECT count(*) FROM t WHERE counter = 1'),
+	'<', $nrows, 'the primary stopped mid-job');
+is($standby->safe_psql('postgres',
+		"SELECT state FROM migration_tools.backfill_progress WHERE job_id = $job"),
+	'running', 'the standby sees the job running (orphaned once promoted)');
 $standby->promote;
 $standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()')
   or die 'standby not promoted';
