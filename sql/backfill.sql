@@ -149,3 +149,24 @@ $$;
 SELECT state, throttled_by, next_due > now() + interval '1 hour' AS due_later, rows_done
 FROM migration_tools.backfill_progress WHERE job_id = :job;
 SELECT migration_tools.cancel(:job);
+
+-- A partitioned table walks the parent's primary key across partitions.
+CREATE TABLE measures (id int PRIMARY KEY, v int NOT NULL DEFAULT 0) PARTITION BY RANGE (id);
+CREATE TABLE measures_1 PARTITION OF measures FOR VALUES FROM (0) TO (1000);
+CREATE TABLE measures_2 PARTITION OF measures FOR VALUES FROM (1000) TO (3000);
+INSERT INTO measures SELECT g FROM generate_series(1, 2999) g;
+ANALYZE measures;
+SELECT migration_tools.backfill('measures', 'v = v + 1', batch_size => 400) AS job \gset
+SELECT migration_tools.wait(:job);
+SELECT state, rows_done, rows_total, batches FROM migration_tools.backfill_progress WHERE job_id = :job;
+SELECT count(*), sum(v), max(v) FROM measures;
+
+-- The settings of the backfill subsystem and their defaults.
+SELECT name, setting, unit, context FROM pg_settings
+WHERE name IN ('migration_tools.max_batch_size', 'migration_tools.initial_batch_size',
+               'migration_tools.batch_lock_timeout', 'migration_tools.batch_timeout_factor',
+               'migration_tools.max_replication_lag', 'migration_tools.max_dead_tuples_ratio',
+               'migration_tools.min_dead_tuples', 'migration_tools.throttle_on_autovacuum',
+               'migration_tools.throttle_on_lock_waiters', 'migration_tools.throttle_sleep',
+               'migration_tools.batch_history_retention', 'migration_tools.max_sweep_passes')
+ORDER BY name;

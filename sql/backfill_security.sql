@@ -25,9 +25,11 @@ SELECT state, owner FROM migration_tools.backfill_progress WHERE job_id = :job;
 -- another role neither sees nor controls the job
 SET ROLE regress_bf_other;
 SELECT count(*) FROM migration_tools.backfill_progress WHERE job_id = :job;
+\set VERBOSITY sqlstate
 SELECT migration_tools.pause(:job);
 SELECT migration_tools.cancel(:job);
 SELECT migration_tools.wait(:job);
+\set VERBOSITY default
 
 -- an administrator does
 SET ROLE regress_bf_admin;

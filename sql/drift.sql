@@ -48,3 +48,47 @@ SELECT before = migration_tools.catalog_fingerprint() AS unchanged FROM fp;
 ALTER TABLE drift_test.t ALTER COLUMN name SET NOT NULL;
 SELECT key FROM fp, jsonb_each_text(before) b
 WHERE b.value IS DISTINCT FROM migration_tools.catalog_fingerprint() ->> b.key;
+
+-- schema_drift() compares with the fingerprint of the latest migration.
+-- (In a transaction, with a migration that is surely the latest.)
+BEGIN;
+INSERT INTO migration_tools.migrations
+    (version, checksum, up_sql, state, started_at, finished_at, catalog_fingerprint)
+VALUES ('drift-1', 'x', '', 'applied', '2100-01-01', '2100-01-01',
+        migration_tools.catalog_fingerprint()::text);
+SELECT * FROM migration_tools.schema_drift();
+-- changes made outside any migration
+ALTER TABLE drift_test.t ADD COLUMN extra integer;
+CREATE INDEX t_m ON drift_test.t (m);
+DROP VIEW drift_test.v;
+ALTER TABLE drift_test.t ALTER COLUMN p DROP NOT NULL;
+SELECT object_type, object, change, definition, since_version
+FROM migration_tools.schema_drift();
+ROLLBACK;
+
+-- verify_reversible(): up then down, always rolled back.
+SELECT migration_tools.verify_reversible(
+    'CREATE TABLE drift_test.new (id int PRIMARY KEY); CREATE INDEX ON drift_test.new (id)',
+    'DROP TABLE drift_test.new');
+SELECT to_regclass('drift_test.new') IS NULL AS nothing_left;
+-- a down that forgets part of up, and one that does not restore a type
+SELECT migration_tools.verify_reversible(
+    'ALTER TABLE drift_test.t ADD COLUMN flag boolean NOT NULL DEFAULT false;
+     CREATE INDEX t_flag ON drift_test.t (flag)',
+    'DROP INDEX drift_test.t_flag');
+SELECT migration_tools.verify_reversible(
+    'ALTER TABLE drift_test.t DROP CONSTRAINT t_name_key; ALTER TABLE drift_test.t ALTER COLUMN name TYPE varchar(100)',
+    'ALTER TABLE drift_test.t ADD CONSTRAINT t_name_key UNIQUE (name)');
+-- the table is as it was
+SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+WHERE attrelid = 'drift_test.t'::regclass AND attname = 'name';
+-- a down that fails: not reversible (NOTICE, false)
+SELECT migration_tools.verify_reversible(
+    'CREATE TABLE drift_test.new (id int)', 'DROP TABLE drift_test.not_there');
+-- an up that fails, or that cannot run in a transaction block: ERROR
+SELECT migration_tools.verify_reversible('CREATE TABLE drift_test.new (', 'SELECT 1');
+SELECT migration_tools.verify_reversible(
+    'CREATE INDEX CONCURRENTLY ON drift_test.t (p)', 'SELECT 1');
+SELECT migration_tools.verify_reversible(NULL, 'SELECT 1') IS NULL AS strict;
+
+DROP SCHEMA drift_test CASCADE;

@@ -44,6 +44,19 @@ FROM migration_tools.script_statements($$
   COMMIT PREPARED 'x'; DISCARD ALL; SHOW work_mem
 $$);
 
+-- statements inside statements
+SELECT statement, command_tag, locks
+FROM migration_tools.script_statements($$
+  PREPARE lt_p AS UPDATE lt_child SET v = $1;
+  CREATE TABLE lt_x AS EXECUTE lt_p('a');
+  EXPLAIN (COSTS off) CREATE TABLE lt_y AS SELECT * FROM lt_parent;
+  EXPLAIN EXECUTE lt_p('b');
+  COPY (SELECT * FROM lt_child) TO STDOUT;
+  COPY (DELETE FROM lt_child RETURNING *) TO STDOUT;
+  WITH d AS (DELETE FROM lt_parent RETURNING id) INSERT INTO lt_child (id) SELECT id FROM d;
+  MERGE INTO lt_child c USING lt_parent p ON c.parent_id = p.id WHEN MATCHED THEN DELETE
+$$);
+
 -- relations that do not exist, in other databases, schemas that do not exist
 SELECT statement, locks
 FROM migration_tools.script_statements($$

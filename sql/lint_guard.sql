@@ -34,13 +34,25 @@ CREATE INDEX ON lg_new (a);
 ALTER TABLE lg_new ALTER COLUMN a SET NOT NULL;
 ALTER TABLE lg_new ALTER COLUMN a TYPE bigint;
 COMMIT;
+-- temporary tables are this session's own
+CREATE TEMP TABLE lg_temp (id bigint, a int);
+CREATE INDEX ON lg_temp (a);
+ALTER TABLE lg_temp ALTER COLUMN a SET NOT NULL;
 -- but not once committed
 CREATE INDEX ON lg_new (a);
 -- statements run from functions are guarded too
 DO $$ BEGIN EXECUTE 'CREATE INDEX ON lg (a)'; END $$;
--- CREATE EXTENSION scripts are not guarded
-DROP EXTENSION migration_tools;
-CREATE EXTENSION migration_tools;
+
+-- apply() is not guarded: it lints the whole script itself
+SELECT migration_tools.apply('lint_guard_1', 'CREATE INDEX lg_by_apply ON lg (a)');
+SELECT migration_tools.apply('lint_guard_1', 'CREATE INDEX lg_by_apply ON lg (a)',
+                             allow => ARRAY['create-index-non-concurrently']);
+SELECT indexrelid::regclass FROM pg_index WHERE indexrelid = 'lg_by_apply'::regclass;
+-- nor is anything while migration_tools.applying_version is set
+BEGIN;
+SET LOCAL migration_tools.applying_version = 'manual';
+CREATE INDEX lg_applying ON lg (a);
+ROLLBACK;
 
 -- only superusers may turn it off
 CREATE ROLE lg_user;
@@ -54,3 +66,4 @@ DROP ROLE lg_user;
 RESET migration_tools.guard;
 CREATE INDEX lg_a ON lg (a);
 DROP TABLE lg, lg_new;
+DELETE FROM migration_tools.migrations WHERE version = 'lint_guard_1';

@@ -26,6 +26,8 @@ CREATE TABLE lr_part_2021 (id bigint, at date);
 CREATE TABLE lr_part_2022 (id bigint, at date,
     CONSTRAINT lr_bound CHECK (at >= '2022-01-01' AND at < '2023-01-01'));
 CREATE DOMAIN lr_positive AS int;
+CREATE DOMAIN lr_unused AS int;
+CREATE TABLE lr_dom (v lr_positive);
 ANALYZE lr_parent, lr_big, lr_part_2020, lr_part_2021, lr_part_2022;
 
 -- findings without the message, hint and lock_timeout advice
@@ -100,6 +102,11 @@ SELECT * FROM lr('ALTER TABLE lr_big ALTER COLUMN amount TYPE numeric(12,2)');
 SELECT * FROM lr('ALTER TABLE lr_big ALTER COLUMN amount TYPE numeric');
 SELECT * FROM lr('ALTER TABLE lr_big ALTER COLUMN note TYPE varchar');
 
+-- ALTER TABLE on a view: nothing to scan or rewrite
+CREATE VIEW lr_view AS SELECT id, note FROM lr_big;
+SELECT * FROM lr('ALTER TABLE lr_view ADD COLUMN c1 int NOT NULL, ALTER COLUMN note SET NOT NULL');
+DROP VIEW lr_view;
+
 -- rename-column, rename-table
 SELECT * FROM lr('ALTER TABLE lr_big RENAME COLUMN note TO remark');
 SELECT * FROM lr('ALTER TABLE lr_big RENAME TO lr_large');
@@ -116,6 +123,13 @@ SELECT * FROM lr('CREATE UNIQUE INDEX CONCURRENTLY lr_uq_idx ON lr_big (note);
                   ALTER TABLE lr_big ADD CONSTRAINT lr_uq UNIQUE USING INDEX lr_uq_idx');
 SELECT * FROM lr('ALTER TABLE lr_part_2021 ADD PRIMARY KEY (id)');
 SELECT * FROM lr('ALTER TABLE lr_part_2021 ADD CONSTRAINT lr_pk PRIMARY KEY USING INDEX lr_pk_idx');
+-- USING INDEX on nullable columns: the server scans to set NOT NULL
+CREATE UNIQUE INDEX lr_big_id_flag ON lr_big (id, flag);
+SELECT * FROM lr('ALTER TABLE lr_big DROP CONSTRAINT lr_big_pkey, ADD CONSTRAINT lr_pk PRIMARY KEY USING INDEX lr_big_id_flag');
+SELECT * FROM lr('ALTER TABLE lr_big ADD CONSTRAINT lr_flag_nn CHECK (flag IS NOT NULL) NOT VALID;
+                  ALTER TABLE lr_big VALIDATE CONSTRAINT lr_flag_nn;
+                  ALTER TABLE lr_big DROP CONSTRAINT lr_big_pkey, ADD CONSTRAINT lr_pk PRIMARY KEY USING INDEX lr_big_id_flag');
+DROP INDEX lr_big_id_flag;
 SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN c1 bigint UNIQUE');
 
 -- vacuum-full, cluster
@@ -146,6 +160,12 @@ SELECT * FROM lr('DELETE FROM lr_big');
 SELECT * FROM lr('DELETE FROM lr_big WHERE id > 900');
 SELECT * FROM lr('DELETE FROM lr_big WHERE id IN (1, 2, 3)');
 SELECT * FROM lr('TRUNCATE lr_big; UPDATE lr_big SET note = ''x''');
+SELECT * FROM lr('UPDATE lr_big b SET note = p.id::text FROM lr_parent p WHERE p.id = b.parent_id');
+SELECT * FROM lr('UPDATE lr_big SET note = ''x'' WHERE flag IN (0, 1)');
+SELECT * FROM lr('UPDATE lr_big SET note = ''x'' WHERE id = 1 OR id = 2 OR NOT (flag = 1)');
+SELECT * FROM lr('EXPLAIN (ANALYZE) UPDATE lr_big SET note = ''x''');
+SELECT * FROM lr('EXPLAIN UPDATE lr_big SET note = ''x''');
+SELECT * FROM lr('UPDATE lr_big SET note = ''x'' WHERE CURRENT OF c');
 SET migration_tools.lint_large_rows = 10000;
 SELECT * FROM lr('UPDATE lr_big SET note = ''x''');
 SET migration_tools.lint_large_rows = 100;
@@ -185,6 +205,11 @@ SELECT * FROM lr('CREATE TABLE lr_new (a int);
                   ALTER TABLE lr_new ADD COLUMN c1 bigint GENERATED ALWAYS AS (a * 2) STORED,
                                      ADD COLUMN c2 bigint GENERATED ALWAYS AS IDENTITY');
 
+-- table-rewrite: SET LOGGED/UNLOGGED, SET TABLESPACE, SET ACCESS METHOD
+SELECT * FROM lr('ALTER TABLE lr_big SET UNLOGGED');
+SELECT * FROM lr('ALTER TABLE lr_big SET TABLESPACE pg_default, SET ACCESS METHOD heap');
+SELECT * FROM lr('CREATE UNLOGGED TABLE lr_new (a int); ALTER TABLE lr_new SET LOGGED');
+
 -- add-exclusion-constraint
 SELECT * FROM lr('ALTER TABLE lr_big ADD CONSTRAINT lr_ex EXCLUDE USING btree (id WITH =)');
 SELECT * FROM lr('CREATE TABLE lr_new (a int, EXCLUDE USING btree (a WITH =))');
@@ -192,6 +217,8 @@ SELECT * FROM lr('CREATE TABLE lr_new (a int, EXCLUDE USING btree (a WITH =))');
 -- domain-check-constraint
 SELECT * FROM lr('ALTER DOMAIN lr_positive ADD CONSTRAINT lr_pos CHECK (VALUE > 0)');
 SELECT * FROM lr('ALTER DOMAIN lr_positive ADD CONSTRAINT lr_pos CHECK (VALUE > 0) NOT VALID');
+SELECT * FROM lr('ALTER DOMAIN lr_unused ADD CONSTRAINT lr_pos CHECK (VALUE > 0)');
+SELECT * FROM lr('ALTER DOMAIN lr_nosuch ADD CONSTRAINT lr_pos CHECK (VALUE > 0)');
 
 -- drop-not-null (info)
 SELECT * FROM lr('ALTER TABLE lr_big ALTER COLUMN id DROP NOT NULL');
@@ -208,6 +235,12 @@ SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN doc json, ALTER COLUMN ts TYPE t
 -- require-lock-timeout: DDL on an existing table without SET lock_timeout
 SELECT statement, rule, severity FROM migration_tools.lint('ALTER TABLE lr_big ADD COLUMN c1 int; ALTER TABLE lr_big ADD COLUMN c2 int');
 SELECT statement, rule, severity FROM migration_tools.lint('SET lock_timeout = ''1s''; ALTER TABLE lr_big ADD COLUMN c1 int');
+SELECT statement, rule, severity FROM migration_tools.lint('SET LOCAL lock_timeout TO 500; ALTER TABLE lr_big ADD COLUMN c1 int');
+SELECT statement, rule, severity FROM migration_tools.lint('SELECT set_config(''lock_timeout'', ''2s'', true); ALTER TABLE lr_big ADD COLUMN c1 int');
+SELECT statement, rule, severity FROM migration_tools.lint('SET lock_timeout = 0; ALTER TABLE lr_big ADD COLUMN c1 int');
+SELECT statement, rule, severity FROM migration_tools.lint('SET lock_timeout = ''0s''; ALTER TABLE lr_big ADD COLUMN c1 int');
+SELECT statement, rule, severity FROM migration_tools.lint('SET lock_timeout TO DEFAULT; ALTER TABLE lr_big ADD COLUMN c1 int');
+SELECT statement, rule, severity FROM migration_tools.lint('ALTER TABLE lr_big ADD COLUMN c1 int; SET lock_timeout = ''1s''');
 SELECT statement, rule, severity FROM migration_tools.lint('CREATE TABLE lr_new (a int); CREATE INDEX ON lr_new (a)');
 SELECT statement, rule, severity FROM migration_tools.lint('UPDATE lr_parent SET id = id WHERE id = 1');
 
@@ -232,5 +265,6 @@ DROP FUNCTION lr(text);
 DROP SCHEMA lr_s CASCADE;
 DROP MATERIALIZED VIEW lr_mv;
 DROP TABLE lr_big, lr_parent, lr_part, lr_part_2021, lr_part_2022;
-DROP DOMAIN lr_positive;
+DROP TABLE lr_dom;
+DROP DOMAIN lr_positive, lr_unused;
 RESET migration_tools.lint_large_rows;

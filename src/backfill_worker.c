@@ -121,6 +121,10 @@ typedef enum MtStep
 
 static MemoryContext step_cxt = NULL;
 
+/* The batch being tried, for the history row of a failed attempt. */
+static TimestampTz batch_start = 0;
+static int32 batch_size_tried = 0;
+
 static void run_job(int64 job_id);
 static MtStep run_step(int64 job_id, long *sleep_ms);
 static MtJob *load_job(int64 job_id);
@@ -253,6 +257,8 @@ mt_backfill_run_next(TimestampTz *next_due)
 static void
 run_job(int64 job_id)
 {
+	MemoryContext oldcxt = CurrentMemoryContext;
+
 	if (step_cxt == NULL)
 		step_cxt = AllocSetContextCreate(TopMemoryContext,
 										 "migration_tools backfill step",
@@ -269,8 +275,14 @@ run_job(int64 job_id)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
+		/*
+		 * Whatever a step allocates outside its transactions (error data,
+		 * statement text) goes to the step context, reset here.
+		 */
+		MemoryContextSwitchTo(step_cxt);
 		MemoryContextReset(step_cxt);
 		step = run_step(job_id, &sleep_ms);
+		MemoryContextSwitchTo(step_cxt);
 		if (step == STEP_STOP)
 			break;
 		if (sleep_ms > 0)
@@ -281,6 +293,7 @@ run_job(int64 job_id)
 			ResetLatch(MyLatch);
 		}
 	}
+	MemoryContextSwitchTo(oldcxt);
 	MemoryContextReset(step_cxt);
 }
 
@@ -531,7 +544,7 @@ plan_job(MtJob *job)
 		bool		isnull;
 		Datum		d;
 
-		if (SPI_execute_with_args("SELECT sum(c.reltuples) FROM pg_catalog.pg_partition_tree($1) t "
+		if (SPI_execute_with_args("SELECT pg_catalog.sum(c.reltuples)::pg_catalog.float8 FROM pg_catalog.pg_partition_tree($1) t "
 								  "JOIN pg_catalog.pg_class c ON c.oid = t.relid "
 								  "WHERE t.isleaf AND c.reltuples > 0",
 								  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
@@ -736,6 +749,9 @@ next_batch_size(MtJob *job, int32 n, double ms_per_row)
 		want = (double) n * 2;
 	want = Max(want, (double) n / 2);
 	want = Min(want, (double) n * 2);
+	/* and never so large that it is predicted to reach its statement timeout */
+	if (ms_per_row > 0 && mt_batch_timeout_factor > 0)
+		want = Min(want, Max(job->target_ms * mt_batch_timeout_factor, 1000.0) / 2 / ms_per_row);
 	want = Min(want, (double) cap);
 	want = Min(want, (double) mt_max_batch_size);
 	return (int32) Max(want, 1.0);
@@ -748,6 +764,8 @@ run_step(int64 job_id, long *sleep_ms)
 	MemoryContext cxt = CurrentMemoryContext;
 	volatile bool timeout_armed = false;
 
+	batch_start = 0;
+	batch_size_tried = 0;
 	PG_TRY();
 	{
 		MtSavedUser saved;
@@ -861,6 +879,8 @@ run_step(int64 job_id, long *sleep_ms)
 		memset(&res, 0, sizeof(res));
 
 		start = GetCurrentTimestamp();
+		batch_start = start;
+		batch_size_tried = n;
 		if (mt_batch_timeout_factor > 0)
 		{
 			double		limit = Max(job->target_ms * mt_batch_timeout_factor, 1000.0);
@@ -953,21 +973,22 @@ run_step(int64 job_id, long *sleep_ms)
 
 			if (mt_batch_history_retention > 0)
 			{
-				Oid			ht[5] = {INT8OID, INT8OID, FLOAT8OID, INT4OID, INT4OID};
-				Datum		hv[5];
+				Oid			ht[6] = {INT8OID, INT8OID, FLOAT8OID, INT4OID, INT4OID, FLOAT8OID};
+				Datum		hv[6];
 
 				hv[0] = Int64GetDatum(job_id);
 				hv[1] = Int64GetDatum(res.rows);
 				hv[2] = Float8GetDatum(ms);
 				hv[3] = Int32GetDatum(n);
 				hv[4] = Int32GetDatum(waiters);
+				hv[5] = Float8GetDatum(wait_ms);
 				if (SPI_execute_with_args("INSERT INTO migration_tools.backfill_batches "
 										  "(job_id, batch_no, rows, duration_ms, batch_size, "
-										  " lock_waiters_caused, lock_wait_ms) "
-										  "SELECT $1, batches, $2, $3, $4, $5, "
-										  "       pg_catalog.float8(0) "
-										  "FROM migration_tools.backfill_jobs WHERE job_id = $1",
-										  5, ht, hv, NULL, false, 0) != SPI_OK_INSERT)
+										  " lock_waiters_caused, lock_wait_caused_ms) "
+										  "SELECT $1, batches, $2, $3, $4, $5, $6 "
+										  "FROM migration_tools.backfill_jobs WHERE job_id = $1 "
+										  "ON CONFLICT DO NOTHING",
+										  6, ht, hv, NULL, false, 0) != SPI_OK_INSERT)
 					elog(ERROR, "could not record batch");
 				if ((job->batches + 1) % 100 == 0)
 				{
@@ -1012,6 +1033,7 @@ run_step(int64 job_id, long *sleep_ms)
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		MemoryContextSwitchTo(cxt);
 		pgstat_report_activity(STATE_IDLE, NULL);
 		result = record_failure(job_id, edata, sleep_ms);
 		FreeErrorData(edata);
@@ -1032,8 +1054,8 @@ record_failure(int64 job_id, ErrorData *edata, long *sleep_ms)
 	MtSavedUser saved;
 	bool		timeout = edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
 		edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
-	Oid			types[4] = {INT8OID, TEXTOID, BOOLOID, INT4OID};
-	Datum		values[4];
+	Oid			types[5] = {INT8OID, TEXTOID, BOOLOID, INT4OID, INT4OID};
+	Datum		values[5];
 	MtStep		step = STEP_STOP;
 	int			attempts = 0;
 
@@ -1045,19 +1067,20 @@ record_failure(int64 job_id, ErrorData *edata, long *sleep_ms)
 	values[1] = CStringGetTextDatum(edata->message);
 	values[2] = BoolGetDatum(timeout);
 	values[3] = Int32GetDatum(MyProcPid);
+	values[4] = Int32GetDatum(batch_size_tried);
 
 	mt_bgw_begin("migration_tools: recording a failed batch");
 	mt_become_owner(&saved);
 	if (SPI_execute_with_args("UPDATE migration_tools.backfill_jobs SET "
 							  "attempts = attempts + 1, last_error = $2, "
-							  "batch_size = CASE WHEN $3 THEN greatest(1, coalesce(batch_size, 2) / 2) "
+							  "batch_size = CASE WHEN $3 AND $5 > 0 THEN greatest(1, $5 / 2) "
 							  "                  ELSE batch_size END, "
 							  "state = CASE WHEN attempts + 1 >= max_attempts THEN 'failed' ELSE state END, "
 							  "finished_at = CASE WHEN attempts + 1 >= max_attempts THEN now() END, "
 							  "worker_pid = CASE WHEN attempts + 1 >= max_attempts THEN NULL ELSE worker_pid END "
 							  "WHERE job_id = $1 AND state = 'running' AND worker_pid = $4 "
 							  "RETURNING state = 'running', attempts",
-							  4, types, values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+							  5, types, values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not record the failure of backfill job " INT64_FORMAT, job_id);
 	if (SPI_processed == 1)
 	{
@@ -1066,6 +1089,27 @@ record_failure(int64 job_id, ErrorData *edata, long *sleep_ms)
 		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
 			step = STEP_CONTINUE;
 		attempts = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	if (SPI_processed == 1 && mt_batch_history_retention > 0)
+	{
+		Oid			ht[5] = {INT8OID, TEXTOID, FLOAT8OID, FLOAT8OID, INT4OID};
+		Datum		hv[5];
+
+		hv[0] = Int64GetDatum(job_id);
+		hv[1] = CStringGetTextDatum(edata->message);
+		hv[2] = Float8GetDatum(batch_start > 0 ?
+							   (double) TimestampDifferenceMilliseconds(batch_start, GetCurrentTimestamp()) : 0);
+		hv[3] = Float8GetDatum(edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ?
+							   (double) mt_batch_lock_timeout : 0);
+		hv[4] = Int32GetDatum(batch_size_tried);
+		if (SPI_execute_with_args("INSERT INTO migration_tools.backfill_batches "
+								  "(job_id, batch_no, attempt, rows, duration_ms, batch_size, "
+								  " lock_wait_ms, error) "
+								  "SELECT $1, batches + 1, attempts, 0, $3, $5, $4, $2 "
+								  "FROM migration_tools.backfill_jobs WHERE job_id = $1 "
+								  "ON CONFLICT DO NOTHING",
+								  5, ht, hv, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not record batch");
 	}
 	mt_restore_user(&saved);
 	mt_bgw_commit();

@@ -41,6 +41,7 @@
 #include "utils/guc.h"
 #include "utils/fmgrprotos.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 
 #include "drift.h"
 #include "history.h"
@@ -232,9 +233,13 @@ describe_start(const char *query)
 							 PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 
+	/*
+	 * Not read-only: a read-only execution would use the caller's snapshot
+	 * and miss the DDL the caller's transaction has just run.
+	 */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ret = SPI_execute_with_args(query, 2, argtypes, values, NULL, true, 0);
+	ret = SPI_execute_with_args(query, 2, argtypes, values, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read the catalogs: %s", SPI_result_code_string(ret));
 
@@ -355,4 +360,161 @@ mt_catalog_objects(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	PG_RETURN_VOID();
+}
+
+/* Longest definition quoted in a verify_reversible() NOTICE. */
+#define MT_MAX_DEFINITION_SHOWN 300
+
+static char *
+shorten(const char *def)
+{
+	if (strlen(def) <= MT_MAX_DEFINITION_SHOWN)
+		return pstrdup(def);
+	return psprintf("%.*s...", MT_MAX_DEFINITION_SHOWN, def);
+}
+
+/*
+ * Report each difference between two sorted descriptions as a NOTICE;
+ * returns the number of differences.
+ */
+static int
+report_differences(List *before, List *after)
+{
+	ListCell   *b = list_head(before);
+	ListCell   *a = list_head(after);
+	int			ndiff = 0;
+
+	while (b != NULL || a != NULL)
+	{
+		MtCatalogObject *ob = b ? lfirst(b) : NULL;
+		MtCatalogObject *oa = a ? lfirst(a) : NULL;
+		int			cmp;
+
+		if (ob == NULL)
+			cmp = 1;
+		else if (oa == NULL)
+			cmp = -1;
+		else
+		{
+			cmp = strcmp(ob->kind, oa->kind);
+			if (cmp == 0)
+				cmp = strcmp(ob->identity, oa->identity);
+		}
+
+		if (cmp < 0)
+		{
+			ereport(NOTICE,
+					(errmsg("%s %s is missing after up and down", ob->kind, ob->identity),
+					 errdetail("It was: %s", shorten(ob->definition))));
+			ndiff++;
+			b = lnext(before, b);
+		}
+		else if (cmp > 0)
+		{
+			ereport(NOTICE,
+					(errmsg("%s %s is left over after up and down", oa->kind, oa->identity),
+					 errdetail("It is: %s", shorten(oa->definition))));
+			ndiff++;
+			a = lnext(after, a);
+		}
+		else
+		{
+			if (strcmp(ob->definition, oa->definition) != 0)
+			{
+				ereport(NOTICE,
+						(errmsg("%s %s differs after up and down", ob->kind, ob->identity),
+						 errdetail("Before: %s\nAfter: %s",
+								   shorten(ob->definition), shorten(oa->definition))));
+				ndiff++;
+			}
+			b = lnext(before, b);
+			a = lnext(after, a);
+		}
+	}
+	return ndiff;
+}
+
+/* Run a script of any number of statements through SPI. */
+static void
+run_script(const char *sql)
+{
+	int			ret;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute(sql, false, 0);
+	if (ret < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("could not run the script: %s", SPI_result_code_string(ret))));
+	SPI_finish();
+}
+
+PG_FUNCTION_INFO_V1(mt_verify_reversible);
+
+/*
+ * migration_tools.verify_reversible(up_sql, down_sql): run up, then down,
+ * in a subtransaction that is always rolled back, and compare the schema
+ * description before and after.  Each difference is a NOTICE; the result
+ * tells whether there was none.  An error in up_sql is an ERROR (the
+ * migration itself is broken: nothing to verify); an error in down_sql is
+ * a NOTICE and the result false (down does not undo up).
+ */
+Datum
+mt_verify_reversible(PG_FUNCTION_ARGS)
+{
+	char	   *up_sql = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *down_sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	List	   *before;
+	List	   *volatile after = NIL;
+	volatile bool in_down = false;
+	ErrorData  *volatile edata = NULL;
+
+	before = mt_catalog_describe();
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+
+	PG_TRY();
+	{
+		run_script(up_sql);
+		CommandCounterIncrement();
+		in_down = true;
+		run_script(down_sql);
+		CommandCounterIncrement();
+		MemoryContextSwitchTo(cxt);
+		after = mt_catalog_describe();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+	}
+	PG_END_TRY();
+
+	/* whatever happened, nothing of up and down survives */
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+
+	if (edata != NULL && !in_down)
+		ereport(ERROR,
+				(errcode(edata->sqlerrcode),
+				 errmsg("up script failed: %s", edata->message),
+				 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
+				 edata->sqlerrcode == ERRCODE_ACTIVE_SQL_TRANSACTION ?
+				 errhint("verify_reversible() runs both scripts in a subtransaction: statements that cannot run in a transaction block cannot be verified.") :
+				 (edata->hint ? errhint("%s", edata->hint) : 0)));
+	if (edata != NULL)
+	{
+		ereport(NOTICE,
+				(errmsg("down script failed: %s", edata->message),
+				 edata->detail ? errdetail_internal("%s", edata->detail) : 0));
+		PG_RETURN_BOOL(false);
+	}
+
+	PG_RETURN_BOOL(report_differences(before, after) == 0);
 }

@@ -1,7 +1,37 @@
 /*-------------------------------------------------------------------------
  *
  * history.c
- *	  Migration history: apply, rollback, verification and drift detection.
+ *	  Migration history: apply(), baseline(), rollback(), rollback_to() and
+ *	  the checksum behind the status view.
+ *
+ * apply() runs a migration script in the caller's transaction, with the
+ * caller's privileges, and records it in migration_tools.migrations.  The
+ * steps, in order:
+ *
+ *	1. A transaction-level advisory lock (key MT_APPLY_LOCK_KEY) serializes
+ *	   every writer of the history: apply, baseline, rollback, rollback_to.
+ *	2. The row of the version is read with a fresh snapshot (so that a
+ *	   REPEATABLE READ caller that waited for the lock sees what the
+ *	   previous holder committed): applied with the same checksum is a
+ *	   no-op, with another checksum an ERROR.
+ *	3. The script is linted and split into statements by the server's
+ *	   parser (lint.c).
+ *	4. Each attempt first waits, without queueing, while a session holds a
+ *	   lock that conflicts with one the script needs (locks.c), then runs
+ *	   the statements in an internal subtransaction under a short
+ *	   lock_timeout.  A lock timeout rolls the subtransaction back; the next
+ *	   attempt runs after a backoff with jitter, with a longer lock_timeout.
+ *	5. Statements that cannot run in a transaction block are not run here:
+ *	   they go to scheduled_statements for the background worker, which
+ *	   runs them after commit (schedule.c).
+ *	6. On success the row is written; on failure the failed row is written
+ *	   by a background worker in its own transaction (autonomous.c), and
+ *	   the error is re-thrown.
+ *
+ * The user's statements run as the caller.  Only the reads and writes of
+ * the history tables switch to the owner of those tables (the extension
+ * owner), with a pinned search_path, the way a SECURITY DEFINER function
+ * would, but for those statements only.
  *
  * IDENTIFICATION
  *	  src/history.c
@@ -10,9 +40,1295 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "common/cryptohash.h"
+#include "common/pg_prng.h"
+#include "common/sha2.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "autonomous.h"
+#include "history.h"
+#include "launcher.h"
+#include "lint.h"
+#include "locks.h"
 #include "migration_tools.h"
+
+PG_FUNCTION_INFO_V1(mt_apply);
+PG_FUNCTION_INFO_V1(mt_baseline);
+PG_FUNCTION_INFO_V1(mt_rollback);
+PG_FUNCTION_INFO_V1(mt_rollback_to);
+PG_FUNCTION_INFO_V1(mt_checksum);
+
+/*
+ * The advisory lock that serializes the writers of the history: the eight
+ * bytes of "mt_apply" as a bigint, i.e.
+ * pg_advisory_xact_lock(7887033719535463545).
+ */
+#define MT_APPLY_LOCK_KEY	INT64CONST(7887033719535463545)
+
+/* How often the preflight looks at the lock manager again. */
+#define PREFLIGHT_POLL_MS	20
+
+/* GUCs */
+static int	mt_lock_timeout_ms = 100;
+static int	mt_max_lock_timeout_ms = 2000;
+static int	mt_lock_retries = 10;
+static int	mt_max_preflight_wait_ms = 10000;
+static int	mt_max_blocker_age_ms = 0;
+static char *mt_applying_version = NULL;
+
+/* A row of migration_tools.migrations, as far as the functions need it. */
+typedef struct MigrationRow
+{
+	bool		found;
+	bool		visible;		/* also visible to the transaction snapshot */
+	bool		baseline;		/* recorded by baseline() */
+	char	   *state;
+	char	   *checksum;
+	char	   *down_sql;
+	int64		installed_rank;
+} MigrationRow;
+
+/* The caller's identity while we act as the owner of the history tables. */
+typedef struct OwnerSwitch
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+} OwnerSwitch;
+
+/* What running a script took. */
+typedef struct RunResult
+{
+	int			attempts;
+	double		lock_wait_ms;
+	ErrorData  *error;			/* NULL on success */
+	int			failed_statement;	/* statement number of the error */
+} RunResult;
+
+static void check_text_arg(FunctionCallInfo fcinfo, int argno, const char *what);
+static char *sha256_hex(const char *data, size_t len);
+static void lock_history(void);
+static void become_owner(OwnerSwitch *sw);
+static void restore_caller(OwnerSwitch *sw);
+static MigrationRow read_migration(const char *version);
+static void lint_or_refuse(const char *version, const char *up_sql, ArrayType *allow);
+static List *runnable_statements(const char *version, const char *what,
+								 const char *sql);
+static bool is_transaction_control(MtStatementInfo *info);
+static void preflight(List *statements, double *waited_ms);
+static bool run_attempt(List *statements, const char *version, int timeout_ms,
+						ErrorData **error, int *failed_statement);
+static void run_with_retries(List *statements, const char *version,
+							 RunResult *result);
+static bool is_retryable(ErrorData *edata);
+static void sleep_ms(long ms);
+static char *describe_error(ErrorData *edata, int statement);
+static void do_rollback(const char *version, MigrationRow *row);
 
 void
 mt_history_init(void)
 {
+	DefineCustomIntVariable("migration_tools.lock_timeout",
+							"lock_timeout of the first attempt of a migration statement.",
+							"Each further attempt doubles it, up to migration_tools.max_lock_timeout.",
+							&mt_lock_timeout_ms,
+							100, 1, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("migration_tools.max_lock_timeout",
+							"Largest lock_timeout of an attempt of a migration.",
+							NULL,
+							&mt_max_lock_timeout_ms,
+							2000, 1, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("migration_tools.lock_retries",
+							"Attempts of a migration script that end in a lock timeout before apply() gives up.",
+							NULL,
+							&mt_lock_retries,
+							10, 1, 1000,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("migration_tools.max_preflight_wait",
+							"How long apply() waits, without queueing, for conflicting lock holders before each attempt.",
+							"After this, the attempt runs and lock_timeout decides.",
+							&mt_max_preflight_wait_ms,
+							10000, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("migration_tools.max_blocker_age",
+							"apply() refuses to run when a conflicting lock holder's transaction is older than this.",
+							"0 turns the check off.",
+							&mt_max_blocker_age_ms,
+							0, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomStringVariable("migration_tools.applying_version",
+							   "The migration version apply() or rollback() is running now (set by them).",
+							   NULL,
+							   &mt_applying_version,
+							   "",
+							   PGC_SUSET,
+							   GUC_NO_RESET_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+							   NULL, NULL, NULL);
+}
+
+/*
+ * The history is written, and apply() may need a background worker to
+ * record a failure: nothing of this works on a standby or in a read-only
+ * transaction, so say so first.
+ */
+static void
+check_writable(const char *funcname)
+{
+	PreventCommandIfReadOnly(funcname);
+	PreventCommandDuringRecovery(funcname);
+}
+
+/*
+ * NULL and empty arguments are errors, not silent NULL results.
+ */
+static void
+check_text_arg(FunctionCallInfo fcinfo, int argno, const char *what)
+{
+	text	   *t;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+	t = PG_GETARG_TEXT_PP(argno);
+	if (VARSIZE_ANY_EXHDR(t) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", what)));
+}
+
+/* Hex SHA-256, as sha256() and encode(..., 'hex') give it in SQL. */
+static char *
+sha256_hex(const char *data, size_t len)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	char	   *hex = palloc(PG_SHA256_DIGEST_LENGTH * 2 + 1);
+
+	if (pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) data, len) < 0 ||
+		pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+		elog(ERROR, "could not compute SHA-256 checksum: %s",
+			 pg_cryptohash_error(ctx));
+	pg_cryptohash_free(ctx);
+	hex_encode((const char *) digest, sizeof(digest), hex);
+	hex[PG_SHA256_DIGEST_LENGTH * 2] = '\0';
+	return hex;
+}
+
+/*
+ * checksum(sql text): the checksum apply() records for an up script.
+ */
+Datum
+mt_checksum(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+
+	PG_RETURN_TEXT_P(cstring_to_text(sha256_hex(VARDATA_ANY(t),
+												VARSIZE_ANY_EXHDR(t))));
+}
+
+/* Take the history's advisory lock for the rest of the transaction. */
+static void
+lock_history(void)
+{
+	(void) DirectFunctionCall1(pg_advisory_xact_lock_int8,
+							   Int64GetDatum(MT_APPLY_LOCK_KEY));
+}
+
+/*
+ * Act as the owner of the history tables, with a pinned search_path, until
+ * restore_caller().  An error in between is cleaned up by the (sub)
+ * transaction abort, which restores both.
+ */
+static void
+become_owner(OwnerSwitch *sw)
+{
+	Oid			nsp = get_namespace_oid(MT_SCHEMA_NAME, false);
+	Oid			relid = get_relname_relid("migrations", nsp);
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s.migrations\" does not exist", MT_SCHEMA_NAME)));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+
+	GetUserIdAndSecContext(&sw->save_userid, &sw->save_sec_context);
+	SetUserIdAndSecContext(owner, sw->save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	sw->save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+}
+
+static void
+restore_caller(OwnerSwitch *sw)
+{
+	AtEOXact_GUC(true, sw->save_nestlevel);
+	SetUserIdAndSecContext(sw->save_userid, sw->save_sec_context);
+}
+
+/*
+ * Read the row of a version with the latest snapshot, not the
+ * transaction's: called under the history lock, it must see what the
+ * previous holder of the lock committed even in REPEATABLE READ.
+ * Runs as the owner; SPI must be connected.
+ */
+static MigrationRow
+read_migration(const char *version)
+{
+	MigrationRow row;
+	OwnerSwitch sw;
+	SPIPlanPtr plan;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+
+	memset(&row, 0, sizeof(row));
+	become_owner(&sw);
+	plan = SPI_prepare("SELECT state, checksum, down_sql, installed_rank, baseline"
+					   " FROM migration_tools.migrations WHERE version = $1",
+					   1, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	values[0] = CStringGetTextDatum(version);
+	CommandCounterIncrement();
+	if (SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(),
+							 InvalidSnapshot, true, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read migration \"%s\"", version);
+	if (SPI_processed > 0)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		d;
+
+		row.found = true;
+		row.state = SPI_getvalue(tup, desc, 1);
+		row.checksum = SPI_getvalue(tup, desc, 2);
+		row.down_sql = SPI_getvalue(tup, desc, 3);
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		row.installed_rank = isnull ? 0 : DatumGetInt64(d);
+		d = SPI_getbinval(tup, desc, 5, &isnull);
+		row.baseline = isnull ? false : DatumGetBool(d);
+
+		/*
+		 * Can this transaction change the row?  Under REPEATABLE READ not
+		 * if it was committed after the transaction's snapshot was taken.
+		 */
+		row.visible = true;
+		if (IsolationUsesXactSnapshot())
+		{
+			if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT)
+				elog(ERROR, "could not read migration \"%s\"", version);
+			row.visible = (SPI_processed > 0);
+		}
+	}
+	SPI_freeplan(plan);
+	restore_caller(&sw);
+	return row;
+}
+
+/*
+ * A REPEATABLE READ (or SERIALIZABLE) transaction cannot replace a row that
+ * another transaction committed after its snapshot: say so before anything
+ * runs.
+ */
+static void
+check_row_writable(const char *version, MigrationRow *row)
+{
+	if (row->found && !row->visible)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to a concurrent change of migration \"%s\"",
+						version),
+				 errdetail("The migration's row was written by a transaction that committed after this transaction's snapshot was taken."),
+				 errhint("Retry the transaction.")));
+}
+
+/* errcontext of the parse of a script: which script of which migration */
+typedef struct ScriptContext
+{
+	const char *version;
+	const char *what;
+} ScriptContext;
+
+static void
+script_error_callback(void *arg)
+{
+	ScriptContext *sc = (ScriptContext *) arg;
+
+	errcontext("%s of migration \"%s\"", sc->what, sc->version);
+}
+
+/* Is rule listed in the allow array? */
+static bool
+rule_allowed(ArrayType *allow, const char *rule)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+
+	if (allow == NULL)
+		return false;
+	deconstruct_array(allow, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			continue;
+		if (strcmp(TextDatumGetCString(elems[i]), rule) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Lint the up script; refuse the migration when a finding at
+ * migration_tools.lint_level (defined by lint.c) or worse is not allowed.  require-lock-timeout
+ * never counts: apply() supplies its own lock_timeout.
+ */
+static void
+lint_or_refuse(const char *version, const char *up_sql, ArrayType *allow)
+{
+	List	   *findings;
+	ListCell   *lc;
+	StringInfoData detail;
+	int			threshold = mt_lint_fail_level();
+	int			refused = 0;
+	const char *first_rule = NULL;
+
+	ScriptContext sc;
+	ErrorContextCallback callback;
+
+	if (threshold <= 0)
+		return;
+	sc.version = version;
+	sc.what = "up script";
+	callback.callback = script_error_callback;
+	callback.arg = &sc;
+	callback.previous = error_context_stack;
+	error_context_stack = &callback;
+	findings = mt_lint_script(up_sql);
+	error_context_stack = callback.previous;
+	initStringInfo(&detail);
+	foreach(lc, findings)
+	{
+		MtLintFinding *f = (MtLintFinding *) lfirst(lc);
+
+		if (strcmp(f->rule, "require-lock-timeout") == 0)
+			continue;
+		if (mt_lint_severity_level(f->severity) < threshold)
+			continue;
+		if (rule_allowed(allow, f->rule))
+			continue;
+		if (refused > 0)
+			appendStringInfoChar(&detail, '\n');
+		appendStringInfo(&detail, "Statement %d: %s (%s): %s",
+						 f->statement, f->rule, f->severity, f->message);
+		if (first_rule == NULL)
+			first_rule = f->rule;
+		refused++;
+	}
+	if (refused > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration \"%s\" was refused by the linter", version),
+				 errdetail_internal("%s", detail.data),
+				 errhint("Make the statements safe, or pass the rule ids to apply() in \"allow\", for example allow => ARRAY['%s'].",
+						 first_rule)));
+}
+
+/* BEGIN, COMMIT, SAVEPOINT, PREPARE TRANSACTION and their kin. */
+static bool
+is_transaction_control(MtStatementInfo *info)
+{
+	static const char *const tags[] = {
+		"BEGIN", "START TRANSACTION", "COMMIT", "ROLLBACK", "SAVEPOINT",
+		"RELEASE", "PREPARE TRANSACTION", "COMMIT PREPARED",
+		"ROLLBACK PREPARED", NULL
+	};
+	int			i;
+
+	if (info->command_tag == NULL)
+		return false;
+	for (i = 0; tags[i] != NULL; i++)
+		if (strcmp(info->command_tag, tags[i]) == 0)
+			return true;
+	return false;
+}
+
+static bool
+tag_is(MtStatementInfo *info, const char *tag)
+{
+	return info->command_tag != NULL && strcmp(info->command_tag, tag) == 0;
+}
+
+/*
+ * Split a script into its statements.  A BEGIN (or START TRANSACTION) that
+ * opens the script together with a COMMIT (or END) that closes it are
+ * dropped with a NOTICE: the script runs in the caller's transaction
+ * anyway.  Any other transaction control statement is an error, and so is
+ * a script without statements.
+ */
+static List *
+runnable_statements(const char *version, const char *what, const char *sql)
+{
+	List	   *all;
+	List	   *result = NIL;
+	ListCell   *lc;
+	int			n;
+	bool		wrapped = false;
+	ScriptContext sc;
+	ErrorContextCallback callback;
+
+	sc.version = version;
+	sc.what = what;
+	callback.callback = script_error_callback;
+	callback.arg = &sc;
+	callback.previous = error_context_stack;
+	error_context_stack = &callback;
+	all = mt_analyze_script(sql);
+	error_context_stack = callback.previous;
+	n = list_length(all);
+
+	if (n >= 2)
+	{
+		MtStatementInfo *first = (MtStatementInfo *) linitial(all);
+		MtStatementInfo *last = (MtStatementInfo *) llast(all);
+
+		if ((tag_is(first, "BEGIN") || tag_is(first, "START TRANSACTION")) &&
+			tag_is(last, "COMMIT"))
+			wrapped = true;
+	}
+
+	foreach(lc, all)
+	{
+		MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
+
+		if (wrapped && (lc == list_head(all) || foreach_current_index(lc) == n - 1))
+			continue;
+		if (is_transaction_control(info))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
+					 errmsg("%s of migration \"%s\" contains transaction control statement %s",
+							what, version, info->command_tag),
+					 errdetail("Statement %d is \"%s\".", info->statement, info->sql),
+					 errhint("The script runs in the caller's transaction; remove transaction control from it (a BEGIN ... COMMIT around the whole script is allowed and ignored).")));
+		result = lappend(result, info);
+	}
+	if (wrapped)
+		ereport(NOTICE,
+				(errmsg("ignoring the BEGIN and COMMIT around the %s of migration \"%s\"",
+						what, version),
+				 errdetail("The script runs in the caller's transaction.")));
+	if (result == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s of migration \"%s\" contains no statements", what, version)));
+	return result;
+}
+
+/*
+ * Before an attempt: wait, without joining any lock queue, while another
+ * session holds a lock that conflicts with one the statements take, up to
+ * migration_tools.max_preflight_wait.  Refuse when such a holder's
+ * transaction is older than migration_tools.max_blocker_age.
+ */
+static void
+preflight(List *statements, double *waited_ms)
+{
+	TimestampTz start = GetCurrentTimestamp();
+	MemoryContext pollcxt;
+	MemoryContext oldcxt;
+
+	/* what one look at the lock manager allocates, reset at each look */
+	pollcxt = AllocSetContextCreate(CurrentMemoryContext,
+									"migration_tools preflight",
+									ALLOCSET_SMALL_SIZES);
+	oldcxt = MemoryContextSwitchTo(pollcxt);
+
+	for (;;)
+	{
+		ListCell   *lc;
+		bool		blocked = false;
+		TimestampTz now;
+
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(pollcxt);
+		now = GetCurrentTimestamp();
+		foreach(lc, statements)
+		{
+			MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
+			ListCell   *lc2;
+
+			if (info->needs_top_level)
+				continue;
+			foreach(lc2, info->locks)
+			{
+				MtLockTarget *target = (MtLockTarget *) lfirst(lc2);
+				List	   *conflicts;
+				ListCell   *lc3;
+
+				if (!OidIsValid(target->relid))
+					continue;
+				conflicts = mt_lock_conflicts(MyDatabaseId, target->relid,
+											  target->mode);
+				foreach(lc3, conflicts)
+				{
+					MtLockConflict *c = (MtLockConflict *) lfirst(lc3);
+
+					if (!c->granted || c->pid == MyProcPid)
+						continue;
+					blocked = true;
+					if (mt_max_blocker_age_ms > 0 &&
+						(c->prepared || c->xact_start == 0 ||
+						 TimestampDifferenceExceeds(c->xact_start, now,
+													mt_max_blocker_age_ms)))
+					{
+						char	   *relname = get_rel_name(target->relid);
+
+						if (c->prepared || c->xact_start == 0)
+							ereport(ERROR,
+									(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+									 errmsg("a prepared transaction holds a lock on \"%s\" that statement %d needs",
+											relname ? relname : "?", info->statement),
+									 errdetail("Its age is unknown, and migration_tools.max_blocker_age is set."),
+									 errhint("Commit or roll back the prepared transaction, then apply the migration again.")));
+						ereport(ERROR,
+								(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+								 errmsg("a transaction older than migration_tools.max_blocker_age holds a lock on \"%s\" that statement %d needs",
+										relname ? relname : "?", info->statement),
+								 errdetail("Process %d holds the lock; its transaction started %s ago.",
+										   c->pid,
+										   DatumGetCString(DirectFunctionCall1(interval_out,
+																			   DirectFunctionCall2(timestamp_mi,
+																								   TimestampTzGetDatum(now),
+																								   TimestampTzGetDatum(c->xact_start))))),
+								 errhint("End that transaction (for example with pg_terminate_backend(%d)) or raise migration_tools.max_blocker_age, then apply the migration again.",
+										 c->pid)));
+					}
+				}
+			}
+		}
+		if (!blocked)
+			break;
+		if (TimestampDifferenceExceeds(start, now, mt_max_preflight_wait_ms))
+			break;
+		sleep_ms(PREFLIGHT_POLL_MS);
+	}
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(pollcxt);
+	*waited_ms += (double) (GetCurrentTimestamp() - start) / 1000.0;
+}
+
+/* Sleep on the latch, reacting to interrupts. */
+static void
+sleep_ms(long ms)
+{
+	if (ms <= 0)
+		return;
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * One attempt: run the statements that can run in a transaction block, in
+ * an internal subtransaction, with lock_timeout and applying_version set
+ * for the attempt only.  On error, roll the subtransaction back, return
+ * false and the error (the caller's transaction stays usable).
+ */
+static bool
+run_attempt(List *statements, const char *version, int timeout_ms,
+			ErrorData **error, int *failed_statement)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile int current = 0;
+	int			nestlevel;
+	char		buf[32];
+
+	nestlevel = NewGUCNestLevel();
+	snprintf(buf, sizeof(buf), "%dms", timeout_ms);
+	(void) set_config_option("lock_timeout", buf,
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	(void) set_config_option("migration_tools.applying_version", version,
+							 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+
+	PG_TRY();
+	{
+		ListCell   *lc;
+
+		foreach(lc, statements)
+		{
+			MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
+			int			rc;
+
+			if (info->needs_top_level)
+				continue;
+			current = info->statement;
+			rc = SPI_execute(info->sql, false, 0);
+			if (rc < 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("could not run statement %d: %s",
+								info->statement, SPI_result_code_string(rc))));
+			SPI_freetuptable(SPI_tuptable);
+		}
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		AtEOXact_GUC(false, nestlevel);
+
+		*error = edata;
+		*failed_statement = current;
+		return false;
+	}
+	PG_END_TRY();
+
+	AtEOXact_GUC(true, nestlevel);
+	*error = NULL;
+	return true;
+}
+
+/* Errors worth another attempt: a lock timeout, a deadlock. */
+static bool
+is_retryable(ErrorData *edata)
+{
+	return edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+		edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED;
+}
+
+/*
+ * Run statements with the retry protocol: before each attempt the
+ * preflight wait; attempt n runs under lock_timeout
+ * min(lock_timeout * 2^(n-1), max_lock_timeout); a lock timeout (or a
+ * deadlock) is followed by a sleep of that same timeout times a random
+ * factor in [0.5, 1.5), then the next attempt, up to lock_retries attempts.
+ * result->error is NULL on success.
+ */
+static void
+run_with_retries(List *statements, const char *version, RunResult *result)
+{
+	memset(result, 0, sizeof(*result));
+
+	for (;;)
+	{
+		double		timeout;
+		TimestampTz start;
+		ErrorData  *edata;
+		int			failed;
+
+		result->attempts++;
+		timeout = (double) mt_lock_timeout_ms * pow(2.0, result->attempts - 1);
+		if (timeout > mt_max_lock_timeout_ms)
+			timeout = mt_max_lock_timeout_ms;
+
+		preflight(statements, &result->lock_wait_ms);
+
+		start = GetCurrentTimestamp();
+		if (run_attempt(statements, version, (int) timeout, &edata, &failed))
+			return;
+
+		if (is_retryable(edata))
+			result->lock_wait_ms += (double) (GetCurrentTimestamp() - start) / 1000.0;
+		if (!is_retryable(edata) || result->attempts >= mt_lock_retries)
+		{
+			result->error = edata;
+			result->failed_statement = failed;
+			return;
+		}
+		FreeErrorData(edata);
+		sleep_ms((long) (timeout * (0.5 + pg_prng_double(&pg_global_prng_state))));
+	}
+}
+
+/* The error as recorded in the history: statement, message, SQLSTATE. */
+static char *
+describe_error(ErrorData *edata, int statement)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	if (statement > 0)
+		appendStringInfo(&buf, "statement %d: ", statement);
+	appendStringInfo(&buf, "%s (SQLSTATE %s)",
+					 edata->message ? edata->message : "unknown error",
+					 unpack_sql_state(edata->sqlerrcode));
+	if (edata->detail)
+		appendStringInfo(&buf, "\nDETAIL: %s", edata->detail);
+	return buf.data;
+}
+
+/*
+ * apply(version, up_sql, down_sql, description, allow) returns text
+ */
+Datum
+mt_apply(PG_FUNCTION_ARGS)
+{
+	char	   *version;
+	char	   *up_sql;
+	char	   *down_sql;
+	char	   *description;
+	ArrayType  *allow;
+	char	   *checksum;
+	char	   *applied_by;
+	MigrationRow row;
+	List	   *statements;
+	List	   *scheduled = NIL;
+	ListCell   *lc;
+	RunResult	run;
+	TimestampTz started_at;
+	TimestampTz finished_at;
+	double		longest_wait_ms = 0;
+	int			waiters;
+	char	   *fingerprint = NULL;
+	const char *state;
+	bool		seen_scheduled = false;
+	bool		runs_after_scheduled = false;
+	OwnerSwitch sw;
+
+	check_writable("apply()");
+	check_text_arg(fcinfo, 0, "version");
+	check_text_arg(fcinfo, 1, "up_sql");
+	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	up_sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	down_sql = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	description = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	allow = PG_ARGISNULL(4) ? NULL : PG_GETARG_ARRAYTYPE_P(4);
+	if (down_sql != NULL && down_sql[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("down_sql must not be empty"),
+				 errhint("Pass NULL for a migration that cannot be rolled back.")));
+
+	checksum = sha256_hex(up_sql, strlen(up_sql));
+	applied_by = GetUserNameFromId(GetUserId(), false);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	lock_history();
+
+	row = read_migration(version);
+	if (row.found && row.baseline && strcmp(row.state, "applied") == 0)
+	{
+		/* nothing to compare with: the script was never run here */
+		ereport(NOTICE,
+				(errmsg("migration \"%s\" was recorded by baseline(), skipping", version)));
+		SPI_finish();
+		PG_RETURN_TEXT_P(cstring_to_text(row.state));
+	}
+	if (row.found && (strcmp(row.state, "applied") == 0 ||
+					  strcmp(row.state, "scheduled") == 0))
+	{
+		if (strcmp(row.checksum, checksum) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("migration \"%s\" was already applied with a different checksum",
+							version),
+					 errdetail("Recorded checksum: %s. Checksum of the given up_sql: %s.",
+							   row.checksum, checksum),
+					 errhint("A migration must not change once applied: give the change a new version, or roll this one back first.")));
+		ereport(NOTICE,
+				(errmsg("migration \"%s\" is already %s, skipping", version, row.state)));
+		SPI_finish();
+		PG_RETURN_TEXT_P(cstring_to_text(row.state));
+	}
+
+	/* Refuse before running anything. */
+	check_row_writable(version, &row);
+	lint_or_refuse(version, up_sql, allow);
+	statements = runnable_statements(version, "up script", up_sql);
+	if (down_sql != NULL)
+	{
+		List	   *down = runnable_statements(version, "down script", down_sql);
+
+		foreach(lc, down)
+		{
+			MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
+
+			if (info->needs_top_level)
+			{
+				ereport(WARNING,
+						(errmsg("rollback() cannot run the down script of migration \"%s\"",
+								version),
+						 errdetail("Statement %d (%s) cannot run inside a transaction block.",
+								   info->statement, info->command_tag),
+						 errhint("Use a form that runs in a transaction, for example DROP INDEX without CONCURRENTLY.")));
+				break;
+			}
+		}
+	}
+	foreach(lc, statements)
+	{
+		MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
+
+		if (info->needs_top_level)
+		{
+			scheduled = lappend(scheduled, info);
+			seen_scheduled = true;
+		}
+		else if (seen_scheduled)
+			runs_after_scheduled = true;
+	}
+	if (scheduled != NIL)
+		mt_require_preload("apply() of a statement that cannot run in a transaction block");
+	if (runs_after_scheduled)
+		ereport(NOTICE,
+				(errmsg("statements of migration \"%s\" that cannot run in a transaction block will run after the others",
+						version),
+				 errdetail("They run in the background after this transaction commits, in script order.")));
+
+	started_at = GetCurrentTimestamp();
+	if (list_length(scheduled) < list_length(statements))
+		run_with_retries(statements, version, &run);
+	else
+		memset(&run, 0, sizeof(run));
+	finished_at = GetCurrentTimestamp();
+
+	if (run.error != NULL)
+	{
+		ErrorData  *edata = run.error;
+		MtFailedMigration failure;
+
+		if (is_retryable(edata) && edata->detail == NULL)
+			edata->detail = psprintf("Gave up after %d attempts; the last ran under lock_timeout = %d ms.",
+									 run.attempts,
+									 Min((int) (mt_lock_timeout_ms * pow(2.0, run.attempts - 1)),
+										 mt_max_lock_timeout_ms));
+		memset(&failure, 0, sizeof(failure));
+		failure.version = version;
+		failure.description = description;
+		failure.checksum = checksum;
+		failure.up_sql = up_sql;
+		failure.down_sql = down_sql;
+		failure.applied_by = applied_by;
+		failure.error = describe_error(edata, run.failed_statement);
+		failure.started_at = started_at;
+		failure.finished_at = finished_at;
+		failure.attempts = run.attempts;
+		failure.lock_wait_ms = run.lock_wait_ms;
+		(void) mt_record_failure(&failure);
+
+		edata->context = psprintf("%s%smigration \"%s\", statement %d",
+								  edata->context ? edata->context : "",
+								  edata->context ? "\n" : "",
+								  version, run.failed_statement);
+		ReThrowError(edata);
+	}
+
+	waiters = mt_lock_waiters_of(MyProcPid, &longest_wait_ms);
+	state = scheduled != NIL ? "scheduled" : "applied";
+
+	/* Record it, as the owner of the history. */
+	become_owner(&sw);
+	if (scheduled == NIL)
+		fingerprint = mt_catalog_fingerprint();
+	{
+		Oid			argtypes[15] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+			TEXTOID, NAMEOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT4OID,
+			FLOAT8OID, INT4OID, TEXTOID, BOOLOID, TEXTOID};
+		Datum		values[15];
+		char		nulls[15];
+		int			i;
+
+		for (i = 0; i < 15; i++)
+			nulls[i] = ' ';
+		values[0] = CStringGetTextDatum(version);
+		values[1] = description ? CStringGetTextDatum(description) : (Datum) 0;
+		nulls[1] = description ? ' ' : 'n';
+		values[2] = CStringGetTextDatum(checksum);
+		values[3] = CStringGetTextDatum(up_sql);
+		values[4] = down_sql ? CStringGetTextDatum(down_sql) : (Datum) 0;
+		nulls[4] = down_sql ? ' ' : 'n';
+		values[5] = CStringGetTextDatum(state);
+		values[6] = DirectFunctionCall1(namein, CStringGetDatum(applied_by));
+		values[7] = TimestampTzGetDatum(started_at);
+		values[8] = TimestampTzGetDatum(finished_at);
+		nulls[8] = scheduled != NIL ? 'n' : ' ';
+		values[9] = Int32GetDatum(run.attempts);
+		values[10] = Float8GetDatum(run.lock_wait_ms);
+		values[11] = Int32GetDatum(waiters);
+		values[12] = fingerprint ? CStringGetTextDatum(fingerprint) : (Datum) 0;
+		nulls[12] = fingerprint ? ' ' : 'n';
+		values[13] = BoolGetDatum(false);
+		values[14] = (Datum) 0;
+		nulls[14] = 'n';
+
+		/* A failed or rolled back version is replaced, and becomes newest. */
+		if (SPI_execute_with_args("DELETE FROM migration_tools.migrations WHERE version = $1",
+								  1, argtypes, values, nulls, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not replace migration \"%s\"", version);
+		if (row.found && SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to a concurrent change of migration \"%s\"",
+							version),
+					 errdetail("The row was written by a transaction that committed after this transaction's snapshot was taken."),
+					 errhint("Retry the transaction.")));
+		if (SPI_execute_with_args("INSERT INTO migration_tools.migrations"
+								  " (version, description, checksum, up_sql, down_sql, state,"
+								  "  applied_by, started_at, finished_at, execution_time,"
+								  "  attempts, lock_wait_time, lock_waits_caused,"
+								  "  catalog_fingerprint, baseline, error)"
+								  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9 - $8,"
+								  "  $10, $11 * interval '1 millisecond', $12, $13, $14, $15)",
+								  15, argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not record migration \"%s\"", version);
+
+		i = 0;
+		foreach(lc, scheduled)
+		{
+			MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
+			Oid			stypes[5] = {TEXTOID, INT4OID, INT4OID, TEXTOID, NAMEOID};
+			Datum		svalues[5];
+
+			svalues[0] = CStringGetTextDatum(version);
+			svalues[1] = Int32GetDatum(++i);
+			svalues[2] = Int32GetDatum(info->statement);
+			svalues[3] = CStringGetTextDatum(info->sql);
+			svalues[4] = values[6];
+			if (SPI_execute_with_args("INSERT INTO migration_tools.scheduled_statements"
+									  " (version, seq, statement_no, sql, run_as)"
+									  " VALUES ($1, $2, $3, $4, $5)",
+									  5, stypes, svalues, NULL, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "could not schedule statement %d of migration \"%s\"",
+					 info->statement, version);
+		}
+	}
+	restore_caller(&sw);
+
+	if (scheduled != NIL)
+	{
+		mt_request_work_at_commit();
+		ereport(NOTICE,
+				(errmsg("migration \"%s\" is scheduled: %d statement(s) will run in the background after commit",
+						version, list_length(scheduled)),
+				 errhint("Follow it in migration_tools.status.")));
+	}
+
+	SPI_finish();
+	PG_RETURN_TEXT_P(cstring_to_text(state));
+}
+
+/*
+ * baseline(version, description) returns text
+ *
+ * Record a version as applied without running anything.  An applied (or
+ * scheduled) version is left alone with a NOTICE; a failed or rolled back
+ * one becomes applied.
+ */
+Datum
+mt_baseline(PG_FUNCTION_ARGS)
+{
+	char	   *version;
+	char	   *description;
+	MigrationRow row;
+	OwnerSwitch sw;
+	Oid			argtypes[5] = {TEXTOID, TEXTOID, TEXTOID, NAMEOID, TEXTOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	char	   *fingerprint;
+
+	check_writable("baseline()");
+	check_text_arg(fcinfo, 0, "version");
+	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	description = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	lock_history();
+	row = read_migration(version);
+	if (row.found && (strcmp(row.state, "applied") == 0 ||
+					  strcmp(row.state, "scheduled") == 0))
+	{
+		ereport(NOTICE,
+				(errmsg("migration \"%s\" is already %s, skipping", version, row.state)));
+		SPI_finish();
+		PG_RETURN_TEXT_P(cstring_to_text(row.state));
+	}
+
+	check_row_writable(version, &row);
+	values[0] = CStringGetTextDatum(version);
+	values[1] = description ? CStringGetTextDatum(description) : (Datum) 0;
+	nulls[1] = description ? ' ' : 'n';
+	values[2] = CStringGetTextDatum(sha256_hex("", 0));
+	values[3] = DirectFunctionCall1(namein,
+									CStringGetDatum(GetUserNameFromId(GetUserId(), false)));
+
+	become_owner(&sw);
+	fingerprint = mt_catalog_fingerprint();
+	values[4] = fingerprint ? CStringGetTextDatum(fingerprint) : (Datum) 0;
+	nulls[4] = fingerprint ? ' ' : 'n';
+	if (SPI_execute_with_args("DELETE FROM migration_tools.migrations WHERE version = $1",
+							  1, argtypes, values, nulls, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not replace migration \"%s\"", version);
+	if (row.found && SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to a concurrent change of migration \"%s\"",
+						version),
+				 errhint("Retry the transaction.")));
+	if (SPI_execute_with_args("INSERT INTO migration_tools.migrations"
+							  " (version, description, checksum, up_sql, state, applied_by,"
+							  "  started_at, finished_at, execution_time, attempts,"
+							  "  catalog_fingerprint, baseline)"
+							  " VALUES ($1, $2, $3, '', 'applied', $4,"
+							  "  now(), now(), '0'::interval, 0, $5, true)",
+							  5, argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record migration \"%s\"", version);
+	restore_caller(&sw);
+
+	SPI_finish();
+	PG_RETURN_TEXT_P(cstring_to_text("applied"));
+}
+
+/*
+ * Check that a migration can be rolled back: known, applied, with a down
+ * script.
+ */
+static void
+check_rollback(const char *version, MigrationRow *row)
+{
+	if (!row->found)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration \"%s\" does not exist", version),
+				 errhint("See migration_tools.status for the recorded migrations.")));
+	if (strcmp(row->state, "applied") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration \"%s\" is not applied", version),
+				 errdetail("Its state is \"%s\".", row->state),
+				 strcmp(row->state, "scheduled") == 0 ?
+				 errhint("Wait until its scheduled statements have run.") :
+				 errhint("Only an applied migration can be rolled back.")));
+	if (row->down_sql == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration \"%s\" has no down script", version),
+				 errdetail("It was applied without down_sql."),
+				 errhint("Write a new migration that undoes it instead.")));
+	check_row_writable(version, row);
+}
+
+/*
+ * Run the down script of an applied migration (checked) and mark it rolled
+ * back.  SPI is connected and the history lock held.
+ */
+static void
+do_rollback(const char *version, MigrationRow *row)
+{
+	List	   *statements;
+	ListCell   *lc;
+	RunResult	run;
+	OwnerSwitch sw;
+	char	   *fingerprint;
+	Oid			argtypes[4] = {TEXTOID, TEXTOID, INT4OID, FLOAT8OID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+
+	statements = runnable_statements(version, "down script", row->down_sql);
+	foreach(lc, statements)
+	{
+		MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
+
+		if (info->needs_top_level)
+			ereport(ERROR,
+					(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+					 errmsg("cannot roll back migration \"%s\": statement %d of its down script cannot run inside a transaction block",
+							version, info->statement),
+					 errdetail("The statement is \"%s\".", info->sql),
+					 errhint("Run the down script by hand, then record the change with a new migration.")));
+	}
+
+	run_with_retries(statements, version, &run);
+	if (run.error != NULL)
+	{
+		ErrorData  *edata = run.error;
+
+		ereport(ERROR,
+				(errcode(edata->sqlerrcode),
+				 errmsg("could not roll back migration \"%s\"", version),
+				 errdetail("Statement %d of the down script failed after %d attempt(s): %s",
+						   run.failed_statement, run.attempts,
+						   edata->message ? edata->message : "unknown error"),
+				 edata->detail ? errhint("%s", edata->detail) : 0));
+	}
+
+	become_owner(&sw);
+	fingerprint = mt_catalog_fingerprint();
+	values[0] = CStringGetTextDatum(version);
+	values[1] = fingerprint ? CStringGetTextDatum(fingerprint) : (Datum) 0;
+	nulls[1] = fingerprint ? ' ' : 'n';
+	values[2] = Int32GetDatum(run.attempts);
+	values[3] = Float8GetDatum(run.lock_wait_ms);
+	if (SPI_execute_with_args("UPDATE migration_tools.migrations"
+							  " SET state = 'rolled_back', rolled_back_at = clock_timestamp(),"
+							  "     catalog_fingerprint = $2"
+							  " WHERE version = $1",
+							  4, argtypes, values, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not mark migration \"%s\" rolled back", version);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to a concurrent change of migration \"%s\"",
+						version),
+				 errhint("Retry the transaction.")));
+	restore_caller(&sw);
+}
+
+/*
+ * rollback(version) returns text
+ */
+Datum
+mt_rollback(PG_FUNCTION_ARGS)
+{
+	char	   *version;
+	MigrationRow row;
+
+	check_writable("rollback()");
+	check_text_arg(fcinfo, 0, "version");
+	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	lock_history();
+	row = read_migration(version);
+	check_rollback(version, &row);
+	do_rollback(version, &row);
+	SPI_finish();
+	PG_RETURN_TEXT_P(cstring_to_text("rolled_back"));
+}
+
+/*
+ * rollback_to(version) returns integer
+ *
+ * Roll back every applied migration recorded after the target, newest
+ * first; the target stays applied.  Everything is checked before anything
+ * runs.  Returns how many migrations were rolled back.
+ */
+Datum
+mt_rollback_to(PG_FUNCTION_ARGS)
+{
+	char	   *version;
+	MigrationRow target;
+	OwnerSwitch sw;
+	SPIPlanPtr	plan;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	List	   *later = NIL;
+	ListCell   *lc;
+	uint64		i;
+
+	check_writable("rollback_to()");
+	check_text_arg(fcinfo, 0, "version");
+	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	lock_history();
+	target = read_migration(version);
+	if (!target.found)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration \"%s\" does not exist", version),
+				 errhint("See migration_tools.status for the recorded migrations.")));
+	if (strcmp(target.state, "applied") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration \"%s\" is not applied", version),
+				 errdetail("Its state is \"%s\".", target.state),
+				 errhint("rollback_to() keeps the target applied; choose an applied migration.")));
+
+	/* The later migrations still in effect, newest first. */
+	become_owner(&sw);
+	plan = SPI_prepare("SELECT version FROM migration_tools.migrations"
+					   " WHERE installed_rank > $1 AND state IN ('applied', 'scheduled', 'running')"
+					   " ORDER BY installed_rank DESC",
+					   1, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	values[0] = Int64GetDatum(target.installed_rank);
+	if (SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(),
+							 InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the migrations after \"%s\"", version);
+	for (i = 0; i < SPI_processed; i++)
+		later = lappend(later, SPI_getvalue(SPI_tuptable->vals[i],
+											SPI_tuptable->tupdesc, 1));
+	SPI_freeplan(plan);
+	restore_caller(&sw);
+
+	/* Check them all first. */
+	foreach(lc, later)
+	{
+		char	   *v = (char *) lfirst(lc);
+		MigrationRow row = read_migration(v);
+
+		check_rollback(v, &row);
+	}
+	foreach(lc, later)
+	{
+		char	   *v = (char *) lfirst(lc);
+		MigrationRow row = read_migration(v);
+
+		do_rollback(v, &row);
+		ereport(NOTICE,
+				(errmsg("rolled back migration \"%s\"", v)));
+	}
+
+	SPI_finish();
+	PG_RETURN_INT32(list_length(later));
 }

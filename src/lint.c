@@ -264,6 +264,8 @@ add_rv_lock(List *locks, RangeVar *rv, LOCKMODE mode)
 	return add_lock(locks, mt_lookup_relation(rv), mode);
 }
 
+static List *statement_locks(Node *stmt);
+
 /* Context of the walk that collects the tables a query reads or writes. */
 typedef struct RelWalkContext
 {
@@ -284,6 +286,22 @@ collect_relations_walker(Node *node, RelWalkContext *ctx)
 		return false;
 	check_stack_depth();
 	CHECK_FOR_INTERRUPTS();
+	if (IsA(node, InsertStmt) || IsA(node, UpdateStmt) ||
+		IsA(node, DeleteStmt) || IsA(node, MergeStmt))
+	{
+		/* a data-modifying WITH query or COPY (DML): its own modes */
+		List	   *inner = statement_locks(node);
+		ListCell   *lc;
+
+		foreach(lc, inner)
+		{
+			MtLockTarget *t = (MtLockTarget *) lfirst(lc);
+
+			if (OidIsValid(t->relid))
+				ctx->locks = add_lock(ctx->locks, t->relid, t->mode);
+		}
+		return false;
+	}
 	if (IsA(node, RangeVar))
 	{
 		Oid			relid;
@@ -305,6 +323,12 @@ add_query_locks(List *locks, Node *query, LOCKMODE mode)
 {
 	RelWalkContext ctx;
 
+	/*
+	 * raw_expression_tree_walker knows the DML statements and expressions
+	 * only: not, say, the EXECUTE of CREATE TABLE AS EXECUTE.
+	 */
+	if (query == NULL || IsA(query, ExecuteStmt))
+		return locks;
 	ctx.locks = locks;
 	ctx.mode = mode;
 	ctx.count = 0;
@@ -701,8 +725,13 @@ statement_locks(Node *stmt)
 				if (s->relation)
 					locks = add_rv_lock(locks, s->relation,
 										s->is_from ? RowExclusiveLock : AccessShareLock);
-				else if (s->query)
+				else if (s->query && IsA(s->query, SelectStmt))
 					locks = add_query_locks(locks, s->query, AccessShareLock);
+				else if (s->query)
+				{
+					check_stack_depth();
+					locks = statement_locks(s->query);
+				}
 				break;
 			}
 		case T_InsertStmt:
@@ -710,6 +739,7 @@ statement_locks(Node *stmt)
 				InsertStmt *s = (InsertStmt *) stmt;
 
 				locks = add_rv_lock(locks, s->relation, RowExclusiveLock);
+				locks = add_query_locks(locks, (Node *) s->withClause, AccessShareLock);
 				locks = add_query_locks(locks, s->selectStmt, AccessShareLock);
 				break;
 			}
@@ -718,6 +748,7 @@ statement_locks(Node *stmt)
 				UpdateStmt *s = (UpdateStmt *) stmt;
 
 				locks = add_rv_lock(locks, s->relation, RowExclusiveLock);
+				locks = add_query_locks(locks, (Node *) s->withClause, AccessShareLock);
 				locks = add_query_locks(locks, (Node *) s->fromClause, AccessShareLock);
 				locks = add_query_locks(locks, s->whereClause, AccessShareLock);
 				break;
@@ -727,6 +758,7 @@ statement_locks(Node *stmt)
 				DeleteStmt *s = (DeleteStmt *) stmt;
 
 				locks = add_rv_lock(locks, s->relation, RowExclusiveLock);
+				locks = add_query_locks(locks, (Node *) s->withClause, AccessShareLock);
 				locks = add_query_locks(locks, (Node *) s->usingClause, AccessShareLock);
 				locks = add_query_locks(locks, s->whereClause, AccessShareLock);
 				break;
@@ -736,6 +768,7 @@ statement_locks(Node *stmt)
 				MergeStmt  *s = (MergeStmt *) stmt;
 
 				locks = add_rv_lock(locks, s->relation, RowExclusiveLock);
+				locks = add_query_locks(locks, (Node *) s->withClause, AccessShareLock);
 				locks = add_query_locks(locks, s->sourceRelation, AccessShareLock);
 				break;
 			}

@@ -36,11 +36,13 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
+#include "catalog/pg_depend.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_statistic.h"
 #include "catalog/pg_type.h"
+#include "catalog/pg_type_d.h"
 #include "commands/tablecmds.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -103,6 +105,14 @@ typedef struct TableFacts
 #define DEFAULT_MATCH_SEL	0.005
 #define DEFAULT_BOOL_SEL	0.5
 #define MAX_SEL_DEPTH		64
+#define MAX_SEL_LOOKUPS		200
+
+/*
+ * Catalog lookups left for the current row estimate: a WHERE clause with
+ * thousands of comparisons falls back to the default selectivity instead
+ * of searching pg_index and pg_statistic thousands of times.
+ */
+static int	sel_lookups_left;
 
 /* ----------------------------------------------------------------
  * Findings
@@ -248,7 +258,7 @@ table_rows(Oid relid, char *relkind)
 
 /*
  * Was the relation created by the current transaction (so that no other
- * session can see it yet)?  Judged by the xmin of the table's row type,
+ * session can see it yet), or is it temporary?  Judged by the xmin of the table's row type,
  * which is written with the table and only rewritten by a rename, or of
  * the pg_class row for relations without a row type (indexes).
  */
@@ -262,6 +272,12 @@ created_in_current_transaction(Oid relid)
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
 		return false;
+	/* a temporary relation is this session's alone, like a new one */
+	if (((Form_pg_class) GETSTRUCT(tup))->relpersistence == RELPERSISTENCE_TEMP)
+	{
+		ReleaseSysCache(tup);
+		return true;
+	}
 	reltype = ((Form_pg_class) GETSTRUCT(tup))->reltype;
 	xmin = HeapTupleHeaderGetXmin(tup->t_data);
 	ReleaseSysCache(tup);
@@ -428,6 +444,43 @@ catalog_has_validated_check(Oid relid)
 	return found;
 }
 
+/*
+ * How many table columns have the domain as their type (from pg_depend,
+ * where each such column depends on its type)?  -1 if the domain is not
+ * known.
+ */
+static int
+domain_column_count(List *names)
+{
+	TypeName   *tn = makeTypeNameFromNameList(names);
+	Oid			typid = LookupTypeNameOid(NULL, tn, true);
+	Relation	deprel;
+	SysScanDesc scan;
+	ScanKeyData key[2];
+	HeapTuple	tup;
+	int			count = 0;
+
+	if (!OidIsValid(typid))
+		return -1;
+	deprel = table_open(DependRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(TypeRelationId));
+	ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(typid));
+	scan = systable_beginscan(deprel, DependReferenceIndexId, true,
+							  NULL, 2, key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
+
+		if (dep->classid == RelationRelationId && dep->objsubid > 0)
+			count++;
+	}
+	systable_endscan(scan);
+	table_close(deprel, AccessShareLock);
+	return count;
+}
+
 /* Is there a unique, non-partial, single-column index on relid.attnum? */
 static bool
 column_is_unique(Oid relid, AttrNumber attnum)
@@ -500,8 +553,7 @@ eq_selectivity(Node *l, Node *r, Oid relid, double rows)
 	HeapTuple	tup;
 	double		sel = DEFAULT_EQ_SEL;
 
-	if (columnref_attnum(l, relid) != InvalidAttrNumber &&
-		columnref_attnum(r, relid) != InvalidAttrNumber)
+	if (l && r && IsA(l, ColumnRef) && IsA(r, ColumnRef))
 		return 1.0;				/* a join or self-comparison: any row */
 	if (is_constant_like(l))
 	{
@@ -510,8 +562,11 @@ eq_selectivity(Node *l, Node *r, Oid relid, double rows)
 		l = r;
 		r = t;
 	}
+	if (!is_constant_like(r) || sel_lookups_left <= 0)
+		return DEFAULT_EQ_SEL;
+	sel_lookups_left--;
 	attnum = columnref_attnum(l, relid);
-	if (attnum == InvalidAttrNumber || !is_constant_like(r))
+	if (attnum == InvalidAttrNumber)
 		return DEFAULT_EQ_SEL;
 
 	if (column_is_unique(relid, attnum))
@@ -537,10 +592,14 @@ eq_selectivity(Node *l, Node *r, Oid relid, double rows)
 static double
 null_fraction(Node *arg, Oid relid)
 {
-	AttrNumber	attnum = columnref_attnum(arg, relid);
+	AttrNumber	attnum;
 	HeapTuple	tup;
 	double		frac = DEFAULT_EQ_SEL;
 
+	if (sel_lookups_left <= 0)
+		return frac;
+	sel_lookups_left--;
+	attnum = columnref_attnum(arg, relid);
 	if (attnum == InvalidAttrNumber)
 		return frac;
 	tup = SearchSysCache3(STATRELATTINH, ObjectIdGetDatum(relid),
@@ -628,11 +687,10 @@ clause_selectivity(Node *node, Oid relid, double rows, int depth)
 						s = DEFAULT_EQ_SEL;
 						if (a->rexpr && IsA(a->rexpr, List))
 						{
-							ListCell   *lc;
-
-							s = 0;
-							foreach(lc, (List *) a->rexpr)
-								s += eq_selectivity(a->lexpr, lfirst(lc), relid, rows);
+							/* every element as selective as the first */
+							s = eq_selectivity(a->lexpr, linitial((List *) a->rexpr),
+											   relid, rows) *
+								list_length((List *) a->rexpr);
 						}
 						if (strcmp(op, "<>") == 0)
 							s = 1.0 - s;
@@ -686,6 +744,7 @@ estimate_dml_rows(const TableFacts *tf, Node *where)
 
 	if (tf->rows < 0)
 		return -1;
+	sel_lookups_left = MAX_SEL_LOOKUPS;
 	sel = clause_selectivity(where, tf->relid, tf->rows, 0);
 	return rint(tf->rows * Min(Max(sel, 0.0), 1.0));
 }
@@ -1063,6 +1122,58 @@ lint_add_column(LintState *st, const TableFacts *tf, AlterTableCmd *cmd)
 					col->colname, tf->name);
 }
 
+/*
+ * For ADD PRIMARY KEY USING INDEX: the first key column of the (existing)
+ * index that is nullable and not proven NOT NULL by a validated CHECK;
+ * the server must scan the table to set it NOT NULL.  NULL when there is
+ * none or the index is not in the catalog.
+ */
+static const char *
+pk_index_nullable_column(LintState *st, const TableFacts *tf, RangeVar *rv,
+						 const char *indexname)
+{
+	RangeVar   *irv;
+	Oid			indexoid;
+	HeapTuple	tup;
+	Form_pg_index ind;
+	const char *result = NULL;
+	int			i;
+
+	if (!OidIsValid(tf->relid) || indexname == NULL)
+		return NULL;
+	irv = makeRangeVar(get_namespace_name(get_rel_namespace(tf->relid)),
+					   pstrdup(indexname), -1);
+	indexoid = mt_lookup_relation(irv);
+	if (!OidIsValid(indexoid))
+		return NULL;
+	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexoid));
+	if (!HeapTupleIsValid(tup))
+		return NULL;
+	ind = (Form_pg_index) GETSTRUCT(tup);
+	for (i = 0; i < ind->indnkeyatts && result == NULL; i++)
+	{
+		AttrNumber	attnum = ind->indkey.values[i];
+		HeapTuple	atttup;
+		char	   *colname;
+		bool		notnull;
+
+		if (attnum <= 0)
+			continue;
+		atttup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(tf->relid),
+								 Int16GetDatum(attnum));
+		if (!HeapTupleIsValid(atttup))
+			continue;
+		notnull = ((Form_pg_attribute) GETSTRUCT(atttup))->attnotnull;
+		colname = pstrdup(NameStr(((Form_pg_attribute) GETSTRUCT(atttup))->attname));
+		ReleaseSysCache(atttup);
+		if (!notnull && !catalog_has_not_null_check(tf->relid, colname) &&
+			!script_has_not_null_check(st, rv, colname))
+			result = colname;
+	}
+	ReleaseSysCache(tup);
+	return result;
+}
+
 /* Rules of one ADD CONSTRAINT. */
 static void
 lint_add_constraint(LintState *st, const TableFacts *tf, RangeVar *rv,
@@ -1112,6 +1223,16 @@ lint_add_constraint(LintState *st, const TableFacts *tf, RangeVar *rv,
 							"Build the index first with CREATE UNIQUE INDEX CONCURRENTLY, make the key columns NOT NULL through validated CHECK (col IS NOT NULL) constraints, then ALTER TABLE ... ADD CONSTRAINT name PRIMARY KEY USING INDEX index_name.",
 							"adding a PRIMARY KEY to %s builds its index under an ACCESS EXCLUSIVE lock",
 							tf->name);
+			else
+			{
+				const char *col = pk_index_nullable_column(st, tf, rv, c->indexname);
+
+				if (col)
+					add_finding(st, "add-primary-key", MT_SEV_ERROR, tf, mode, false, tf->rows,
+								"Make the key columns NOT NULL first: CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT, SET NOT NULL; then ADD PRIMARY KEY USING INDEX.",
+								"adding a PRIMARY KEY using an index to %s scans the table under an ACCESS EXCLUSIVE lock to make column \"%s\" NOT NULL",
+								tf->name, col);
+			}
 			break;
 		case CONSTR_EXCLUSION:
 			add_finding(st, "add-exclusion-constraint", MT_SEV_ERROR, tf, mode, false, tf->rows,
@@ -1191,10 +1312,13 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 	TableFacts	tf;
 	ListCell   *lc;
 
-	if (stmt->objtype != OBJECT_TABLE && stmt->objtype != OBJECT_MATVIEW &&
-		stmt->objtype != OBJECT_FOREIGN_TABLE)
+	if (stmt->objtype != OBJECT_TABLE && stmt->objtype != OBJECT_MATVIEW)
 		return;
 	table_facts(st, stmt->relation, &tf);
+	/* views and foreign tables have no rows here to scan or rewrite */
+	if (tf.relkind != 0 && tf.relkind != RELKIND_RELATION &&
+		tf.relkind != RELKIND_PARTITIONED_TABLE && tf.relkind != RELKIND_MATVIEW)
+		return;
 
 	foreach(lc, stmt->cmds)
 	{
@@ -1245,13 +1369,28 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 					table_facts(st, pc->name, &part);
 					if (!is_existing(&part) || catalog_has_validated_check(part.relid))
 						break;
-					add_finding(st, "attach-partition-unvalidated", MT_SEV_WARNING, &part,
+					add_finding(st, "attach-partition-unvalidated", MT_SEV_ERROR, &part,
 								AccessExclusiveLock, false, part.rows,
 								"Before attaching, add a CHECK constraint matching the partition bound with NOT VALID and VALIDATE CONSTRAINT it; ATTACH PARTITION then skips the scan. Drop the CHECK afterwards.",
 								"attaching %s as a partition of %s scans it under an ACCESS EXCLUSIVE lock to check the partition bound",
 								part.name, tf.name);
 					break;
 				}
+			case AT_SetLogged:
+			case AT_SetUnLogged:
+			case AT_SetAccessMethod:
+			case AT_SetTableSpace:
+				if (is_existing(&tf))
+					add_finding(st, "table-rewrite", MT_SEV_ERROR, &tf,
+								AlterTableGetLockLevel(list_make1(cmd)), true, tf.rows,
+								"Create a new table with the wanted properties, copy the rows in batches (migration_tools.run_batched()) while a trigger keeps it current, then swap the names in one short transaction; or use pg_repack.",
+								"%s copies the whole of %s under an ACCESS EXCLUSIVE lock",
+								cmd->subtype == AT_SetLogged ? "SET LOGGED" :
+								cmd->subtype == AT_SetUnLogged ? "SET UNLOGGED" :
+								cmd->subtype == AT_SetAccessMethod ? "SET ACCESS METHOD" :
+								"SET TABLESPACE",
+								tf.name);
+				break;
 			case AT_DetachPartition:
 				{
 					PartitionCmd *pc = (PartitionCmd *) cmd->def;
@@ -1506,6 +1645,66 @@ lint_dml(LintState *st, RangeVar *relation, Node *where, bool is_update)
 }
 
 /*
+ * Is a lock_timeout value zero (which turns the timeout off)?  The value
+ * is an A_Const integer or string such as 0, '0', '0s' or '0ms'.
+ */
+static bool
+is_zero_setting(Node *arg)
+{
+	A_Const    *c;
+
+	if (arg && IsA(arg, TypeCast))
+		arg = ((TypeCast *) arg)->arg;
+	if (arg == NULL || !IsA(arg, A_Const))
+		return false;
+	c = (A_Const *) arg;
+	if (c->isnull)
+		return true;
+	if (IsA(&c->val, Integer))
+		return intVal(&c->val) == 0;
+	if (IsA(&c->val, Float))
+		return strtod(castNode(Float, &c->val)->fval, NULL) == 0;
+	if (IsA(&c->val, String))
+	{
+		const char *v = strVal(&c->val);
+		char	   *end;
+		double		d = strtod(v, &end);
+
+		return end != v && d == 0;
+	}
+	return false;
+}
+
+/*
+ * SELECT set_config('lock_timeout', '2s', ...) sets the timeout as well
+ * as SET does (some migration tools write it that way).
+ */
+static void
+note_set_config_lock_timeout(LintState *st, SelectStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->targetList)
+	{
+		ResTarget  *rt = (ResTarget *) lfirst(lc);
+		FuncCall   *fc;
+		Node	   *name;
+
+		if (!IsA(rt, ResTarget) || rt->val == NULL || !IsA(rt->val, FuncCall))
+			continue;
+		fc = (FuncCall *) rt->val;
+		if (list_length(fc->args) != 3 ||
+			strcmp(strVal(llast(fc->funcname)), "set_config") != 0)
+			continue;
+		name = linitial(fc->args);
+		if (IsA(name, A_Const) && !((A_Const *) name)->isnull &&
+			IsA(&((A_Const *) name)->val, String) &&
+			strcmp(strVal(&((A_Const *) name)->val), "lock_timeout") == 0)
+			st->lock_timeout_set = !is_zero_setting(lsecond(fc->args));
+	}
+}
+
+/*
  * Rules of one statement; the statement's info is in st->info.
  */
 static void
@@ -1517,10 +1716,27 @@ lint_statement(LintState *st, Node *stmt)
 	st->touches_existing = false;
 
 	if (info->needs_top_level && st->in_xact)
-		add_finding(st, "concurrently-in-transaction", MT_SEV_ERROR, NULL, NoLock, false, -1,
+	{
+		TableFacts	tf;
+		ListCell   *lc;
+
+		/* name the first existing relation it works on, if any */
+		memset(&tf, 0, sizeof(tf));
+		foreach(lc, info->locks)
+		{
+			MtLockTarget *t = (MtLockTarget *) lfirst(lc);
+
+			if (OidIsValid(t->relid))
+			{
+				tf.name = mt_relation_display_name(t->relid);
+				break;
+			}
+		}
+		add_finding(st, "concurrently-in-transaction", MT_SEV_ERROR, &tf, NoLock, false, -1,
 					"Run this statement outside BEGIN ... COMMIT, on its own (apply() schedules such statements to run after commit).",
 					"%s cannot run inside the transaction block opened by statement %d",
 					info->command_tag, st->xact_statement);
+	}
 
 	switch (nodeTag(stmt))
 	{
@@ -1539,8 +1755,15 @@ lint_statement(LintState *st, Node *stmt)
 					remember_rangevar(st, &st->created, s->into->rel);
 				break;
 			}
-		case T_ViewStmt:
-			break;
+		case T_ExplainStmt:
+			{
+				ExplainStmt *s = (ExplainStmt *) stmt;
+
+				/* EXPLAIN ANALYZE runs the statement */
+				if (s->query && mt_option_is_true(s->options, "analyze"))
+					lint_statement(st, s->query);
+				break;
+			}
 		case T_IndexStmt:
 			lint_index(st, (IndexStmt *) stmt);
 			break;
@@ -1630,7 +1853,8 @@ lint_statement(LintState *st, Node *stmt)
 				Constraint *c = (Constraint *) s->def;
 
 				if (s->subtype == 'C' && c && IsA(c, Constraint) &&
-					c->contype == CONSTR_CHECK && !c->skip_validation)
+					c->contype == CONSTR_CHECK && !c->skip_validation &&
+					domain_column_count(s->typeName) != 0)
 					add_finding(st, "domain-check-constraint", MT_SEV_WARNING, NULL, ShareLock, false, -1,
 								"Add the domain constraint with NOT VALID, then ALTER DOMAIN ... VALIDATE CONSTRAINT separately.",
 								"adding a validated CHECK constraint to domain %s scans every column of that domain while blocking writes to their tables",
@@ -1665,13 +1889,16 @@ lint_statement(LintState *st, Node *stmt)
 				}
 				break;
 			}
+		case T_SelectStmt:
+			note_set_config_lock_timeout(st, (SelectStmt *) stmt);
+			break;
 		case T_VariableSetStmt:
 			{
 				VariableSetStmt *s = (VariableSetStmt *) stmt;
 
 				if (s->name && strcmp(s->name, "lock_timeout") == 0 &&
-					(s->kind == VAR_SET_VALUE || s->kind == VAR_SET_DEFAULT))
-					st->lock_timeout_set = true;
+					s->kind == VAR_SET_VALUE && s->args != NIL)
+					st->lock_timeout_set = !is_zero_setting(linitial(s->args));
 				break;
 			}
 		default:

@@ -73,6 +73,9 @@
 
 #define MT_SCHEDULED_KIND	"scheduled"
 
+/* search_path of the worker's own queries, which run as a superuser */
+#define MT_SAFE_SEARCH_PATH	"pg_catalog, pg_temp"
+
 /* GUCs */
 static int	mt_scheduled_retries = 3;
 static int	mt_scheduled_lock_timeout = 0;
@@ -103,7 +106,10 @@ typedef struct IndexTarget
 } IndexTarget;
 
 static ScheduledStatement *claim_next(MemoryContext cxt, TimestampTz *next_due);
-static void run_top_level(const char *sql, const char *run_as, MemoryContext cxt);
+static void run_top_level(const char *sql, const char *run_as, const char *version,
+						  MemoryContext cxt);
+static void set_applying_version(const char *version);
+static void restore_worker_state(Oid userid, int sec_context, const char *lock_timeout);
 static void find_index_target(const char *sql, IndexTarget *target);
 static List *invalid_indexes(Oid tableid, MemoryContext cxt);
 static void drop_invalid_indexes(IndexTarget *target, bool only_known_names,
@@ -160,6 +166,8 @@ mt_history_run_scheduled(TimestampTz *next_due)
 	volatile bool target_known = false;
 	Oid			worker_userid;
 	int			worker_sec_context;
+	char	   *save_path;
+	char	   *save_timeout;
 
 	/*
 	 * Aborting a transaction that a statement started as its role
@@ -173,9 +181,19 @@ mt_history_run_scheduled(TimestampTz *next_due)
 								ALLOCSET_DEFAULT_SIZES);
 	oldcxt = MemoryContextSwitchTo(cxt);
 
+	/*
+	 * Our own queries run as a superuser: nothing a database owner can
+	 * put in the search_path may be looked up by them.  User statements
+	 * get the database's default back (run_top_level).
+	 */
+	save_path = pstrdup(GetConfigOption("search_path", false, false));
+	save_timeout = pstrdup(GetConfigOption("lock_timeout", false, false));
+	SetConfigOption("search_path", MT_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
+
 	st = claim_next(cxt, next_due);
 	if (st == NULL)
 	{
+		SetConfigOption("search_path", save_path, PGC_SUSET, PGC_S_SESSION);
 		MemoryContextSwitchTo(oldcxt);
 		MemoryContextDelete(cxt);
 		return false;
@@ -190,7 +208,11 @@ mt_history_run_scheduled(TimestampTz *next_due)
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		MemoryContextSwitchTo(cxt);
+		/* names in the statement resolve as when it runs */
+		SetConfigOption("search_path", GetConfigOptionResetString("search_path"),
+						PGC_SUSET, PGC_S_SESSION);
 		find_index_target(st->sql, target);
+		SetConfigOption("search_path", MT_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
 		MemoryContextSwitchTo(cxt);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -214,7 +236,7 @@ mt_history_run_scheduled(TimestampTz *next_due)
 			MemoryContextSwitchTo(cxt);
 		}
 
-		run_top_level(st->sql, st->run_as, cxt);
+		run_top_level(st->sql, st->run_as, st->version, cxt);
 	}
 	PG_CATCH();
 	{
@@ -223,7 +245,7 @@ mt_history_run_scheduled(TimestampTz *next_due)
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
-		SetUserIdAndSecContext(worker_userid, worker_sec_context);
+		restore_worker_state(worker_userid, worker_sec_context, save_timeout);
 		pgstat_report_activity(STATE_IDLE, NULL);
 	}
 	PG_END_TRY();
@@ -249,7 +271,7 @@ mt_history_run_scheduled(TimestampTz *next_due)
 				EmitErrorReport();
 				FlushErrorState();
 				AbortCurrentTransaction();
-				SetUserIdAndSecContext(worker_userid, worker_sec_context);
+				restore_worker_state(worker_userid, worker_sec_context, save_timeout);
 			}
 			PG_END_TRY();
 		}
@@ -257,6 +279,7 @@ mt_history_run_scheduled(TimestampTz *next_due)
 	}
 
 	mt_worker_set_current(NULL, 0, InvalidOid);
+	SetConfigOption("search_path", save_path, PGC_SUSET, PGC_S_SESSION);
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextDelete(cxt);
 	return true;
@@ -357,13 +380,15 @@ claim_next(MemoryContext cxt, TimestampTz *next_due)
  * run with isTopLevel = true, so that statements that refuse to run in a
  * transaction block (and commit internally, like CREATE INDEX
  * CONCURRENTLY) can run.  With run_as, as that role; otherwise as the
- * worker's own (superuser) role.  Trees live in cxt, which survives the
+ * worker's own (superuser) role.  version is shown in
+ * migration_tools.applying_version meanwhile (for the DDL log).  Trees live in cxt, which survives the
  * commits such statements do internally.  Errors propagate, with the
  * current transaction left for the caller to abort and the user id
  * restored.
  */
 static void
-run_top_level(const char *sql, const char *run_as, MemoryContext cxt)
+run_top_level(const char *sql, const char *run_as, const char *version,
+			  MemoryContext cxt)
 {
 	List	   *parsetrees;
 	ListCell   *lc;
@@ -383,6 +408,10 @@ run_top_level(const char *sql, const char *run_as, MemoryContext cxt)
 	save_timeout = pstrdup(GetConfigOption("lock_timeout", false, false));
 	snprintf(timeout, sizeof(timeout), "%d", mt_scheduled_lock_timeout);
 	SetConfigOption("lock_timeout", timeout, PGC_SUSET, PGC_S_SESSION);
+	set_applying_version(version);
+	if (run_as != NULL)
+		SetConfigOption("search_path", GetConfigOptionResetString("search_path"),
+						PGC_SUSET, PGC_S_SESSION);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -459,6 +488,8 @@ run_top_level(const char *sql, const char *run_as, MemoryContext cxt)
 	{
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 		SetConfigOption("lock_timeout", save_timeout, PGC_SUSET, PGC_S_SESSION);
+		SetConfigOption("search_path", MT_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
+		set_applying_version(NULL);
 		debug_query_string = NULL;
 		PG_RE_THROW();
 	}
@@ -466,9 +497,41 @@ run_top_level(const char *sql, const char *run_as, MemoryContext cxt)
 
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	SetConfigOption("lock_timeout", save_timeout, PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("search_path", MT_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
+	set_applying_version(NULL);
 	debug_query_string = NULL;
 	pgstat_report_activity(STATE_IDLE, NULL);
 	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * After aborting a statement's transaction: aborting gives back the role
+ * and the settings of when that transaction started, which may be the
+ * statement's (a concurrent build commits and starts transactions
+ * internally).  Put the worker's own back, outside any transaction so that
+ * they stay.
+ */
+static void
+restore_worker_state(Oid userid, int sec_context, const char *lock_timeout)
+{
+	SetUserIdAndSecContext(userid, sec_context);
+	SetConfigOption("search_path", MT_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("lock_timeout", lock_timeout, PGC_SUSET, PGC_S_SESSION);
+	set_applying_version(NULL);
+}
+
+/*
+ * Show the migration being run in migration_tools.applying_version (a GUC
+ * of history.c), or clear it with NULL.  Does nothing where the GUC is not
+ * defined.
+ */
+static void
+set_applying_version(const char *version)
+{
+	if (GetConfigOption("migration_tools.applying_version", true, false) == NULL)
+		return;
+	SetConfigOption("migration_tools.applying_version", version ? version : "",
+					PGC_SUSET, PGC_S_SESSION);
 }
 
 /*
@@ -652,7 +715,7 @@ drop_invalid_indexes(IndexTarget *target, bool only_known_names, MemoryContext c
 		ereport(LOG,
 				(errmsg("migration_tools: dropping an invalid index left by a failed scheduled statement"),
 				 errdetail("Running \"%s\".", drop)));
-		run_top_level(drop, NULL, cxt);
+		run_top_level(drop, NULL, NULL, cxt);
 	}
 }
 

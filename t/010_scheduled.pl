@@ -185,5 +185,47 @@ is($node->safe_psql('postgres',
 ok($node->log_contains('resuming scheduled statement 1 of migration "6"'),
 	'the log says the statement was resumed');
 
+# 7. Through apply(): the script's transactional part runs in the caller's
+# transaction, the concurrent build after commit; the DDL log shows the
+# worker's statement with the migration version and the role.
+my $out = $node->safe_psql('postgres', q{
+SELECT migration_tools.apply('7',
+    'CREATE TABLE orders (id int PRIMARY KEY, v int);
+     CREATE INDEX CONCURRENTLY orders_v ON orders (v)');
+});
+is($out, 'scheduled', 'apply() returns scheduled');
+ok(migration_done('7'), 'migration 7 finished');
+is(state_of('7'), 'applied', 'the scheduled part of an apply()ed migration is applied');
+is($node->safe_psql('postgres', q{
+SELECT string_agg(command_tag || ' ' || object_identity || ' ' || current_user_name, ', ' ORDER BY id)
+FROM migration_tools.ddl_log WHERE migration_version = '7'}),
+	'CREATE TABLE public.orders postgres, CREATE INDEX public.orders_pkey postgres, CREATE INDEX public.orders_v postgres',
+	'the DDL log has both parts with the version');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM migration_tools.schema_drift()}),
+	'0', 'no drift right after the migration');
+$node->safe_psql('postgres', 'CREATE INDEX orders_id_v ON orders (id, v)');
+is($node->safe_psql('postgres', q{SELECT object || ' ' || change || ' since ' || since_version FROM migration_tools.schema_drift()}),
+	'public.orders_id_v added since 7', 'schema_drift() names an index created outside migrations');
+
+# 8. Names resolve with the database's search_path (as for a new session of
+# the role), while the worker's own queries never use it.
+$node->safe_psql('postgres', q{
+CREATE SCHEMA shop AUTHORIZATION app;
+CREATE TABLE shop.things (x int);
+ALTER TABLE shop.things OWNER TO app;
+INSERT INTO shop.things SELECT g % 3 FROM generate_series(1, 100) g;
+ALTER DATABASE postgres SET search_path = shop, public;
+});
+schedule('8', 'CREATE UNIQUE INDEX CONCURRENTLY things_x ON things (x)');
+ok(migration_done('8'), 'migration 8 finished');
+like($node->safe_psql('postgres',
+		q{SELECT state || ': ' || error FROM migration_tools.migrations WHERE version = '8'}),
+	qr/^failed: scheduled statement 1 failed: could not create unique index "things_x"/,
+	'an unqualified name resolves with the database search_path');
+is($node->safe_psql('postgres',
+		q{SELECT count(*) FROM pg_index WHERE indrelid = 'shop.things'::regclass AND NOT indisvalid}),
+	'0', 'and its INVALID index is dropped');
+$node->safe_psql('postgres', 'ALTER DATABASE postgres RESET search_path');
+
 $node->stop;
 done_testing();

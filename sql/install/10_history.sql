@@ -54,3 +54,82 @@ COMMENT ON TABLE migration_tools.scheduled_statements IS
 'Statements of scheduled migrations that the background worker runs outside a transaction block';
 REVOKE ALL ON migration_tools.scheduled_statements FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('migration_tools.scheduled_statements', '');
+
+-- The checksum apply() records: hex SHA-256 of the script.
+CREATE FUNCTION migration_tools.checksum(sql text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'mt_checksum'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION migration_tools.checksum(text) IS
+'Hex SHA-256 of a migration script, as apply() records it in migrations.checksum';
+
+-- apply() runs user SQL with the caller's privileges and search_path
+-- (SECURITY INVOKER, no SET clause); it switches to the owner of the
+-- history tables, with a pinned search_path, only to read and write them.
+CREATE FUNCTION migration_tools.apply(
+    version text, up_sql text, down_sql text DEFAULT NULL,
+    description text DEFAULT NULL, allow text[] DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'mt_apply'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION migration_tools.apply(text, text, text, text, text[]) IS
+'Run a migration script in the current transaction (linted, lock-aware, retried on lock timeouts) and record it; returns its state';
+
+CREATE FUNCTION migration_tools.baseline(version text, description text DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'mt_baseline'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION migration_tools.baseline(text, text) IS
+'Record a version as applied without running anything';
+
+CREATE FUNCTION migration_tools.rollback(version text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'mt_rollback'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION migration_tools.rollback(text) IS
+'Run the down script of an applied migration and mark it rolled_back';
+
+CREATE FUNCTION migration_tools.rollback_to(version text)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'mt_rollback_to'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION migration_tools.rollback_to(text) IS
+'Roll back every applied migration recorded after the given one, newest first; returns how many';
+
+REVOKE ALL ON FUNCTION migration_tools.apply(text, text, text, text, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION migration_tools.baseline(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION migration_tools.rollback(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION migration_tools.rollback_to(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION migration_tools.apply(text, text, text, text, text[]) TO migration_tools_admin;
+GRANT EXECUTE ON FUNCTION migration_tools.baseline(text, text) TO migration_tools_admin;
+GRANT EXECUTE ON FUNCTION migration_tools.rollback(text) TO migration_tools_admin;
+GRANT EXECUTE ON FUNCTION migration_tools.rollback_to(text) TO migration_tools_admin;
+
+-- One row per migration, newest first.  Readable by everyone; the tables
+-- behind it are not.
+CREATE VIEW migration_tools.status AS
+SELECT m.version,
+       m.description,
+       m.state,
+       m.applied_by,
+       m.started_at,
+       m.finished_at,
+       m.execution_time,
+       m.attempts,
+       m.lock_wait_time,
+       m.lock_waits_caused,
+       m.checksum,
+       m.checksum = migration_tools.checksum(m.up_sql) AS checksum_ok,
+       m.error,
+       (SELECT count(*) FROM migration_tools.scheduled_statements s
+        WHERE s.version = m.version
+          AND s.state IN ('pending', 'running'))::integer AS pending_statements,
+       m.down_sql IS NOT NULL AS reversible,
+       m.baseline,
+       m.rolled_back_at,
+       m.installed_rank
+FROM migration_tools.migrations m
+ORDER BY m.installed_rank DESC;
+COMMENT ON VIEW migration_tools.status IS
+'Every migration, newest first: state, timings, attempts, lock waits, and whether its checksum still matches its script';
+GRANT SELECT ON migration_tools.status TO PUBLIC;

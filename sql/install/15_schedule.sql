@@ -6,13 +6,258 @@ CREATE FUNCTION migration_tools.catalog_objects(
     OUT object_type text, OUT object text, OUT definition text)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'mt_catalog_objects'
-LANGUAGE C STABLE STRICT;
+LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION migration_tools.catalog_objects() IS
 'Objects of the user''s schema (outside system and extension schemas) with the definitions compared by schema_drift() and verify_reversible()';
 
 CREATE FUNCTION migration_tools.catalog_fingerprint()
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'mt_catalog_fingerprint_sql'
-LANGUAGE C STABLE STRICT;
+LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION migration_tools.catalog_fingerprint() IS
 'Fingerprint of the user''s schema as stored in migrations.catalog_fingerprint: object -> md5 of its definition';
+
+-- verify_reversible(): up then down in a subtransaction that is always
+-- rolled back; the catalog before and after must be equal.
+CREATE FUNCTION migration_tools.verify_reversible(up_sql text, down_sql text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'mt_verify_reversible'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION migration_tools.verify_reversible(text, text) IS
+'Run up_sql then down_sql in a subtransaction that is always rolled back; true when the schema afterwards equals the schema before (each difference is a NOTICE)';
+
+-- schema_drift(): objects changed outside any tracked migration since the
+-- last one, from the fingerprint stored with it.
+CREATE FUNCTION migration_tools.schema_drift(
+    OUT object_type text, OUT object text, OUT change text,
+    OUT definition text, OUT since_version text)
+RETURNS SETOF record
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    last record;
+BEGIN
+    -- the newest fingerprint: apply and the worker store one when a
+    -- migration is applied, rollback() one of the schema after it
+    SELECT m.version, m.catalog_fingerprint::jsonb AS fingerprint INTO last
+      FROM migration_tools.migrations m
+     WHERE m.state IN ('applied', 'rolled_back') AND m.catalog_fingerprint IS NOT NULL
+     ORDER BY coalesce(m.rolled_back_at, m.finished_at, m.started_at) DESC, m.installed_rank DESC
+     LIMIT 1;
+    IF NOT FOUND THEN
+        RAISE NOTICE 'no migration with a catalog fingerprint was found: nothing to compare with'
+            USING HINT = 'schema_drift() compares with the schema as it was after the latest migration recorded by apply() or rollback().';
+        RETURN;
+    END IF;
+
+    RETURN QUERY
+    WITH old AS (SELECT key, value FROM jsonb_each_text(last.fingerprint)),
+         now AS (SELECT o.object_type || ':' || o.object AS key,
+                        md5(o.definition) AS value, o.definition
+                   FROM migration_tools.catalog_objects() o)
+    SELECT split_part(coalesce(n.key, o.key), ':', 1),
+           substr(coalesce(n.key, o.key), strpos(coalesce(n.key, o.key), ':') + 1),
+           CASE WHEN o.key IS NULL THEN 'added'
+                WHEN n.key IS NULL THEN 'removed'
+                ELSE 'changed' END,
+           n.definition,
+           last.version
+      FROM old o FULL JOIN now n ON n.key = o.key
+     WHERE o.value IS DISTINCT FROM n.value
+     ORDER BY 1, 2;
+END
+$$;
+COMMENT ON FUNCTION migration_tools.schema_drift() IS
+'Objects added, removed or changed since the latest migration, compared with the catalog fingerprint stored with it';
+
+-- The DDL log: every DDL command of the database, whoever ran it.
+-- No primary key on purpose: a restore of a dump logs its own DDL before
+-- the dumped rows come back, so ids may repeat after a restore.
+CREATE TABLE migration_tools.ddl_log (
+    id                bigserial NOT NULL,
+    logged_at         timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    event             text NOT NULL CHECK (event IN ('ddl_command_end', 'sql_drop')),
+    command_tag       text NOT NULL,
+    object_type       text,
+    object_identity   text,
+    schema_name       text,
+    session_user_name name NOT NULL,
+    current_user_name name NOT NULL,
+    transaction_id    bigint,
+    migration_version text                     -- set inside apply() and the worker
+);
+CREATE INDEX ddl_log_logged_at ON migration_tools.ddl_log (logged_at);
+CREATE INDEX ddl_log_migration_version ON migration_tools.ddl_log (migration_version)
+    WHERE migration_version IS NOT NULL;
+COMMENT ON TABLE migration_tools.ddl_log IS
+'Every DDL command run in this database (event triggers): tag, object, roles, time, transaction and the migration version inside apply()';
+REVOKE ALL ON migration_tools.ddl_log FROM PUBLIC;
+GRANT SELECT ON migration_tools.ddl_log TO migration_tools_admin;
+SELECT pg_catalog.pg_extension_config_dump('migration_tools.ddl_log', '');
+SELECT pg_catalog.pg_extension_config_dump('migration_tools.ddl_log_id_seq', '');
+
+CREATE FUNCTION migration_tools._ddl_log()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'mt_ddl_log_trigger'
+LANGUAGE C;
+COMMENT ON FUNCTION migration_tools._ddl_log() IS
+'Event trigger function that fills migration_tools.ddl_log (internal)';
+REVOKE ALL ON FUNCTION migration_tools._ddl_log() FROM PUBLIC;
+
+CREATE EVENT TRIGGER migration_tools_ddl_log ON ddl_command_end
+    EXECUTE FUNCTION migration_tools._ddl_log();
+CREATE EVENT TRIGGER migration_tools_ddl_log_drops ON sql_drop
+    EXECUTE FUNCTION migration_tools._ddl_log();
+
+-- import_history(): the history tables of other migration tools become
+-- rows of migrations (state applied, baseline = true).
+CREATE FUNCTION migration_tools.import_history(source text, source_table text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tool text := lower(btrim(source));
+    tbl regclass;
+    default_name text;
+    candidates regclass[];
+    n integer;
+    -- hex SHA-256 of the empty up_sql: the script of an imported migration is not known
+    empty_checksum text := encode(sha256(''::bytea), 'hex');
+BEGIN
+    default_name := CASE tool
+        WHEN 'prisma' THEN '_prisma_migrations'
+        WHEN 'flyway' THEN 'flyway_schema_history'
+        WHEN 'drizzle' THEN '__drizzle_migrations'
+        WHEN 'golang-migrate' THEN 'schema_migrations'
+        WHEN 'rails' THEN 'schema_migrations'
+    END;
+    IF default_name IS NULL THEN
+        RAISE EXCEPTION 'unrecognized migration tool "%"', source
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Known tools are prisma, flyway, drizzle, golang-migrate and rails.';
+    END IF;
+
+    IF source_table IS NOT NULL THEN
+        tbl := to_regclass(source_table);
+        IF tbl IS NULL THEN
+            RAISE EXCEPTION 'table "%" does not exist', source_table
+                USING ERRCODE = 'undefined_table';
+        END IF;
+    ELSE
+        -- the tool's table in any user schema; drizzle keeps it in schema drizzle
+        SELECT array_agg(c.oid::regclass ORDER BY (n.nspname = 'drizzle') DESC, n.nspname)
+          INTO candidates
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relname = default_name AND c.relkind IN ('r', 'p', 'v', 'f')
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'migration_tools')
+           AND n.nspname !~ '^pg_temp_' AND n.nspname !~ '^pg_toast';
+        IF candidates IS NULL THEN
+            RAISE EXCEPTION 'table "%" of % was not found', default_name, tool
+                USING ERRCODE = 'undefined_table',
+                      HINT = 'Pass the table as the second argument if it has another name.';
+        ELSIF cardinality(candidates) > 1 AND tool <> 'drizzle' THEN
+            RAISE EXCEPTION 'more than one table "%" exists', default_name
+                USING ERRCODE = 'ambiguous_alias',
+                      DETAIL = format('Candidates: %s.', array_to_string(candidates, ', ')),
+                      HINT = 'Pass the table to import as the second argument.';
+        END IF;
+        tbl := candidates[1];
+    END IF;
+
+    -- serialized with apply() and every other writer of the history
+    PERFORM pg_advisory_xact_lock(7887033719535463545);
+
+    IF tool = 'prisma' THEN
+        -- one row per attempt: the latest attempt of each migration counts
+        EXECUTE format($q$
+            INSERT INTO migration_tools.migrations
+                (version, description, checksum, up_sql, state, started_at, finished_at,
+                 execution_time, attempts, error, rolled_back_at, baseline)
+            SELECT migration_name,
+                   'imported from prisma: ' || migration_name,
+                   coalesce(lower(checksum), %L), '',
+                   CASE WHEN rolled_back_at IS NOT NULL THEN 'rolled_back'
+                        WHEN finished_at IS NULL THEN 'failed'
+                        ELSE 'applied' END,
+                   coalesce(started_at, now()), finished_at, finished_at - started_at,
+                   1, CASE WHEN finished_at IS NULL AND rolled_back_at IS NULL THEN logs END,
+                   rolled_back_at, true
+              FROM (SELECT DISTINCT ON (migration_name) *
+                      FROM %s
+                     ORDER BY migration_name, started_at DESC) p
+             ORDER BY started_at, migration_name
+            ON CONFLICT (version) DO NOTHING $q$, empty_checksum, tbl);
+    ELSIF tool = 'flyway' THEN
+        -- versioned migrations only (repeatable ones have no version)
+        EXECUTE format($q$
+            INSERT INTO migration_tools.migrations
+                (version, description, checksum, up_sql, state, applied_by, started_at,
+                 finished_at, execution_time, attempts, error, baseline)
+            SELECT version,
+                   concat_ws(' ', description, '(imported from flyway: ' || type ||
+                             coalesce(' ' || script, '') ||
+                             coalesce(', checksum ' || checksum, '') || ')'),
+                   %L, '',
+                   CASE WHEN success THEN 'applied' ELSE 'failed' END,
+                   CASE WHEN installed_by IS NOT NULL AND length(installed_by) < 64
+                        THEN installed_by::name ELSE current_user END,
+                   installed_on, installed_on + execution_time * interval '1 millisecond',
+                   execution_time * interval '1 millisecond', 1,
+                   CASE WHEN NOT success THEN 'failed in flyway' END, true
+              FROM (SELECT DISTINCT ON (version) *
+                      FROM %s
+                     WHERE version IS NOT NULL AND version <> ''
+                       AND type NOT IN ('SCHEMA', 'DELETE', 'UNDO_SQL', 'UNDO_JDBC', 'UNDO_SCRIPT')
+                     ORDER BY version, installed_rank DESC) f
+             ORDER BY installed_rank
+            ON CONFLICT (version) DO NOTHING $q$, empty_checksum, tbl);
+    ELSIF tool = 'drizzle' THEN
+        -- drizzle records the hash (SHA-256 of the SQL file) and the
+        -- migration's folder timestamp (created_at, milliseconds), no name
+        EXECUTE format($q$
+            INSERT INTO migration_tools.migrations
+                (version, description, checksum, up_sql, state, started_at, finished_at,
+                 attempts, baseline)
+            SELECT created_at::text,
+                   'imported from drizzle',
+                   coalesce(lower(hash), %L), '', 'applied',
+                   coalesce(to_timestamp(created_at / 1000.0), now()),
+                   coalesce(to_timestamp(created_at / 1000.0), now()), 1, true
+              FROM %s
+             WHERE created_at IS NOT NULL
+             ORDER BY id
+            ON CONFLICT (version) DO NOTHING $q$, empty_checksum, tbl);
+    ELSIF tool = 'golang-migrate' THEN
+        -- golang-migrate keeps only the current version; dirty = failed half-way
+        EXECUTE format($q$
+            INSERT INTO migration_tools.migrations
+                (version, description, checksum, up_sql, state, finished_at, attempts, error, baseline)
+            SELECT version::text,
+                   'imported from golang-migrate (current version)',
+                   %L, '',
+                   CASE WHEN dirty THEN 'failed' ELSE 'applied' END,
+                   now(), 1,
+                   CASE WHEN dirty THEN 'dirty in golang-migrate' END, true
+              FROM %s
+            ON CONFLICT (version) DO NOTHING $q$, empty_checksum, tbl);
+    ELSE
+        -- rails: one row per applied version
+        EXECUTE format($q$
+            INSERT INTO migration_tools.migrations
+                (version, description, checksum, up_sql, state, finished_at, attempts, baseline)
+            SELECT version::text, 'imported from rails', %L, '', 'applied', now(), 1, true
+              FROM %s
+             WHERE version IS NOT NULL AND version::text <> ''
+             ORDER BY version::text
+            ON CONFLICT (version) DO NOTHING $q$, empty_checksum, tbl);
+    END IF;
+
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION migration_tools.import_history(text, text) IS
+'Import the history table of prisma, flyway, drizzle, golang-migrate or rails as applied (baseline) migrations; returns the rows imported';
+REVOKE ALL ON FUNCTION migration_tools.import_history(text, text) FROM PUBLIC;

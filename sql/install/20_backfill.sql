@@ -66,17 +66,21 @@ SELECT pg_catalog.pg_extension_config_dump('migration_tools.backfill_jobs', '');
 SELECT pg_catalog.pg_extension_config_dump('migration_tools.backfill_jobs_job_id_seq', '');
 
 -- Recent batches of each job, kept up to migration_tools.batch_history_retention
--- per job.
+-- per job: one row per committed batch (attempt 0) and one per failed
+-- attempt (attempt 1, 2, ... with the error).
 CREATE TABLE migration_tools.backfill_batches (
     job_id          bigint NOT NULL REFERENCES migration_tools.backfill_jobs ON DELETE CASCADE,
-    batch_no        bigint NOT NULL,
-    rows            bigint NOT NULL,
+    batch_no        bigint NOT NULL,         -- 1 for the first batch of the job
+    attempt         integer NOT NULL DEFAULT 0,  -- 0: committed; n: n-th failed attempt
+    rows            bigint NOT NULL,         -- rows the statement processed
     duration_ms     double precision NOT NULL,
     batch_size      integer NOT NULL,
-    lock_wait_ms    double precision NOT NULL DEFAULT 0,   -- the batch waited for locks (approx.)
-    lock_waiters_caused integer NOT NULL DEFAULT 0,        -- sessions waiting on the batch at commit
+    lock_wait_ms    double precision NOT NULL DEFAULT 0,   -- lock waits the batch suffered (a lock timeout)
+    lock_waiters_caused integer NOT NULL DEFAULT 0,        -- sessions waiting on the batch at its end
+    lock_wait_caused_ms double precision NOT NULL DEFAULT 0, -- the longest of their waits
+    error           text,                    -- failed attempt: the error
     finished_at     timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (job_id, batch_no)
+    PRIMARY KEY (job_id, batch_no, attempt)
 );
 COMMENT ON TABLE migration_tools.backfill_batches IS
 'Per-batch history of backfill jobs (rows, duration, size, lock waits), pruned to migration_tools.batch_history_retention per job';

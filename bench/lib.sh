@@ -1,0 +1,119 @@
+# Shared by the benchmark scripts (sourced): where things are, the
+# throwaway cluster, psql helpers, timing and result recording.
+#
+# bench/run sources this file, starts the cluster with bench_start and
+# exports the connection settings; the section scripts (bench/*.sh) source
+# it again for the helpers only.
+
+shopt -s inherit_errexit
+
+bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$bench_dir/../scripts/common.sh"
+
+BENCH_SCALE=${BENCH_SCALE:-1}
+BENCH_ROUNDS=${BENCH_ROUNDS:-2}
+export BENCH_SCALE BENCH_ROUNDS
+
+# Prefix that runs a command as the cluster owner (empty when not root).
+if [ "$(id -u)" = 0 ]; then
+    BENCH_AS_USER="runuser -u $RUN_AS --"
+else
+    BENCH_AS_USER=""
+fi
+export BENCH_AS_USER
+
+# scaled N: N times BENCH_SCALE, rounded, at least the second argument
+# (default 1000).
+scaled() {
+    awk -v n="$1" -v s="$BENCH_SCALE" -v m="${2:-1000}" \
+        'BEGIN { v = int(n * s + 0.5); if (v < m) v = m; print v }'
+}
+
+# now: seconds since the epoch with microseconds.
+now() { echo "$EPOCHREALTIME"; }
+
+# elapsed T0 [T1]: seconds between two now() readings (T1 defaults to now).
+elapsed() { awk -v a="$1" -v b="${2:-$EPOCHREALTIME}" 'BEGIN { printf "%.3f", b - a }'; }
+
+log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+
+# q ARGS...: psql against the bench database, unaligned, tuples only,
+# stopping at the first error.
+q() { psql -X -qAt -v ON_ERROR_STOP=1 "$@"; }
+
+# record NAME VALUE UNIT DESCRIPTION: one result line for the report.
+record() {
+    printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$BENCH_OUT"
+    log "result $1 = $2 $3"
+}
+
+# bench_start: initdb a fresh cluster under bench/results/cluster with
+# default settings except the port and the preloaded library, start it,
+# create database "bench" with the extension, export the connection.
+bench_start() {
+    local cdir=$bench_dir/results/cluster
+    local data=$cdir/data
+    mkdir -p "$cdir"
+    if [ -f "$data/postmaster.pid" ]; then
+        $BENCH_AS_USER "$PGBIN/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$data"
+    [ "$(id -u)" = 0 ] && chown "$RUN_AS" "$cdir"
+    $BENCH_AS_USER "$PGBIN/initdb" -D "$data" -A trust -U postgres >/dev/null
+    local port=54400
+    while (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null ||
+          [ -e "$cdir/.s.PGSQL.$port" ]; do
+        port=$((port + 1))
+    done
+    cat >>"$data/postgresql.conf" <<CONF
+
+# bench/run: everything else stays at its default
+port = $port
+listen_addresses = 'localhost'
+unix_socket_directories = '$cdir'
+shared_preload_libraries = 'migration_tools'
+max_worker_processes = 16
+migration_tools.launcher_naptime = '1s'
+log_line_prefix = '%m [%p] '
+CONF
+    $BENCH_AS_USER "$PGBIN/pg_ctl" -D "$data" -l "$cdir/server.log" -w start >/dev/null
+    export PGHOST=$cdir PGPORT=$port PGUSER=postgres PGDATABASE=bench
+    export BENCH_DATA=$data BENCH_SERVER_LOG=$cdir/server.log
+    psql -X -q -d postgres -c "CREATE DATABASE bench" >/dev/null
+    q -c "CREATE EXTENSION migration_tools"
+    q -f "$bench_dir/sql/setup.sql"
+    log "cluster running: port $port, data $data"
+}
+
+bench_stop() {
+    [ -n "${BENCH_DATA:-}" ] && [ -f "$BENCH_DATA/postmaster.pid" ] &&
+        $BENCH_AS_USER "$PGBIN/pg_ctl" -D "$BENCH_DATA" -m fast -w stop >/dev/null
+    return 0
+}
+
+# fresh_copy TEMPLATE TABLE: TABLE becomes an identical copy of TEMPLATE
+# (same physical order), with the primary key, vacuumed and analyzed, and
+# a checkpoint so that every contender starts from the same state.
+fresh_copy() {
+    q <<SQL
+DROP TABLE IF EXISTS $2;
+CREATE TABLE $2 AS SELECT * FROM $1;
+ALTER TABLE $2 ADD PRIMARY KEY (id);
+ALTER TABLE $2 ALTER COLUMN hits SET DEFAULT 0;
+VACUUM ANALYZE $2;
+CHECKPOINT;
+SQL
+}
+
+# check_done TABLE: prints the number of rows the backfill got wrong
+# (still NULL or not the expected value); 0 is correct.
+check_done() {
+    q -c "SELECT count(*) FROM $1 WHERE slug IS DISTINCT FROM md5(id::text)"
+}
+
+# worker_pid: pid of the migration_tools worker serving this database, if any.
+worker_pid() {
+    q -c "SELECT pid FROM pg_stat_activity
+           WHERE backend_type = 'migration_tools worker'
+             AND datname = current_database() LIMIT 1" 2>/dev/null || true
+}

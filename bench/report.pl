@@ -1,0 +1,130 @@
+#!/usr/bin/perl
+# Turn a run's results.tsv (name, value, unit, meaning per line) and its
+# machine.txt into the Markdown tables of bench/README.md.
+#   perl bench/report.pl RUN_DIR
+use strict;
+use warnings;
+
+my $dir = shift or die "usage: report.pl RUN_DIR\n";
+my (%v, %unit, %what, @order);
+open my $fh, '<', "$dir/results.tsv" or die "$dir/results.tsv: $!\n";
+while (<$fh>) {
+    chomp;
+    my ($name, $value, $unit, $what) = split /\t/, $_, 4;
+    next unless defined $value;
+    push @order, $name unless exists $v{$name};
+    $v{$name} = $value;
+    $unit{$name} = $unit // '';
+    $what{$name} = $what // '';
+}
+close $fh;
+
+sub val { my $k = shift; return exists $v{$k} ? $v{$k} : '-'; }
+
+if (open my $m, '<', "$dir/machine.txt") {
+    print "Run of $dir:\n\n";
+    while (<$m>) { chomp; print "- $_\n"; }
+    close $m;
+    print "\n";
+}
+
+my %label = (
+    update => 'one plain UPDATE (floor)',
+    procedure => 'PL/pgSQL procedure, COMMIT every 10,000 keys',
+    client_loop => 'client loop (1000 ids, row by row)',
+    mt_key => 'migration_tools, strategy key',
+    mt_ctid => 'migration_tools, strategy ctid',
+);
+
+# Section 1
+my %sizes;
+for (@order) { $sizes{$1} = 1 if /^backfill\.(\d+)\./; }
+if (%sizes) {
+    print "### 1. Backfill throughput, idle server\n\n";
+    print "| rows | key | contender | time (s) | rows/s | vs UPDATE | vs procedure |\n";
+    print "| ---: | --- | --- | ---: | ---: | ---: | ---: |\n";
+    for my $n (sort { $a <=> $b } keys %sizes) {
+        for my $k ('', 'uuid_') {
+            for my $c (qw(update procedure client_loop mt_key mt_ctid)) {
+                my $p = "backfill.$n.$k$c";
+                next unless exists $v{"$p.seconds"};
+                my $secs = $v{"$p.seconds"};
+                $secs .= ' (extrapolated)' if $what{"$p.seconds"} =~ /extrapolated/;
+                printf "| %s | %s | %s | %s | %s | %s | %s |\n", $n,
+                    $k ? 'random UUID' : 'bigint 1..n', $label{$c}, $secs,
+                    val("$p.rows_per_s"), val("$p.vs_update"), val("$p.vs_procedure");
+            }
+        }
+    }
+    print "\n";
+    for (@order) {
+        print "- $_: $what{$_}\n" if /client_loop\.seconds$/ && $what{$_} =~ /extrapolated/;
+    }
+    print "\n";
+}
+
+# Section 2
+my @sc = grep { exists $v{"load.$_.tps"} } qw(none procedure mt_key mt_ctid);
+if (@sc) {
+    my %l = (none => 'no backfill', procedure => 'procedure',
+             mt_key => 'migration_tools key', mt_ctid => 'migration_tools ctid');
+    print "### 2. Backfill under an application write load\n\n";
+    print "| backfill | app TPS | TPS kept | app p99 (ms) | longest lock wait caused (ms) | waits > 10 ms caused | backfill time (s) |\n";
+    print "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+    for my $s (@sc) {
+        printf "| %s | %s | %s | %s | %s | %s | %s |\n", $l{$s}, val("load.$s.tps"),
+            exists $v{"load.$s.tps_kept"} ? $v{"load.$s.tps_kept"} . ' %' : '-',
+            val("load.$s.p99_ms"), val("load.$s.max_lock_wait_ms"),
+            val("load.$s.lock_waits"), val("load.$s.backfill_seconds");
+    }
+    print "\n";
+}
+
+# Section 3
+my @g = grep { /^growth\./ } @order;
+if (@g) {
+    print "### 3. Cost growth over a job\n\n";
+    print "| rows | strategy | batches | start: ms/batch, us/row | middle | end |\n";
+    print "| ---: | --- | ---: | ---: | ---: | ---: |\n";
+    my %seen;
+    for (@g) {
+        next unless /^growth\.(\d+)\.(\w+?)\.(?:start|middle|end|batches)/;
+        my ($n, $m) = ($1, $2);
+        next if $seen{"$n.$m"}++;
+        my @cells = map {
+            sprintf "%s, %s", val("growth.$n.$m.$_.ms_per_batch"), val("growth.$n.$m.$_.us_per_row")
+        } qw(start middle end);
+        printf "| %s | %s | %s | %s | %s | %s |\n", $n, $m, val("growth.$n.$m.batches"), @cells;
+    }
+    print "\n";
+}
+my @mem = grep { /^memory\./ } @order;
+if (@mem) {
+    print "| rows | job | worker VmHWM (kB) | worker RssAnon (kB) |\n";
+    print "| ---: | --- | ---: | ---: |\n";
+    my %seen;
+    for (@mem) {
+        /^memory\.(\d+)\.(\w+?)\.(?:vmhwm|rssanon)/ or next;
+        next if $seen{"$1.$2"}++;
+        printf "| %s | %s | %s | %s |\n", $1, $2, val("memory.$1.$2.vmhwm_kb"), val("memory.$1.$2.rssanon_kb");
+    }
+    print "\n";
+}
+
+# Sections 4, 5 and anything else: name, value, meaning
+for my $sec (['lock_waits', '### 4. lock_waits with many waiting sessions'],
+             ['lint', '### 5. lint() on a long migration script'],
+             ['', '### Other figures']) {
+    my ($prefix, $title) = @$sec;
+    my @rows = grep {
+        $prefix ? /^\Q$prefix\E[._]/
+                : !/^(backfill|load|growth|memory|lock_waits|lint)[._]/
+    } @order;
+    next unless @rows;
+    print "$title\n\n| figure | value | meaning |\n| --- | ---: | --- |\n";
+    for (@rows) {
+        (my $w = $what{$_}) =~ s/\|/\\|/g;
+        printf "| `%s` | %s %s | %s |\n", $_, $v{$_}, $unit{$_}, $w;
+    }
+    print "\n";
+}

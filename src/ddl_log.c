@@ -1,0 +1,199 @@
+/*-------------------------------------------------------------------------
+ *
+ * ddl_log.c
+ *	  The DDL log: an event trigger function that records every DDL
+ *	  command run in the database in migration_tools.ddl_log, so that
+ *	  migrations run by other tools, or by hand, are visible too.
+ *
+ * Two event triggers call it: ddl_command_end (one row per object a
+ * command created or altered, from pg_event_trigger_ddl_commands()) and
+ * sql_drop (one row per object dropped, from
+ * pg_event_trigger_dropped_objects(), leaving out the objects dropped only
+ * as internal or automatic parts of another, and the rules of views).  Each row has the command
+ * tag, the object, the session and current roles, the transaction and the
+ * migration version when the command ran inside apply() or the worker
+ * (migration_tools.applying_version).
+ *
+ * The log must never stand in the way of DDL: the insert runs in a
+ * subtransaction and any error is turned into a WARNING.  The row is
+ * written as the extension's owner, so that roles without access to the
+ * log can still run DDL.  Temporary objects, the commands of extension
+ * scripts and the extension's own creation and removal are not logged.
+ *
+ * IDENTIFICATION
+ *	  src/ddl_log.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "commands/event_trigger.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+
+#include "migration_tools.h"
+
+#define MT_VERSION_GUC	"migration_tools.applying_version"
+
+static const char *log_commands_sql =
+"INSERT INTO migration_tools.ddl_log"
+"  (event, command_tag, object_type, object_identity, schema_name,"
+"   session_user_name, current_user_name, transaction_id, migration_version)"
+" SELECT 'ddl_command_end', c.command_tag, c.object_type, c.object_identity,"
+"        c.schema_name, $1, $2, pg_catalog.txid_current(), $3"
+"   FROM pg_catalog.pg_event_trigger_ddl_commands() c"
+"  WHERE NOT c.in_extension"
+"    AND c.schema_name IS DISTINCT FROM 'pg_temp'"
+"    AND NOT (c.object_type = 'extension' AND c.object_identity = $4)";
+
+static const char *log_drops_sql =
+"INSERT INTO migration_tools.ddl_log"
+"  (event, command_tag, object_type, object_identity, schema_name,"
+"   session_user_name, current_user_name, transaction_id, migration_version)"
+" SELECT 'sql_drop', $5, d.object_type, d.object_identity,"
+"        d.schema_name, $1, $2, pg_catalog.txid_current(), $3"
+"   FROM pg_catalog.pg_event_trigger_dropped_objects() d"
+"  WHERE (d.original OR d.normal) AND NOT d.is_temporary"
+"    AND NOT (d.object_type = 'rule' AND d.object_identity LIKE '\"\\_RETURN\" on %')"
+"    AND NOT (d.object_type = 'extension' AND d.object_identity = $4)";
+
+PG_FUNCTION_INFO_V1(mt_ddl_log_trigger);
+
+/*
+ * migration_tools._ddl_log(): the event trigger function.
+ */
+Datum
+mt_ddl_log_trigger(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trigdata;
+	bool		drops;
+	Oid			nspid;
+	Oid			extoid;
+	const char *version;
+	Oid			argtypes[5] = {NAMEOID, NAMEOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"%s\" was not called by an event trigger",
+						"migration_tools._ddl_log")));
+	trigdata = (EventTriggerData *) fcinfo->context;
+	drops = (strcmp(trigdata->event, "sql_drop") == 0);
+
+	/*
+	 * Not while this extension is created or updated (its script's
+	 * commands are its own), nor once its log is gone (DROP EXTENSION).
+	 */
+	extoid = get_extension_oid(MT_EXTENSION_NAME, true);
+	if (!OidIsValid(extoid) || (creating_extension && CurrentExtensionObject == extoid))
+		PG_RETURN_NULL();
+	nspid = get_namespace_oid(MT_SCHEMA_NAME, true);
+	if (!OidIsValid(nspid) || !OidIsValid(get_relname_relid("ddl_log", nspid)))
+		PG_RETURN_NULL();
+
+	version = GetConfigOption(MT_VERSION_GUC, true, false);
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+
+	values[0] = CStringGetDatum(GetUserNameFromId(GetSessionUserId(), false));
+	values[1] = CStringGetDatum(GetUserNameFromId(save_userid, false));
+	values[2] = (version && version[0]) ? CStringGetTextDatum(version) : (Datum) 0;
+	nulls[2] = (version && version[0]) ? ' ' : 'n';
+	values[3] = CStringGetTextDatum(MT_EXTENSION_NAME);
+	values[4] = CStringGetTextDatum(GetCommandTagName(trigdata->tag));
+
+	/* name arguments must be NameData */
+	values[0] = NameGetDatum(DatumGetName(DirectFunctionCall1(namein, values[0])));
+	values[1] = NameGetDatum(DatumGetName(DirectFunctionCall1(namein, values[1])));
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+
+	/*
+	 * The insert runs as the extension's owner: nothing of the caller's
+	 * may be looked up on the way (operators, functions), so the
+	 * search_path is pinned; the subtransaction undoes the setting.
+	 */
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+
+	PG_TRY();
+	{
+		int			ret;
+		Oid			ownertypes[1] = {OIDOID};
+		Datum		ownervalues[1];
+
+		ownervalues[0] = ObjectIdGetDatum(extoid);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+
+		/* the log belongs to the extension's owner: write it as that role */
+		ret = SPI_execute_with_args("SELECT extowner FROM pg_catalog.pg_extension WHERE oid = $1",
+									1, ownertypes, ownervalues, NULL, true, 1);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not find the owner of extension \"%s\"", MT_EXTENSION_NAME);
+		else
+		{
+			bool		isnull;
+			Oid			extowner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+																  SPI_tuptable->tupdesc,
+																  1, &isnull));
+
+			SetUserIdAndSecContext(extowner, save_sec_context |
+								   SECURITY_LOCAL_USERID_CHANGE |
+								   SECURITY_RESTRICTED_OPERATION);
+		}
+
+		ret = SPI_execute_with_args(drops ? log_drops_sql : log_commands_sql,
+									drops ? 5 : 4, argtypes, values, nulls, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "could not insert into ddl_log: %s", SPI_result_code_string(ret));
+
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+		SPI_finish();
+		AtEOXact_GUC(true, save_nestlevel);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+
+		/* a cancel request is for the command, not for us */
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+
+		ereport(WARNING,
+				(errmsg("could not record a DDL command in migration_tools.ddl_log: %s",
+						edata->message),
+				 errdetail("The command itself was not affected.")));
+	}
+	PG_END_TRY();
+
+	PG_RETURN_NULL();
+}
