@@ -29,6 +29,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
+#include "nodes/parsenodes.h"
 #include "parser/parser.h"
 #include "parser/scansup.h"
 #include "storage/lock.h"
@@ -266,6 +267,36 @@ add_rv_lock(List *locks, RangeVar *rv, LOCKMODE mode)
 
 static List *statement_locks(Node *stmt);
 
+/*
+ * The locks of an already analysed query (the guard sees those inside
+ * CREATE TABLE AS and EXPLAIN): each relation at the mode the analyser
+ * recorded, subqueries and WITH queries included.
+ */
+static List *
+add_analysed_query_locks(List *locks, Query *query)
+{
+	ListCell   *lc;
+
+	check_stack_depth();
+	foreach(lc, query->rtable)
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+
+		if (rte->rtekind == RTE_RELATION && OidIsValid(rte->relid))
+			locks = add_lock(locks, rte->relid, rte->rellockmode);
+		else if (rte->rtekind == RTE_SUBQUERY && rte->subquery)
+			locks = add_analysed_query_locks(locks, rte->subquery);
+	}
+	foreach(lc, query->cteList)
+	{
+		CommonTableExpr *cte = (CommonTableExpr *) lfirst(lc);
+
+		if (cte->ctequery && IsA(cte->ctequery, Query))
+			locks = add_analysed_query_locks(locks, (Query *) cte->ctequery);
+	}
+	return locks;
+}
+
 /* Context of the walk that collects the tables a query reads or writes. */
 typedef struct RelWalkContext
 {
@@ -286,6 +317,11 @@ collect_relations_walker(Node *node, RelWalkContext *ctx)
 		return false;
 	check_stack_depth();
 	CHECK_FOR_INTERRUPTS();
+	if (IsA(node, Query))
+	{
+		ctx->locks = add_analysed_query_locks(ctx->locks, (Query *) node);
+		return false;
+	}
 	if (IsA(node, InsertStmt) || IsA(node, UpdateStmt) ||
 		IsA(node, DeleteStmt) || IsA(node, MergeStmt))
 	{
@@ -784,6 +820,9 @@ statement_locks(Node *stmt)
 			locks = add_lock(locks, InvalidOid, AccessExclusiveLock);
 			locks = add_query_locks(locks, ((CreateTableAsStmt *) stmt)->query,
 									AccessShareLock);
+			break;
+		case T_Query:
+			locks = add_analysed_query_locks(locks, (Query *) stmt);
 			break;
 		case T_ExplainStmt:
 			{
