@@ -473,6 +473,27 @@ statement_needs_top_level(Node *stmt)
 				}
 				return true;
 			}
+		case T_AlterSubscriptionStmt:
+			{
+				AlterSubscriptionStmt *s = (AlterSubscriptionStmt *) stmt;
+				ListCell   *lc;
+
+				if (s->kind == ALTER_SUBSCRIPTION_REFRESH)
+					return true;
+				if (s->kind != ALTER_SUBSCRIPTION_SET_PUBLICATION &&
+					s->kind != ALTER_SUBSCRIPTION_ADD_PUBLICATION &&
+					s->kind != ALTER_SUBSCRIPTION_DROP_PUBLICATION)
+					return false;
+				/* publication changes refresh by default */
+				foreach(lc, s->options)
+				{
+					DefElem    *opt = (DefElem *) lfirst(lc);
+
+					if (strcmp(opt->defname, "refresh") == 0)
+						return mt_option_is_true(list_make1(opt), "refresh");
+				}
+				return true;
+			}
 		case T_AlterDatabaseStmt:
 			{
 				ListCell   *lc;
@@ -549,8 +570,14 @@ alter_table_locks(List *locks, AlterTableStmt *stmt)
 			case AT_AttachPartition:
 			case AT_DetachPartition:
 				if (cmd->def && IsA(cmd->def, PartitionCmd))
-					locks = add_rv_lock(locks, ((PartitionCmd *) cmd->def)->name,
+				{
+					PartitionCmd *pc = (PartitionCmd *) cmd->def;
+
+					/* a concurrent detach takes less on the partition too */
+					locks = add_rv_lock(locks, pc->name,
+										pc->concurrent ? ShareUpdateExclusiveLock :
 										AccessExclusiveLock);
+				}
 				break;
 			default:
 				break;
