@@ -259,6 +259,7 @@ add_lock(List *locks, Oid relid, LOCKMODE mode)
 	return lappend(locks, t);
 }
 
+/* add_lock() for a relation named in the script. */
 static List *
 add_rv_lock(List *locks, RangeVar *rv, LOCKMODE mode)
 {
@@ -354,6 +355,7 @@ collect_relations_walker(Node *node, RelWalkContext *ctx)
 									  (void *) ctx);
 }
 
+/* Add the locks a query (or an expression of a DML statement) takes. */
 static List *
 add_query_locks(List *locks, Node *query, LOCKMODE mode)
 {
