@@ -408,7 +408,7 @@ mt_option_is_true(List *options, const char *name)
 	return false;
 }
 
-/* Does a CREATE TABLE / ADD COLUMN constraint list hold a foreign key? */
+/* SHARE ROW EXCLUSIVE on the tables that foreign keys in a constraint list reference. */
 static List *
 add_fk_locks(List *locks, List *constraints)
 {
