@@ -37,4 +37,23 @@ SELECT * FROM migration_tools.lock_waiters_of(pg_backend_pid());
 SELECT * FROM migration_tools.lock_waiters_of(NULL);
 SELECT * FROM migration_tools.lock_waiters_of(0);
 
+-- lock_waits and lock_tree with nothing waiting on or behind us
+SELECT count(*) FROM migration_tools.lock_waits
+WHERE waiting_pid = pg_backend_pid() OR blocking_pid = pg_backend_pid();
+SELECT count(*) FROM migration_tools.lock_tree() t
+WHERE t LIKE '%pid ' || pg_backend_pid() || ' %';
+
+-- the columns of lock_waits, in order
+SELECT attnum, attname, atttypid::regtype
+FROM pg_attribute
+WHERE attrelid = 'migration_tools.lock_waits'::regclass AND attnum > 0
+ORDER BY attnum;
+
+-- ages in lock_tree do not depend on IntervalStyle
+SET IntervalStyle = postgres_verbose;
+SELECT migration_tools._lock_age(i)
+FROM unnest(ARRAY['0'::interval, '-5 s', '59.9 s', '1 h 2 min 3 s',
+                  '1 day 25:00:01', '400 days']) AS i;
+RESET IntervalStyle;
+
 DROP TABLE locks_t;

@@ -95,7 +95,10 @@ CREATE TABLE rails_app.schema_migrations (version varchar PRIMARY KEY);
 INSERT INTO rails_app.schema_migrations VALUES ('20240401000000'), ('20240402000000');
 -- two schema_migrations tables now: which one is ambiguous
 SELECT migration_tools.import_history('rails');
-SELECT migration_tools.import_history('rails', 'rails_app.schema_migrations');
+-- the table argument resolves with the caller's search_path
+SET search_path = rails_app, public;
+SELECT migration_tools.import_history('rails', 'schema_migrations');
+RESET search_path;
 SELECT version, description, state FROM migration_tools.migrations
 WHERE version LIKE '2024040%' ORDER BY version;
 

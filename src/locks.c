@@ -23,8 +23,9 @@
  *
  * Parallel workers are folded into their leader (leaderPid): a session is
  * its lock group.  Prepared transactions hold their locks through a dummy
- * PGPROC with pid 0; its lxid is the prepared transaction's xid, which is
- * how we tell them apart and how SQL finds their gid in pg_prepared_xacts.
+ * PGPROC with pid 0, which keeps the virtual transaction id of the session
+ * that prepared it and holds the lock on the transaction's xid: that is how
+ * we tell them apart, and how SQL finds their gid in pg_prepared_xacts.
  *
  * The chains (depth, root blocker) are computed over the waits-for graph
  * by a breadth-first walk from the root blockers, so cycles (a deadlock not
@@ -76,7 +77,7 @@ typedef struct MtRequest
 	int			rawpid;			/* pid of the process actually waiting */
 	LOCKMODE	mode;
 	TimestampTz wait_start;		/* 0 if not known yet */
-	int			queue_pos;		/* position in the wait queue, INT_MAX if
+	int			queue_pos;		/* position in the wait queue, PG_INT32_MAX if
 								 * unknown */
 } MtRequest;
 
@@ -126,6 +127,7 @@ static const char *const mt_mode_sql_names[] = {
 
 #define MT_NUM_MODES	8
 
+PG_FUNCTION_INFO_V1(mt_lock_waits_srf);
 PG_FUNCTION_INFO_V1(mt_lock_conflicts_srf);
 PG_FUNCTION_INFO_V1(mt_lock_mode_name);
 
@@ -148,6 +150,67 @@ my_leader_pid(void)
 	return MyProcPid;
 }
 
+/*
+ * Prepared transactions of the last snapshot read: their dummy PGPROC keeps
+ * the virtual transaction id of the session that prepared them, and holds
+ * the ExclusiveLock on their xid, which is how SQL finds them in
+ * pg_prepared_xacts.
+ */
+typedef struct MtPrepared
+{
+	BackendId	backend;
+	LocalTransactionId lxid;
+	TransactionId xid;
+} MtPrepared;
+
+static MtPrepared *mt_prepared = NULL;
+static int	mt_nprepared = 0;
+
+/*
+ * Read the lock manager: GetLockStatusData(), plus the xids of the prepared
+ * transactions found in it.
+ */
+static LockData *
+read_lock_status(void)
+{
+	LockData   *data = GetLockStatusData();
+	int			i;
+	int			j;
+
+	mt_prepared = NULL;
+	mt_nprepared = 0;
+	for (i = 0; i < data->nelements; i++)
+	{
+		LockInstanceData *inst = &data->locks[i];
+		TransactionId xid;
+
+		if (inst->pid != 0 ||
+			inst->locktag.locktag_type != LOCKTAG_TRANSACTION ||
+			(inst->holdMask & LOCKBIT_ON(ExclusiveLock)) == 0)
+			continue;
+		xid = (TransactionId) inst->locktag.locktag_field1;
+		if (mt_prepared == NULL)
+			mt_prepared = palloc(sizeof(MtPrepared) * data->nelements);
+		for (j = 0; j < mt_nprepared; j++)
+		{
+			if (mt_prepared[j].backend == inst->backend &&
+				mt_prepared[j].lxid == inst->lxid)
+				break;
+		}
+		if (j == mt_nprepared)
+		{
+			mt_prepared[j].backend = inst->backend;
+			mt_prepared[j].lxid = inst->lxid;
+			mt_prepared[j].xid = xid;
+			mt_nprepared++;
+		}
+		/* subtransactions' xids follow their top transaction's */
+		else if (TransactionIdPrecedes(xid, mt_prepared[j].xid))
+			mt_prepared[j].xid = xid;
+	}
+	return data;
+}
+
 /* Who holds the lock instance: its session, or its prepared transaction. */
 static MtHolder
 instance_holder(const LockInstanceData *inst)
@@ -156,9 +219,17 @@ instance_holder(const LockInstanceData *inst)
 
 	if (inst->pid == 0)
 	{
-		/* dummy PGPROC of a prepared transaction: lxid is its xid */
+		int			j;
+
+		/* dummy PGPROC of a prepared transaction */
 		h.pid = 0;
-		h.xid = (TransactionId) inst->lxid;
+		h.xid = InvalidTransactionId;
+		for (j = 0; j < mt_nprepared; j++)
+		{
+			if (mt_prepared[j].backend == inst->backend &&
+				mt_prepared[j].lxid == inst->lxid)
+				h.xid = mt_prepared[j].xid;
+		}
 	}
 	else
 	{
@@ -166,6 +237,20 @@ instance_holder(const LockInstanceData *inst)
 		h.xid = InvalidTransactionId;
 	}
 	return h;
+}
+
+static bool
+holder_equal(MtHolder a, MtHolder b)
+{
+	return a.pid == b.pid && a.xid == b.xid;
+}
+
+static int64
+holder_key(MtHolder h)
+{
+	if (h.pid == 0)
+		return -((int64) h.xid) - 1;
+	return h.pid;
 }
 
 /* The conflict mask of mode in the lock method of the given tag. */
@@ -346,7 +431,7 @@ mt_lock_conflicts(Oid dboid, Oid relid, LOCKMODE mode)
 	SET_LOCKTAG_RELATION(tag, dboid, relid);
 	conflicts = conflict_mask(&tag, mode);
 
-	data = GetLockStatusData();
+	data = read_lock_status();
 
 	for (i = 0; i < data->nelements; i++)
 	{
@@ -479,7 +564,7 @@ mt_lock_conflicts_srf(PG_FUNCTION_ARGS)
 int
 mt_lock_waiters_of(int pid, double *longest_wait_ms)
 {
-	LockData   *data = GetLockStatusData();
+	LockData   *data = read_lock_status();
 	TimestampTz now = GetCurrentTimestamp();
 	int		   *idx = sorted_instances(data);
 	TimestampTz oldest = 0;
@@ -570,4 +655,522 @@ mt_lock_waiters_of_sql(PG_FUNCTION_ARGS)
 								Int32GetDatum(0), Int32GetDatum(0),
 								Float8GetDatum(longest_ms / 1000.0))));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/* ----------------------------------------------------------------
+ * Who waits for whom
+ * ----------------------------------------------------------------
+ */
+
+/* Add a (request, blocker) pair, or strengthen the one already there. */
+static void
+add_edge(MtLockWaits *w, int first_edge, int request, MtHolder blocker,
+		 bool hard, LOCKMODE mode)
+{
+	int			i;
+	MtWaitEdge *e;
+
+	/* the edges of one request are contiguous, from first_edge on */
+	for (i = first_edge; i < w->nedges; i++)
+	{
+		e = &w->edges[i];
+		if (e->request == request && holder_equal(e->blocker, blocker))
+		{
+			/* holding a conflicting lock wins over being queued ahead */
+			if (hard && !e->hard)
+			{
+				e->hard = true;
+				e->blocker_mode = mode;
+			}
+			else if (hard == e->hard && mode > e->blocker_mode)
+				e->blocker_mode = mode;
+			return;
+		}
+	}
+
+	if (w->nedges >= w->maxedges)
+	{
+		w->maxedges *= 2;
+		w->edges = repalloc_huge(w->edges, sizeof(MtWaitEdge) * w->maxedges);
+	}
+	e = &w->edges[w->nedges++];
+	e->request = request;
+	e->blocker = blocker;
+	e->hard = hard;
+	e->blocker_mode = mode;
+}
+
+/*
+ * Set queue_pos of the requests [first, last) awaiting one lock object,
+ * whose instances are idx[start..end).
+ *
+ * GetBlockerStatusData(pid) lists, in order, the processes queued ahead of
+ * pid on the lock it awaits.  Asked for the last process of the queue, it
+ * gives the whole queue: we ask for the request that started waiting last,
+ * and only ask again if some waiters of our snapshot are missing from the
+ * answer (the queue changed in between, or was rearranged to avoid a
+ * deadlock).  Each call reads its own consistent snapshot of that lock.
+ */
+static void
+fetch_queue_order(MtLockWaits *w, int *idx, int start, int end,
+				  int first, int last, MemoryContext tmpcxt)
+{
+	const LOCKTAG *tag = &w->data->locks[idx[start]].locktag;
+	int		   *queue = NULL;
+	int			qlen = 0;
+	bool	   *tried = palloc0(sizeof(bool) * (last - first));
+	int			r;
+	int			k;
+
+	for (;;)
+	{
+		int			cand = -1;
+		MemoryContext old;
+		BlockedProcsData *bs;
+		int			p;
+
+		/* the untried request missing from the queue that waited least */
+		for (r = first; r < last; r++)
+		{
+			MtRequest  *req = &w->requests[r];
+			bool		known = false;
+
+			if (tried[r - first])
+				continue;
+			for (k = 0; k < qlen && !known; k++)
+				known = (queue[k] == req->rawpid);
+			if (known)
+				continue;
+			if (cand < 0 ||
+				req->wait_start == 0 ||
+				(w->requests[cand].wait_start != 0 &&
+				 req->wait_start > w->requests[cand].wait_start))
+				cand = r;
+		}
+		if (cand < 0)
+			break;
+		tried[cand - first] = true;
+
+		old = MemoryContextSwitchTo(tmpcxt);
+		bs = GetBlockerStatusData(w->requests[cand].rawpid);
+		MemoryContextSwitchTo(old);
+
+		for (p = 0; p < bs->nprocs; p++)
+		{
+			BlockedProcData *bp = &bs->procs[p];
+
+			if (bp->pid != w->requests[cand].rawpid || bp->num_locks <= 0)
+				continue;
+			if (locktag_cmp(&bs->locks[bp->first_lock].locktag, tag) != 0)
+				continue;		/* it waits for something else by now */
+			if (bp->num_waiters + 1 > qlen)
+			{
+				if (queue)
+					pfree(queue);
+				qlen = bp->num_waiters + 1;
+				queue = palloc(sizeof(int) * qlen);
+				memcpy(queue, &bs->waiter_pids[bp->first_waiter],
+					   sizeof(int) * bp->num_waiters);
+				queue[qlen - 1] = bp->pid;
+			}
+		}
+		MemoryContextReset(tmpcxt);
+	}
+
+	/* a request's position is that of the first of its processes */
+	for (k = qlen - 1; k >= 0; k--)
+	{
+		int			i;
+
+		for (i = start; i < end; i++)
+		{
+			LockInstanceData *inst = &w->data->locks[idx[i]];
+
+			if (inst->pid != queue[k] || inst->waitLockMode == NoLock)
+				continue;
+			for (r = first; r < last; r++)
+			{
+				MtRequest  *req = &w->requests[r];
+
+				if (req->pid == instance_holder(inst).pid &&
+					req->mode == inst->waitLockMode)
+					req->queue_pos = k;
+			}
+		}
+	}
+	if (queue)
+		pfree(queue);
+	pfree(tried);
+}
+
+/* The node of the waits-for graph for key, created if need be. */
+static MtNode *
+graph_node(HTAB *nodes, int64 key)
+{
+	bool		found;
+	MtNode	   *n = hash_search(nodes, &key, HASH_ENTER, &found);
+
+	if (!found)
+	{
+		n->waits = false;
+		n->level = -1;
+		n->root = 0;
+	}
+	return n;
+}
+
+/*
+ * Depth of every node: the length of the shortest chain of waits from it
+ * to a root blocker (a session that blocks others and waits for nothing),
+ * and which root that is (the smallest key on ties).  A breadth-first walk
+ * from the roots, one level per pass over the edges: nodes in a cycle that
+ * leads to no root keep level -1.
+ */
+static void
+compute_chains(MtLockWaits *w)
+{
+	HASHCTL		ctl;
+	HASH_SEQ_STATUS seq;
+	MtNode	   *n;
+	int			level;
+	int			i;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(MtNode);
+	ctl.hcxt = CurrentMemoryContext;
+	w->nodes = hash_create("migration_tools lock waits graph",
+						   Max(w->nedges, 16), &ctl,
+						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+	for (i = 0; i < w->nedges; i++)
+	{
+		MtWaitEdge *e = &w->edges[i];
+
+		graph_node(w->nodes, w->requests[e->request].pid)->waits = true;
+		graph_node(w->nodes, holder_key(e->blocker));
+	}
+
+	hash_seq_init(&seq, w->nodes);
+	while ((n = hash_seq_search(&seq)) != NULL)
+	{
+		if (!n->waits)
+		{
+			n->level = 0;
+			n->root = n->key;
+		}
+	}
+
+	for (level = 0;; level++)
+	{
+		bool		assigned = false;
+
+		for (i = 0; i < w->nedges; i++)
+		{
+			MtWaitEdge *e = &w->edges[i];
+			int64		wkey = w->requests[e->request].pid;
+			int64		bkey = holder_key(e->blocker);
+			MtNode	   *b = hash_search(w->nodes, &bkey, HASH_FIND, NULL);
+			MtNode	   *wn = hash_search(w->nodes, &wkey, HASH_FIND, NULL);
+
+			if (b->level != level)
+				continue;
+			if (wn->level == -1)
+			{
+				wn->level = level + 1;
+				wn->root = b->root;
+				assigned = true;
+			}
+			else if (wn->level == level + 1 && b->root < wn->root)
+				wn->root = b->root;
+		}
+		if (!assigned)
+			break;
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * Read the lock manager once and work out every (waiting request, blocker)
+ * pair, with the chains they form.
+ */
+static MtLockWaits *
+collect_lock_waits(void)
+{
+	MtLockWaits *w = palloc0(sizeof(MtLockWaits));
+	MemoryContext tmpcxt;
+	int		   *idx;
+	int			start;
+
+	w->data = read_lock_status();
+	w->taken_at = GetCurrentTimestamp();
+	idx = sorted_instances(w->data);
+	w->requests = palloc(sizeof(MtRequest) * Max(w->data->nelements, 1));
+	w->maxedges = 64;
+	w->edges = palloc(sizeof(MtWaitEdge) * w->maxedges);
+
+	tmpcxt = AllocSetContextCreate(CurrentMemoryContext,
+								   "migration_tools lock queue",
+								   ALLOCSET_DEFAULT_SIZES);
+
+	start = 0;
+	while (start < w->data->nelements)
+	{
+		LOCKTAG    *tag = &w->data->locks[idx[start]].locktag;
+		int			end = start + 1;
+		int			first = w->nrequests;
+		int			r;
+		int			q;
+		int			i;
+		bool		need_queue = false;
+
+		while (end < w->data->nelements &&
+			   locktag_cmp(&w->data->locks[idx[end]].locktag, tag) == 0)
+			end++;
+
+		/* the waiting requests on this object, one per session and mode */
+		for (i = start; i < end; i++)
+		{
+			LockInstanceData *inst = &w->data->locks[idx[i]];
+			MtHolder	h;
+			MtRequest  *req = NULL;
+
+			if (inst->waitLockMode == NoLock || inst->pid == 0)
+				continue;
+			h = instance_holder(inst);
+			for (r = first; r < w->nrequests; r++)
+				if (w->requests[r].pid == h.pid &&
+					w->requests[r].mode == inst->waitLockMode)
+					req = &w->requests[r];
+			if (req == NULL)
+			{
+				req = &w->requests[w->nrequests++];
+				req->inst = idx[i];
+				req->pid = h.pid;
+				req->rawpid = inst->pid;
+				req->mode = inst->waitLockMode;
+				req->wait_start = inst->waitStart;
+				req->queue_pos = PG_INT32_MAX;
+			}
+			else if (inst->waitStart != 0 &&
+					 (req->wait_start == 0 || inst->waitStart < req->wait_start))
+				req->wait_start = inst->waitStart;
+		}
+		if (w->nrequests == first)
+		{
+			start = end;
+			continue;
+		}
+
+		/* queue order matters only if two sessions' requests conflict */
+		for (r = first; r < w->nrequests && !need_queue; r++)
+			for (q = r + 1; q < w->nrequests && !need_queue; q++)
+				if (w->requests[r].pid != w->requests[q].pid &&
+					(conflict_mask(tag, w->requests[r].mode) &
+					 LOCKBIT_ON(w->requests[q].mode)))
+					need_queue = true;
+		if (need_queue)
+			fetch_queue_order(w, idx, start, end, first, w->nrequests, tmpcxt);
+
+		for (r = first; r < w->nrequests; r++)
+		{
+			MtRequest  *req = &w->requests[r];
+			LOCKMASK	conflicts = conflict_mask(tag, req->mode);
+			int			first_edge = w->nedges;
+
+			/* hard: sessions holding a conflicting mode */
+			for (i = start; i < end; i++)
+			{
+				LockInstanceData *inst = &w->data->locks[idx[i]];
+				MtHolder	h = instance_holder(inst);
+				LOCKMODE	m;
+
+				if (h.pid == req->pid)
+					continue;
+				m = strongest_mode(inst->holdMask & conflicts);
+				if (m != NoLock)
+					add_edge(w, first_edge, r, h, true, m);
+			}
+
+			/* soft: sessions queued ahead for a conflicting mode */
+			if (!need_queue)
+				continue;
+			for (q = first; q < w->nrequests; q++)
+			{
+				MtRequest  *ahead = &w->requests[q];
+				MtHolder	h;
+
+				if (ahead->pid == req->pid ||
+					ahead->queue_pos >= req->queue_pos ||
+					(conflicts & LOCKBIT_ON(ahead->mode)) == 0)
+					continue;
+				h.pid = ahead->pid;
+				h.xid = InvalidTransactionId;
+				add_edge(w, first_edge, r, h, false, ahead->mode);
+			}
+		}
+		start = end;
+		CHECK_FOR_INTERRUPTS();
+	}
+
+	MemoryContextDelete(tmpcxt);
+	pfree(idx);
+	compute_chains(w);
+	return w;
+}
+
+#define MT_LOCK_WAITS_COLS	22
+
+/*
+ * SQL: migration_tools._lock_waits(): one row per (waiting lock request,
+ * blocker) from one read of the lock manager; the lock_waits view adds
+ * what pg_stat_activity shows of both sessions.
+ */
+Datum
+mt_lock_waits_srf(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MtLockWaits *w;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	w = collect_lock_waits();
+
+	for (i = 0; i < w->nedges; i++)
+	{
+		MtWaitEdge *e = &w->edges[i];
+		MtRequest  *req = &w->requests[e->request];
+		LockInstanceData *inst = &w->data->locks[req->inst];
+		const LOCKTAG *tag = &inst->locktag;
+		Datum		values[MT_LOCK_WAITS_COLS];
+		bool		nulls[MT_LOCK_WAITS_COLS];
+		int64		bkey = holder_key(e->blocker);
+		MtNode	   *b = hash_search(w->nodes, &bkey, HASH_FIND, NULL);
+		bool		has_db = false;
+		bool		has_rel = false;
+
+		memset(values, 0, sizeof(values));
+		memset(nulls, true, sizeof(nulls));
+
+		values[0] = Int32GetDatum(req->pid);
+		nulls[0] = false;
+		if (req->wait_start != 0)
+		{
+			values[1] = TimestampTzGetDatum(req->wait_start);
+			nulls[1] = false;
+			values[2] = DirectFunctionCall2(timestamp_mi,
+											TimestampTzGetDatum(w->taken_at),
+											TimestampTzGetDatum(req->wait_start));
+			nulls[2] = false;
+		}
+		if (tag->locktag_type <= LOCKTAG_LAST_TYPE)
+			values[3] = CStringGetTextDatum(LockTagTypeNames[tag->locktag_type]);
+		else
+			values[3] = CStringGetTextDatum(psprintf("unknown %d",
+													 (int) tag->locktag_type));
+		nulls[3] = false;
+		values[4] = CStringGetTextDatum(GetLockmodeName(tag->locktag_lockmethodid,
+														req->mode));
+		nulls[4] = false;
+
+		/* the object, decoded as pg_locks does */
+		switch ((LockTagType) tag->locktag_type)
+		{
+			case LOCKTAG_TUPLE:
+				values[9] = Int16GetDatum(tag->locktag_field4);
+				nulls[9] = false;
+				/* FALLTHROUGH */
+			case LOCKTAG_PAGE:
+				values[8] = Int32GetDatum(tag->locktag_field3);
+				nulls[8] = false;
+				/* FALLTHROUGH */
+			case LOCKTAG_RELATION:
+			case LOCKTAG_RELATION_EXTEND:
+				has_rel = true;
+				/* FALLTHROUGH */
+			case LOCKTAG_DATABASE_FROZEN_IDS:
+				has_db = true;
+				break;
+			case LOCKTAG_TRANSACTION:
+				values[11] = TransactionIdGetDatum(tag->locktag_field1);
+				nulls[11] = false;
+				break;
+			case LOCKTAG_VIRTUALTRANSACTION:
+				values[10] = CStringGetTextDatum(psprintf("%d/%u",
+														  (int) tag->locktag_field1,
+														  tag->locktag_field2));
+				nulls[10] = false;
+				break;
+			case LOCKTAG_SPECULATIVE_TOKEN:
+				values[11] = TransactionIdGetDatum(tag->locktag_field1);
+				nulls[11] = false;
+				values[13] = ObjectIdGetDatum(tag->locktag_field2);
+				nulls[13] = false;
+				break;
+			case LOCKTAG_OBJECT:
+			case LOCKTAG_USERLOCK:
+			case LOCKTAG_ADVISORY:
+			default:
+				has_db = true;
+				values[12] = ObjectIdGetDatum(tag->locktag_field2);
+				values[13] = ObjectIdGetDatum(tag->locktag_field3);
+				values[14] = Int16GetDatum(tag->locktag_field4);
+				nulls[12] = nulls[13] = nulls[14] = false;
+				break;
+		}
+		if (has_db)
+		{
+			values[5] = ObjectIdGetDatum(tag->locktag_field1);
+			nulls[5] = false;
+		}
+		if (has_rel)
+		{
+			values[6] = ObjectIdGetDatum(tag->locktag_field2);
+			nulls[6] = false;
+			/* regclass only resolves names in this database's catalogs */
+			if (tag->locktag_field1 == MyDatabaseId ||
+				tag->locktag_field1 == InvalidOid)
+			{
+				values[7] = ObjectIdGetDatum(tag->locktag_field2);
+				nulls[7] = false;
+			}
+		}
+
+		/* the blocker */
+		if (e->blocker.pid != 0)
+		{
+			values[15] = Int32GetDatum(e->blocker.pid);
+			nulls[15] = false;
+		}
+		else
+		{
+			values[16] = TransactionIdGetDatum(e->blocker.xid);
+			nulls[16] = false;
+		}
+		values[17] = CStringGetTextDatum(e->hard ? "hard" : "soft");
+		nulls[17] = false;
+		values[18] = CStringGetTextDatum(GetLockmodeName(tag->locktag_lockmethodid,
+														 e->blocker_mode));
+		nulls[18] = false;
+
+		/* the chain */
+		if (b != NULL && b->level >= 0)
+		{
+			values[19] = Int32GetDatum(b->level + 1);
+			nulls[19] = false;
+			if (b->root >= 0)
+			{
+				values[20] = Int32GetDatum((int32) b->root);
+				nulls[20] = false;
+			}
+			else
+			{
+				values[21] = TransactionIdGetDatum((TransactionId) (-(b->root + 1)));
+				nulls[21] = false;
+			}
+		}
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }

@@ -66,3 +66,201 @@ AS 'MODULE_PATHNAME', 'mt_lock_waiters_of_sql'
 LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION migration_tools.lock_waiters_of(integer) IS
 'How many sessions wait right now on locks held by the session pid, and the longest of their waits so far';
+
+CREATE FUNCTION migration_tools._lock_waits(
+    OUT waiting_pid integer, OUT wait_started timestamptz,
+    OUT wait_duration interval, OUT locktype text, OUT mode text,
+    OUT database oid, OUT relation_oid oid, OUT relation regclass,
+    OUT page integer, OUT tuple smallint, OUT virtualxid text,
+    OUT transactionid xid, OUT classid oid, OUT objid oid,
+    OUT objsubid smallint, OUT blocking_pid integer,
+    OUT blocking_prepared_xid xid, OUT blocking_kind text,
+    OUT blocking_mode text, OUT depth integer,
+    OUT root_blocking_pid integer, OUT root_prepared_xid xid)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'mt_lock_waits_srf'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION migration_tools._lock_waits() IS
+'Every (waiting lock request, blocker) pair from one read of the lock manager (internal: see the lock_waits view)';
+
+CREATE VIEW migration_tools.lock_waits AS
+WITH activity AS MATERIALIZED (
+    SELECT pid, query, usename, state, xact_start, application_name
+    FROM pg_catalog.pg_stat_activity
+)
+SELECT w.waiting_pid,
+       wa.query AS waiting_query,
+       wa.usename AS waiting_role,
+       w.wait_started,
+       w.wait_duration,
+       w.locktype,
+       w.mode,
+       w.relation,
+       w.blocking_pid,
+       ba.query AS blocking_query,
+       CASE WHEN w.blocking_prepared_xid IS NOT NULL THEN 'prepared'
+            ELSE ba.state END AS blocking_state,
+       ba.xact_start AS blocking_xact_start,
+       w.blocking_mode,
+       w.depth,
+       w.root_blocking_pid,
+       w.blocking_kind,
+       wa.application_name AS waiting_application_name,
+       coalesce(ba.usename, bp.owner) AS blocking_role,
+       ba.application_name AS blocking_application_name,
+       w.blocking_prepared_xid,
+       bp.gid AS blocking_gid,
+       bp.prepared AS blocking_prepared_at,
+       w.root_prepared_xid,
+       rp.gid AS root_blocking_gid,
+       w.database,
+       w.relation_oid,
+       w.page,
+       w.tuple,
+       w.virtualxid,
+       w.transactionid,
+       w.classid,
+       w.objid,
+       w.objsubid,
+       CASE WHEN w.locktype = 'advisory' AND w.objsubid = 1
+            THEN (w.classid::bigint << 32) | w.objid::bigint END AS advisory_key
+FROM migration_tools._lock_waits() w
+LEFT JOIN activity wa ON wa.pid = w.waiting_pid
+LEFT JOIN activity ba ON ba.pid = w.blocking_pid
+LEFT JOIN pg_catalog.pg_prepared_xacts bp ON bp.transaction = w.blocking_prepared_xid
+LEFT JOIN pg_catalog.pg_prepared_xacts rp ON rp.transaction = w.root_prepared_xid;
+COMMENT ON VIEW migration_tools.lock_waits IS
+'Who waits for whom: one row per (waiting lock request, blocker), hard (holds a conflicting lock) or soft (queued ahead), with the chain depth and root blocker';
+GRANT SELECT ON migration_tools.lock_waits TO PUBLIC;
+
+CREATE FUNCTION migration_tools._lock_age(age interval)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN e >= 86400 THEN floor(e / 86400)::bigint || 'd ' ELSE '' END
+           || lpad((floor(e / 3600)::bigint % 24)::text, 2, '0') || ':'
+           || lpad((floor(e / 60)::bigint % 60)::text, 2, '0') || ':'
+           || lpad((floor(e)::bigint % 60)::text, 2, '0')
+    FROM (SELECT greatest(extract(epoch FROM age), 0) AS e) s
+$$;
+COMMENT ON FUNCTION migration_tools._lock_age(interval) IS
+'An age as [Nd ]HH:MM:SS whatever IntervalStyle is (internal: used by lock_tree)';
+
+CREATE FUNCTION migration_tools.lock_tree()
+RETURNS SETOF text
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE w AS MATERIALIZED (
+        SELECT l.*,
+               coalesce(l.blocking_pid::text, 'xid ' || l.blocking_prepared_xid::text) AS blocker_key,
+               coalesce(to_char(l.wait_started AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS'), '99999999999999999999')
+                   || lpad(l.waiting_pid::text, 10, '0') AS sort_key
+        FROM migration_tools.lock_waits l
+    ),
+    -- each waiter is drawn once, under the blocker on its shortest chain;
+    -- its other blockers are listed on its line
+    parent AS (
+        SELECT DISTINCT ON (waiting_pid) *
+        FROM w
+        WHERE depth IS NOT NULL
+        ORDER BY waiting_pid, depth, blocking_kind, blocker_key
+    ),
+    others AS (
+        SELECT w.waiting_pid,
+               string_agg(format('%s (%s: %s %s)',
+                                 CASE WHEN w.blocking_pid IS NULL THEN 'prepared ' || w.blocker_key
+                                      ELSE 'pid ' || w.blocking_pid END,
+                                 w.blocking_kind,
+                                 CASE w.blocking_kind WHEN 'hard' THEN 'holds' ELSE 'queued ahead for' END,
+                                 w.blocking_mode),
+                          ', ' ORDER BY w.blocking_kind, w.blocker_key) AS also
+        FROM w JOIN parent p USING (waiting_pid)
+        WHERE w.blocker_key <> p.blocker_key
+        GROUP BY w.waiting_pid
+    ),
+    roots AS (
+        SELECT DISTINCT ON (blocker_key)
+               blocker_key AS node,
+               coalesce(to_char(blocking_xact_start AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS'), '99999999999999999999')
+                   || lpad(coalesce(blocking_pid, 0)::text, 10, '0') AS sort_key,
+               CASE WHEN blocking_pid IS NULL THEN
+                   format('prepared transaction %s (%s, %s), prepared %s ago, blocks %s',
+                          coalesce(quote_literal(blocking_gid), '?'), blocker_key,
+                          coalesce(blocking_role::text, '?'),
+                          coalesce(migration_tools._lock_age(clock_timestamp() - blocking_prepared_at), '?'),
+                          blocks)
+               ELSE
+                   format('pid %s%s (%s) %s%s, blocks %s: %s',
+                          blocking_pid,
+                          CASE WHEN coalesce(blocking_application_name, '') <> ''
+                               THEN format(' [%s]', blocking_application_name) ELSE '' END,
+                          coalesce(blocking_role::text, '?'),
+                          coalesce(blocking_state, '?'),
+                          CASE WHEN blocking_xact_start IS NOT NULL
+                               THEN format(', xact %s', migration_tools._lock_age(clock_timestamp() - blocking_xact_start))
+                               ELSE '' END,
+                          blocks,
+                          coalesce(blocking_query, '?'))
+               END AS line
+        FROM (SELECT w.*,
+                     CASE c.n WHEN 1 THEN '1 session' ELSE c.n || ' sessions' END AS blocks
+              FROM w
+              JOIN (SELECT blocker_key, count(DISTINCT waiting_pid) AS n
+                    FROM w GROUP BY blocker_key) c USING (blocker_key)) w
+        WHERE depth = 1
+        ORDER BY blocker_key
+    ),
+    tree(node, path, sort_path, level, line) AS (
+        SELECT node, ARRAY[node], ARRAY[sort_key], 0, line
+        FROM roots
+        UNION ALL
+        SELECT p.waiting_pid::text, t.path || p.waiting_pid::text,
+               t.sort_path || p.sort_key, t.level + 1,
+               format('pid %s%s (%s) waits %s for %s on %s (%s: %s %s)%s: %s',
+                      p.waiting_pid,
+                      CASE WHEN coalesce(p.waiting_application_name, '') <> ''
+                           THEN format(' [%s]', p.waiting_application_name) ELSE '' END,
+                      coalesce(p.waiting_role::text, '?'),
+                      coalesce(migration_tools._lock_age(p.wait_duration), '?'),
+                      p.mode,
+                      CASE p.locktype
+                          WHEN 'relation' THEN 'relation ' || coalesce(p.relation::text, p.database || '/' || p.relation_oid)
+                          WHEN 'tuple' THEN format('tuple (%s,%s) of %s', p.page, p.tuple,
+                                                   coalesce(p.relation::text, p.database || '/' || p.relation_oid))
+                          WHEN 'transactionid' THEN 'transaction ' || p.transactionid
+                          WHEN 'virtualxid' THEN 'virtual transaction ' || p.virtualxid
+                          WHEN 'advisory' THEN 'advisory lock ' ||
+                               coalesce(p.advisory_key::text, p.classid || ',' || p.objid)
+                          WHEN 'object' THEN format('object %s/%s/%s', p.classid, p.objid, p.objsubid)
+                          ELSE p.locktype END,
+                      p.blocking_kind,
+                      CASE p.blocking_kind WHEN 'hard' THEN 'holds' ELSE 'queued ahead for' END,
+                      p.blocking_mode,
+                      coalesce(', also blocked by ' || o.also, ''),
+                      coalesce(p.waiting_query, '?'))
+        FROM tree t
+        JOIN parent p ON p.blocker_key = t.node
+        LEFT JOIN others o ON o.waiting_pid = p.waiting_pid
+        WHERE NOT p.waiting_pid::text = ANY (t.path)
+    )
+    SELECT line FROM (
+        SELECT 0 AS part, sort_path, repeat('    ', level) || line AS line
+        FROM tree
+        UNION ALL
+        -- waits in a cycle that leads to no root: a deadlock not yet detected
+        SELECT 1, ARRAY[sort_key],
+               format('pid %s waits for %s %s (%s: %s %s) in a cycle: deadlock pending detection',
+                      waiting_pid,
+                      CASE WHEN blocking_pid IS NULL THEN 'prepared' ELSE 'pid' END, blocker_key,
+                      blocking_kind,
+                      CASE blocking_kind WHEN 'hard' THEN 'holds' ELSE 'queued ahead for' END,
+                      blocking_mode)
+        FROM w
+        WHERE depth IS NULL
+    ) s
+    ORDER BY part, sort_path
+$$;
+COMMENT ON FUNCTION migration_tools.lock_tree() IS
+'The blocking forest as indented text: each root blocker with its state, transaction age and query, and under it what waits for it';
