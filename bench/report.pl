@@ -79,6 +79,11 @@ if (@sc) {
             val("load.$s.lock_waits"), val("load.$s.backfill_seconds");
     }
     print "\n";
+    for my $s (@sc) {
+        printf "- %s: the job's own record of the longest wait it caused: %s ms\n", $l{$s},
+            $v{"load.$s.self_reported_wait_ms"} if exists $v{"load.$s.self_reported_wait_ms"};
+    }
+    print "\n";
 }
 
 # Section 3
