@@ -128,6 +128,7 @@ DROP VIEW lr_view;
 SELECT * FROM lr('ALTER TABLE lr_big RENAME COLUMN note TO remark');
 SELECT * FROM lr('ALTER TABLE lr_big RENAME TO lr_large');
 SELECT * FROM lr('CREATE TABLE lr_new (a int); ALTER TABLE lr_new RENAME a TO b; ALTER TABLE lr_new RENAME TO lr_new2');
+SELECT * FROM lr('CREATE TABLE lr_new (a int); ALTER TABLE lr_new RENAME TO lr_new2; CREATE INDEX ON lr_new2 (a)');
 
 -- drop-column, drop-table
 SELECT * FROM lr('ALTER TABLE lr_big DROP COLUMN note');

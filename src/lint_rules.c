@@ -1627,6 +1627,14 @@ lint_rename(LintState *st, RenameStmt *stmt)
 						"Rename in steps: rename the table and create a view with the old name for the code still running, then drop the view once nothing uses it.",
 						"renaming table %s breaks running code that uses the old name",
 						tf.name);
+		/* a new or emptied table stays so under its new name */
+		if (stmt->newname && (tf.is_new || tf.emptied))
+		{
+			RangeVar   *nrv = makeRangeVar(stmt->relation->schemaname,
+										   stmt->newname, -1);
+
+			remember_rangevar(st, tf.is_new ? &st->created : &st->emptied_names, nrv);
+		}
 	}
 }
 
