@@ -43,6 +43,14 @@ CREATE TRIGGER no_writes BEFORE INSERT ON migration_tools.ddl_log
 CREATE TABLE ddl_test.despite (x int);
 DROP TRIGGER no_writes ON migration_tools.ddl_log;
 SELECT to_regclass('ddl_test.despite') IS NOT NULL AS created;
+-- a superuser can turn the log off
+SET migration_tools.ddl_log = off;
+CREATE TABLE ddl_test.unlogged_ddl (x int);
+RESET migration_tools.ddl_log;
+SELECT count(*) AS logged FROM migration_tools.ddl_log WHERE object_identity = 'ddl_test.unlogged_ddl';
+SET ROLE ddl_user;
+SET migration_tools.ddl_log = off;
+RESET ROLE;
 
 -- import_history(): fake tables of each tool.
 CREATE SCHEMA import_test;

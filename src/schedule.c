@@ -87,6 +87,7 @@
 static int	mt_scheduled_retries = 3;
 static int	mt_scheduled_lock_timeout = 0;
 static int	mt_scheduled_retry_delay = 5000;
+bool		mt_ddl_log_enabled = true;
 
 /* A claimed statement. */
 typedef struct ScheduledStatement
@@ -127,7 +128,8 @@ static void record_success(ScheduledStatement *st);
 static void record_failure(ScheduledStatement *st, ErrorData *edata, bool retry);
 
 /*
- * Define the GUCs of scheduled statements.  Called from _PG_init.
+ * Define the GUCs of scheduled statements and of the DDL log.  Called from
+ * _PG_init.
  */
 void
 mt_schedule_init(void)
@@ -147,6 +149,14 @@ mt_schedule_init(void)
 							0, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("migration_tools.ddl_log",
+							 "Record DDL commands in migration_tools.ddl_log.",
+							 NULL,
+							 &mt_ddl_log_enabled,
+							 true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomIntVariable("migration_tools.scheduled_retry_delay",
 							"Delay before the first retry of a scheduled statement; it doubles at each further attempt.",
