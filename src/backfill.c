@@ -1259,7 +1259,7 @@ mt_backfill_retry(PG_FUNCTION_ARGS)
 
 	PG_RETURN_TEXT_P(change_state(PG_GETARG_INT64(0), "retry", "queued", allowed,
 								  "attempts = 0, last_error = NULL, finished_at = NULL, "
-								  "next_due = NULL, worker_pid = NULL, "
+								  "next_due = NULL, worker_pid = NULL, sweep_pass = 0, "
 								  "phase = CASE WHEN phase = 'done' THEN 'main' ELSE phase END",
 								  true));
 }

@@ -121,11 +121,15 @@ typedef enum MtStep
 
 static MemoryContext step_cxt = NULL;
 
+/* When the server signals were last read (throttle.c). */
+static TimestampTz last_throttle_check = 0;
+
 /* The batch being tried, for the history row of a failed attempt. */
 static TimestampTz batch_start = 0;
 static int32 batch_size_tried = 0;
 
 static void run_job(int64 job_id);
+static bool job_still_running(int64 job_id);
 static MtStep run_step(int64 job_id, long *sleep_ms);
 static MtJob *load_job(int64 job_id);
 static void plan_job(MtJob *job);
@@ -252,6 +256,32 @@ mt_backfill_run_next(TimestampTz *next_due)
 }
 
 /*
+ * Is the job still ours to run?  A short transaction of its own.
+ */
+static bool
+job_still_running(int64 job_id)
+{
+	MtSavedUser saved;
+	Datum		args[2];
+	Oid			types[2] = {INT8OID, INT4OID};
+	bool		running;
+
+	args[0] = Int64GetDatum(job_id);
+	args[1] = Int32GetDatum(MyProcPid);
+	mt_bgw_begin("migration_tools: backfill job sleeping");
+	mt_become_owner(&saved);
+	if (SPI_execute_with_args("SELECT FROM migration_tools.backfill_jobs "
+							  "WHERE job_id = $1 AND state = 'running' AND worker_pid = $2",
+							  2, types, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read backfill job " INT64_FORMAT, job_id);
+	running = SPI_processed == 1;
+	mt_restore_user(&saved);
+	mt_bgw_commit();
+	MemoryContextSwitchTo(step_cxt);
+	return running;
+}
+
+/*
  * Run a claimed job step by step, sleeping on the latch between steps.
  */
 static void
@@ -285,12 +315,41 @@ run_job(int64 job_id)
 		MemoryContextSwitchTo(step_cxt);
 		if (step == STEP_STOP)
 			break;
+		/*
+		 * Sleep (batch_sleep, a throttle, a backoff) in slices of at most a
+		 * second, looking between slices whether the job was paused or
+		 * cancelled meanwhile, so that a long sleep does not hold a worker
+		 * for a job that no longer runs.
+		 */
 		if (sleep_ms > 0)
 		{
-			(void) WaitLatch(MyLatch,
-							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 sleep_ms, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
+			TimestampTz wake = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), sleep_ms);
+			TimestampTz next_look = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
+
+			for (;;)
+			{
+				TimestampTz now = GetCurrentTimestamp();
+				long		left = TimestampDifferenceMilliseconds(now, wake);
+
+				if (left <= 0)
+					break;
+				if (now >= next_look)
+				{
+					if (!job_still_running(job_id))
+						break;
+					next_look = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
+				}
+				(void) WaitLatch(MyLatch,
+								 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 Min(left, 1000), PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+				CHECK_FOR_INTERRUPTS();
+				if (ConfigReloadPending)
+				{
+					ConfigReloadPending = false;
+					ProcessConfigFile(PGC_SIGHUP);
+				}
+			}
 		}
 	}
 	MemoryContextSwitchTo(oldcxt);
@@ -410,7 +469,14 @@ load_job(int64 job_id)
 #undef COL
 #undef STR
 
-	/* the relation is always on the primary key when not by ctid */
+	/* the table may have been renamed or moved since the job was queued */
+	if (get_rel_name(job->relid) != NULL)
+	{
+		old = MemoryContextSwitchTo(step_cxt);
+		job->js.relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(job->relid)),
+													 get_rel_name(job->relid));
+		MemoryContextSwitchTo(old);
+	}
 	job->js.only = get_rel_relkind(job->relid) == RELKIND_RELATION;
 	return job;
 }
@@ -525,7 +591,7 @@ plan_job(MtJob *job)
 			tvalues[1] = PointerGetDatum(&hi);
 			if (SPI_execute_with_args(psprintf("SELECT pg_catalog.count(*) FROM ONLY %s "
 											   "WHERE ctid >= $1 AND ctid < $2",
-											   job->relation_name),
+											   job->js.relname),
 									  2, ttypes, tvalues, NULL, true, 1) != SPI_OK_SELECT)
 				elog(ERROR, "could not sample relation");
 			density = (double) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
@@ -843,10 +909,18 @@ run_step(int64 job_id, long *sleep_ms)
 			return STEP_STOP;
 		}
 
-		/* server signals: hold back while they say so */
-		mt_restore_user(&saved);
-		reason = mt_throttle_reason(job->relid);
-		mt_become_owner(&saved);
+		/*
+		 * Server signals: hold back while they say so.  Read at most every
+		 * 250 ms: short batches need not pay for a look at every one.
+		 */
+		reason = NULL;
+		if (TimestampDifferenceExceeds(last_throttle_check, GetCurrentTimestamp(), 250))
+		{
+			mt_restore_user(&saved);
+			reason = mt_throttle_reason(job->relid);
+			mt_become_owner(&saved);
+			last_throttle_check = GetCurrentTimestamp();
+		}
 		if (reason != NULL)
 		{
 			Oid			type = TEXTOID;

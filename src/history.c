@@ -99,6 +99,7 @@ typedef struct MigrationRow
 {
 	bool		found;
 	bool		visible;		/* also visible to the transaction snapshot */
+	bool		baseline;		/* recorded by baseline() */
 	char	   *state;
 	char	   *checksum;
 	char	   *down_sql;
@@ -317,7 +318,7 @@ read_migration(const char *version)
 
 	memset(&row, 0, sizeof(row));
 	become_owner(&sw);
-	plan = SPI_prepare("SELECT state, checksum, down_sql, installed_rank"
+	plan = SPI_prepare("SELECT state, checksum, down_sql, installed_rank, baseline"
 					   " FROM migration_tools.migrations WHERE version = $1",
 					   1, argtypes);
 	if (plan == NULL)
@@ -340,6 +341,8 @@ read_migration(const char *version)
 		row.down_sql = SPI_getvalue(tup, desc, 3);
 		d = SPI_getbinval(tup, desc, 4, &isnull);
 		row.installed_rank = isnull ? 0 : DatumGetInt64(d);
+		d = SPI_getbinval(tup, desc, 5, &isnull);
+		row.baseline = isnull ? false : DatumGetBool(d);
 
 		/*
 		 * Can this transaction change the row?  Under REPEATABLE READ not
@@ -859,6 +862,14 @@ mt_apply(PG_FUNCTION_ARGS)
 	lock_history();
 
 	row = read_migration(version);
+	if (row.found && row.baseline && strcmp(row.state, "applied") == 0)
+	{
+		/* nothing to compare with: the script was never run here */
+		ereport(NOTICE,
+				(errmsg("migration \"%s\" was recorded by baseline(), skipping", version)));
+		SPI_finish();
+		PG_RETURN_TEXT_P(cstring_to_text(row.state));
+	}
 	if (row.found && (strcmp(row.state, "applied") == 0 ||
 					  strcmp(row.state, "scheduled") == 0))
 	{

@@ -1306,6 +1306,7 @@ lint_alter_column_type(LintState *st, const TableFacts *tf, AlterTableCmd *cmd)
 				cmd->name, tf->name);
 }
 
+/* Rules of ALTER TABLE, subcommand by subcommand. */
 static void
 lint_alter_table(LintState *st, AlterTableStmt *stmt)
 {
@@ -1411,6 +1412,9 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 	}
 }
 
+/*
+ * CREATE TABLE: remember the new table; style rules on its columns.
+ */
 static void
 lint_create_table(LintState *st, CreateStmt *stmt)
 {
@@ -1441,6 +1445,7 @@ lint_create_table(LintState *st, CreateStmt *stmt)
 	}
 }
 
+/* CREATE INDEX: remember the index; concurrent builds on existing tables. */
 static void
 lint_index(LintState *st, IndexStmt *stmt)
 {
@@ -1468,6 +1473,7 @@ lint_index(LintState *st, IndexStmt *stmt)
 					tf.name);
 }
 
+/* DROP TABLE and DROP INDEX of relations the script did not create. */
 static void
 lint_drop(LintState *st, DropStmt *stmt)
 {
@@ -1506,6 +1512,7 @@ lint_drop(LintState *st, DropStmt *stmt)
 	}
 }
 
+/* Renaming a column or a table that running code uses. */
 static void
 lint_rename(LintState *st, RenameStmt *stmt)
 {
@@ -1533,6 +1540,7 @@ lint_rename(LintState *st, RenameStmt *stmt)
 	}
 }
 
+/* TRUNCATE: a finding for existing tables; the tables are empty afterwards. */
 static void
 lint_truncate(LintState *st, TruncateStmt *stmt)
 {
@@ -1553,6 +1561,7 @@ lint_truncate(LintState *st, TruncateStmt *stmt)
 	}
 }
 
+/* VACUUM FULL of one table or of the whole database. */
 static void
 lint_vacuum(LintState *st, VacuumStmt *stmt)
 {
@@ -1583,6 +1592,7 @@ lint_vacuum(LintState *st, VacuumStmt *stmt)
 	}
 }
 
+/* REINDEX without CONCURRENTLY. */
 static void
 lint_reindex(LintState *st, ReindexStmt *stmt)
 {
@@ -1610,6 +1620,10 @@ lint_reindex(LintState *st, ReindexStmt *stmt)
 					stmt->kind == REINDEX_OBJECT_SYSTEM ? "SYSTEM" : "DATABASE");
 }
 
+/*
+ * UPDATE or DELETE estimated to touch more than lint_large_rows rows of an
+ * existing table.
+ */
 static void
 lint_dml(LintState *st, RangeVar *relation, Node *where, bool is_update)
 {
