@@ -259,6 +259,7 @@ add_lock(List *locks, Oid relid, LOCKMODE mode)
 	return lappend(locks, t);
 }
 
+/* add_lock() for a relation named in the script. */
 static List *
 add_rv_lock(List *locks, RangeVar *rv, LOCKMODE mode)
 {
@@ -354,6 +355,7 @@ collect_relations_walker(Node *node, RelWalkContext *ctx)
 									  (void *) ctx);
 }
 
+/* Add the locks a query (or an expression of a DML statement) takes. */
 static List *
 add_query_locks(List *locks, Node *query, LOCKMODE mode)
 {
@@ -406,7 +408,7 @@ mt_option_is_true(List *options, const char *name)
 	return false;
 }
 
-/* Does a CREATE TABLE / ADD COLUMN constraint list hold a foreign key? */
+/* SHARE ROW EXCLUSIVE on the tables that foreign keys in a constraint list reference. */
 static List *
 add_fk_locks(List *locks, List *constraints)
 {
@@ -470,6 +472,27 @@ statement_needs_top_level(Node *stmt)
 						strcmp(opt->defname, "connect") == 0)
 						if (!mt_option_is_true(list_make1(opt), opt->defname))
 							return false;
+				}
+				return true;
+			}
+		case T_AlterSubscriptionStmt:
+			{
+				AlterSubscriptionStmt *s = (AlterSubscriptionStmt *) stmt;
+				ListCell   *lc;
+
+				if (s->kind == ALTER_SUBSCRIPTION_REFRESH)
+					return true;
+				if (s->kind != ALTER_SUBSCRIPTION_SET_PUBLICATION &&
+					s->kind != ALTER_SUBSCRIPTION_ADD_PUBLICATION &&
+					s->kind != ALTER_SUBSCRIPTION_DROP_PUBLICATION)
+					return false;
+				/* publication changes refresh by default */
+				foreach(lc, s->options)
+				{
+					DefElem    *opt = (DefElem *) lfirst(lc);
+
+					if (strcmp(opt->defname, "refresh") == 0)
+						return mt_option_is_true(list_make1(opt), "refresh");
 				}
 				return true;
 			}
@@ -549,8 +572,14 @@ alter_table_locks(List *locks, AlterTableStmt *stmt)
 			case AT_AttachPartition:
 			case AT_DetachPartition:
 				if (cmd->def && IsA(cmd->def, PartitionCmd))
-					locks = add_rv_lock(locks, ((PartitionCmd *) cmd->def)->name,
+				{
+					PartitionCmd *pc = (PartitionCmd *) cmd->def;
+
+					/* a concurrent detach takes less on the partition too */
+					locks = add_rv_lock(locks, pc->name,
+										pc->concurrent ? ShareUpdateExclusiveLock :
 										AccessExclusiveLock);
+				}
 				break;
 			default:
 				break;
