@@ -619,6 +619,7 @@ preflight(List *statements, double *waited_ms)
 													mt_max_blocker_age_ms)))
 					{
 						char	   *relname = get_rel_name(target->relid);
+						Datum		age;
 
 						if (c->prepared || c->xact_start == 0)
 							ereport(ERROR,
@@ -627,16 +628,16 @@ preflight(List *statements, double *waited_ms)
 											relname ? relname : "?", info->statement),
 									 errdetail("Its age is unknown, and migration_tools.max_blocker_age is set."),
 									 errhint("Commit or roll back the prepared transaction, then apply the migration again.")));
+						age = DirectFunctionCall2(timestamp_mi,
+												  TimestampTzGetDatum(now),
+												  TimestampTzGetDatum(c->xact_start));
 						ereport(ERROR,
 								(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 								 errmsg("a transaction older than migration_tools.max_blocker_age holds a lock on \"%s\" that statement %d needs",
 										relname ? relname : "?", info->statement),
 								 errdetail("Process %d holds the lock; its transaction started %s ago.",
 										   c->pid,
-										   DatumGetCString(DirectFunctionCall1(interval_out,
-																			   DirectFunctionCall2(timestamp_mi,
-																								   TimestampTzGetDatum(now),
-																								   TimestampTzGetDatum(c->xact_start))))),
+										   DatumGetCString(DirectFunctionCall1(interval_out, age))),
 								 errhint("End that transaction (for example with pg_terminate_backend(%d)) or raise migration_tools.max_blocker_age, then apply the migration again.",
 										 c->pid)));
 					}
