@@ -41,7 +41,10 @@ FROM migration_tools.script_statements($$
   SELECT * FROM lt_child JOIN lt_parent ON true FOR UPDATE;
   INSERT INTO lt_parent SELECT id FROM lt_child;
   DELETE FROM lt_child USING lt_parent WHERE lt_parent.id = lt_child.parent_id;
-  COMMIT PREPARED 'x'; DISCARD ALL; SHOW work_mem
+  COMMIT PREPARED 'x'; DISCARD ALL; SHOW work_mem;
+  ALTER SUBSCRIPTION s REFRESH PUBLICATION; ALTER SUBSCRIPTION s SET PUBLICATION p;
+  ALTER SUBSCRIPTION s ADD PUBLICATION p WITH (refresh = false); ALTER SUBSCRIPTION s DISABLE;
+  ALTER DATABASE lt SET TABLESPACE pg_default; ALTER TABLE lt_child DETACH PARTITION p CONCURRENTLY
 $$);
 
 -- statements inside statements

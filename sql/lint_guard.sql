@@ -40,6 +40,11 @@ CREATE INDEX ON lg_temp (a);
 ALTER TABLE lg_temp ALTER COLUMN a SET NOT NULL;
 -- but not once committed
 CREATE INDEX ON lg_new (a);
+-- statements whose inner query the server has already analysed
+CREATE TABLE lg_copy AS SELECT * FROM lg WHERE a > 50;
+EXPLAIN (ANALYZE, COSTS off, TIMING off, SUMMARY off) CREATE TABLE lg_copy2 AS SELECT * FROM lg;
+CREATE INDEX ON lg_copy (a);
+DROP TABLE lg_copy, lg_copy2;
 -- statements run from functions are guarded too
 DO $$ BEGIN EXECUTE 'CREATE INDEX ON lg (a)'; END $$;
 

@@ -43,6 +43,14 @@ CREATE TRIGGER no_writes BEFORE INSERT ON migration_tools.ddl_log
 CREATE TABLE ddl_test.despite (x int);
 DROP TRIGGER no_writes ON migration_tools.ddl_log;
 SELECT to_regclass('ddl_test.despite') IS NOT NULL AS created;
+-- a superuser can turn the log off
+SET migration_tools.ddl_log = off;
+CREATE TABLE ddl_test.unlogged_ddl (x int);
+RESET migration_tools.ddl_log;
+SELECT count(*) AS logged FROM migration_tools.ddl_log WHERE object_identity = 'ddl_test.unlogged_ddl';
+SET ROLE ddl_user;
+SET migration_tools.ddl_log = off;
+RESET ROLE;
 
 -- import_history(): fake tables of each tool.
 CREATE SCHEMA import_test;
@@ -95,7 +103,10 @@ CREATE TABLE rails_app.schema_migrations (version varchar PRIMARY KEY);
 INSERT INTO rails_app.schema_migrations VALUES ('20240401000000'), ('20240402000000');
 -- two schema_migrations tables now: which one is ambiguous
 SELECT migration_tools.import_history('rails');
-SELECT migration_tools.import_history('rails', 'rails_app.schema_migrations');
+-- the table argument resolves with the caller's search_path
+SET search_path = rails_app, public;
+SELECT migration_tools.import_history('rails', 'schema_migrations');
+RESET search_path;
 SELECT version, description, state FROM migration_tools.migrations
 WHERE version LIKE '2024040%' ORDER BY version;
 

@@ -18,7 +18,9 @@
  * subtransaction and any error is turned into a WARNING.  The row is
  * written as the extension's owner, so that roles without access to the
  * log can still run DDL.  Temporary objects, the commands of extension
- * scripts and the extension's own creation and removal are not logged.
+ * scripts and the extension's own creation and removal are not logged;
+ * migration_tools.ddl_log = off (superuser, per session, role or database)
+ * turns the log off.
  *
  * IDENTIFICATION
  *	  src/ddl_log.c
@@ -39,6 +41,7 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
+#include "history.h"
 #include "migration_tools.h"
 
 #define MT_VERSION_GUC	"migration_tools.applying_version"
@@ -94,6 +97,9 @@ mt_ddl_log_trigger(PG_FUNCTION_ARGS)
 						"migration_tools._ddl_log")));
 	trigdata = (EventTriggerData *) fcinfo->context;
 	drops = (strcmp(trigdata->event, "sql_drop") == 0);
+
+	if (!mt_ddl_log_enabled)
+		PG_RETURN_NULL();
 
 	/*
 	 * Not while this extension is created or updated (its script's

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * history.h
- *	  Migration history: what the worker needs from history.c.
+ *	  Migration history: what the worker and apply() need from the files
+ *	  of the history subsystem (schedule.c, drift.c).
  *
  * IDENTIFICATION
  *	  src/history.h
@@ -21,14 +22,21 @@
  */
 extern bool mt_history_run_scheduled(TimestampTz *next_due);
 
-/* GUCs of scheduled statements, from _PG_init.  (schedule.c) */
+/* GUCs of scheduled statements and the DDL log, from _PG_init.  (schedule.c) */
 extern void mt_schedule_init(void);
 
+/* migration_tools.ddl_log: record DDL in migration_tools.ddl_log */
+extern bool mt_ddl_log_enabled;
+
 /*
- * A fingerprint (hex digest) of the schema of the current database: the
- * tables, columns, types, defaults, constraints and indexes outside the
- * system and extension schemas.  apply() stores it per migration;
- * schema_drift() compares against it.  (drift.c)
+ * A fingerprint of the schema of the current database: a JSON object
+ * mapping "object type:identity" of every table, column, constraint,
+ * index, view, sequence, function, type, trigger, policy, schema and
+ * extension outside the system and extension schemas to the MD5 of its
+ * definition.  Reads the catalogs only (no lock on user relations); works
+ * with or without an SPI connection; palloc'd in the caller's context.
+ * apply() stores it per migration; schema_drift() compares against it.
+ * (drift.c)
  */
 extern char *mt_catalog_fingerprint(void);
 

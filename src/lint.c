@@ -29,6 +29,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
+#include "nodes/parsenodes.h"
 #include "parser/parser.h"
 #include "parser/scansup.h"
 #include "storage/lock.h"
@@ -258,6 +259,7 @@ add_lock(List *locks, Oid relid, LOCKMODE mode)
 	return lappend(locks, t);
 }
 
+/* add_lock() for a relation named in the script. */
 static List *
 add_rv_lock(List *locks, RangeVar *rv, LOCKMODE mode)
 {
@@ -265,6 +267,36 @@ add_rv_lock(List *locks, RangeVar *rv, LOCKMODE mode)
 }
 
 static List *statement_locks(Node *stmt);
+
+/*
+ * The locks of an already analysed query (the guard sees those inside
+ * CREATE TABLE AS and EXPLAIN): each relation at the mode the analyser
+ * recorded, subqueries and WITH queries included.
+ */
+static List *
+add_analysed_query_locks(List *locks, Query *query)
+{
+	ListCell   *lc;
+
+	check_stack_depth();
+	foreach(lc, query->rtable)
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+
+		if (rte->rtekind == RTE_RELATION && OidIsValid(rte->relid))
+			locks = add_lock(locks, rte->relid, rte->rellockmode);
+		else if (rte->rtekind == RTE_SUBQUERY && rte->subquery)
+			locks = add_analysed_query_locks(locks, rte->subquery);
+	}
+	foreach(lc, query->cteList)
+	{
+		CommonTableExpr *cte = (CommonTableExpr *) lfirst(lc);
+
+		if (cte->ctequery && IsA(cte->ctequery, Query))
+			locks = add_analysed_query_locks(locks, (Query *) cte->ctequery);
+	}
+	return locks;
+}
 
 /* Context of the walk that collects the tables a query reads or writes. */
 typedef struct RelWalkContext
@@ -286,6 +318,11 @@ collect_relations_walker(Node *node, RelWalkContext *ctx)
 		return false;
 	check_stack_depth();
 	CHECK_FOR_INTERRUPTS();
+	if (IsA(node, Query))
+	{
+		ctx->locks = add_analysed_query_locks(ctx->locks, (Query *) node);
+		return false;
+	}
 	if (IsA(node, InsertStmt) || IsA(node, UpdateStmt) ||
 		IsA(node, DeleteStmt) || IsA(node, MergeStmt))
 	{
@@ -318,6 +355,7 @@ collect_relations_walker(Node *node, RelWalkContext *ctx)
 									  (void *) ctx);
 }
 
+/* Add the locks a query (or an expression of a DML statement) takes. */
 static List *
 add_query_locks(List *locks, Node *query, LOCKMODE mode)
 {
@@ -370,7 +408,7 @@ mt_option_is_true(List *options, const char *name)
 	return false;
 }
 
-/* Does a CREATE TABLE / ADD COLUMN constraint list hold a foreign key? */
+/* SHARE ROW EXCLUSIVE on the tables that foreign keys in a constraint list reference. */
 static List *
 add_fk_locks(List *locks, List *constraints)
 {
@@ -434,6 +472,27 @@ statement_needs_top_level(Node *stmt)
 						strcmp(opt->defname, "connect") == 0)
 						if (!mt_option_is_true(list_make1(opt), opt->defname))
 							return false;
+				}
+				return true;
+			}
+		case T_AlterSubscriptionStmt:
+			{
+				AlterSubscriptionStmt *s = (AlterSubscriptionStmt *) stmt;
+				ListCell   *lc;
+
+				if (s->kind == ALTER_SUBSCRIPTION_REFRESH)
+					return true;
+				if (s->kind != ALTER_SUBSCRIPTION_SET_PUBLICATION &&
+					s->kind != ALTER_SUBSCRIPTION_ADD_PUBLICATION &&
+					s->kind != ALTER_SUBSCRIPTION_DROP_PUBLICATION)
+					return false;
+				/* publication changes refresh by default */
+				foreach(lc, s->options)
+				{
+					DefElem    *opt = (DefElem *) lfirst(lc);
+
+					if (strcmp(opt->defname, "refresh") == 0)
+						return mt_option_is_true(list_make1(opt), "refresh");
 				}
 				return true;
 			}
@@ -513,8 +572,14 @@ alter_table_locks(List *locks, AlterTableStmt *stmt)
 			case AT_AttachPartition:
 			case AT_DetachPartition:
 				if (cmd->def && IsA(cmd->def, PartitionCmd))
-					locks = add_rv_lock(locks, ((PartitionCmd *) cmd->def)->name,
+				{
+					PartitionCmd *pc = (PartitionCmd *) cmd->def;
+
+					/* a concurrent detach takes less on the partition too */
+					locks = add_rv_lock(locks, pc->name,
+										pc->concurrent ? ShareUpdateExclusiveLock :
 										AccessExclusiveLock);
+				}
 				break;
 			default:
 				break;
@@ -784,6 +849,9 @@ statement_locks(Node *stmt)
 			locks = add_lock(locks, InvalidOid, AccessExclusiveLock);
 			locks = add_query_locks(locks, ((CreateTableAsStmt *) stmt)->query,
 									AccessShareLock);
+			break;
+		case T_Query:
+			locks = add_analysed_query_locks(locks, (Query *) stmt);
 			break;
 		case T_ExplainStmt:
 			{

@@ -73,6 +73,13 @@
 
 #define MT_SCHEDULED_KIND	"scheduled"
 
+/*
+ * A statement whose worker stopped while running it (crash, restart) is run
+ * again; after this many attempts more than migration_tools.scheduled_retries
+ * it is failed instead.
+ */
+#define MT_ORPHAN_SLACK		2
+
 /* search_path of the worker's own queries, which run as a superuser */
 #define MT_SAFE_SEARCH_PATH	"pg_catalog, pg_temp"
 
@@ -80,6 +87,7 @@
 static int	mt_scheduled_retries = 3;
 static int	mt_scheduled_lock_timeout = 0;
 static int	mt_scheduled_retry_delay = 5000;
+bool		mt_ddl_log_enabled = true;
 
 /* A claimed statement. */
 typedef struct ScheduledStatement
@@ -106,6 +114,7 @@ typedef struct IndexTarget
 } IndexTarget;
 
 static ScheduledStatement *claim_next(MemoryContext cxt, TimestampTz *next_due);
+static void give_up(const char *version, int seq, int statement_no, int attempts);
 static void run_top_level(const char *sql, const char *run_as, const char *version,
 						  MemoryContext cxt);
 static void set_applying_version(const char *version);
@@ -119,7 +128,8 @@ static void record_success(ScheduledStatement *st);
 static void record_failure(ScheduledStatement *st, ErrorData *edata, bool retry);
 
 /*
- * Define the GUCs of scheduled statements.  Called from _PG_init.
+ * Define the GUCs of scheduled statements and of the DDL log.  Called from
+ * _PG_init.
  */
 void
 mt_schedule_init(void)
@@ -139,6 +149,14 @@ mt_schedule_init(void)
 							0, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("migration_tools.ddl_log",
+							 "Record DDL commands in migration_tools.ddl_log.",
+							 NULL,
+							 &mt_ddl_log_enabled,
+							 true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomIntVariable("migration_tools.scheduled_retry_delay",
 							"Delay before the first retry of a scheduled statement; it doubles at each further attempt.",
@@ -294,6 +312,8 @@ static ScheduledStatement *
 claim_next(MemoryContext cxt, TimestampTz *next_due)
 {
 	ScheduledStatement *st = NULL;
+	SPITupleTable *tuptable;
+	uint64		ntuples;
 	int			ret;
 
 	mt_bgw_begin("migration_tools: looking for scheduled statements");
@@ -314,10 +334,12 @@ claim_next(MemoryContext cxt, TimestampTz *next_due)
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read scheduled statements: %s", SPI_result_code_string(ret));
 
-	for (uint64 i = 0; i < SPI_processed && st == NULL; i++)
+	tuptable = SPI_tuptable;
+	ntuples = SPI_processed;
+	for (uint64 i = 0; i < ntuples && st == NULL; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
+		HeapTuple	tup = tuptable->vals[i];
+		TupleDesc	desc = tuptable->tupdesc;
 		bool		isnull;
 		char	   *state = SPI_getvalue(tup, desc, 7);
 		int64		rank = DatumGetInt64(SPI_getbinval(tup, desc, 8, &isnull));
@@ -328,6 +350,19 @@ claim_next(MemoryContext cxt, TimestampTz *next_due)
 
 		if (running && mt_work_is_active(MyDatabaseId, MT_SCHEDULED_KIND, work_id))
 			continue;			/* another worker runs it */
+		if (running &&
+			DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull)) >=
+			mt_scheduled_retries + MT_ORPHAN_SLACK)
+		{
+			/*
+			 * Its worker died again and again: perhaps the statement
+			 * itself takes the server down.  Stop trying.
+			 */
+			give_up(SPI_getvalue(tup, desc, 1), seq,
+					DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull)),
+					DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull)));
+			continue;
+		}
 		if (!running && !due)
 		{
 			TimestampTz nb = DatumGetTimestampTz(SPI_getbinval(tup, desc, 10, &isnull));
@@ -372,6 +407,48 @@ claim_next(MemoryContext cxt, TimestampTz *next_due)
 
 	mt_bgw_commit();
 	return st;
+}
+
+/*
+ * Fail a statement that was interrupted too often, and its migration.
+ * Caller is connected to SPI, in the claim transaction.
+ */
+static void
+give_up(const char *version, int seq, int statement_no, int attempts)
+{
+	Oid			argtypes[4] = {TEXTOID, INT4OID, TEXTOID, INT4OID};
+	Datum		values[4];
+	char	   *error;
+	int			ret;
+
+	error = psprintf("the worker stopped while running this statement in each of its %d attempts",
+					 attempts);
+	values[0] = CStringGetTextDatum(version);
+	values[1] = Int32GetDatum(seq);
+	values[2] = CStringGetTextDatum(error);
+	values[3] = Int32GetDatum(statement_no);
+
+	ret = SPI_execute_with_args("UPDATE migration_tools.scheduled_statements"
+								"   SET state = 'failed', error = $3,"
+								"       finished_at = pg_catalog.clock_timestamp()"
+								" WHERE version = $1 AND seq = $2",
+								3, argtypes, values, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "could not record a scheduled statement: %s", SPI_result_code_string(ret));
+	values[1] = values[3];
+	argtypes[1] = INT4OID;
+	ret = SPI_execute_with_args("UPDATE migration_tools.migrations"
+								"   SET state = 'failed',"
+								"       error = pg_catalog.format('scheduled statement %s failed: %s', $2, $3),"
+								"       finished_at = pg_catalog.clock_timestamp(),"
+								"       execution_time = pg_catalog.clock_timestamp() - started_at"
+								" WHERE version = $1 AND state = 'scheduled'",
+								3, argtypes, values, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "could not record a migration: %s", SPI_result_code_string(ret));
+	ereport(WARNING,
+			(errmsg("migration_tools: scheduled statement %d of migration \"%s\" failed: %s",
+					statement_no, version, error)));
 }
 
 /*

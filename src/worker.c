@@ -5,7 +5,7 @@
  *	  runs the work waiting there, one unit at a time, then exits.
  *
  * Units of work come from the subsystems: scheduled migration statements
- * (history.c) first, since a deployment waits for them, then backfill jobs
+ * (schedule.c) first, since a deployment waits for them, then backfill jobs
  * (backfill.c).  Each subsystem claims its unit in its own transaction and
  * records it in the worker slot (mt_worker_set_current), so that a unit
  * whose worker died is known to be orphaned and is taken up again.  The

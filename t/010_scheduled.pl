@@ -207,6 +207,21 @@ $node->safe_psql('postgres', 'CREATE INDEX orders_id_v ON orders (id, v)');
 is($node->safe_psql('postgres', q{SELECT object || ' ' || change || ' since ' || since_version FROM migration_tools.schema_drift()}),
 	'public.orders_id_v added since 7', 'schema_drift() names an index created outside migrations');
 
+# 7b. A statement whose worker died in each of its attempts (perhaps it
+# takes the server down) is not run yet again: failed.
+$node->safe_psql('postgres', q{
+INSERT INTO migration_tools.migrations (version, checksum, up_sql, state)
+VALUES ('crashy', 'test', 'test', 'scheduled');
+INSERT INTO migration_tools.scheduled_statements (version, seq, statement_no, sql, run_as, state, attempts)
+VALUES ('crashy', 1, 1, 'VACUUM items', 'app', 'running', 5);
+SELECT migration_tools._wakeup();
+});
+ok(migration_done('crashy'), 'migration crashy finished');
+like($node->safe_psql('postgres',
+		q{SELECT state || ': ' || error FROM migration_tools.migrations WHERE version = 'crashy'}),
+	qr/^failed: scheduled statement 1 failed: the worker stopped while running this statement in each of its 5 attempts/,
+	'an orphan interrupted too often is failed, not run again');
+
 # 8. Names resolve with the database's search_path (as for a new session of
 # the role), while the worker's own queries never use it.
 $node->safe_psql('postgres', q{

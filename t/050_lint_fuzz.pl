@@ -1,6 +1,7 @@
 # Fuzz the linter: thousands of mutated migration statements, random text,
 # deeply nested expressions and a 1 MB script go through lint() and
-# script_statements() in one session.  Each input may fail with an ERROR
+# script_statements() in one session, then the inputs that parse run under
+# the guard.  Each input may fail with an ERROR
 # (a syntax error, a stack depth error) but must never crash the server:
 # afterwards the postmaster is the same process and no backend died.
 use strict;
@@ -47,6 +48,7 @@ CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO (
 CREATE DOMAIN positive AS int;
 ANALYZE;
 CREATE TABLE fuzz_inputs (n serial PRIMARY KEY, sql text NOT NULL);
+CREATE TABLE fuzz_parsed (n int PRIMARY KEY);
 });
 
 my @corpus = (
@@ -212,6 +214,7 @@ BEGIN
             findings := findings + cnt;
             SELECT count(*) INTO cnt FROM migration_tools.script_statements(r.sql);
             ok := ok + 1;
+            INSERT INTO fuzz_parsed VALUES (r.k);
         EXCEPTION WHEN OTHERS THEN
             failed := failed + 1;
             codes := jsonb_set(codes, ARRAY[SQLSTATE],
@@ -238,6 +241,69 @@ cmp_ok($okcount // 0, '>', 100, 'many inputs linted without error');
 cmp_ok($errcount // 0, '>', 100, 'many inputs rejected with an error');
 like($stderr, qr/fuzz internal errors: 0\b/, 'no internal error (elog) on any input');
 
+# The guard on utility trees as the server hands them over: every input
+# that parsed really runs, once with the guard off and once on, each time
+# in a subtransaction that is always rolled back.  The guard may refuse a
+# statement (55000) but must never make it fail in any other way.
+my ($gret, $gout, $gerr) = $node->psql('postgres', q{
+SET client_min_messages = warning;
+SET statement_timeout = '5s';
+SET lock_timeout = '100ms';
+CREATE FUNCTION pg_temp.run_rolled_back(script text, guard boolean) RETURNS text
+LANGUAGE plpgsql AS $f$
+BEGIN
+    PERFORM set_config('migration_tools.guard', guard::text, true);
+    EXECUTE script;
+    RAISE EXCEPTION USING ERRCODE = 'P0004', MESSAGE = 'roll back';
+EXCEPTION
+    WHEN assert_failure THEN RETURN 'ok';
+    WHEN query_canceled THEN RETURN SQLSTATE;
+    WHEN OTHERS THEN RETURN SQLSTATE;
+END
+$f$;
+DO $$
+DECLARE
+    r record;
+    off_state text;
+    on_state text;
+    ran int := 0;
+    refused int := 0;
+    failed int := 0;
+    internal int := 0;
+    broken int := 0;
+BEGIN
+    FOR r IN SELECT f.n AS k, f.sql FROM fuzz_inputs f JOIN fuzz_parsed USING (n)
+             WHERE length(f.sql) < 2000 ORDER BY f.n LOOP
+        off_state := pg_temp.run_rolled_back(r.sql, false);
+        on_state := pg_temp.run_rolled_back(r.sql, true);
+        IF on_state = 'ok' THEN
+            ran := ran + 1;
+        ELSIF on_state = '55000' AND off_state <> '55000' THEN
+            refused := refused + 1;
+        ELSE
+            failed := failed + 1;
+        END IF;
+        IF on_state LIKE 'XX%' OR off_state LIKE 'XX%' THEN
+            internal := internal + 1;
+            RAISE WARNING 'internal error on input %', r.k;
+        END IF;
+        /* the guard may refuse a statement, never make it fail otherwise */
+        IF on_state <> off_state AND on_state <> '55000' AND
+           on_state <> '57014' AND off_state <> '57014' THEN
+            broken := broken + 1;
+            RAISE WARNING 'guard changed input % from % to %', r.k, off_state, on_state;
+        END IF;
+    END LOOP;
+    RAISE WARNING 'guard fuzz: % ran, % refused, % other errors, % internal, % broken',
+        ran, refused, failed, internal, broken;
+END
+$$;
+});
+note $gerr =~ /(guard fuzz: .*)/ ? $1 : $gerr;
+is($gret, 0, 'guard fuzz loop completed in one session');
+like($gerr, qr/guard fuzz: \d+ ran, [1-9]\d* refused, \d+ other errors, 0 internal, 0 broken/,
+	'the guard refused statements, failed none otherwise, raised no internal error');
+
 # The server is the same: no crash, no restart, no backend killed.
 is($node->safe_psql('postgres', 'SELECT 1'), '1', 'server still answers');
 is(postmaster_pid(), $pm_pid, 'postmaster was not restarted');
@@ -246,9 +312,9 @@ unlike($log, qr/terminated by signal|was terminated|server process .* exited wit
 	'no backend died');
 unlike($log, qr/all server processes terminated; reinitializing/, 'no crash recovery');
 
-# The statements were only linted, never run.
+# lint() never ran them; the guard loop rolled back what it ran.
 is($node->safe_psql('postgres', 'SELECT count(*) FROM accounts'), '20000',
-	'no fuzz input was executed');
+	'the fuzz inputs left no trace');
 
 $node->stop;
 done_testing();

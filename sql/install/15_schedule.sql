@@ -112,7 +112,9 @@ CREATE EVENT TRIGGER migration_tools_ddl_log_drops ON sql_drop
 
 -- import_history(): the history tables of other migration tools become
 -- rows of migrations (state applied, baseline = true).
-CREATE FUNCTION migration_tools.import_history(source text, source_table text DEFAULT NULL)
+-- source_table is a regclass so that it is resolved with the caller's
+-- search_path, before the function's own applies.
+CREATE FUNCTION migration_tools.import_history(source text, source_table regclass DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -140,11 +142,7 @@ BEGIN
     END IF;
 
     IF source_table IS NOT NULL THEN
-        tbl := to_regclass(source_table);
-        IF tbl IS NULL THEN
-            RAISE EXCEPTION 'table "%" does not exist', source_table
-                USING ERRCODE = 'undefined_table';
-        END IF;
+        tbl := source_table;
     ELSE
         -- the tool's table in any user schema; drizzle keeps it in schema drizzle
         SELECT array_agg(c.oid::regclass ORDER BY (n.nspname = 'drizzle') DESC, n.nspname)
@@ -258,6 +256,6 @@ BEGIN
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION migration_tools.import_history(text, text) IS
+COMMENT ON FUNCTION migration_tools.import_history(text, regclass) IS
 'Import the history table of prisma, flyway, drizzle, golang-migrate or rails as applied (baseline) migrations; returns the rows imported';
-REVOKE ALL ON FUNCTION migration_tools.import_history(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION migration_tools.import_history(text, regclass) FROM PUBLIC;
