@@ -249,9 +249,14 @@ AS $$
         UNION ALL
         -- waits in a cycle that leads to no root: a deadlock not yet detected
         SELECT 1, ARRAY[sort_key],
-               format('pid %s waits for %s %s (%s: %s %s) in a cycle: deadlock pending detection',
+               format('pid %s%s waits for %s %s%s on %s (%s: %s %s) in or behind a wait cycle: deadlock pending detection',
                       waiting_pid,
+                      CASE WHEN coalesce(waiting_application_name, '') <> ''
+                           THEN format(' [%s]', waiting_application_name) ELSE '' END,
                       CASE WHEN blocking_pid IS NULL THEN 'prepared' ELSE 'pid' END, blocker_key,
+                      CASE WHEN coalesce(blocking_application_name, '') <> ''
+                           THEN format(' [%s]', blocking_application_name) ELSE '' END,
+                      CASE WHEN relation IS NOT NULL THEN 'relation ' || relation::text ELSE locktype END,
                       blocking_kind,
                       CASE blocking_kind WHEN 'hard' THEN 'holds' ELSE 'queued ahead for' END,
                       blocking_mode)
