@@ -30,6 +30,23 @@ CREATE DOMAIN lr_unused AS int;
 CREATE TABLE lr_dom (v lr_positive);
 ANALYZE lr_parent, lr_big, lr_part_2020, lr_part_2021, lr_part_2022;
 
+-- every rule, and every SPEC rule id is one of them
+SELECT rule, severity FROM migration_tools.lint_rules() ORDER BY rule;
+SELECT r AS missing FROM unnest(ARRAY[
+    'create-index-non-concurrently', 'drop-index-non-concurrently',
+    'add-column-not-null-no-default', 'add-column-volatile-default',
+    'add-foreign-key-validated', 'add-check-validated', 'set-not-null',
+    'change-column-type', 'rename-column', 'rename-table', 'drop-column', 'drop-table',
+    'add-unique-constraint', 'add-primary-key', 'vacuum-full', 'cluster',
+    'refresh-matview-non-concurrently', 'lock-table', 'unbatched-update',
+    'unbatched-delete', 'truncate', 'concurrently-in-transaction',
+    'reindex-non-concurrently', 'attach-partition-unvalidated', 'add-stored-generated-column',
+    'detach-partition-non-concurrently', 'add-exclusion-constraint', 'add-serial-column',
+    'domain-check-constraint', 'uncommitted-transaction', 'drop-not-null', 'json-column',
+    'prefer-bigint', 'prefer-identity', 'prefer-text', 'prefer-timestamptz',
+    'require-lock-timeout']) r
+WHERE r NOT IN (SELECT rule FROM migration_tools.lint_rules());
+
 -- findings without the message, hint and lock_timeout advice
 CREATE FUNCTION lr(script text)
 RETURNS TABLE(statement int, rule text, severity text, relation text,
@@ -111,6 +128,7 @@ DROP VIEW lr_view;
 SELECT * FROM lr('ALTER TABLE lr_big RENAME COLUMN note TO remark');
 SELECT * FROM lr('ALTER TABLE lr_big RENAME TO lr_large');
 SELECT * FROM lr('CREATE TABLE lr_new (a int); ALTER TABLE lr_new RENAME a TO b; ALTER TABLE lr_new RENAME TO lr_new2');
+SELECT * FROM lr('CREATE TABLE lr_new (a int); ALTER TABLE lr_new RENAME TO lr_new2; CREATE INDEX ON lr_new2 (a)');
 
 -- drop-column, drop-table
 SELECT * FROM lr('ALTER TABLE lr_big DROP COLUMN note');

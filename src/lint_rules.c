@@ -115,6 +115,96 @@ typedef struct TableFacts
 static int	sel_lookups_left;
 
 /* ----------------------------------------------------------------
+ * The rules, as lint_rules() lists them
+ * ----------------------------------------------------------------
+ */
+typedef struct MtLintRule
+{
+	const char *rule;
+	const char *severity;
+	const char *summary;
+} MtLintRule;
+
+static const MtLintRule lint_rule_list[] = {
+	{"create-index-non-concurrently", "error",
+	"CREATE INDEX without CONCURRENTLY on an existing table blocks writes while it builds"},
+	{"drop-index-non-concurrently", "warning",
+	"DROP INDEX without CONCURRENTLY takes an ACCESS EXCLUSIVE lock on the table"},
+	{"add-column-not-null-no-default", "error",
+	"ADD COLUMN NOT NULL without a default fails on a table with rows"},
+	{"add-column-volatile-default", "error",
+	"ADD COLUMN with a volatile default rewrites the table"},
+	{"add-foreign-key-validated", "error",
+	"a foreign key added without NOT VALID scans the table while blocking writes to both tables"},
+	{"add-check-validated", "error",
+	"a CHECK constraint added without NOT VALID scans the table under ACCESS EXCLUSIVE"},
+	{"set-not-null", "error",
+	"SET NOT NULL scans the table unless a validated CHECK (col IS NOT NULL) proves it"},
+	{"change-column-type", "error",
+	"a column type change that is not binary compatible rewrites the table"},
+	{"rename-column", "warning",
+	"renaming a column breaks running code"},
+	{"rename-table", "warning",
+	"renaming a table breaks running code"},
+	{"drop-column", "warning",
+	"dropping a column breaks running code that uses it"},
+	{"drop-table", "warning",
+	"dropping a table loses data and breaks running code"},
+	{"add-unique-constraint", "error",
+	"a UNIQUE constraint without USING INDEX builds its index while blocking writes"},
+	{"add-primary-key", "error",
+	"a PRIMARY KEY without USING INDEX (or on nullable columns) builds or scans under ACCESS EXCLUSIVE"},
+	{"vacuum-full", "error",
+	"VACUUM FULL rewrites tables under ACCESS EXCLUSIVE"},
+	{"cluster", "error",
+	"CLUSTER rewrites tables under ACCESS EXCLUSIVE"},
+	{"refresh-matview-non-concurrently", "error",
+	"REFRESH MATERIALIZED VIEW without CONCURRENTLY blocks its readers"},
+	{"lock-table", "warning",
+	"an explicit LOCK TABLE is held to the end of the transaction"},
+	{"unbatched-update", "warning",
+	"an UPDATE of more than lint_large_rows rows in one transaction"},
+	{"unbatched-delete", "warning",
+	"a DELETE of more than lint_large_rows rows in one transaction"},
+	{"truncate", "warning",
+	"TRUNCATE removes every row under ACCESS EXCLUSIVE"},
+	{"concurrently-in-transaction", "error",
+	"a statement that cannot run in a transaction block after BEGIN"},
+	{"reindex-non-concurrently", "error",
+	"REINDEX without CONCURRENTLY blocks writes"},
+	{"attach-partition-unvalidated", "error",
+	"ATTACH PARTITION without a validated CHECK scans the partition under ACCESS EXCLUSIVE"},
+	{"add-stored-generated-column", "error",
+	"adding a stored generated column rewrites the table"},
+	{"detach-partition-non-concurrently", "warning",
+	"DETACH PARTITION without CONCURRENTLY takes ACCESS EXCLUSIVE on the parent"},
+	{"add-exclusion-constraint", "error",
+	"an EXCLUDE constraint is built and checked under ACCESS EXCLUSIVE"},
+	{"add-serial-column", "error",
+	"adding a serial or identity column rewrites the table"},
+	{"domain-check-constraint", "warning",
+	"a domain CHECK without NOT VALID scans every column of the domain"},
+	{"uncommitted-transaction", "error",
+	"a BEGIN that the script never commits"},
+	{"drop-not-null", "info",
+	"dropping NOT NULL lets in NULLs that older code may not expect"},
+	{"json-column", "info",
+	"a json column: prefer jsonb"},
+	{"prefer-bigint", "info",
+	"a 16 or 32-bit integer key column: prefer bigint"},
+	{"prefer-identity", "info",
+	"a serial column: prefer an identity column"},
+	{"prefer-text", "info",
+	"a varchar(n) or char(n) column: prefer text with a CHECK"},
+	{"prefer-timestamptz", "info",
+	"a timestamp without time zone column: prefer timestamptz"},
+	{"require-lock-timeout", "warning",
+	"DDL on existing tables with no SET lock_timeout before it"},
+	{"table-rewrite", "error",
+	"SET LOGGED/UNLOGGED, SET TABLESPACE or SET ACCESS METHOD copies the table under ACCESS EXCLUSIVE"},
+};
+
+/* ----------------------------------------------------------------
  * Findings
  * ----------------------------------------------------------------
  */
@@ -1537,6 +1627,14 @@ lint_rename(LintState *st, RenameStmt *stmt)
 						"Rename in steps: rename the table and create a view with the old name for the code still running, then drop the view once nothing uses it.",
 						"renaming table %s breaks running code that uses the old name",
 						tf.name);
+		/* a new or emptied table stays so under its new name */
+		if (stmt->newname && (tf.is_new || tf.emptied))
+		{
+			RangeVar   *nrv = makeRangeVar(stmt->relation->schemaname,
+										   stmt->newname, -1);
+
+			remember_rangevar(st, tf.is_new ? &st->created : &st->emptied_names, nrv);
+		}
 	}
 }
 
@@ -2076,5 +2174,30 @@ mt_lint(PG_FUNCTION_ARGS)
 
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextDelete(workcxt);
+	return (Datum) 0;
+}
+
+/*
+ * SQL: lint_rules(): every rule id with its severity and what it catches.
+ */
+PG_FUNCTION_INFO_V1(mt_lint_rules);
+
+Datum
+mt_lint_rules(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (i = 0; i < lengthof(lint_rule_list); i++)
+	{
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+
+		values[0] = CStringGetTextDatum(lint_rule_list[i].rule);
+		values[1] = CStringGetTextDatum(lint_rule_list[i].severity);
+		values[2] = CStringGetTextDatum(lint_rule_list[i].summary);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
 	return (Datum) 0;
 }
