@@ -184,6 +184,13 @@ SELECT * FROM lr('UPDATE lr_big SET note = ''x'' WHERE id = 1 OR id = 2 OR NOT (
 SELECT * FROM lr('EXPLAIN (ANALYZE) UPDATE lr_big SET note = ''x''');
 SELECT * FROM lr('EXPLAIN UPDATE lr_big SET note = ''x''');
 SELECT * FROM lr('UPDATE lr_big SET note = ''x'' WHERE CURRENT OF c');
+-- statistics only for those who may read the table (as pg_stats)
+CREATE ROLE lr_nobody;
+SET ROLE lr_nobody;
+SELECT * FROM lr('UPDATE lr_big SET note = ''x'' WHERE flag = 1');
+SELECT * FROM lr('UPDATE lr_big SET note = ''x'' WHERE note IS NULL');
+RESET ROLE;
+DROP ROLE lr_nobody;
 SET migration_tools.lint_large_rows = 10000;
 SELECT * FROM lr('UPDATE lr_big SET note = ''x''');
 SET migration_tools.lint_large_rows = 100;

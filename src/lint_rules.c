@@ -51,6 +51,7 @@
 #include "parser/parse_coerce.h"
 #include "parser/parse_type.h"
 #include "storage/lock.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -635,6 +636,20 @@ is_constant_like(Node *node)
 	return node != NULL && (IsA(node, A_Const) || IsA(node, ParamRef));
 }
 
+/*
+ * May the user see the statistics of this column?  As in the pg_stats view:
+ * only with SELECT on the table or the column.  Otherwise the estimates use
+ * the defaults, so that lint() tells nothing about data one cannot read.
+ */
+static bool
+stats_readable(Oid relid, AttrNumber attnum)
+{
+	Oid			userid = GetUserId();
+
+	return pg_class_aclcheck(relid, userid, ACL_SELECT) == ACLCHECK_OK ||
+		pg_attribute_aclcheck(relid, attnum, userid, ACL_SELECT) == ACLCHECK_OK;
+}
+
 /* Selectivity of "col = constant": unique index, then pg_statistic. */
 static double
 eq_selectivity(Node *l, Node *r, Oid relid, double rows)
@@ -661,6 +676,8 @@ eq_selectivity(Node *l, Node *r, Oid relid, double rows)
 
 	if (column_is_unique(relid, attnum))
 		return rows > 1 ? 1.0 / rows : 1.0;
+	if (!stats_readable(relid, attnum))
+		return DEFAULT_EQ_SEL;
 
 	tup = SearchSysCache3(STATRELATTINH, ObjectIdGetDatum(relid),
 						  Int16GetDatum(attnum), BoolGetDatum(false));
@@ -690,7 +707,7 @@ null_fraction(Node *arg, Oid relid)
 		return frac;
 	sel_lookups_left--;
 	attnum = columnref_attnum(arg, relid);
-	if (attnum == InvalidAttrNumber)
+	if (attnum == InvalidAttrNumber || !stats_readable(relid, attnum))
 		return frac;
 	tup = SearchSysCache3(STATRELATTINH, ObjectIdGetDatum(relid),
 						  Int16GetDatum(attnum), BoolGetDatum(false));
