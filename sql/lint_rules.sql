@@ -282,6 +282,12 @@ CREATE SCHEMA lr_s;
 CREATE TABLE lr_s.t (a int);
 SELECT * FROM lr('CREATE INDEX ON lr_s.t (a); CREATE INDEX ON lr_unknown (a)');
 
+-- SET search_path in the script moves the names that follow, and is undone
+SELECT * FROM lr('SET search_path = lr_s; CREATE INDEX ON t (a); RESET search_path; CREATE INDEX ON t (a)');
+SELECT statement, locks FROM migration_tools.script_statements(
+    'SET LOCAL search_path TO lr_s, public; LOCK t, lr_big; SET search_path = DEFAULT; LOCK t');
+SHOW search_path;
+
 -- the script is never run
 SELECT count(*) FROM migration_tools.lint('DROP TABLE lr_big; DROP TABLE lr_parent CASCADE');
 SELECT count(*) FROM lr_big;

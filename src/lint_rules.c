@@ -54,6 +54,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -2068,6 +2069,7 @@ mt_lint_script(const char *sql)
 	List	   *findings;
 	ListCell   *lc;
 	int			n = 0;
+	int			nestlevel;
 
 	scriptcxt = AllocSetContextCreate(CurrentMemoryContext,
 									  "migration_tools lint",
@@ -2083,6 +2085,8 @@ mt_lint_script(const char *sql)
 	oldcxt = MemoryContextSwitchTo(scriptcxt);
 	stmts = mt_parse_script(sql);
 
+	/* SET search_path in the script is followed, then undone */
+	nestlevel = NewGUCNestLevel();
 	foreach(lc, stmts)
 	{
 		RawStmt    *raw = lfirst_node(RawStmt, lc);
@@ -2091,10 +2095,12 @@ mt_lint_script(const char *sql)
 		MemoryContextSwitchTo(stmtcxt);
 		st->info = mt_describe_statement(sql, raw, ++n);
 		lint_statement(st, raw->stmt);
+		mt_script_follow_search_path(raw->stmt);
 		MemoryContextSwitchTo(scriptcxt);
 		MemoryContextReset(stmtcxt);
 		st->info = NULL;
 	}
+	AtEOXact_GUC(true, nestlevel);
 
 	if (st->in_xact)
 	{
