@@ -417,8 +417,8 @@ rule_allowed(ArrayType *allow, const char *rule)
 
 /*
  * Lint the up script; refuse the migration when a finding at
- * migration_tools.lint_level (defined by lint.c) or worse is not allowed.  require-lock-timeout
- * never counts: apply() supplies its own lock_timeout.
+ * migration_tools.lint_level (defined by lint.c) or worse is not allowed.
+ * require-lock-timeout and concurrently-in-transaction never count.
  */
 static void
 lint_or_refuse(const char *version, const char *up_sql, ArrayType *allow)
@@ -448,7 +448,14 @@ lint_or_refuse(const char *version, const char *up_sql, ArrayType *allow)
 	{
 		MtLintFinding *f = (MtLintFinding *) lfirst(lc);
 
-		if (strcmp(f->rule, "require-lock-timeout") == 0)
+		/*
+		 * Not apply()'s concerns: it sets its own lock_timeout, and it never
+		 * runs a statement that needs the top level inside the transaction
+		 * (a BEGIN ... COMMIT around the script is dropped, and such
+		 * statements are scheduled).
+		 */
+		if (strcmp(f->rule, "require-lock-timeout") == 0 ||
+			strcmp(f->rule, "concurrently-in-transaction") == 0)
 			continue;
 		if (mt_lint_severity_level(f->severity) < threshold)
 			continue;
