@@ -961,6 +961,40 @@ mt_describe_statement(const char *sql, RawStmt *raw, int number)
 }
 
 /*
+ * A script that sets search_path resolves its later names in that path:
+ * follow SET/RESET search_path (and SET LOCAL) while the script is read.
+ * The value is applied at the GUC nest level the caller opened, with
+ * GUC_ACTION_SAVE, so that it is undone when that level is closed.
+ */
+void
+mt_script_follow_search_path(Node *stmt)
+{
+	VariableSetStmt *s;
+
+	if (stmt == NULL || !IsA(stmt, VariableSetStmt))
+		return;
+	s = (VariableSetStmt *) stmt;
+	if (s->name == NULL || strcmp(s->name, "search_path") != 0)
+		return;
+	switch (s->kind)
+	{
+		case VAR_SET_VALUE:
+			(void) set_config_option("search_path", ExtractSetVariableArgs(s),
+									 PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_SAVE, true, 0, false);
+			break;
+		case VAR_SET_DEFAULT:
+		case VAR_RESET:
+			(void) set_config_option("search_path", NULL,
+									 PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_SAVE, true, 0, false);
+			break;
+		default:
+			break;
+	}
+}
+
+/*
  * Split and analyse a script; see lint.h.  The parse trees live in a
  * private memory context that is gone when we return.
  */
@@ -974,6 +1008,7 @@ mt_analyze_script(const char *sql)
 	List	   *stmts;
 	ListCell   *lc;
 	int			n = 0;
+	int			nestlevel;
 
 	parsecxt = AllocSetContextCreate(CurrentMemoryContext,
 									 "migration_tools script analysis",
@@ -981,6 +1016,7 @@ mt_analyze_script(const char *sql)
 	oldcxt = MemoryContextSwitchTo(parsecxt);
 	stmts = mt_parse_script(sql);
 
+	nestlevel = NewGUCNestLevel();
 	foreach(lc, stmts)
 	{
 		RawStmt    *raw = lfirst_node(RawStmt, lc);
@@ -989,7 +1025,9 @@ mt_analyze_script(const char *sql)
 		MemoryContextSwitchTo(caller);
 		result = lappend(result, mt_describe_statement(sql, raw, ++n));
 		MemoryContextSwitchTo(parsecxt);
+		mt_script_follow_search_path(raw->stmt);
 	}
+	AtEOXact_GUC(true, nestlevel);
 
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextDelete(parsecxt);
