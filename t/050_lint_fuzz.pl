@@ -97,6 +97,8 @@ my @corpus = (
 	q{ALTER DOMAIN positive ADD CONSTRAINT positive_check CHECK (VALUE > 0)},
 	q{CREATE TABLE t (id serial PRIMARY KEY, doc json, name varchar(20), at timestamp, ref_id int REFERENCES accounts)},
 	q{SET lock_timeout = '2s'; SET LOCAL statement_timeout TO DEFAULT},
+	q{SET search_path = pg_temp, "$user", public; ALTER TABLE accounts ADD COLUMN x int; RESET search_path},
+	q{SET LOCAL search_path TO DEFAULT; SELECT set_config('lock_timeout', '0', true)},
 	q{CREATE TABLE IF NOT EXISTS t2 AS SELECT * FROM accounts WITH NO DATA},
 	q{INSERT INTO orders SELECT g, 1, 2, now() FROM generate_series(1, 10) g ON CONFLICT (id) DO UPDATE SET total = excluded.total},
 	q{MERGE INTO accounts a USING orders o ON a.id = o.account_id WHEN MATCHED THEN UPDATE SET status = 0},
