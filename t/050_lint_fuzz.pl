@@ -1,7 +1,8 @@
 # Fuzz the linter: thousands of mutated migration statements, random text,
 # deeply nested expressions and a 1 MB script go through lint() and
 # script_statements() in one session, then the inputs that parse run under
-# the guard.  Each input may fail with an ERROR
+# the guard.  Last, lint() must not wait for locks on the tables it reads
+# about.  Each input may fail with an ERROR
 # (a syntax error, a stack depth error) but must never crash the server:
 # afterwards the postmaster is the same process and no backend died.
 use strict;
@@ -19,6 +20,7 @@ $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'migration_tools'
 migration_tools.launcher_naptime = '1s'
+max_prepared_transactions = 2
 });
 $node->start;
 
@@ -317,6 +319,26 @@ unlike($log, qr/all server processes terminated; reinitializing/, 'no crash reco
 # lint() never ran them; the guard loop rolled back what it ran.
 is($node->safe_psql('postgres', 'SELECT count(*) FROM accounts'), '20000',
 	'the fuzz inputs left no trace');
+
+# lint() and script_statements() take no lock on the tables they read
+# about: they run while a prepared transaction holds ACCESS EXCLUSIVE.
+$node->safe_psql('postgres', q{
+BEGIN;
+LOCK TABLE accounts, orders IN ACCESS EXCLUSIVE MODE;
+PREPARE TRANSACTION 'lint_fuzz_hold';
+});
+my $script = q{ALTER TABLE accounts ALTER COLUMN email SET NOT NULL;
+UPDATE accounts SET status = 1 WHERE status = 2;
+ALTER TABLE orders ADD FOREIGN KEY (account_id) REFERENCES accounts (id);
+CREATE INDEX ON orders (total)};
+my ($lret, $lout, $lerr) = $node->psql('postgres',
+	"SET lock_timeout = '1s'; SELECT string_agg(rule, ',' ORDER BY statement, rule) FROM migration_tools.lint(\$\$$script\$\$);"
+	  . " SELECT count(*) FROM migration_tools.script_statements(\$\$$script\$\$);");
+is($lret, 0, 'lint runs while the tables are locked ACCESS EXCLUSIVE') or note $lerr;
+is($lout,
+	"require-lock-timeout,set-not-null,add-foreign-key-validated,create-index-non-concurrently\n4",
+	'and finds what it finds without the lock');
+$node->safe_psql('postgres', "ROLLBACK PREPARED 'lint_fuzz_hold'");
 
 $node->stop;
 done_testing();
