@@ -10,7 +10,9 @@ COMMENT ON FUNCTION migration_tools.lock_mode(text) IS
 CREATE FUNCTION migration_tools._lock_conflicts(
     relation oid, mode text,
     OUT pid integer, OUT granted boolean, OUT lock_mode text,
-    OUT xact_start timestamptz, OUT prepared boolean, OUT prepared_xid xid)
+    OUT xact_start timestamptz, OUT prepared boolean, OUT prepared_xid xid,
+    OUT query text, OUT role name, OUT application_name text,
+    OUT backend_state text, OUT wait_event_type text, OUT wait_event text)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'mt_lock_conflicts_srf'
 LANGUAGE C VOLATILE STRICT;
@@ -42,19 +44,18 @@ AS $$
     SELECT c.pid,
            CASE WHEN c.granted THEN 'holding' ELSE 'waiting' END,
            c.lock_mode,
-           coalesce(c.xact_start, a.xact_start),
-           clock_timestamp() - coalesce(c.xact_start, a.xact_start),
-           a.query,
-           coalesce(a.usename, p.owner),
-           a.application_name,
-           CASE WHEN c.prepared THEN 'prepared' ELSE a.state END,
-           a.wait_event_type,
-           a.wait_event,
+           c.xact_start,
+           clock_timestamp() - c.xact_start,
+           c.query,
+           coalesce(c.role, pg_get_userbyid(p.ownerid)),
+           c.application_name,
+           CASE WHEN c.prepared THEN 'prepared' ELSE c.backend_state END,
+           c.wait_event_type,
+           c.wait_event,
            p.gid
     FROM migration_tools._lock_conflicts($1::oid, $2) c
-    LEFT JOIN pg_stat_activity a ON a.pid = c.pid
-    LEFT JOIN pg_prepared_xacts p ON c.prepared AND p.transaction = c.prepared_xid
-    ORDER BY c.granted DESC, coalesce(c.xact_start, a.xact_start), c.pid
+    LEFT JOIN pg_prepared_xact() p ON c.prepared AND p.transaction = c.prepared_xid
+    ORDER BY c.granted DESC, c.xact_start, c.pid
 $$;
 COMMENT ON FUNCTION migration_tools.lock_conflicts(regclass, text) IS
 'Sessions that hold or wait for a lock on relation conflicting with mode: what a statement taking that lock would queue behind right now';
@@ -249,9 +250,14 @@ AS $$
         UNION ALL
         -- waits in a cycle that leads to no root: a deadlock not yet detected
         SELECT 1, ARRAY[sort_key],
-               format('pid %s waits for %s %s (%s: %s %s) in a cycle: deadlock pending detection',
+               format('pid %s%s waits for %s %s%s on %s (%s: %s %s) in or behind a wait cycle: deadlock pending detection',
                       waiting_pid,
+                      CASE WHEN coalesce(waiting_application_name, '') <> ''
+                           THEN format(' [%s]', waiting_application_name) ELSE '' END,
                       CASE WHEN blocking_pid IS NULL THEN 'prepared' ELSE 'pid' END, blocker_key,
+                      CASE WHEN coalesce(blocking_application_name, '') <> ''
+                           THEN format(' [%s]', blocking_application_name) ELSE '' END,
+                      CASE WHEN relation IS NOT NULL THEN 'relation ' || relation::text ELSE locktype END,
                       blocking_kind,
                       CASE blocking_kind WHEN 'hard' THEN 'holds' ELSE 'queued ahead for' END,
                       blocking_mode)
