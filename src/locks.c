@@ -428,6 +428,13 @@ typedef struct MtActivity
 	const char *query;
 	const char *state;
 	TimestampTz xact_start;
+	/* the same as Datums, made at first use: rows repeat sessions */
+	bool		made;
+	Datum		query_d;
+	Datum		role_d;
+	Datum		app_d;
+	Datum		state_d;
+	bool		has_role;
 } MtActivity;
 
 static const char *
@@ -491,6 +498,7 @@ read_activity(void)
 		if (be->st_procpid == 0)
 			continue;
 		a = hash_search(act, &be->st_procpid, HASH_ENTER, &found);
+		a->made = false;
 		a->userid = be->st_userid;
 		a->appname = be->st_appname ? pstrdup(be->st_appname) : NULL;
 		a->visible = all_stats || has_privs_of_role(GetUserId(), be->st_userid);
@@ -522,29 +530,44 @@ put_activity(HTAB *act, int pid, Datum *values, bool *nulls,
 			 int xact_col)
 {
 	MtActivity *a = hash_search(act, &pid, HASH_FIND, NULL);
-	char	   *role;
 
 	if (a == NULL)
 		return NULL;			/* gone since the lock snapshot */
+	if (!a->made)
+	{
+		char	   *role = NULL;
+
+		if (a->query != NULL)
+			a->query_d = CStringGetTextDatum(a->query);
+		if (OidIsValid(a->userid))
+			role = GetUserNameFromId(a->userid, true);
+		a->has_role = (role != NULL);
+		if (role != NULL)
+			a->role_d = DirectFunctionCall1(namein, CStringGetDatum(role));
+		if (a->appname != NULL)
+			a->app_d = CStringGetTextDatum(a->appname);
+		if (a->state != NULL)
+			a->state_d = CStringGetTextDatum(a->state);
+		a->made = true;
+	}
 	if (query_col >= 0 && a->query != NULL)
 	{
-		values[query_col] = CStringGetTextDatum(a->query);
+		values[query_col] = a->query_d;
 		nulls[query_col] = false;
 	}
-	if (role_col >= 0 && OidIsValid(a->userid) &&
-		(role = GetUserNameFromId(a->userid, true)) != NULL)
+	if (role_col >= 0 && a->has_role)
 	{
-		values[role_col] = DirectFunctionCall1(namein, CStringGetDatum(role));
+		values[role_col] = a->role_d;
 		nulls[role_col] = false;
 	}
 	if (app_col >= 0 && a->appname != NULL)
 	{
-		values[app_col] = CStringGetTextDatum(a->appname);
+		values[app_col] = a->app_d;
 		nulls[app_col] = false;
 	}
 	if (state_col >= 0 && a->state != NULL)
 	{
-		values[state_col] = CStringGetTextDatum(a->state);
+		values[state_col] = a->state_d;
 		nulls[state_col] = false;
 	}
 	if (xact_col >= 0 && a->xact_start != 0)
@@ -856,14 +879,19 @@ mt_lock_waiters_of_sql(PG_FUNCTION_ARGS)
 
 /* Add a (request, blocker) pair, or strengthen the one already there. */
 static void
-add_edge(MtLockWaits *w, int first_edge, int request, MtHolder blocker,
-		 bool hard, LOCKMODE mode)
+add_edge(MtLockWaits *w, int first_edge, int last_edge, int request,
+		 MtHolder blocker, bool hard, LOCKMODE mode)
 {
 	int			i;
 	MtWaitEdge *e;
 
-	/* the edges of one request are contiguous, from first_edge on */
-	for (i = first_edge; i < w->nedges; i++)
+	/*
+	 * The edges of one request are contiguous, from first_edge on; only
+	 * those before last_edge (-1: all) can have this blocker already.
+	 */
+	if (last_edge < 0)
+		last_edge = w->nedges;
+	for (i = first_edge; i < last_edge; i++)
 	{
 		e = &w->edges[i];
 		if (e->request == request && holder_equal(e->blocker, blocker))
@@ -1131,6 +1159,7 @@ collect_lock_waits(void)
 		int			q;
 		int			i;
 		bool		need_queue = false;
+		bool		repeated_pids;
 		int		   *inst_req;
 
 		while (end < w->data->nelements &&
@@ -1178,13 +1207,20 @@ collect_lock_waits(void)
 			continue;
 		}
 
-		/* queue order matters only if two sessions' requests conflict */
-		for (r = first; r < w->nrequests && !need_queue; r++)
-			for (q = r + 1; q < w->nrequests && !need_queue; q++)
-				if (w->requests[r].pid != w->requests[q].pid &&
-					(conflict_mask(tag, w->requests[r].mode) &
-					 LOCKBIT_ON(w->requests[q].mode)))
+		/*
+		 * Queue order matters only if two sessions' requests conflict.  (And
+		 * note whether a session has two requests here.)
+		 */
+		repeated_pids = false;
+		for (r = first; r < w->nrequests && !(need_queue && repeated_pids); r++)
+			for (q = r + 1; q < w->nrequests && !(need_queue && repeated_pids); q++)
+			{
+				if (w->requests[r].pid == w->requests[q].pid)
+					repeated_pids = true;
+				else if (conflict_mask(tag, w->requests[r].mode) &
+						 LOCKBIT_ON(w->requests[q].mode))
 					need_queue = true;
+			}
 		if (need_queue)
 			fetch_queue_order(w, idx, start, end, inst_req, first,
 							  w->nrequests, tmpcxt);
@@ -1194,6 +1230,7 @@ collect_lock_waits(void)
 			MtRequest  *req = &w->requests[r];
 			LOCKMASK	conflicts = conflict_mask(tag, req->mode);
 			int			first_edge = w->nedges;
+			int			hard_end;
 
 			/* hard: sessions holding a conflicting mode */
 			for (i = start; i < end; i++)
@@ -1206,12 +1243,13 @@ collect_lock_waits(void)
 					continue;
 				m = strongest_mode(inst->holdMask & conflicts);
 				if (m != NoLock)
-					add_edge(w, first_edge, r, h, true, m);
+					add_edge(w, first_edge, -1, r, h, true, m);
 			}
 
 			/* soft: sessions queued ahead for a conflicting mode */
 			if (!need_queue)
 				continue;
+			hard_end = w->nedges;
 			for (q = first; q < w->nrequests; q++)
 			{
 				MtRequest  *ahead = &w->requests[q];
@@ -1223,7 +1261,12 @@ collect_lock_waits(void)
 					continue;
 				h.pid = ahead->pid;
 				h.xid = InvalidTransactionId;
-				add_edge(w, first_edge, r, h, false, ahead->mode);
+				/*
+				 * A session has one request per object unless a lock group
+				 * waits for two modes: only then can soft edges repeat.
+				 */
+				add_edge(w, first_edge, repeated_pids ? -1 : hard_end,
+						 r, h, false, ahead->mode);
 			}
 		}
 		pfree(inst_req);
@@ -1251,8 +1294,18 @@ mt_lock_waits_srf(PG_FUNCTION_ARGS)
 	MtLockWaits *w;
 	HTAB	   *act;
 	int			i;
+	Datum		mode_names[MAX_LOCKMODES];
+	int			last_request = -1;
+	Datum		locktype_d = (Datum) 0;
+	Datum		mode_d = (Datum) 0;
+	Datum		duration_d = (Datum) 0;
+	Datum		hard_d;
+	Datum		soft_d;
 
 	InitMaterializedSRF(fcinfo, 0);
+	memset(mode_names, 0, sizeof(mode_names));
+	hard_d = CStringGetTextDatum("hard");
+	soft_d = CStringGetTextDatum("soft");
 	w = collect_lock_waits();
 	act = read_activity();
 
@@ -1272,25 +1325,35 @@ mt_lock_waits_srf(PG_FUNCTION_ARGS)
 		memset(values, 0, sizeof(values));
 		memset(nulls, true, sizeof(nulls));
 
+		/* the rows of one request are consecutive: make its Datums once */
+		if (e->request != last_request)
+		{
+			last_request = e->request;
+			if (tag->locktag_type <= LOCKTAG_LAST_TYPE)
+				locktype_d = CStringGetTextDatum(LockTagTypeNames[tag->locktag_type]);
+			else
+				locktype_d = CStringGetTextDatum(psprintf("unknown %d",
+														  (int) tag->locktag_type));
+			mode_d = CStringGetTextDatum(GetLockmodeName(tag->locktag_lockmethodid,
+														 req->mode));
+			if (req->wait_start != 0)
+				duration_d = DirectFunctionCall2(timestamp_mi,
+												 TimestampTzGetDatum(w->taken_at),
+												 TimestampTzGetDatum(req->wait_start));
+		}
+
 		values[0] = Int32GetDatum(req->pid);
 		nulls[0] = false;
 		if (req->wait_start != 0)
 		{
 			values[1] = TimestampTzGetDatum(req->wait_start);
 			nulls[1] = false;
-			values[2] = DirectFunctionCall2(timestamp_mi,
-											TimestampTzGetDatum(w->taken_at),
-											TimestampTzGetDatum(req->wait_start));
+			values[2] = duration_d;
 			nulls[2] = false;
 		}
-		if (tag->locktag_type <= LOCKTAG_LAST_TYPE)
-			values[3] = CStringGetTextDatum(LockTagTypeNames[tag->locktag_type]);
-		else
-			values[3] = CStringGetTextDatum(psprintf("unknown %d",
-													 (int) tag->locktag_type));
+		values[3] = locktype_d;
 		nulls[3] = false;
-		values[4] = CStringGetTextDatum(GetLockmodeName(tag->locktag_lockmethodid,
-														req->mode));
+		values[4] = mode_d;
 		nulls[4] = false;
 
 		/* the object, decoded as pg_locks does */
@@ -1367,10 +1430,13 @@ mt_lock_waits_srf(PG_FUNCTION_ARGS)
 			values[16] = TransactionIdGetDatum(e->blocker.xid);
 			nulls[16] = false;
 		}
-		values[17] = CStringGetTextDatum(e->hard ? "hard" : "soft");
+		values[17] = e->hard ? hard_d : soft_d;
 		nulls[17] = false;
-		values[18] = CStringGetTextDatum(GetLockmodeName(tag->locktag_lockmethodid,
-														 e->blocker_mode));
+		if (mode_names[e->blocker_mode] == (Datum) 0)
+			mode_names[e->blocker_mode] =
+				CStringGetTextDatum(GetLockmodeName(DEFAULT_LOCKMETHOD,
+													e->blocker_mode));
+		values[18] = mode_names[e->blocker_mode];
 		nulls[18] = false;
 
 		/* the chain */
