@@ -85,15 +85,6 @@ typedef struct MtRequest
 								 * unknown */
 } MtRequest;
 
-/* One (waiting request, blocker) pair. */
-typedef struct MtWaitEdge
-{
-	int			request;		/* index into the request array */
-	MtHolder	blocker;
-	bool		hard;			/* holds a conflicting lock (else queued) */
-	LOCKMODE	blocker_mode;	/* mode held (hard) or awaited (soft) */
-} MtWaitEdge;
-
 /* Node of the waits-for graph, in a hash table keyed by node key. */
 typedef struct MtNode
 {
@@ -102,6 +93,18 @@ typedef struct MtNode
 	int			level;			/* distance to a root blocker, -1 unknown */
 	int64		root;			/* key of that root */
 } MtNode;
+
+/* One (waiting request, blocker) pair. */
+typedef struct MtWaitEdge
+{
+	int			request;		/* index into the request array */
+	MtHolder	blocker;
+	bool		hard;			/* holds a conflicting lock (else queued) */
+	LOCKMODE	blocker_mode;	/* mode held (hard) or awaited (soft) */
+	MtNode	   *waiter_node;	/* graph nodes, set by compute_chains */
+	MtNode	   *blocker_node;
+} MtWaitEdge;
+
 
 /* The whole analysis of one lock manager snapshot. */
 typedef struct MtLockWaits
@@ -1083,8 +1086,9 @@ compute_chains(MtLockWaits *w)
 	{
 		MtWaitEdge *e = &w->edges[i];
 
-		graph_node(w->nodes, w->requests[e->request].pid)->waits = true;
-		graph_node(w->nodes, holder_key(e->blocker));
+		e->waiter_node = graph_node(w->nodes, w->requests[e->request].pid);
+		e->waiter_node->waits = true;
+		e->blocker_node = graph_node(w->nodes, holder_key(e->blocker));
 	}
 
 	hash_seq_init(&seq, w->nodes);
@@ -1104,10 +1108,8 @@ compute_chains(MtLockWaits *w)
 		for (i = 0; i < w->nedges; i++)
 		{
 			MtWaitEdge *e = &w->edges[i];
-			int64		wkey = w->requests[e->request].pid;
-			int64		bkey = holder_key(e->blocker);
-			MtNode	   *b = hash_search(w->nodes, &bkey, HASH_FIND, NULL);
-			MtNode	   *wn = hash_search(w->nodes, &wkey, HASH_FIND, NULL);
+			MtNode	   *b = e->blocker_node;
+			MtNode	   *wn = e->waiter_node;
 
 			if (b->level != level)
 				continue;
@@ -1280,19 +1282,21 @@ collect_lock_waits(void)
 	return w;
 }
 
-#define MT_LOCK_WAITS_COLS	30
+#define MT_LOCK_WAITS_COLS	22
 
 /*
  * SQL: migration_tools._lock_waits(): one row per (waiting lock request,
  * blocker) from one read of the lock manager; the lock_waits view adds
- * what pg_stat_activity shows of both sessions.
+ * what _lock_sessions() shows of both sessions.  (The rows stay narrow:
+ * a function in FROM fills a tuplestore, which spills to disk beyond
+ * work_mem, and with N sessions queued for the same exclusive lock there
+ * are N*(N+1)/2 rows.)
  */
 Datum
 mt_lock_waits_srf(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MtLockWaits *w;
-	HTAB	   *act;
 	int			i;
 	Datum		mode_names[MAX_LOCKMODES];
 	int			last_request = -1;
@@ -1307,7 +1311,6 @@ mt_lock_waits_srf(PG_FUNCTION_ARGS)
 	hard_d = CStringGetTextDatum("hard");
 	soft_d = CStringGetTextDatum("soft");
 	w = collect_lock_waits();
-	act = read_activity();
 
 	for (i = 0; i < w->nedges; i++)
 	{
@@ -1317,8 +1320,7 @@ mt_lock_waits_srf(PG_FUNCTION_ARGS)
 		const LOCKTAG *tag = &inst->locktag;
 		Datum		values[MT_LOCK_WAITS_COLS];
 		bool		nulls[MT_LOCK_WAITS_COLS];
-		int64		bkey = holder_key(e->blocker);
-		MtNode	   *b = hash_search(w->nodes, &bkey, HASH_FIND, NULL);
+		MtNode	   *b = e->blocker_node;
 		bool		has_db = false;
 		bool		has_rel = false;
 
@@ -1456,12 +1458,42 @@ mt_lock_waits_srf(PG_FUNCTION_ARGS)
 			}
 		}
 
-		/* what pg_stat_activity shows of both sessions */
-		put_activity(act, req->pid, values, nulls, 22, 23, 24, -1, -1);
-		if (e->blocker.pid != 0)
-			put_activity(act, e->blocker.pid, values, nulls,
-						 25, 26, 27, 28, 29);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
 
+#define MT_SESSIONS_COLS	6
+
+/*
+ * SQL: migration_tools._lock_sessions(): what pg_stat_activity shows of
+ * each session (query, role, application name, state, transaction start),
+ * under its visibility rules, read fresh from the backend status.
+ */
+PG_FUNCTION_INFO_V1(mt_lock_sessions_srf);
+
+Datum
+mt_lock_sessions_srf(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	HTAB	   *act;
+	HASH_SEQ_STATUS seq;
+	MtActivity *a;
+
+	InitMaterializedSRF(fcinfo, 0);
+	act = read_activity();
+
+	hash_seq_init(&seq, act);
+	while ((a = hash_seq_search(&seq)) != NULL)
+	{
+		Datum		values[MT_SESSIONS_COLS];
+		bool		nulls[MT_SESSIONS_COLS];
+
+		memset(values, 0, sizeof(values));
+		memset(nulls, true, sizeof(nulls));
+		values[0] = Int32GetDatum(a->pid);
+		nulls[0] = false;
+		put_activity(act, a->pid, values, nulls, 1, 2, 3, 4, 5);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
