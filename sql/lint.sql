@@ -77,6 +77,9 @@ SELECT * FROM migration_tools.lint('SELECT 1; SELEC 2');
 SELECT * FROM migration_tools.lint(E'CREATE TABLE t (a int);\n\nALTER TABLE t ADD COLUMN (');
 SELECT * FROM migration_tools.script_statements('SELECT ''unterminated');
 SELECT * FROM migration_tools.lint('SELECT * FROM a.b.c.d');
+-- a long script: the error shows the lines around it and the script line
+SELECT * FROM migration_tools.lint(repeat(E'SELECT 1;\n', 1000) || E'SELECT (\n' || repeat(E'SELECT 2;\n', 1000));
+SELECT * FROM migration_tools.lint(repeat('SELECT ''x''; ', 1000) || 'SELEC 1; ' || repeat('SELECT 2; ', 1000));
 -- control characters and deep nesting: only the error code is shown
 DO $$
 DECLARE

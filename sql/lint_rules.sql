@@ -184,6 +184,13 @@ SELECT * FROM lr('UPDATE lr_big SET note = ''x'' WHERE id = 1 OR id = 2 OR NOT (
 SELECT * FROM lr('EXPLAIN (ANALYZE) UPDATE lr_big SET note = ''x''');
 SELECT * FROM lr('EXPLAIN UPDATE lr_big SET note = ''x''');
 SELECT * FROM lr('UPDATE lr_big SET note = ''x'' WHERE CURRENT OF c');
+-- statistics only for those who may read the table (as pg_stats)
+CREATE ROLE lr_nobody;
+SET ROLE lr_nobody;
+SELECT * FROM lr('UPDATE lr_big SET note = ''x'' WHERE flag = 1');
+SELECT * FROM lr('UPDATE lr_big SET note = ''x'' WHERE note IS NULL');
+RESET ROLE;
+DROP ROLE lr_nobody;
 SET migration_tools.lint_large_rows = 10000;
 SELECT * FROM lr('UPDATE lr_big SET note = ''x''');
 SET migration_tools.lint_large_rows = 100;
@@ -274,6 +281,12 @@ $$);
 CREATE SCHEMA lr_s;
 CREATE TABLE lr_s.t (a int);
 SELECT * FROM lr('CREATE INDEX ON lr_s.t (a); CREATE INDEX ON lr_unknown (a)');
+
+-- SET search_path in the script moves the names that follow, and is undone
+SELECT * FROM lr('SET search_path = lr_s; CREATE INDEX ON t (a); RESET search_path; CREATE INDEX ON t (a)');
+SELECT statement, locks FROM migration_tools.script_statements(
+    'SET LOCAL search_path TO lr_s, public; LOCK t, lr_big; SET search_path = DEFAULT; LOCK t');
+SHOW search_path;
 
 -- the script is never run
 SELECT count(*) FROM migration_tools.lint('DROP TABLE lr_big; DROP TABLE lr_parent CASCADE');

@@ -1154,6 +1154,7 @@ check_rollback(const char *version, MigrationRow *row)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("migration \"%s\" does not exist", version),
+				 errdetail("No migration with this version is recorded in migration_tools.migrations."),
 				 errhint("See migration_tools.status for the recorded migrations.")));
 	if (strcmp(row->state, "applied") != 0)
 		ereport(ERROR,
@@ -1293,6 +1294,7 @@ mt_rollback_to(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("migration \"%s\" does not exist", version),
+				 errdetail("No migration with this version is recorded in migration_tools.migrations."),
 				 errhint("See migration_tools.status for the recorded migrations.")));
 	if (strcmp(target.state, "applied") != 0)
 		ereport(ERROR,

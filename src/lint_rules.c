@@ -51,8 +51,10 @@
 #include "parser/parse_coerce.h"
 #include "parser/parse_type.h"
 #include "storage/lock.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -635,6 +637,20 @@ is_constant_like(Node *node)
 	return node != NULL && (IsA(node, A_Const) || IsA(node, ParamRef));
 }
 
+/*
+ * May the user see the statistics of this column?  As in the pg_stats view:
+ * only with SELECT on the table or the column.  Otherwise the estimates use
+ * the defaults, so that lint() tells nothing about data one cannot read.
+ */
+static bool
+stats_readable(Oid relid, AttrNumber attnum)
+{
+	Oid			userid = GetUserId();
+
+	return pg_class_aclcheck(relid, userid, ACL_SELECT) == ACLCHECK_OK ||
+		pg_attribute_aclcheck(relid, attnum, userid, ACL_SELECT) == ACLCHECK_OK;
+}
+
 /* Selectivity of "col = constant": unique index, then pg_statistic. */
 static double
 eq_selectivity(Node *l, Node *r, Oid relid, double rows)
@@ -661,6 +677,8 @@ eq_selectivity(Node *l, Node *r, Oid relid, double rows)
 
 	if (column_is_unique(relid, attnum))
 		return rows > 1 ? 1.0 / rows : 1.0;
+	if (!stats_readable(relid, attnum))
+		return DEFAULT_EQ_SEL;
 
 	tup = SearchSysCache3(STATRELATTINH, ObjectIdGetDatum(relid),
 						  Int16GetDatum(attnum), BoolGetDatum(false));
@@ -690,7 +708,7 @@ null_fraction(Node *arg, Oid relid)
 		return frac;
 	sel_lookups_left--;
 	attnum = columnref_attnum(arg, relid);
-	if (attnum == InvalidAttrNumber)
+	if (attnum == InvalidAttrNumber || !stats_readable(relid, attnum))
 		return frac;
 	tup = SearchSysCache3(STATRELATTINH, ObjectIdGetDatum(relid),
 						  Int16GetDatum(attnum), BoolGetDatum(false));
@@ -2051,6 +2069,7 @@ mt_lint_script(const char *sql)
 	List	   *findings;
 	ListCell   *lc;
 	int			n = 0;
+	int			nestlevel;
 
 	scriptcxt = AllocSetContextCreate(CurrentMemoryContext,
 									  "migration_tools lint",
@@ -2066,6 +2085,8 @@ mt_lint_script(const char *sql)
 	oldcxt = MemoryContextSwitchTo(scriptcxt);
 	stmts = mt_parse_script(sql);
 
+	/* SET search_path in the script is followed, then undone */
+	nestlevel = NewGUCNestLevel();
 	foreach(lc, stmts)
 	{
 		RawStmt    *raw = lfirst_node(RawStmt, lc);
@@ -2074,10 +2095,12 @@ mt_lint_script(const char *sql)
 		MemoryContextSwitchTo(stmtcxt);
 		st->info = mt_describe_statement(sql, raw, ++n);
 		lint_statement(st, raw->stmt);
+		mt_script_follow_search_path(raw->stmt);
 		MemoryContextSwitchTo(scriptcxt);
 		MemoryContextReset(stmtcxt);
 		st->info = NULL;
 	}
+	AtEOXact_GUC(true, nestlevel);
 
 	if (st->in_xact)
 	{
