@@ -62,6 +62,9 @@ SELECT * FROM lr('CREATE INDEX ON lr_big (note)');
 SELECT * FROM lr('CREATE INDEX CONCURRENTLY ON lr_big (note)');
 SELECT * FROM lr('CREATE TABLE lr_new (a int); CREATE INDEX ON lr_new (a)');
 SELECT * FROM lr('CREATE INDEX ON lr_part (id)');
+SELECT * FROM lr('CREATE INDEX lr_part_id ON ONLY lr_part (id);
+                  CREATE INDEX CONCURRENTLY lr_part_2020_id ON lr_part_2020 (id);
+                  ALTER INDEX lr_part_id ATTACH PARTITION lr_part_2020_id');
 
 -- drop-index-non-concurrently
 SELECT * FROM lr('DROP INDEX lr_big_flag');

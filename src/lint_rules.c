@@ -1569,6 +1569,10 @@ lint_index(LintState *st, IndexStmt *stmt)
 	}
 	if (stmt->concurrent || !is_existing(&tf))
 		return;
+	/* ON ONLY a partitioned table: an empty, invalid index, built at once */
+	if (tf.relkind == RELKIND_PARTITIONED_TABLE && stmt->relation &&
+		!stmt->relation->inh)
+		return;
 	if (tf.relkind == RELKIND_PARTITIONED_TABLE)
 		add_finding(st, "create-index-non-concurrently", MT_SEV_ERROR, &tf, ShareLock, false, tf.rows,
 					"A partitioned table cannot be indexed concurrently: CREATE INDEX ON ONLY the parent (invalid, instant), CREATE INDEX CONCURRENTLY on each partition, then ALTER INDEX parent_index ATTACH PARTITION each one.",
