@@ -71,6 +71,31 @@ is($node->safe_psql('postgres', q{
 is(mt_job_field($node, 'postgres', $job, 'rows_done'), $nrows,
 	'ctid: rows_done equals the row count');
 
+# ctid strategy killed during its sweep passes, then a VACUUM FULL (every
+# row gets a new ctid) while the resumed job runs.  Still exactly once.
+$node->safe_psql('postgres', qq{
+CREATE TABLE ts (id int, v int, hits int NOT NULL DEFAULT 0, pad text NOT NULL)
+	WITH (fillfactor = 100, autovacuum_enabled = off);
+CREATE TRIGGER ts_hit BEFORE UPDATE ON ts FOR EACH ROW EXECUTE FUNCTION tc_hit();
+INSERT INTO ts (id, pad) SELECT g, repeat('x', 100) FROM generate_series(1, $nrows) g;
+ANALYZE ts;
+});
+$job = mt_queue($node, 'postgres', 'ts', 'v = id * 2', undef, "$slow, strategy => 'ctid'");
+ok(mt_poll($node, 'postgres', qq{SELECT phase = 'sweep' AND state = 'running'
+	AND worker_pid IS NOT NULL
+	FROM migration_tools.backfill_progress WHERE job_id = $job}),
+	'ctid: the job reaches its sweep');
+$pid = mt_job_field($node, 'postgres', $job, 'worker_pid');
+is(kill('KILL', $pid), 1, 'ctid: kill -9 the worker during the sweep');
+mt_poll($node, 'postgres', qq{SELECT state = 'completed' OR worker_pid IS NOT NULL
+	FROM migration_tools.backfill_progress WHERE job_id = $job});
+$node->safe_psql('postgres', 'VACUUM FULL ts');
+is(mt_wait_job($node, 'postgres', $job), 'completed', 'ctid sweep: completes');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FILTER (WHERE v IS DISTINCT FROM id * 2),
+	       count(*) FILTER (WHERE hits <> 1), count(*) FROM ts}),
+	"0|0|$nrows", 'ctid sweep: every row updated exactly once');
+
 # A composite primary key under kill -9.
 $node->safe_psql('postgres', qq{
 CREATE TABLE tk (a int, b int, counter int NOT NULL DEFAULT 0, PRIMARY KEY (a, b));
