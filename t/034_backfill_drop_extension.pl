@@ -23,9 +23,16 @@ mt_make_table($node, 'other', 't', $nrows);
 my $job = mt_queue($node, 'other', 't', 'counter = counter + 1', undef, $slow);
 mt_running_pid($node, 'other', $job, 100);
 $node->safe_psql('other', 'DROP EXTENSION migration_tools');
-ok(mt_poll($node, 'postgres', q{SELECT count(*) = 0 FROM migration_tools.workers
-	WHERE database = 'other'}, 't', 20),
-	'the worker of "other" exits after DROP EXTENSION');
+my $exited = mt_poll($node, 'postgres', q{SELECT count(*) = 0 FROM migration_tools.workers
+	WHERE database = 'other'}, 't', 20);
+ok($exited, 'the worker of "other" exits after DROP EXTENSION');
+if (!$exited)
+{
+	# Do not let a spinning worker fill the disk with its log.
+	$node->stop('immediate');
+	done_testing();
+	exit;
+}
 is($node->safe_psql('other', 'SELECT count(*) FROM t WHERE counter > 1'), '0',
 	'no row applied twice');
 my $log = slurp_file($node->logfile, $log_offset);
