@@ -17,47 +17,6 @@ contenders=${BENCH_CONTENDERS:-"update procedure mt_key mt_ctid uuid_update uuid
 client_budget=${BENCH_CLIENT_SECONDS:-60}
 run_dir=$BENCH_RUN_DIR
 
-# Keep the whole per-batch history of every job, not just the last 1000.
-q -c "ALTER SYSTEM SET migration_tools.batch_history_retention = 1000000" 2>/dev/null &&
-    q -c "SELECT pg_reload_conf()" >/dev/null || true
-
-# sample_memory OUTFILE: until OUTFILE.stop exists, read VmHWM and RssAnon
-# of the worker every 0.1 s and keep the largest values in OUTFILE.
-sample_memory() {
-    local out=$1 pid="" hwm=0 anon=0 h a
-    while [ ! -e "$out.stop" ]; do
-        if [ -z "$pid" ] || [ ! -r "/proc/$pid/status" ]; then
-            pid=$(worker_pid)
-        fi
-        if [ -n "$pid" ] && [ -r "/proc/$pid/status" ]; then
-            h=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
-            a=$(awk '/^RssAnon:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
-            [ -n "$h" ] && [ "$h" -gt "$hwm" ] && hwm=$h
-            [ -n "$a" ] && [ "$a" -gt "$anon" ] && anon=$a
-            echo "$hwm $anon" >"$out"
-        fi
-        sleep 0.1
-    done
-}
-
-# run_mt TABLE STRATEGY TAG: queue the backfill, wait for it, save its
-# per-batch history; prints the job id.
-run_mt() {
-    local tab=$1 strategy=$2 tag=$3 job state
-    job=$(q -c "SELECT migration_tools.backfill('$tab', 'slug = md5(id::text)',
-                  'slug IS NULL', strategy => '$strategy')")
-    state=$(q -c "SELECT migration_tools.wait($job)")
-    if [ "$state" != completed ]; then
-        log "job $job ended $state: $(q -c "SELECT last_error FROM migration_tools.backfill_progress WHERE job_id = $job")"
-        return 1
-    fi
-    q -F $'\t' -c "SELECT batch_no, rows, duration_ms, batch_size,
-                          extract(epoch FROM finished_at)
-                     FROM migration_tools.backfill_batches
-                    WHERE job_id = $job ORDER BY batch_no" >"$run_dir/batches_$tag.tsv"
-    echo "$job"
-}
-
 # run_contender N CONTENDER ROUND: prints the seconds the backfill took.
 run_contender() {
     local n=$1 c=$2 r=$3 kind=int what=${2#uuid_} t0 secs bad tag mem
@@ -138,10 +97,14 @@ for n in $sizes; do
     # worker memory: the peak over all rounds and both strategies
     for m in mt_key mt_ctid uuid_mt_key uuid_mt_ctid; do
         ls "$run_dir"/mem_"${n}_${m}"_r* >/dev/null 2>&1 || continue
-        read -r hwm anon < <(cat "$run_dir"/mem_"${n}_${m}"_r* |
-            awk '{ if ($1 > h) h = $1; if ($2 > a) a = $2 } END { print h + 0, a + 0 }')
-        record "memory.$n.$m.vmhwm_kb" "$hwm" kB "worker peak resident set (VmHWM), includes the shared buffers it touched"
-        record "memory.$n.$m.rssanon_kb" "$anon" kB "worker peak private memory (RssAnon)"
+        memory_stats "$n" "$m" "$run_dir"/mem_"${n}_${m}"_r*
+    done
+    # how long the worker took to start on a queued job (best round)
+    for m in mt_key mt_ctid uuid_mt_key uuid_mt_ctid; do
+        ls "$run_dir"/job_"${n}_${m}"_r* >/dev/null 2>&1 || continue
+        record "backfill.$n.$m.start_ms" \
+            "$(cat "$run_dir"/job_"${n}_${m}"_r* | awk 'NR == 1 || $1 < b { b = $1 } END { printf "%.0f", b }')" ms \
+            "from queueing the job to its start in the worker (the least of the rounds)"
     done
     unset best
 
@@ -161,28 +124,16 @@ for n in $sizes; do
             "$(awk -v r="$rows" -v s="$secs" 'BEGIN { printf "%.0f", r / s }')" rows/s ""
     fi
     q -c "DROP TABLE IF EXISTS bench_t" -c "DROP TABLE IF EXISTS tpl_uuid_$n"
-    # the int template is kept for bench/concurrent.sh when it is the 1M table
+    # the int template is kept when bench/concurrent.sh can use it
+    [ "$n" = "${BENCH_LOAD_ROWS:-$(scaled 1000000)}" ] || q -c "DROP TABLE tpl_int_$n"
 done
 
 # Section 3: cost per batch at the start, middle and end of the largest
-# key-strategy job (its last round), from the per-batch history.
+# jobs (their last round), from the per-batch history.
 n=${sizes##* }
 for m in mt_key mt_ctid; do
     f=$(ls "$run_dir"/batches_"${n}_${m}"_r* 2>/dev/null | tail -1 || true)
     [ -n "$f" ] && [ -s "$f" ] || continue
-    awk -F'\t' -v n="$n" -v m="$m" '
-        { no[NR] = $1; rows[NR] = $2; ms[NR] = $3 }
-        END {
-            k = int(NR / 10); if (k < 1) k = 1
-            split("start middle end", part, " ")
-            from[1] = 1; from[2] = int(NR / 2 - k / 2) + 1; from[3] = NR - k + 1
-            for (p = 1; p <= 3; p++) {
-                r = 0; t = 0
-                for (i = from[p]; i < from[p] + k && i <= NR; i++) { r += rows[i]; t += ms[i] }
-                printf "growth.%s.%s.%s.ms_per_batch\t%.1f\tms\tmean over %d batches\n", n, m, part[p], t / k, k
-                printf "growth.%s.%s.%s.us_per_row\t%.2f\tus\tbatches %d..%d of the job\n", n, m, part[p], 1000 * t / r, from[p], from[p] + k - 1
-            }
-            printf "growth.%s.%s.batches\t%d\tbatches\tin the job\n", n, m, NR
-        }' "$f" >>"$BENCH_OUT"
+    growth_stats "$n" "$m" "$f"
     cp "$f" "$run_dir/profile_${m}.tsv"
 done

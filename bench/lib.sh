@@ -82,6 +82,9 @@ CONF
     psql -X -q -d postgres -c "CREATE DATABASE bench" >/dev/null
     q -c "CREATE EXTENSION migration_tools"
     q -f "$bench_dir/sql/setup.sql"
+    # keep the whole per-batch history of every job, not just its last 1000
+    q -c "ALTER SYSTEM SET migration_tools.batch_history_retention = 1000000" \
+      -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true
     log "cluster running: port $port, data $data"
 }
 
@@ -116,4 +119,84 @@ worker_pid() {
     q -c "SELECT pid FROM pg_stat_activity
            WHERE backend_type = 'migration_tools worker'
              AND datname = current_database() LIMIT 1" 2>/dev/null || true
+}
+# sample_memory OUTFILE: until OUTFILE.stop exists, read VmHWM and RssAnon
+# of the worker every 0.1 s and keep the largest values in OUTFILE.
+sample_memory() {
+    local out=$1 pid="" hwm=0 anon=0 h a
+    while [ ! -e "$out.stop" ]; do
+        if [ -z "$pid" ] || [ ! -r "/proc/$pid/status" ]; then
+            pid=$(worker_pid)
+        fi
+        if [ -n "$pid" ] && [ -r "/proc/$pid/status" ]; then
+            h=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+            a=$(awk '/^RssAnon:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+            [ -n "$h" ] && [ "$h" -gt "$hwm" ] && hwm=$h
+            [ -n "$a" ] && [ "$a" -gt "$anon" ] && anon=$a
+            echo "$hwm $anon" >"$out"
+        fi
+        sleep 0.1
+    done
+}
+
+# run_mt TABLE STRATEGY TAG: queue the backfill, wait for it, save its
+# per-batch history; prints the job id.
+run_mt() {
+    local tab=$1 strategy=$2 tag=$3 job state
+    job=$(q -c "SELECT migration_tools.backfill('$tab', 'slug = md5(id::text)',
+                  'slug IS NULL', strategy => '$strategy')")
+    state=$(q -c "SELECT migration_tools.wait($job)")
+    if [ "$state" != completed ]; then
+        log "job $job ended $state: $(q -c "SELECT last_error FROM migration_tools.backfill_progress WHERE job_id = $job")"
+        return 1
+    fi
+    q -F $'\t' -c "SELECT batch_no, rows, duration_ms, batch_size,
+                          extract(epoch FROM finished_at)
+                     FROM migration_tools.backfill_batches
+                    WHERE job_id = $job AND attempt = 0 ORDER BY batch_no" >"$BENCH_RUN_DIR/batches_$tag.tsv"
+    q -F $'\t' -c "SELECT extract(epoch FROM started_at - queued_at) * 1000,
+                          extract(epoch FROM finished_at - started_at)
+                     FROM migration_tools.backfill_progress
+                    WHERE job_id = $job" >"$BENCH_RUN_DIR/job_$tag.tsv"
+    echo "$job"
+}
+
+# growth_stats N JOBNAME BATCHFILE: result lines for the mean batch
+# duration and time per row over the first, middle and last tenth of the
+# batches that updated rows (a ctid job's final sweep batches, which find
+# nothing left, are counted apart).
+growth_stats() {
+    awk -F'\t' -v n="$1" -v m="$2" '
+        $2 == 0 { empty++; next }
+        { c++; rows[c] = $2; ms[c] = $3 }
+        END {
+            if (c == 0) exit
+            k = int(c / 10); if (k < 1) k = 1
+            split("start middle end", part, " ")
+            from[1] = 1; from[2] = int(c / 2 - k / 2) + 1; from[3] = c - k + 1
+            for (p = 1; p <= 3; p++) {
+                r = 0; t = 0
+                for (i = from[p]; i < from[p] + k && i <= c; i++) { r += rows[i]; t += ms[i] }
+                printf "growth.%s.%s.%s.ms_per_batch\t%.1f\tms\tmean over batches %d..%d\n", n, m, part[p], t / k, from[p], from[p] + k - 1
+                printf "growth.%s.%s.%s.us_per_row\t%.2f\tus\tsame batches: duration / rows\n", n, m, part[p], 1000 * t / r
+                printf "growth.%s.%s.%s.rows_per_batch\t%.0f\trows\tsame batches\n", n, m, part[p], r / k
+            }
+            printf "growth.%s.%s.batches\t%d\tbatches\tthat updated rows\n", n, m, c
+            printf "growth.%s.%s.empty_batches\t%d\tbatches\tthat found no row (the ctid final sweep)\n", n, m, empty + 0
+        }' "$3" >>"$BENCH_OUT"
+}
+
+# memory_stats N JOBNAME FILES...: the peak VmHWM and RssAnon over the
+# sampler files of a job's rounds.
+memory_stats() {
+    local n=$1 m=$2 hwm anon
+    shift 2
+    read -r hwm anon < <(cat "$@" 2>/dev/null |
+        awk '{ if ($1 > h) h = $1; if ($2 > a) a = $2 } END { print h + 0, a + 0 }')
+    if [ "$hwm" = 0 ]; then
+        record "memory.$n.$m.vmhwm_kb" - kB "the job ended before the sampler found the worker"
+        return 0
+    fi
+    record "memory.$n.$m.vmhwm_kb" "$hwm" kB "worker peak resident set (VmHWM); includes the shared buffers it touched"
+    record "memory.$n.$m.rssanon_kb" "$anon" kB "worker peak private memory (RssAnon)"
 }

@@ -33,11 +33,11 @@ fi
     for p in "${panels[@]}"; do
         f=${p%%|*}
         title=${p#*|}
-        t0=$(awk -F'\t' 'NR == 1 { print $5 - $3 / 1000 }' "$f")
+        t0=$(awk -F'\t' 'NR == 1 { printf "%.6f", $5 - $3 / 1000 }' "$f")
         n=$(awk -F'\t' '{ r += $2 } END { print r }' "$f")
         echo "set title 'migration_tools.backfill, strategy key, $n rows, $title'"
         echo "plot '$f' using (\$5 - $t0):3 with linespoints pt 7 ps 0.4 title 'batch duration (ms)' axes x1y1, \\"
-        echo "     '' using (\$5 - $t0):4 with steps lw 2 title 'batch size (rows)' axes x1y2, \\"
+        echo "     '' using (\$5 - $t0):4 with fsteps lw 2 title 'batch size (rows)' axes x1y2, \\"
         echo "     200 with lines dt 2 lc rgb 'gray' title 'target_batch_time' axes x1y1"
     done
     echo "unset multiplot"

@@ -41,8 +41,8 @@ my %sizes;
 for (@order) { $sizes{$1} = 1 if /^backfill\.(\d+)\./; }
 if (%sizes) {
     print "### 1. Backfill throughput, idle server\n\n";
-    print "| rows | key | contender | time (s) | rows/s | vs UPDATE | vs procedure |\n";
-    print "| ---: | --- | --- | ---: | ---: | ---: | ---: |\n";
+    print "| rows | key | contender | time (s) | rows/s | vs UPDATE | vs procedure | worker start (ms) |\n";
+    print "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |\n";
     for my $n (sort { $a <=> $b } keys %sizes) {
         for my $k ('', 'uuid_') {
             for my $c (qw(update procedure client_loop mt_key mt_ctid)) {
@@ -50,9 +50,10 @@ if (%sizes) {
                 next unless exists $v{"$p.seconds"};
                 my $secs = $v{"$p.seconds"};
                 $secs .= ' (extrapolated)' if $what{"$p.seconds"} =~ /extrapolated/;
-                printf "| %s | %s | %s | %s | %s | %s | %s |\n", $n,
+                printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $n,
                     $k ? 'random UUID' : 'bigint 1..n', $label{$c}, $secs,
-                    val("$p.rows_per_s"), val("$p.vs_update"), val("$p.vs_procedure");
+                    val("$p.rows_per_s"), val("$p.vs_update"), val("$p.vs_procedure"),
+                    val("$p.start_ms");
             }
         }
     }
@@ -78,23 +79,33 @@ if (@sc) {
             val("load.$s.lock_waits"), val("load.$s.backfill_seconds");
     }
     print "\n";
+    for my $s (@sc) {
+        printf "- %s: the job's own record of the longest wait it caused: %s ms\n", $l{$s},
+            $v{"load.$s.self_reported_wait_ms"} if exists $v{"load.$s.self_reported_wait_ms"};
+    }
+    print "\n";
 }
 
 # Section 3
 my @g = grep { /^growth\./ } @order;
 if (@g) {
     print "### 3. Cost growth over a job\n\n";
-    print "| rows | strategy | batches | start: ms/batch, us/row | middle | end |\n";
-    print "| ---: | --- | ---: | ---: | ---: | ---: |\n";
+    print "Each cell: mean batch duration (ms), time per row (us), rows per batch.\n\n";
+    print "| rows | job | job time (s) | batches (+ empty sweep batches) | start of the job | middle | end |\n";
+    print "| ---: | --- | ---: | ---: | ---: | ---: | ---: |\n";
     my %seen;
     for (@g) {
-        next unless /^growth\.(\d+)\.(\w+?)\.(?:start|middle|end|batches)/;
+        next unless /^growth\.(\d+)\.(\w+?)\.(?:start|middle|end|batches|empty_batches|seconds)(?:\.|$)/;
         my ($n, $m) = ($1, $2);
         next if $seen{"$n.$m"}++;
         my @cells = map {
-            sprintf "%s, %s", val("growth.$n.$m.$_.ms_per_batch"), val("growth.$n.$m.$_.us_per_row")
+            sprintf "%s ms, %s us, %s", val("growth.$n.$m.$_.ms_per_batch"),
+                val("growth.$n.$m.$_.us_per_row"), val("growth.$n.$m.$_.rows_per_batch")
         } qw(start middle end);
-        printf "| %s | %s | %s | %s | %s | %s |\n", $n, $m, val("growth.$n.$m.batches"), @cells;
+        my $secs = exists $v{"growth.$n.$m.seconds"} ? $v{"growth.$n.$m.seconds"}
+                 : val("backfill.$n.$m.seconds");
+        printf "| %s | %s | %s | %s (+%s) | %s | %s | %s |\n", $n, $m, $secs, val("growth.$n.$m.batches"),
+            val("growth.$n.$m.empty_batches"), @cells;
     }
     print "\n";
 }

@@ -92,3 +92,15 @@ SELECT migration_tools.verify_reversible(
 SELECT migration_tools.verify_reversible(NULL, 'SELECT 1') IS NULL AS strict;
 
 DROP SCHEMA drift_test CASCADE;
+
+-- Views are compared by their stored query, with user objects named, not
+-- numbered: a view (or its table) created again the same way is the same.
+CREATE TABLE drift_v (a int, b text);
+CREATE VIEW drift_vv AS SELECT a FROM drift_v WHERE b <> 'x';
+SELECT migration_tools.verify_reversible(
+    'DROP TABLE drift_v CASCADE',
+    'CREATE TABLE drift_v (a int, b text); CREATE VIEW drift_vv AS SELECT a FROM drift_v WHERE b <> ''x''');
+SELECT migration_tools.verify_reversible(
+    'DROP VIEW drift_vv',
+    'CREATE VIEW drift_vv AS SELECT a FROM drift_v WHERE b <> ''y''');
+DROP TABLE drift_v CASCADE;

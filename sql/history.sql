@@ -161,6 +161,13 @@ FROM migration_tools.scheduled_statements WHERE version = '008';
 SELECT count(*) AS score_added FROM pg_attribute
 WHERE attrelid = 'hist_accounts'::regclass AND attname = 'score';
 ROLLBACK;
+-- Also when the script wraps itself in BEGIN ... COMMIT: the wrapper is
+-- dropped, so the concurrent build is not "in a transaction".
+BEGIN;
+SELECT migration_tools.apply('008',
+    'BEGIN; CREATE INDEX CONCURRENTLY hist_email_cidx ON hist_accounts (email); COMMIT;');
+SELECT seq, statement_no, sql FROM migration_tools.scheduled_statements WHERE version = '008';
+ROLLBACK;
 
 -- rollback: runs the down script, marks the row rolled_back.
 SELECT migration_tools.rollback('007');

@@ -41,7 +41,10 @@ FROM migration_tools.script_statements($$
   SELECT * FROM lt_child JOIN lt_parent ON true FOR UPDATE;
   INSERT INTO lt_parent SELECT id FROM lt_child;
   DELETE FROM lt_child USING lt_parent WHERE lt_parent.id = lt_child.parent_id;
-  COMMIT PREPARED 'x'; DISCARD ALL; SHOW work_mem
+  COMMIT PREPARED 'x'; DISCARD ALL; SHOW work_mem;
+  ALTER SUBSCRIPTION s REFRESH PUBLICATION; ALTER SUBSCRIPTION s SET PUBLICATION p;
+  ALTER SUBSCRIPTION s ADD PUBLICATION p WITH (refresh = false); ALTER SUBSCRIPTION s DISABLE;
+  ALTER DATABASE lt SET TABLESPACE pg_default; ALTER TABLE lt_child DETACH PARTITION p CONCURRENTLY
 $$);
 
 -- statements inside statements
@@ -74,6 +77,9 @@ SELECT * FROM migration_tools.lint('SELECT 1; SELEC 2');
 SELECT * FROM migration_tools.lint(E'CREATE TABLE t (a int);\n\nALTER TABLE t ADD COLUMN (');
 SELECT * FROM migration_tools.script_statements('SELECT ''unterminated');
 SELECT * FROM migration_tools.lint('SELECT * FROM a.b.c.d');
+-- a long script: the error shows the lines around it and the script line
+SELECT * FROM migration_tools.lint(repeat(E'SELECT 1;\n', 1000) || E'SELECT (\n' || repeat(E'SELECT 2;\n', 1000));
+SELECT * FROM migration_tools.lint(repeat('SELECT ''x''; ', 1000) || 'SELEC 1; ' || repeat('SELECT 2; ', 1000));
 -- control characters and deep nesting: only the error code is shown
 DO $$
 DECLARE

@@ -30,6 +30,23 @@ CREATE DOMAIN lr_unused AS int;
 CREATE TABLE lr_dom (v lr_positive);
 ANALYZE lr_parent, lr_big, lr_part_2020, lr_part_2021, lr_part_2022;
 
+-- every rule, and every SPEC rule id is one of them
+SELECT rule, severity FROM migration_tools.lint_rules() ORDER BY rule;
+SELECT r AS missing FROM unnest(ARRAY[
+    'create-index-non-concurrently', 'drop-index-non-concurrently',
+    'add-column-not-null-no-default', 'add-column-volatile-default',
+    'add-foreign-key-validated', 'add-check-validated', 'set-not-null',
+    'change-column-type', 'rename-column', 'rename-table', 'drop-column', 'drop-table',
+    'add-unique-constraint', 'add-primary-key', 'vacuum-full', 'cluster',
+    'refresh-matview-non-concurrently', 'lock-table', 'unbatched-update',
+    'unbatched-delete', 'truncate', 'concurrently-in-transaction',
+    'reindex-non-concurrently', 'attach-partition-unvalidated', 'add-stored-generated-column',
+    'detach-partition-non-concurrently', 'add-exclusion-constraint', 'add-serial-column',
+    'domain-check-constraint', 'uncommitted-transaction', 'drop-not-null', 'json-column',
+    'prefer-bigint', 'prefer-identity', 'prefer-text', 'prefer-timestamptz',
+    'require-lock-timeout']) r
+WHERE r NOT IN (SELECT rule FROM migration_tools.lint_rules());
+
 -- findings without the message, hint and lock_timeout advice
 CREATE FUNCTION lr(script text)
 RETURNS TABLE(statement int, rule text, severity text, relation text,
@@ -111,6 +128,7 @@ DROP VIEW lr_view;
 SELECT * FROM lr('ALTER TABLE lr_big RENAME COLUMN note TO remark');
 SELECT * FROM lr('ALTER TABLE lr_big RENAME TO lr_large');
 SELECT * FROM lr('CREATE TABLE lr_new (a int); ALTER TABLE lr_new RENAME a TO b; ALTER TABLE lr_new RENAME TO lr_new2');
+SELECT * FROM lr('CREATE TABLE lr_new (a int); ALTER TABLE lr_new RENAME TO lr_new2; CREATE INDEX ON lr_new2 (a)');
 
 -- drop-column, drop-table
 SELECT * FROM lr('ALTER TABLE lr_big DROP COLUMN note');
@@ -166,6 +184,13 @@ SELECT * FROM lr('UPDATE lr_big SET note = ''x'' WHERE id = 1 OR id = 2 OR NOT (
 SELECT * FROM lr('EXPLAIN (ANALYZE) UPDATE lr_big SET note = ''x''');
 SELECT * FROM lr('EXPLAIN UPDATE lr_big SET note = ''x''');
 SELECT * FROM lr('UPDATE lr_big SET note = ''x'' WHERE CURRENT OF c');
+-- statistics only for those who may read the table (as pg_stats)
+CREATE ROLE lr_nobody;
+SET ROLE lr_nobody;
+SELECT * FROM lr('UPDATE lr_big SET note = ''x'' WHERE flag = 1');
+SELECT * FROM lr('UPDATE lr_big SET note = ''x'' WHERE note IS NULL');
+RESET ROLE;
+DROP ROLE lr_nobody;
 SET migration_tools.lint_large_rows = 10000;
 SELECT * FROM lr('UPDATE lr_big SET note = ''x''');
 SET migration_tools.lint_large_rows = 100;
@@ -256,6 +281,12 @@ $$);
 CREATE SCHEMA lr_s;
 CREATE TABLE lr_s.t (a int);
 SELECT * FROM lr('CREATE INDEX ON lr_s.t (a); CREATE INDEX ON lr_unknown (a)');
+
+-- SET search_path in the script moves the names that follow, and is undone
+SELECT * FROM lr('SET search_path = lr_s; CREATE INDEX ON t (a); RESET search_path; CREATE INDEX ON t (a)');
+SELECT statement, locks FROM migration_tools.script_statements(
+    'SET LOCAL search_path TO lr_s, public; LOCK t, lr_big; SET search_path = DEFAULT; LOCK t');
+SHOW search_path;
 
 -- the script is never run
 SELECT count(*) FROM migration_tools.lint('DROP TABLE lr_big; DROP TABLE lr_parent CASCADE');

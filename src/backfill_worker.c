@@ -361,8 +361,9 @@ run_job(int64 job_id)
  * ---------------------------------------------------------------------
  */
 
-static char *
-text_array_to_cstrings_lists(Datum arr, List **out)
+/* A text[] as a List of C strings (in the current memory context). */
+static void
+text_array_to_cstrings(Datum arr, List **out)
 {
 	Datum	   *elems;
 	bool	   *nulls;
@@ -373,9 +374,9 @@ text_array_to_cstrings_lists(Datum arr, List **out)
 	*out = NIL;
 	for (int i = 0; i < n; i++)
 		*out = lappend(*out, nulls[i] ? NULL : TextDatumGetCString(elems[i]));
-	return NULL;
 }
 
+/* A List of C strings as a text[]. */
 static Datum
 cstring_list_to_text_array(List *l)
 {
@@ -433,10 +434,10 @@ load_job(int64 job_id)
 	job->js.sql = STR("sql");
 	d = COL("key_columns");
 	if (!isnull)
-		text_array_to_cstrings_lists(d, &job->js.key_columns);
+		text_array_to_cstrings(d, &job->js.key_columns);
 	d = COL("key_types");
 	if (!isnull)
-		text_array_to_cstrings_lists(d, &job->js.key_types);
+		text_array_to_cstrings(d, &job->js.key_types);
 	d = COL("fixed_batch_size");
 	job->fixed_batch_size = isnull ? 0 : DatumGetInt32(d);
 	job->target_ms = atof(STR("target_ms"));
@@ -448,7 +449,7 @@ load_job(int64 job_id)
 	job->phase = STR("phase");
 	d = COL("last_key");
 	if (!isnull)
-		text_array_to_cstrings_lists(d, &job->last_key);
+		text_array_to_cstrings(d, &job->last_key);
 	job->next_block = DatumGetInt64(COL("next_block"));
 	d = COL("end_block");
 	job->end_block = isnull ? 0 : DatumGetInt64(d);
@@ -679,8 +680,8 @@ run_key_batch(MtJob *job, int32 n, MtBatchResult *res)
 	{
 		MemoryContext old = MemoryContextSwitchTo(step_cxt);
 
-		text_array_to_cstrings_lists(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull), &first);
-		text_array_to_cstrings_lists(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull), &last);
+		text_array_to_cstrings(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull), &first);
+		text_array_to_cstrings(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull), &last);
 		MemoryContextSwitchTo(old);
 	}
 

@@ -24,7 +24,9 @@
  *
  * The fingerprint is a JSON object mapping "kind:identity" to the MD5 of
  * the definition: small enough to store per migration, detailed enough for
- * schema_drift() to name what changed.
+ * schema_drift() to name what changed.  The stored query trees of views and
+ * rules name objects by OID; user objects' OIDs are replaced by their names
+ * so that a view created again the same way compares equal.
  *
  * IDENTIFICATION
  *	  src/drift.c
@@ -37,7 +39,12 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "access/transam.h"
+#include "common/md5.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
 #include "utils/guc.h"
 #include "utils/fmgrprotos.h"
 #include "utils/memutils.h"
@@ -198,15 +205,6 @@ static const char *describe_query =
 " WHERE o.identity IS NOT NULL";
 
 /*
- * The whole result of describe_query, as one JSON object of
- * "kind:identity" -> md5(definition), keys in order.
- */
-static const char *fingerprint_query_fmt =
-"SELECT pg_catalog.json_object_agg(d.type || ':' || d.identity, pg_catalog.md5(d.def)"
-"                                  ORDER BY d.type, d.identity)::text"
-"  FROM (%s) d";
-
-/*
  * Run "query" (which takes the extension schema name and the extension
  * name as $1 and $2) under search_path = pg_catalog, inside an SPI
  * connection of its own.  Callers read SPI_tuptable before calling
@@ -261,26 +259,126 @@ describe_finish(int save_nestlevel)
 char *
 mt_catalog_fingerprint(void)
 {
-	MemoryContext callercxt = CurrentMemoryContext;
-	char	   *query;
-	char	   *result = NULL;
-	int			nestlevel;
+	List	   *objects = mt_catalog_describe();
+	StringInfoData buf;
+	ListCell   *lc;
 
-	query = psprintf(fingerprint_query_fmt, describe_query);
-	nestlevel = describe_start(query);
-	if (SPI_processed == 1)
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	foreach(lc, objects)
 	{
-		char	   *val = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		MtCatalogObject *obj = lfirst(lc);
+		char		md5[33];
+		const char *errstr = NULL;
+		char	   *key;
 
-		if (val != NULL)
-			result = MemoryContextStrdup(callercxt, val);
+		if (!pg_md5_hash(obj->definition, strlen(obj->definition), md5, &errstr))
+			elog(ERROR, "could not compute an MD5 hash: %s", errstr);
+		key = psprintf("%s:%s", obj->kind, obj->identity);
+		if (lc != list_head(objects))
+			appendStringInfoString(&buf, ", ");
+		escape_json(&buf, key);
+		appendStringInfoString(&buf, ": ");
+		escape_json(&buf, md5);
+		pfree(key);
 	}
-	describe_finish(nestlevel);
-	pfree(query);
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
 
-	if (result == NULL)
-		result = MemoryContextStrdup(callercxt, "{}");
-	return result;
+/*
+ * Fields of a stored query tree (pg_node_tree) that hold the OID of a
+ * relation (r), function (f), operator (o) or type (t).
+ */
+static const struct
+{
+	const char *field;
+	char		kind;
+}			oid_fields[] =
+{
+	{":relid ", 'r'}, {":resorigtbl ", 'r'},
+	{":funcid ", 'f'}, {":opfuncid ", 'f'}, {":aggfnoid ", 'f'}, {":winfnoid ", 'f'},
+	{":opno ", 'o'}, {":sortop ", 'o'}, {":eqop ", 'o'},
+	{":vartype ", 't'}, {":consttype ", 't'}, {":funcresulttype ", 't'},
+	{":opresulttype ", 't'}, {":resulttype ", 't'}, {":aggtype ", 't'},
+	{":wintype ", 't'}, {":typeid ", 't'}, {":minmaxtype ", 't'},
+	{":coalescetype ", 't'}, {":casetype ", 't'}, {":row_typeid ", 't'},
+	{":array_typeid ", 't'}, {":element_typeid ", 't'}, {":paramtype ", 't'},
+};
+
+/*
+ * A stored query tree names relations, functions, operators and types by
+ * OID: a view dropped and created again (or over a table created again)
+ * would look changed.  Replace the OIDs of user objects by their
+ * qualified names, looked up in the syscaches (no lock taken).  Built-in
+ * OIDs are stable and kept.
+ */
+static char *
+normalize_node_tree(const char *def)
+{
+	StringInfoData buf;
+	const char *p = def;
+
+	if (strchr(def, '{') == NULL)
+		return pstrdup(def);
+
+	initStringInfo(&buf);
+	while (*p)
+	{
+		bool		replaced = false;
+
+		if (*p == ':')
+		{
+			for (int i = 0; i < lengthof(oid_fields); i++)
+			{
+				size_t		len = strlen(oid_fields[i].field);
+				const char *digits = p + len;
+				char	   *end;
+				unsigned long oid;
+				char	   *name = NULL;
+
+				if (strncmp(p, oid_fields[i].field, len) != 0 || !isdigit((unsigned char) *digits))
+					continue;
+				oid = strtoul(digits, &end, 10);
+				if (oid < FirstNormalObjectId || oid > PG_UINT32_MAX)
+					break;
+				switch (oid_fields[i].kind)
+				{
+					case 'r':
+						{
+							char	   *relname = get_rel_name((Oid) oid);
+
+							if (relname)
+								name = quote_qualified_identifier(get_namespace_name(get_rel_namespace((Oid) oid)),
+																  relname);
+							break;
+						}
+					case 'f':
+						name = format_procedure_extended((Oid) oid,
+														 FORMAT_PROC_INVALID_AS_NULL | FORMAT_PROC_FORCE_QUALIFY);
+						break;
+					case 'o':
+						name = format_operator_extended((Oid) oid,
+														FORMAT_OPERATOR_INVALID_AS_NULL | FORMAT_OPERATOR_FORCE_QUALIFY);
+						break;
+					default:
+						name = format_type_extended((Oid) oid, -1,
+													FORMAT_TYPE_INVALID_AS_NULL | FORMAT_TYPE_FORCE_QUALIFY);
+						break;
+				}
+				if (name == NULL)
+					break;
+				appendBinaryStringInfo(&buf, p, len);
+				appendStringInfoString(&buf, name);
+				p = end;
+				replaced = true;
+				break;
+			}
+		}
+		if (!replaced)
+			appendStringInfoChar(&buf, *p++);
+	}
+	return buf.data;
 }
 
 /*
@@ -312,7 +410,7 @@ mt_catalog_describe(void)
 		obj->kind = pstrdup(SPI_getvalue(tup, desc, 1));
 		obj->identity = pstrdup(SPI_getvalue(tup, desc, 2));
 		def = SPI_getvalue(tup, desc, 3);
-		obj->definition = pstrdup(def ? def : "");
+		obj->definition = normalize_node_tree(def ? def : "");
 		result = lappend(result, obj);
 		MemoryContextSwitchTo(oldcxt);
 	}
@@ -368,6 +466,11 @@ mt_catalog_objects(PG_FUNCTION_ARGS)
 static char *
 shorten(const char *def)
 {
+	const char *tree = strstr(def, "({QUERY");
+
+	/* a stored query tree says nothing to a reader: name it only */
+	if (tree != NULL)
+		return psprintf("%.*s(stored query)", (int) (tree - def), def);
 	if (strlen(def) <= MT_MAX_DEFINITION_SHOWN)
 		return pstrdup(def);
 	return psprintf("%.*s...", MT_MAX_DEFINITION_SHOWN, def);
@@ -419,7 +522,16 @@ report_differences(List *before, List *after)
 		}
 		else
 		{
-			if (strcmp(ob->definition, oa->definition) != 0)
+			if (strcmp(ob->definition, oa->definition) != 0 &&
+				strstr(ob->definition, "({QUERY") != NULL &&
+				strstr(oa->definition, "({QUERY") != NULL)
+			{
+				ereport(NOTICE,
+						(errmsg("%s %s differs after up and down", ob->kind, ob->identity),
+						 errdetail("Its query is not the same.")));
+				ndiff++;
+			}
+			else if (strcmp(ob->definition, oa->definition) != 0)
 			{
 				ereport(NOTICE,
 						(errmsg("%s %s differs after up and down", ob->kind, ob->identity),

@@ -136,6 +136,10 @@ guard_check(PlannedStmt *pstmt, const char *queryString)
 	MemoryContextDelete(cxt);
 }
 
+/*
+ * The hook: check, then hand the statement on to the previous hook or to
+ * the standard processing.
+ */
 static void
 mt_guard_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 						bool readOnlyTree, ProcessUtilityContext context,

@@ -417,8 +417,8 @@ rule_allowed(ArrayType *allow, const char *rule)
 
 /*
  * Lint the up script; refuse the migration when a finding at
- * migration_tools.lint_level (defined by lint.c) or worse is not allowed.  require-lock-timeout
- * never counts: apply() supplies its own lock_timeout.
+ * migration_tools.lint_level (defined by lint.c) or worse is not allowed.
+ * require-lock-timeout and concurrently-in-transaction never count.
  */
 static void
 lint_or_refuse(const char *version, const char *up_sql, ArrayType *allow)
@@ -448,7 +448,14 @@ lint_or_refuse(const char *version, const char *up_sql, ArrayType *allow)
 	{
 		MtLintFinding *f = (MtLintFinding *) lfirst(lc);
 
-		if (strcmp(f->rule, "require-lock-timeout") == 0)
+		/*
+		 * Not apply()'s concerns: it sets its own lock_timeout, and it never
+		 * runs a statement that needs the top level inside the transaction
+		 * (a BEGIN ... COMMIT around the script is dropped, and such
+		 * statements are scheduled).
+		 */
+		if (strcmp(f->rule, "require-lock-timeout") == 0 ||
+			strcmp(f->rule, "concurrently-in-transaction") == 0)
 			continue;
 		if (mt_lint_severity_level(f->severity) < threshold)
 			continue;
@@ -619,6 +626,7 @@ preflight(List *statements, double *waited_ms)
 													mt_max_blocker_age_ms)))
 					{
 						char	   *relname = get_rel_name(target->relid);
+						Datum		age;
 
 						if (c->prepared || c->xact_start == 0)
 							ereport(ERROR,
@@ -627,16 +635,16 @@ preflight(List *statements, double *waited_ms)
 											relname ? relname : "?", info->statement),
 									 errdetail("Its age is unknown, and migration_tools.max_blocker_age is set."),
 									 errhint("Commit or roll back the prepared transaction, then apply the migration again.")));
+						age = DirectFunctionCall2(timestamp_mi,
+												  TimestampTzGetDatum(now),
+												  TimestampTzGetDatum(c->xact_start));
 						ereport(ERROR,
 								(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 								 errmsg("a transaction older than migration_tools.max_blocker_age holds a lock on \"%s\" that statement %d needs",
 										relname ? relname : "?", info->statement),
 								 errdetail("Process %d holds the lock; its transaction started %s ago.",
 										   c->pid,
-										   DatumGetCString(DirectFunctionCall1(interval_out,
-																			   DirectFunctionCall2(timestamp_mi,
-																								   TimestampTzGetDatum(now),
-																								   TimestampTzGetDatum(c->xact_start))))),
+										   DatumGetCString(DirectFunctionCall1(interval_out, age))),
 								 errhint("End that transaction (for example with pg_terminate_backend(%d)) or raise migration_tools.max_blocker_age, then apply the migration again.",
 										 c->pid)));
 					}
@@ -1146,6 +1154,7 @@ check_rollback(const char *version, MigrationRow *row)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("migration \"%s\" does not exist", version),
+				 errdetail("No migration with this version is recorded in migration_tools.migrations."),
 				 errhint("See migration_tools.status for the recorded migrations.")));
 	if (strcmp(row->state, "applied") != 0)
 		ereport(ERROR,
@@ -1285,6 +1294,7 @@ mt_rollback_to(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("migration \"%s\" does not exist", version),
+				 errdetail("No migration with this version is recorded in migration_tools.migrations."),
 				 errhint("See migration_tools.status for the recorded migrations.")));
 	if (strcmp(target.state, "applied") != 0)
 		ereport(ERROR,

@@ -27,6 +27,7 @@
 #include "commands/defrem.h"
 #include "commands/tablecmds.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
@@ -101,24 +102,81 @@ mt_lint_severity_level(const char *severity)
 	return -1;
 }
 
+/* a long script is shown around a syntax error: lines and bytes each side */
+#define MT_ERROR_LINES		3
+#define MT_ERROR_WINDOW		1000
+
 /*
  * Error context callback while the script is parsed: move the parser's
  * cursor position, relative to the script, to an internal position with the
  * script as the internal query, so that clients point into the script and
- * not into the statement that called us.
+ * not into the statement that called us.  A long script is cut down to a
+ * few lines around the error, and the context gives the line in the script.
  */
 static void
 script_parse_error_callback(void *arg)
 {
 	const char *script = (const char *) arg;
 	int			pos = geterrposition();
+	int			len;
+	int			off = 0;
+	int			line = 1;
+	int			starts[MT_ERROR_LINES + 1];
+	int			start;
+	int			end;
+	int			newlines = 0;
+	int			i;
 
-	if (pos > 0)
+	if (pos <= 0)
+		return;
+	errposition(0);
+	len = strlen(script);
+	if (len <= 2 * MT_ERROR_WINDOW)
 	{
-		errposition(0);
 		internalerrposition(pos);
 		internalerrquery(script);
+		return;
 	}
+
+	/* walk to the character at pos (1-based), keeping the last line starts */
+	for (i = 0; i <= MT_ERROR_LINES; i++)
+		starts[i] = 0;
+	for (i = 1; i < pos && off < len; i++)
+	{
+		if (script[off] == '\n')
+		{
+			line++;
+			memmove(starts, starts + 1, sizeof(int) * MT_ERROR_LINES);
+			starts[MT_ERROR_LINES] = off + 1;
+		}
+		off += pg_mblen(script + off);
+	}
+	/* the first line shown, no more than MT_ERROR_WINDOW bytes back */
+	start = starts[0];
+	if (off - start > MT_ERROR_WINDOW)
+	{
+		start = starts[MT_ERROR_LINES];
+		if (off - start > MT_ERROR_WINDOW)
+		{
+			/* one huge line: from a character boundary inside the window */
+			while (off - start > MT_ERROR_WINDOW)
+				start += pg_mblen(script + start);
+		}
+	}
+	/* and a few lines after it */
+	end = off;
+	while (end < len && end - off < MT_ERROR_WINDOW)
+	{
+		if (script[end] == '\n' && ++newlines > MT_ERROR_LINES)
+			break;
+		end += pg_mblen(script + end);
+	}
+	if (end > len)
+		end = len;
+
+	internalerrposition(pg_mbstrlen_with_len(script + start, off - start) + 1);
+	internalerrquery(pnstrdup(script + start, end - start));
+	errcontext("line %d of the script (the query shown is an excerpt)", line);
 }
 
 /*
@@ -259,6 +317,7 @@ add_lock(List *locks, Oid relid, LOCKMODE mode)
 	return lappend(locks, t);
 }
 
+/* add_lock() for a relation named in the script. */
 static List *
 add_rv_lock(List *locks, RangeVar *rv, LOCKMODE mode)
 {
@@ -354,6 +413,7 @@ collect_relations_walker(Node *node, RelWalkContext *ctx)
 									  (void *) ctx);
 }
 
+/* Add the locks a query (or an expression of a DML statement) takes. */
 static List *
 add_query_locks(List *locks, Node *query, LOCKMODE mode)
 {
@@ -406,7 +466,7 @@ mt_option_is_true(List *options, const char *name)
 	return false;
 }
 
-/* Does a CREATE TABLE / ADD COLUMN constraint list hold a foreign key? */
+/* SHARE ROW EXCLUSIVE on the tables that foreign keys in a constraint list reference. */
 static List *
 add_fk_locks(List *locks, List *constraints)
 {
@@ -470,6 +530,27 @@ statement_needs_top_level(Node *stmt)
 						strcmp(opt->defname, "connect") == 0)
 						if (!mt_option_is_true(list_make1(opt), opt->defname))
 							return false;
+				}
+				return true;
+			}
+		case T_AlterSubscriptionStmt:
+			{
+				AlterSubscriptionStmt *s = (AlterSubscriptionStmt *) stmt;
+				ListCell   *lc;
+
+				if (s->kind == ALTER_SUBSCRIPTION_REFRESH)
+					return true;
+				if (s->kind != ALTER_SUBSCRIPTION_SET_PUBLICATION &&
+					s->kind != ALTER_SUBSCRIPTION_ADD_PUBLICATION &&
+					s->kind != ALTER_SUBSCRIPTION_DROP_PUBLICATION)
+					return false;
+				/* publication changes refresh by default */
+				foreach(lc, s->options)
+				{
+					DefElem    *opt = (DefElem *) lfirst(lc);
+
+					if (strcmp(opt->defname, "refresh") == 0)
+						return mt_option_is_true(list_make1(opt), "refresh");
 				}
 				return true;
 			}
@@ -549,8 +630,14 @@ alter_table_locks(List *locks, AlterTableStmt *stmt)
 			case AT_AttachPartition:
 			case AT_DetachPartition:
 				if (cmd->def && IsA(cmd->def, PartitionCmd))
-					locks = add_rv_lock(locks, ((PartitionCmd *) cmd->def)->name,
+				{
+					PartitionCmd *pc = (PartitionCmd *) cmd->def;
+
+					/* a concurrent detach takes less on the partition too */
+					locks = add_rv_lock(locks, pc->name,
+										pc->concurrent ? ShareUpdateExclusiveLock :
 										AccessExclusiveLock);
+				}
 				break;
 			default:
 				break;
@@ -874,6 +961,40 @@ mt_describe_statement(const char *sql, RawStmt *raw, int number)
 }
 
 /*
+ * A script that sets search_path resolves its later names in that path:
+ * follow SET/RESET search_path (and SET LOCAL) while the script is read.
+ * The value is applied at the GUC nest level the caller opened, with
+ * GUC_ACTION_SAVE, so that it is undone when that level is closed.
+ */
+void
+mt_script_follow_search_path(Node *stmt)
+{
+	VariableSetStmt *s;
+
+	if (stmt == NULL || !IsA(stmt, VariableSetStmt))
+		return;
+	s = (VariableSetStmt *) stmt;
+	if (s->name == NULL || strcmp(s->name, "search_path") != 0)
+		return;
+	switch (s->kind)
+	{
+		case VAR_SET_VALUE:
+			(void) set_config_option("search_path", ExtractSetVariableArgs(s),
+									 PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_SAVE, true, 0, false);
+			break;
+		case VAR_SET_DEFAULT:
+		case VAR_RESET:
+			(void) set_config_option("search_path", NULL,
+									 PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_SAVE, true, 0, false);
+			break;
+		default:
+			break;
+	}
+}
+
+/*
  * Split and analyse a script; see lint.h.  The parse trees live in a
  * private memory context that is gone when we return.
  */
@@ -887,6 +1008,7 @@ mt_analyze_script(const char *sql)
 	List	   *stmts;
 	ListCell   *lc;
 	int			n = 0;
+	int			nestlevel;
 
 	parsecxt = AllocSetContextCreate(CurrentMemoryContext,
 									 "migration_tools script analysis",
@@ -894,6 +1016,7 @@ mt_analyze_script(const char *sql)
 	oldcxt = MemoryContextSwitchTo(parsecxt);
 	stmts = mt_parse_script(sql);
 
+	nestlevel = NewGUCNestLevel();
 	foreach(lc, stmts)
 	{
 		RawStmt    *raw = lfirst_node(RawStmt, lc);
@@ -902,7 +1025,9 @@ mt_analyze_script(const char *sql)
 		MemoryContextSwitchTo(caller);
 		result = lappend(result, mt_describe_statement(sql, raw, ++n));
 		MemoryContextSwitchTo(parsecxt);
+		mt_script_follow_search_path(raw->stmt);
 	}
+	AtEOXact_GUC(true, nestlevel);
 
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextDelete(parsecxt);

@@ -30,6 +30,7 @@ extern List *mt_parse_script(const char *sql);
 extern MtStatementInfo *mt_describe_statement(const char *sql, RawStmt *raw,
 											  int number);
 extern Oid	mt_lookup_relation(RangeVar *rv);
+extern void mt_script_follow_search_path(Node *stmt);
 extern bool mt_option_is_true(List *options, const char *name);
 extern const char *mt_lint_lock_mode_name(LOCKMODE mode);
 extern char *mt_relation_display_name(Oid relid);

@@ -51,8 +51,10 @@
 #include "parser/parse_coerce.h"
 #include "parser/parse_type.h"
 #include "storage/lock.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -113,6 +115,96 @@ typedef struct TableFacts
  * of searching pg_index and pg_statistic thousands of times.
  */
 static int	sel_lookups_left;
+
+/* ----------------------------------------------------------------
+ * The rules, as lint_rules() lists them
+ * ----------------------------------------------------------------
+ */
+typedef struct MtLintRule
+{
+	const char *rule;
+	const char *severity;
+	const char *summary;
+} MtLintRule;
+
+static const MtLintRule lint_rule_list[] = {
+	{"create-index-non-concurrently", "error",
+	"CREATE INDEX without CONCURRENTLY on an existing table blocks writes while it builds"},
+	{"drop-index-non-concurrently", "warning",
+	"DROP INDEX without CONCURRENTLY takes an ACCESS EXCLUSIVE lock on the table"},
+	{"add-column-not-null-no-default", "error",
+	"ADD COLUMN NOT NULL without a default fails on a table with rows"},
+	{"add-column-volatile-default", "error",
+	"ADD COLUMN with a volatile default rewrites the table"},
+	{"add-foreign-key-validated", "error",
+	"a foreign key added without NOT VALID scans the table while blocking writes to both tables"},
+	{"add-check-validated", "error",
+	"a CHECK constraint added without NOT VALID scans the table under ACCESS EXCLUSIVE"},
+	{"set-not-null", "error",
+	"SET NOT NULL scans the table unless a validated CHECK (col IS NOT NULL) proves it"},
+	{"change-column-type", "error",
+	"a column type change that is not binary compatible rewrites the table"},
+	{"rename-column", "warning",
+	"renaming a column breaks running code"},
+	{"rename-table", "warning",
+	"renaming a table breaks running code"},
+	{"drop-column", "warning",
+	"dropping a column breaks running code that uses it"},
+	{"drop-table", "warning",
+	"dropping a table loses data and breaks running code"},
+	{"add-unique-constraint", "error",
+	"a UNIQUE constraint without USING INDEX builds its index while blocking writes"},
+	{"add-primary-key", "error",
+	"a PRIMARY KEY without USING INDEX (or on nullable columns) builds or scans under ACCESS EXCLUSIVE"},
+	{"vacuum-full", "error",
+	"VACUUM FULL rewrites tables under ACCESS EXCLUSIVE"},
+	{"cluster", "error",
+	"CLUSTER rewrites tables under ACCESS EXCLUSIVE"},
+	{"refresh-matview-non-concurrently", "error",
+	"REFRESH MATERIALIZED VIEW without CONCURRENTLY blocks its readers"},
+	{"lock-table", "warning",
+	"an explicit LOCK TABLE is held to the end of the transaction"},
+	{"unbatched-update", "warning",
+	"an UPDATE of more than lint_large_rows rows in one transaction"},
+	{"unbatched-delete", "warning",
+	"a DELETE of more than lint_large_rows rows in one transaction"},
+	{"truncate", "warning",
+	"TRUNCATE removes every row under ACCESS EXCLUSIVE"},
+	{"concurrently-in-transaction", "error",
+	"a statement that cannot run in a transaction block after BEGIN"},
+	{"reindex-non-concurrently", "error",
+	"REINDEX without CONCURRENTLY blocks writes"},
+	{"attach-partition-unvalidated", "error",
+	"ATTACH PARTITION without a validated CHECK scans the partition under ACCESS EXCLUSIVE"},
+	{"add-stored-generated-column", "error",
+	"adding a stored generated column rewrites the table"},
+	{"detach-partition-non-concurrently", "warning",
+	"DETACH PARTITION without CONCURRENTLY takes ACCESS EXCLUSIVE on the parent"},
+	{"add-exclusion-constraint", "error",
+	"an EXCLUDE constraint is built and checked under ACCESS EXCLUSIVE"},
+	{"add-serial-column", "error",
+	"adding a serial or identity column rewrites the table"},
+	{"domain-check-constraint", "warning",
+	"a domain CHECK without NOT VALID scans every column of the domain"},
+	{"uncommitted-transaction", "error",
+	"a BEGIN that the script never commits"},
+	{"drop-not-null", "info",
+	"dropping NOT NULL lets in NULLs that older code may not expect"},
+	{"json-column", "info",
+	"a json column: prefer jsonb"},
+	{"prefer-bigint", "info",
+	"a 16 or 32-bit integer key column: prefer bigint"},
+	{"prefer-identity", "info",
+	"a serial column: prefer an identity column"},
+	{"prefer-text", "info",
+	"a varchar(n) or char(n) column: prefer text with a CHECK"},
+	{"prefer-timestamptz", "info",
+	"a timestamp without time zone column: prefer timestamptz"},
+	{"require-lock-timeout", "warning",
+	"DDL on existing tables with no SET lock_timeout before it"},
+	{"table-rewrite", "error",
+	"SET LOGGED/UNLOGGED, SET TABLESPACE or SET ACCESS METHOD copies the table under ACCESS EXCLUSIVE"},
+};
 
 /* ----------------------------------------------------------------
  * Findings
@@ -545,6 +637,20 @@ is_constant_like(Node *node)
 	return node != NULL && (IsA(node, A_Const) || IsA(node, ParamRef));
 }
 
+/*
+ * May the user see the statistics of this column?  As in the pg_stats view:
+ * only with SELECT on the table or the column.  Otherwise the estimates use
+ * the defaults, so that lint() tells nothing about data one cannot read.
+ */
+static bool
+stats_readable(Oid relid, AttrNumber attnum)
+{
+	Oid			userid = GetUserId();
+
+	return pg_class_aclcheck(relid, userid, ACL_SELECT) == ACLCHECK_OK ||
+		pg_attribute_aclcheck(relid, attnum, userid, ACL_SELECT) == ACLCHECK_OK;
+}
+
 /* Selectivity of "col = constant": unique index, then pg_statistic. */
 static double
 eq_selectivity(Node *l, Node *r, Oid relid, double rows)
@@ -571,6 +677,8 @@ eq_selectivity(Node *l, Node *r, Oid relid, double rows)
 
 	if (column_is_unique(relid, attnum))
 		return rows > 1 ? 1.0 / rows : 1.0;
+	if (!stats_readable(relid, attnum))
+		return DEFAULT_EQ_SEL;
 
 	tup = SearchSysCache3(STATRELATTINH, ObjectIdGetDatum(relid),
 						  Int16GetDatum(attnum), BoolGetDatum(false));
@@ -600,7 +708,7 @@ null_fraction(Node *arg, Oid relid)
 		return frac;
 	sel_lookups_left--;
 	attnum = columnref_attnum(arg, relid);
-	if (attnum == InvalidAttrNumber)
+	if (attnum == InvalidAttrNumber || !stats_readable(relid, attnum))
 		return frac;
 	tup = SearchSysCache3(STATRELATTINH, ObjectIdGetDatum(relid),
 						  Int16GetDatum(attnum), BoolGetDatum(false));
@@ -1306,6 +1414,7 @@ lint_alter_column_type(LintState *st, const TableFacts *tf, AlterTableCmd *cmd)
 				cmd->name, tf->name);
 }
 
+/* Rules of ALTER TABLE, subcommand by subcommand. */
 static void
 lint_alter_table(LintState *st, AlterTableStmt *stmt)
 {
@@ -1411,6 +1520,9 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 	}
 }
 
+/*
+ * CREATE TABLE: remember the new table; style rules on its columns.
+ */
 static void
 lint_create_table(LintState *st, CreateStmt *stmt)
 {
@@ -1441,6 +1553,7 @@ lint_create_table(LintState *st, CreateStmt *stmt)
 	}
 }
 
+/* CREATE INDEX: remember the index; concurrent builds on existing tables. */
 static void
 lint_index(LintState *st, IndexStmt *stmt)
 {
@@ -1468,6 +1581,7 @@ lint_index(LintState *st, IndexStmt *stmt)
 					tf.name);
 }
 
+/* DROP TABLE and DROP INDEX of relations the script did not create. */
 static void
 lint_drop(LintState *st, DropStmt *stmt)
 {
@@ -1506,6 +1620,7 @@ lint_drop(LintState *st, DropStmt *stmt)
 	}
 }
 
+/* Renaming a column or a table that running code uses. */
 static void
 lint_rename(LintState *st, RenameStmt *stmt)
 {
@@ -1530,9 +1645,18 @@ lint_rename(LintState *st, RenameStmt *stmt)
 						"Rename in steps: rename the table and create a view with the old name for the code still running, then drop the view once nothing uses it.",
 						"renaming table %s breaks running code that uses the old name",
 						tf.name);
+		/* a new or emptied table stays so under its new name */
+		if (stmt->newname && (tf.is_new || tf.emptied))
+		{
+			RangeVar   *nrv = makeRangeVar(stmt->relation->schemaname,
+										   stmt->newname, -1);
+
+			remember_rangevar(st, tf.is_new ? &st->created : &st->emptied_names, nrv);
+		}
 	}
 }
 
+/* TRUNCATE: a finding for existing tables; the tables are empty afterwards. */
 static void
 lint_truncate(LintState *st, TruncateStmt *stmt)
 {
@@ -1553,6 +1677,7 @@ lint_truncate(LintState *st, TruncateStmt *stmt)
 	}
 }
 
+/* VACUUM FULL of one table or of the whole database. */
 static void
 lint_vacuum(LintState *st, VacuumStmt *stmt)
 {
@@ -1583,6 +1708,7 @@ lint_vacuum(LintState *st, VacuumStmt *stmt)
 	}
 }
 
+/* REINDEX without CONCURRENTLY. */
 static void
 lint_reindex(LintState *st, ReindexStmt *stmt)
 {
@@ -1610,6 +1736,10 @@ lint_reindex(LintState *st, ReindexStmt *stmt)
 					stmt->kind == REINDEX_OBJECT_SYSTEM ? "SYSTEM" : "DATABASE");
 }
 
+/*
+ * UPDATE or DELETE estimated to touch more than lint_large_rows rows of an
+ * existing table.
+ */
 static void
 lint_dml(LintState *st, RangeVar *relation, Node *where, bool is_update)
 {
@@ -1939,6 +2069,7 @@ mt_lint_script(const char *sql)
 	List	   *findings;
 	ListCell   *lc;
 	int			n = 0;
+	int			nestlevel;
 
 	scriptcxt = AllocSetContextCreate(CurrentMemoryContext,
 									  "migration_tools lint",
@@ -1954,6 +2085,8 @@ mt_lint_script(const char *sql)
 	oldcxt = MemoryContextSwitchTo(scriptcxt);
 	stmts = mt_parse_script(sql);
 
+	/* SET search_path in the script is followed, then undone */
+	nestlevel = NewGUCNestLevel();
 	foreach(lc, stmts)
 	{
 		RawStmt    *raw = lfirst_node(RawStmt, lc);
@@ -1962,10 +2095,12 @@ mt_lint_script(const char *sql)
 		MemoryContextSwitchTo(stmtcxt);
 		st->info = mt_describe_statement(sql, raw, ++n);
 		lint_statement(st, raw->stmt);
+		mt_script_follow_search_path(raw->stmt);
 		MemoryContextSwitchTo(scriptcxt);
 		MemoryContextReset(stmtcxt);
 		st->info = NULL;
 	}
+	AtEOXact_GUC(true, nestlevel);
 
 	if (st->in_xact)
 	{
@@ -2062,5 +2197,30 @@ mt_lint(PG_FUNCTION_ARGS)
 
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextDelete(workcxt);
+	return (Datum) 0;
+}
+
+/*
+ * SQL: lint_rules(): every rule id with its severity and what it catches.
+ */
+PG_FUNCTION_INFO_V1(mt_lint_rules);
+
+Datum
+mt_lint_rules(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (i = 0; i < lengthof(lint_rule_list); i++)
+	{
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+
+		values[0] = CStringGetTextDatum(lint_rule_list[i].rule);
+		values[1] = CStringGetTextDatum(lint_rule_list[i].severity);
+		values[2] = CStringGetTextDatum(lint_rule_list[i].summary);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
 	return (Datum) 0;
 }

@@ -44,6 +44,7 @@
 #include <ctype.h>
 
 #include "access/htup_details.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -52,12 +53,15 @@
 #include "miscadmin.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
+#include "storage/procarray.h"
 #include "utils/backend_status.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "utils/wait_event.h"
 
 #include "locks.h"
 #include "migration_tools.h"
@@ -409,6 +413,148 @@ mt_lock_mode_name(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(GetLockmodeName(DEFAULT_LOCKMETHOD, mode)));
 }
 
+/*
+ * What pg_stat_activity shows of one session, read from the backend status
+ * with the same visibility rules: the query, state and transaction start
+ * only to roles with the privileges of the session's role, or of
+ * pg_read_all_stats; the role and application name to everyone.
+ */
+typedef struct MtActivity
+{
+	int			pid;			/* hash key */
+	bool		visible;
+	Oid			userid;
+	const char *appname;
+	const char *query;
+	const char *state;
+	TimestampTz xact_start;
+} MtActivity;
+
+static const char *
+backend_state_name(BackendState state)
+{
+	switch (state)
+	{
+		case STATE_IDLE:
+			return "idle";
+		case STATE_RUNNING:
+			return "active";
+		case STATE_IDLEINTRANSACTION:
+			return "idle in transaction";
+		case STATE_FASTPATH:
+			return "fastpath function call";
+		case STATE_IDLEINTRANSACTION_ABORTED:
+			return "idle in transaction (aborted)";
+		case STATE_DISABLED:
+			return "disabled";
+		case STATE_UNDEFINED:
+			break;
+	}
+	return NULL;
+}
+
+/*
+ * Every session of the backend status, by pid.  The transaction's copy of
+ * the backend status is dropped first (as pg_stat_clear_snapshot() does),
+ * so that the text matches the lock manager read just made, even when the
+ * view is read repeatedly in one transaction.
+ */
+static HTAB *
+read_activity(void)
+{
+	HASHCTL		ctl;
+	HTAB	   *act;
+	int			n;
+	int			i;
+	bool		all_stats = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
+
+	pgstat_clear_backend_activity_snapshot();
+	n = pgstat_fetch_stat_numbackends();
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(int);
+	ctl.entrysize = sizeof(MtActivity);
+	ctl.hcxt = CurrentMemoryContext;
+	act = hash_create("migration_tools backend activity", Max(n, 16), &ctl,
+					  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+	for (i = 1; i <= n; i++)
+	{
+		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
+		PgBackendStatus *be;
+		MtActivity *a;
+		bool		found;
+
+		if (local == NULL)
+			continue;
+		be = &local->backendStatus;
+		if (be->st_procpid == 0)
+			continue;
+		a = hash_search(act, &be->st_procpid, HASH_ENTER, &found);
+		a->userid = be->st_userid;
+		a->appname = be->st_appname ? pstrdup(be->st_appname) : NULL;
+		a->visible = all_stats || has_privs_of_role(GetUserId(), be->st_userid);
+		if (a->visible)
+		{
+			a->query = be->st_activity_raw ?
+				pgstat_clip_activity(be->st_activity_raw) : NULL;
+			a->state = backend_state_name(be->st_state);
+			a->xact_start = be->st_xact_start_timestamp;
+		}
+		else
+		{
+			a->query = "<insufficient privilege>";
+			a->state = NULL;
+			a->xact_start = 0;
+		}
+	}
+	return act;
+}
+
+/*
+ * Fill the columns query, role, application name, state, xact_start
+ * (whichever have an index >= 0) for the session pid; returns its entry,
+ * NULL if the session is gone.
+ */
+static MtActivity *
+put_activity(HTAB *act, int pid, Datum *values, bool *nulls,
+			 int query_col, int role_col, int app_col, int state_col,
+			 int xact_col)
+{
+	MtActivity *a = hash_search(act, &pid, HASH_FIND, NULL);
+	char	   *role;
+
+	if (a == NULL)
+		return NULL;			/* gone since the lock snapshot */
+	if (query_col >= 0 && a->query != NULL)
+	{
+		values[query_col] = CStringGetTextDatum(a->query);
+		nulls[query_col] = false;
+	}
+	if (role_col >= 0 && OidIsValid(a->userid) &&
+		(role = GetUserNameFromId(a->userid, true)) != NULL)
+	{
+		values[role_col] = DirectFunctionCall1(namein, CStringGetDatum(role));
+		nulls[role_col] = false;
+	}
+	if (app_col >= 0 && a->appname != NULL)
+	{
+		values[app_col] = CStringGetTextDatum(a->appname);
+		nulls[app_col] = false;
+	}
+	if (state_col >= 0 && a->state != NULL)
+	{
+		values[state_col] = CStringGetTextDatum(a->state);
+		nulls[state_col] = false;
+	}
+	if (xact_col >= 0 && a->xact_start != 0)
+	{
+		values[xact_col] = TimestampTzGetDatum(a->xact_start);
+		nulls[xact_col] = false;
+	}
+	return a;
+}
+
 /* ----------------------------------------------------------------
  * Conflicts with a relation lock request
  * ----------------------------------------------------------------
@@ -487,6 +633,12 @@ mt_lock_conflicts(Oid dboid, Oid relid, LOCKMODE mode)
 		}
 	}
 
+	/*
+	 * The backend status is copied once per transaction; callers poll this
+	 * function within one transaction, and need the sessions of now.
+	 */
+	if (result != NIL)
+		pgstat_clear_backend_activity_snapshot();
 	foreach(lc, result)
 	{
 		MtLockConflict *c = (MtLockConflict *) lfirst(lc);
@@ -496,9 +648,12 @@ mt_lock_conflicts(Oid dboid, Oid relid, LOCKMODE mode)
 	return result;
 }
 
+#define MT_CONFLICT_COLS	12
+
 /*
  * SQL: migration_tools._lock_conflicts(relation oid, mode text): the C part
- * of lock_conflicts(); the SQL function adds what pg_stat_activity shows.
+ * of lock_conflicts(), with what pg_stat_activity shows of each session;
+ * the SQL function adds the gids of prepared transactions.
  */
 Datum
 mt_lock_conflicts_srf(PG_FUNCTION_ARGS)
@@ -511,6 +666,7 @@ mt_lock_conflicts_srf(PG_FUNCTION_ARGS)
 	bool		shared;
 	List	   *conflicts;
 	ListCell   *lc;
+	HTAB	   *act;
 
 	mode = mt_lock_mode_from_name(modename);
 
@@ -527,29 +683,65 @@ mt_lock_conflicts_srf(PG_FUNCTION_ARGS)
 
 	conflicts = mt_lock_conflicts(shared ? InvalidOid : MyDatabaseId,
 								  relid, mode);
+	act = read_activity();
 	foreach(lc, conflicts)
 	{
 		MtLockConflict *c = (MtLockConflict *) lfirst(lc);
-		Datum		values[6];
-		bool		nulls[6];
+		Datum		values[MT_CONFLICT_COLS];
+		bool		nulls[MT_CONFLICT_COLS];
 
-		memset(nulls, 0, sizeof(nulls));
-		if (c->prepared)
-			nulls[0] = true;
-		else
+		memset(values, 0, sizeof(values));
+		memset(nulls, true, sizeof(nulls));
+		if (!c->prepared)
+		{
 			values[0] = Int32GetDatum(c->pid);
+			nulls[0] = false;
+		}
 		values[1] = BoolGetDatum(c->granted);
 		values[2] = CStringGetTextDatum(GetLockmodeName(DEFAULT_LOCKMETHOD,
 														c->mode));
-		if (c->xact_start == 0)
-			nulls[3] = true;
-		else
+		nulls[1] = nulls[2] = false;
+		if (c->xact_start != 0)
+		{
 			values[3] = TimestampTzGetDatum(c->xact_start);
+			nulls[3] = false;
+		}
 		values[4] = BoolGetDatum(c->prepared);
+		nulls[4] = false;
 		if (c->prepared)
+		{
 			values[5] = TransactionIdGetDatum(c->prepared_xid);
+			nulls[5] = false;
+		}
 		else
-			nulls[5] = true;
+		{
+			MtActivity *a = put_activity(act, c->pid, values, nulls,
+										 6, 7, 8, 9, -1);
+
+			/* the wait event, to the same roles as the query */
+			if (a != NULL && a->visible)
+			{
+				PGPROC	   *proc = BackendPidGetProc(c->pid);
+
+				if (proc != NULL)
+				{
+					uint32		info = *((volatile uint32 *) &proc->wait_event_info);
+					const char *type = pgstat_get_wait_event_type(info);
+					const char *event = pgstat_get_wait_event(info);
+
+					if (type != NULL)
+					{
+						values[10] = CStringGetTextDatum(type);
+						nulls[10] = false;
+					}
+					if (event != NULL)
+					{
+						values[11] = CStringGetTextDatum(event);
+						nulls[11] = false;
+					}
+				}
+			}
+		}
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
 							 values, nulls);
 	}
@@ -702,7 +894,8 @@ add_edge(MtLockWaits *w, int first_edge, int request, MtHolder blocker,
 
 /*
  * Set queue_pos of the requests [first, last) awaiting one lock object,
- * whose instances are idx[start..end).
+ * whose instances are idx[start..end); inst_req[i - start] is the request
+ * of instance idx[i], or -1 if it waits for nothing.
  *
  * GetBlockerStatusData(pid) lists, in order, the processes queued ahead of
  * pid on the lock it awaits.  Asked for the last process of the queue, it
@@ -713,7 +906,8 @@ add_edge(MtLockWaits *w, int first_edge, int request, MtHolder blocker,
  */
 static void
 fetch_queue_order(MtLockWaits *w, int *idx, int start, int end,
-				  int first, int last, MemoryContext tmpcxt)
+				  const int *inst_req, int first, int last,
+				  MemoryContext tmpcxt)
 {
 	const LOCKTAG *tag = &w->data->locks[idx[start]].locktag;
 	int		   *queue = NULL;
@@ -778,25 +972,39 @@ fetch_queue_order(MtLockWaits *w, int *idx, int start, int end,
 	}
 
 	/* a request's position is that of the first of its processes */
-	for (k = qlen - 1; k >= 0; k--)
+	if (qlen > 0)
 	{
+		HASHCTL		ctl;
+		HTAB	   *pos;
 		int			i;
 
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(int);
+		ctl.entrysize = sizeof(int) * 2;
+		ctl.hcxt = tmpcxt;
+		pos = hash_create("migration_tools lock queue positions", qlen, &ctl,
+						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		for (k = 0; k < qlen; k++)
+		{
+			bool		found;
+			int		   *entry = hash_search(pos, &queue[k], HASH_ENTER, &found);
+
+			if (!found)
+				entry[1] = k;
+		}
 		for (i = start; i < end; i++)
 		{
 			LockInstanceData *inst = &w->data->locks[idx[i]];
+			int		   *entry;
 
-			if (inst->pid != queue[k] || inst->waitLockMode == NoLock)
+			r = inst_req[i - start];
+			if (r < 0)
 				continue;
-			for (r = first; r < last; r++)
-			{
-				MtRequest  *req = &w->requests[r];
-
-				if (req->pid == instance_holder(inst).pid &&
-					req->mode == inst->waitLockMode)
-					req->queue_pos = k;
-			}
+			entry = hash_search(pos, &inst->pid, HASH_FIND, NULL);
+			if (entry != NULL && entry[1] < w->requests[r].queue_pos)
+				w->requests[r].queue_pos = entry[1];
 		}
+		MemoryContextReset(tmpcxt);
 	}
 	if (queue)
 		pfree(queue);
@@ -923,27 +1131,34 @@ collect_lock_waits(void)
 		int			q;
 		int			i;
 		bool		need_queue = false;
+		int		   *inst_req;
 
 		while (end < w->data->nelements &&
 			   locktag_cmp(&w->data->locks[idx[end]].locktag, tag) == 0)
 			end++;
 
 		/* the waiting requests on this object, one per session and mode */
+		inst_req = palloc(sizeof(int) * (end - start));
 		for (i = start; i < end; i++)
 		{
 			LockInstanceData *inst = &w->data->locks[idx[i]];
 			MtHolder	h;
 			MtRequest  *req = NULL;
 
+			inst_req[i - start] = -1;
 			if (inst->waitLockMode == NoLock || inst->pid == 0)
 				continue;
 			h = instance_holder(inst);
-			for (r = first; r < w->nrequests; r++)
+			for (r = first; r < w->nrequests && req == NULL; r++)
 				if (w->requests[r].pid == h.pid &&
 					w->requests[r].mode == inst->waitLockMode)
+				{
 					req = &w->requests[r];
+					inst_req[i - start] = r;
+				}
 			if (req == NULL)
 			{
+				inst_req[i - start] = w->nrequests;
 				req = &w->requests[w->nrequests++];
 				req->inst = idx[i];
 				req->pid = h.pid;
@@ -958,6 +1173,7 @@ collect_lock_waits(void)
 		}
 		if (w->nrequests == first)
 		{
+			pfree(inst_req);
 			start = end;
 			continue;
 		}
@@ -970,7 +1186,8 @@ collect_lock_waits(void)
 					 LOCKBIT_ON(w->requests[q].mode)))
 					need_queue = true;
 		if (need_queue)
-			fetch_queue_order(w, idx, start, end, first, w->nrequests, tmpcxt);
+			fetch_queue_order(w, idx, start, end, inst_req, first,
+							  w->nrequests, tmpcxt);
 
 		for (r = first; r < w->nrequests; r++)
 		{
@@ -1009,6 +1226,7 @@ collect_lock_waits(void)
 				add_edge(w, first_edge, r, h, false, ahead->mode);
 			}
 		}
+		pfree(inst_req);
 		start = end;
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -1019,7 +1237,7 @@ collect_lock_waits(void)
 	return w;
 }
 
-#define MT_LOCK_WAITS_COLS	22
+#define MT_LOCK_WAITS_COLS	30
 
 /*
  * SQL: migration_tools._lock_waits(): one row per (waiting lock request,
@@ -1031,10 +1249,12 @@ mt_lock_waits_srf(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MtLockWaits *w;
+	HTAB	   *act;
 	int			i;
 
 	InitMaterializedSRF(fcinfo, 0);
 	w = collect_lock_waits();
+	act = read_activity();
 
 	for (i = 0; i < w->nedges; i++)
 	{
@@ -1169,6 +1389,12 @@ mt_lock_waits_srf(PG_FUNCTION_ARGS)
 				nulls[21] = false;
 			}
 		}
+
+		/* what pg_stat_activity shows of both sessions */
+		put_activity(act, req->pid, values, nulls, 22, 23, 24, -1, -1);
+		if (e->blocker.pid != 0)
+			put_activity(act, e->blocker.pid, values, nulls,
+						 25, 26, 27, 28, 29);
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

@@ -242,5 +242,30 @@ is($node->safe_psql('postgres',
 	'0', 'and its INVALID index is dropped');
 $node->safe_psql('postgres', 'ALTER DATABASE postgres RESET search_path');
 
+# 9. REINDEX CONCURRENTLY cancelled while it waits: its INVALID "_ccnew"
+# copy is dropped and the retry succeeds.
+my $snap = $node->background_psql('postgres');
+$snap->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM items;');
+schedule('9', 'REINDEX INDEX CONCURRENTLY items_v');
+ok($node->poll_query_until('postgres',
+		q{SELECT count(*) = 1 FROM pg_index WHERE indrelid = 'items'::regclass
+		    AND NOT indisvalid AND indexrelid::regclass::text LIKE 'items_v_ccnew%'}),
+	'REINDEX CONCURRENTLY has made its INVALID copy');
+$node->safe_psql('postgres',
+	q{SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE backend_type = 'migration_tools worker'});
+ok($node->poll_query_until('postgres',
+		q{SELECT count(*) = 1 FROM pg_stat_activity
+		  WHERE backend_type = 'migration_tools worker'
+		    AND query LIKE 'DROP INDEX CONCURRENTLY IF EXISTS public.items_v_ccnew%'}),
+	'after the cancel the worker drops the INVALID copy (waiting for the old snapshot too)');
+$snap->query_safe('COMMIT;');
+$snap->quit;
+ok(migration_done('9'), 'migration 9 finished');
+is(state_of('9'), 'applied', 'the REINDEX is applied on retry');
+is($node->safe_psql('postgres', $invalid_sql), '0', 'no INVALID _ccnew index is left');
+is($node->safe_psql('postgres',
+		q{SELECT attempts FROM migration_tools.scheduled_statements WHERE version = '9'}),
+	'2', 'the cancelled attempt was retried once');
+
 $node->stop;
 done_testing();

@@ -35,10 +35,10 @@ BEGIN
     LOOP
         -- the key "step" rows on; NULL when fewer are left
         IF lo IS NULL THEN
-            EXECUTE format('SELECT id::text FROM %s ORDER BY id
+            EXECUTE format('SELECT id::text AS k FROM %s ORDER BY id
                              OFFSET %s LIMIT 1', tab, step - 1) INTO hi;
         ELSE
-            EXECUTE format('SELECT id::text FROM %s WHERE id > $1::%s
+            EXECUTE format('SELECT id::text AS k FROM %s WHERE id > $1::%s
                              ORDER BY id OFFSET %s LIMIT 1',
                            tab, keytype, step - 1) INTO hi USING lo;
         END IF;

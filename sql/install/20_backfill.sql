@@ -79,7 +79,7 @@ CREATE TABLE migration_tools.backfill_batches (
     lock_waiters_caused integer NOT NULL DEFAULT 0,        -- sessions waiting on the batch at its end
     lock_wait_caused_ms double precision NOT NULL DEFAULT 0, -- the longest of their waits
     error           text,                    -- failed attempt: the error
-    finished_at     timestamptz NOT NULL DEFAULT now(),
+    finished_at     timestamptz NOT NULL DEFAULT clock_timestamp(),  -- when the batch ended
     PRIMARY KEY (job_id, batch_no, attempt)
 );
 COMMENT ON TABLE migration_tools.backfill_batches IS

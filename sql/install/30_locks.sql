@@ -10,7 +10,9 @@ COMMENT ON FUNCTION migration_tools.lock_mode(text) IS
 CREATE FUNCTION migration_tools._lock_conflicts(
     relation oid, mode text,
     OUT pid integer, OUT granted boolean, OUT lock_mode text,
-    OUT xact_start timestamptz, OUT prepared boolean, OUT prepared_xid xid)
+    OUT xact_start timestamptz, OUT prepared boolean, OUT prepared_xid xid,
+    OUT query text, OUT role name, OUT application_name text,
+    OUT backend_state text, OUT wait_event_type text, OUT wait_event text)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'mt_lock_conflicts_srf'
 LANGUAGE C VOLATILE STRICT;
@@ -42,19 +44,18 @@ AS $$
     SELECT c.pid,
            CASE WHEN c.granted THEN 'holding' ELSE 'waiting' END,
            c.lock_mode,
-           coalesce(c.xact_start, a.xact_start),
-           clock_timestamp() - coalesce(c.xact_start, a.xact_start),
-           a.query,
-           coalesce(a.usename, p.owner),
-           a.application_name,
-           CASE WHEN c.prepared THEN 'prepared' ELSE a.state END,
-           a.wait_event_type,
-           a.wait_event,
+           c.xact_start,
+           clock_timestamp() - c.xact_start,
+           c.query,
+           coalesce(c.role, pg_get_userbyid(p.ownerid)),
+           c.application_name,
+           CASE WHEN c.prepared THEN 'prepared' ELSE c.backend_state END,
+           c.wait_event_type,
+           c.wait_event,
            p.gid
     FROM migration_tools._lock_conflicts($1::oid, $2) c
-    LEFT JOIN pg_stat_activity a ON a.pid = c.pid
-    LEFT JOIN pg_prepared_xacts p ON c.prepared AND p.transaction = c.prepared_xid
-    ORDER BY c.granted DESC, coalesce(c.xact_start, a.xact_start), c.pid
+    LEFT JOIN pg_prepared_xact() p ON c.prepared AND p.transaction = c.prepared_xid
+    ORDER BY c.granted DESC, c.xact_start, c.pid
 $$;
 COMMENT ON FUNCTION migration_tools.lock_conflicts(regclass, text) IS
 'Sessions that hold or wait for a lock on relation conflicting with mode: what a statement taking that lock would queue behind right now';
@@ -76,7 +77,11 @@ CREATE FUNCTION migration_tools._lock_waits(
     OUT objsubid smallint, OUT blocking_pid integer,
     OUT blocking_prepared_xid xid, OUT blocking_kind text,
     OUT blocking_mode text, OUT depth integer,
-    OUT root_blocking_pid integer, OUT root_prepared_xid xid)
+    OUT root_blocking_pid integer, OUT root_prepared_xid xid,
+    OUT waiting_query text, OUT waiting_role name,
+    OUT waiting_application_name text, OUT blocking_query text,
+    OUT blocking_role name, OUT blocking_application_name text,
+    OUT blocking_state text, OUT blocking_xact_start timestamptz)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'mt_lock_waits_srf'
 LANGUAGE C VOLATILE STRICT;
@@ -84,30 +89,26 @@ COMMENT ON FUNCTION migration_tools._lock_waits() IS
 'Every (waiting lock request, blocker) pair from one read of the lock manager (internal: see the lock_waits view)';
 
 CREATE VIEW migration_tools.lock_waits AS
-WITH activity AS MATERIALIZED (
-    SELECT pid, query, usename, state, xact_start, application_name
-    FROM pg_catalog.pg_stat_activity
-)
 SELECT w.waiting_pid,
-       wa.query AS waiting_query,
-       wa.usename AS waiting_role,
+       w.waiting_query,
+       w.waiting_role,
        w.wait_started,
        w.wait_duration,
        w.locktype,
        w.mode,
        w.relation,
        w.blocking_pid,
-       ba.query AS blocking_query,
+       w.blocking_query,
        CASE WHEN w.blocking_prepared_xid IS NOT NULL THEN 'prepared'
-            ELSE ba.state END AS blocking_state,
-       ba.xact_start AS blocking_xact_start,
+            ELSE w.blocking_state END AS blocking_state,
+       w.blocking_xact_start,
        w.blocking_mode,
        w.depth,
        w.root_blocking_pid,
        w.blocking_kind,
-       wa.application_name AS waiting_application_name,
-       coalesce(ba.usename, bp.owner) AS blocking_role,
-       ba.application_name AS blocking_application_name,
+       w.waiting_application_name,
+       coalesce(w.blocking_role, pg_catalog.pg_get_userbyid(bp.ownerid)) AS blocking_role,
+       w.blocking_application_name,
        w.blocking_prepared_xid,
        bp.gid AS blocking_gid,
        bp.prepared AS blocking_prepared_at,
@@ -125,10 +126,8 @@ SELECT w.waiting_pid,
        CASE WHEN w.locktype = 'advisory' AND w.objsubid = 1
             THEN (w.classid::bigint << 32) | w.objid::bigint END AS advisory_key
 FROM migration_tools._lock_waits() w
-LEFT JOIN activity wa ON wa.pid = w.waiting_pid
-LEFT JOIN activity ba ON ba.pid = w.blocking_pid
-LEFT JOIN pg_catalog.pg_prepared_xacts bp ON bp.transaction = w.blocking_prepared_xid
-LEFT JOIN pg_catalog.pg_prepared_xacts rp ON rp.transaction = w.root_prepared_xid;
+LEFT JOIN pg_catalog.pg_prepared_xact() bp ON bp.transaction = w.blocking_prepared_xid
+LEFT JOIN pg_catalog.pg_prepared_xact() rp ON rp.transaction = w.root_prepared_xid;
 COMMENT ON VIEW migration_tools.lock_waits IS
 'Who waits for whom: one row per (waiting lock request, blocker), hard (holds a conflicting lock) or soft (queued ahead), with the chain depth and root blocker';
 GRANT SELECT ON migration_tools.lock_waits TO PUBLIC;
@@ -251,9 +250,14 @@ AS $$
         UNION ALL
         -- waits in a cycle that leads to no root: a deadlock not yet detected
         SELECT 1, ARRAY[sort_key],
-               format('pid %s waits for %s %s (%s: %s %s) in a cycle: deadlock pending detection',
+               format('pid %s%s waits for %s %s%s on %s (%s: %s %s) in or behind a wait cycle: deadlock pending detection',
                       waiting_pid,
+                      CASE WHEN coalesce(waiting_application_name, '') <> ''
+                           THEN format(' [%s]', waiting_application_name) ELSE '' END,
                       CASE WHEN blocking_pid IS NULL THEN 'prepared' ELSE 'pid' END, blocker_key,
+                      CASE WHEN coalesce(blocking_application_name, '') <> ''
+                           THEN format(' [%s]', blocking_application_name) ELSE '' END,
+                      CASE WHEN relation IS NOT NULL THEN 'relation ' || relation::text ELSE locktype END,
                       blocking_kind,
                       CASE blocking_kind WHEN 'hard' THEN 'holds' ELSE 'queued ahead for' END,
                       blocking_mode)

@@ -27,3 +27,12 @@ LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION migration_tools.script_statements(text) IS
 'Split a script into statements with the server''s parser and tell the locks each would take, without running it';
 GRANT EXECUTE ON FUNCTION migration_tools.script_statements(text) TO PUBLIC;
+
+CREATE FUNCTION migration_tools.lint_rules(
+    OUT rule text, OUT severity text, OUT summary text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'mt_lint_rules'
+LANGUAGE C IMMUTABLE;
+COMMENT ON FUNCTION migration_tools.lint_rules() IS
+'The rules of lint(): id, severity and what each catches (the README has the safe recipes)';
+GRANT EXECUTE ON FUNCTION migration_tools.lint_rules() TO PUBLIC;
