@@ -102,7 +102,9 @@ typedef struct MtJob
 typedef struct MtBatchResult
 {
 	int64		rows;			/* rows the statement processed */
-	int64		covered;		/* rows (or estimated rows) of the range */
+	int64		covered;		/* rows (or estimated rows) of the range, for progress */
+	int64		timed;			/* the same, for the time per row (sweeps too) */
+	bool		ran;			/* a statement ran (not only a probe or a pass change) */
 	bool		done;			/* the job has nothing left */
 	List	   *last_key;		/* key: new checkpoint */
 	int64		next_block;		/* ctid: new checkpoint */
@@ -686,6 +688,7 @@ run_key_batch(MtJob *job, int32 n, MtBatchResult *res)
 	}
 
 	res->covered = count;
+	res->timed = count;
 	res->done = count < n;
 	res->last_key = count > 0 ? last : job->last_key;
 	if (count == 0)
@@ -717,6 +720,7 @@ run_key_batch(MtJob *job, int32 n, MtBatchResult *res)
 	if (ret < 0)
 		elog(ERROR, "batch statement failed: %s", SPI_result_code_string(ret));
 	res->rows = SPI_processed;
+	res->ran = true;
 }
 
 /*
@@ -790,9 +794,11 @@ run_ctid_batch(MtJob *job, int32 n, MtBatchResult *res)
 	if (ret < 0)
 		elog(ERROR, "batch statement failed: %s", SPI_result_code_string(ret));
 	res->rows = SPI_processed;
+	res->ran = true;
 	res->next_block = hi;
+	res->timed = (int64) rint((hi - job->next_block) * job->rows_per_block);
 	if (strcmp(job->phase, "main") == 0)
-		res->covered = (int64) rint((hi - job->next_block) * job->rows_per_block);
+		res->covered = res->timed;
 	else
 		res->sweep_rows += res->rows;
 }
@@ -986,14 +992,14 @@ run_step(int64 job_id, long *sleep_ms)
 		{
 			double		ema = job->ms_per_row;
 			int32		next;
-			Oid			types[12];
-			Datum		values[12];
-			char		nulls[12];
+			Oid			types[14];
+			Datum		values[14];
+			char		nulls[14];
 			int			k = 0;
 
-			if (res.covered > 0)
+			if (res.timed > 0)
 			{
-				double		sample = Max(ms, 0.01) / res.covered;
+				double		sample = Max(ms, 0.01) / res.timed;
 
 				ema = ema > 0 ? 0.5 * ema + 0.5 * sample : sample;
 			}
@@ -1030,9 +1036,12 @@ run_step(int64 job_id, long *sleep_ms)
 			types[k] = INT4OID;
 			values[k++] = Int32GetDatum(waiters);	/* $13 */
 
+			types[k] = BOOLOID;
+			values[k++] = BoolGetDatum(res.ran);	/* $14 */
+
 			set_job(job_id,
 					"rows_done = rows_done + $2, rows_scanned = rows_scanned + $3, "
-					"batches = batches + 1, batch_size = $4, ms_per_row = $5, "
+					"batches = batches + $14::int, batch_size = $4, ms_per_row = $5, "
 					"busy_ms = busy_ms + $6, last_key = $7, next_block = $8, phase = $9, "
 					"sweep_pass = $10, sweep_rows = $11, end_block = $12, attempts = 0, "
 					"lock_waiters_caused = lock_waiters_caused + $13, "
@@ -1046,7 +1055,7 @@ run_step(int64 job_id, long *sleep_ms)
 				set_job(job_id, "lock_wait_ms = lock_wait_ms + $2", 1, &t, &v, NULL);
 			}
 
-			if (mt_batch_history_retention > 0)
+			if (mt_batch_history_retention > 0 && res.ran)
 			{
 				Oid			ht[6] = {INT8OID, INT8OID, FLOAT8OID, INT4OID, INT4OID, FLOAT8OID};
 				Datum		hv[6];
