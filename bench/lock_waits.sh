@@ -17,6 +17,9 @@
 #   queue  one session holds ACCESS SHARE (a long read), an ALTER TABLE
 #          waits for ACCESS EXCLUSIVE, the clients wait behind the ALTER
 #          TABLE (soft blocking: the incident a migration causes)
+#   pileup one session holds ACCESS SHARE, every client waits for ACCESS
+#          EXCLUSIVE: each is blocked by the holder and by every client
+#          queued ahead of it, N*(N+1)/2 (waiter, blocker) pairs
 #
 # Each contender runs LOCK_QUERIES (default 20) times per round, for
 # LOCK_ROUNDS rounds (default 5); the best round's mean time per query is
@@ -25,7 +28,7 @@
 # to bench/results/lock_waits-DATE.tsv in any case.
 #
 #   bash bench/lock_waits.sh
-#   LOCK_WAITERS=50 LOCK_ROUNDS=2 bash bench/lock_waits.sh
+#   LOCK_WAITERS=50 LOCK_ROUNDS=2 LOCK_SHAPES=queue bash bench/lock_waits.sh
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -141,6 +144,13 @@ build_shape() {
                 start_client "SELECT count(*) FROM lw_bench" "lw_client_$i"
             done
             wait_for_waiters "$waiters" ;;
+        pileup)
+            start_client "BEGIN; SELECT count(*) FROM lw_bench; SELECT pg_sleep(3600)" lw_holder
+            sleep 0.5
+            for i in $(seq 1 "$waiters"); do
+                start_client "BEGIN; LOCK TABLE lw_bench IN ACCESS EXCLUSIVE MODE; ROLLBACK" "lw_client_$i"
+            done
+            wait_for_waiters "$waiters" ;;
     esac
 }
 
@@ -214,7 +224,7 @@ PSQL
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "n/a" }'; }
 
-for shape in hard queue; do
+for shape in ${LOCK_SHAPES:-hard queue pileup}; do
     log "shape $shape: starting $waiters waiting sessions"
     build_shape "$shape"
     declare -A ms rows

@@ -54,8 +54,11 @@ typedef struct MtLintFinding
 
 /*
  * Split and analyse a script with the server's parser.  Never executes
- * anything.  A syntax error is raised as an ERROR with its position.
- * Returns a List of MtStatementInfo *.
+ * anything and takes no relation lock; names resolve in the caller's
+ * search_path, as changed by SET search_path statements earlier in the
+ * script (undone on return).  A syntax error is raised as an ERROR with its
+ * position.  Returns a List of MtStatementInfo *, allocated in the current
+ * memory context.
  */
 extern List *mt_analyze_script(const char *sql);
 

@@ -85,15 +85,6 @@ typedef struct MtRequest
 								 * unknown */
 } MtRequest;
 
-/* One (waiting request, blocker) pair. */
-typedef struct MtWaitEdge
-{
-	int			request;		/* index into the request array */
-	MtHolder	blocker;
-	bool		hard;			/* holds a conflicting lock (else queued) */
-	LOCKMODE	blocker_mode;	/* mode held (hard) or awaited (soft) */
-} MtWaitEdge;
-
 /* Node of the waits-for graph, in a hash table keyed by node key. */
 typedef struct MtNode
 {
@@ -102,6 +93,18 @@ typedef struct MtNode
 	int			level;			/* distance to a root blocker, -1 unknown */
 	int64		root;			/* key of that root */
 } MtNode;
+
+/* One (waiting request, blocker) pair. */
+typedef struct MtWaitEdge
+{
+	int			request;		/* index into the request array */
+	MtHolder	blocker;
+	bool		hard;			/* holds a conflicting lock (else queued) */
+	LOCKMODE	blocker_mode;	/* mode held (hard) or awaited (soft) */
+	MtNode	   *waiter_node;	/* graph nodes, set by compute_chains */
+	MtNode	   *blocker_node;
+} MtWaitEdge;
+
 
 /* The whole analysis of one lock manager snapshot. */
 typedef struct MtLockWaits
@@ -428,6 +431,13 @@ typedef struct MtActivity
 	const char *query;
 	const char *state;
 	TimestampTz xact_start;
+	/* the same as Datums, made at first use: rows repeat sessions */
+	bool		made;
+	Datum		query_d;
+	Datum		role_d;
+	Datum		app_d;
+	Datum		state_d;
+	bool		has_role;
 } MtActivity;
 
 static const char *
@@ -491,6 +501,7 @@ read_activity(void)
 		if (be->st_procpid == 0)
 			continue;
 		a = hash_search(act, &be->st_procpid, HASH_ENTER, &found);
+		a->made = false;
 		a->userid = be->st_userid;
 		a->appname = be->st_appname ? pstrdup(be->st_appname) : NULL;
 		a->visible = all_stats || has_privs_of_role(GetUserId(), be->st_userid);
@@ -522,29 +533,44 @@ put_activity(HTAB *act, int pid, Datum *values, bool *nulls,
 			 int xact_col)
 {
 	MtActivity *a = hash_search(act, &pid, HASH_FIND, NULL);
-	char	   *role;
 
 	if (a == NULL)
 		return NULL;			/* gone since the lock snapshot */
+	if (!a->made)
+	{
+		char	   *role = NULL;
+
+		if (a->query != NULL)
+			a->query_d = CStringGetTextDatum(a->query);
+		if (OidIsValid(a->userid))
+			role = GetUserNameFromId(a->userid, true);
+		a->has_role = (role != NULL);
+		if (role != NULL)
+			a->role_d = DirectFunctionCall1(namein, CStringGetDatum(role));
+		if (a->appname != NULL)
+			a->app_d = CStringGetTextDatum(a->appname);
+		if (a->state != NULL)
+			a->state_d = CStringGetTextDatum(a->state);
+		a->made = true;
+	}
 	if (query_col >= 0 && a->query != NULL)
 	{
-		values[query_col] = CStringGetTextDatum(a->query);
+		values[query_col] = a->query_d;
 		nulls[query_col] = false;
 	}
-	if (role_col >= 0 && OidIsValid(a->userid) &&
-		(role = GetUserNameFromId(a->userid, true)) != NULL)
+	if (role_col >= 0 && a->has_role)
 	{
-		values[role_col] = DirectFunctionCall1(namein, CStringGetDatum(role));
+		values[role_col] = a->role_d;
 		nulls[role_col] = false;
 	}
 	if (app_col >= 0 && a->appname != NULL)
 	{
-		values[app_col] = CStringGetTextDatum(a->appname);
+		values[app_col] = a->app_d;
 		nulls[app_col] = false;
 	}
 	if (state_col >= 0 && a->state != NULL)
 	{
-		values[state_col] = CStringGetTextDatum(a->state);
+		values[state_col] = a->state_d;
 		nulls[state_col] = false;
 	}
 	if (xact_col >= 0 && a->xact_start != 0)
@@ -856,14 +882,19 @@ mt_lock_waiters_of_sql(PG_FUNCTION_ARGS)
 
 /* Add a (request, blocker) pair, or strengthen the one already there. */
 static void
-add_edge(MtLockWaits *w, int first_edge, int request, MtHolder blocker,
-		 bool hard, LOCKMODE mode)
+add_edge(MtLockWaits *w, int first_edge, int last_edge, int request,
+		 MtHolder blocker, bool hard, LOCKMODE mode)
 {
 	int			i;
 	MtWaitEdge *e;
 
-	/* the edges of one request are contiguous, from first_edge on */
-	for (i = first_edge; i < w->nedges; i++)
+	/*
+	 * The edges of one request are contiguous, from first_edge on; only
+	 * those before last_edge (-1: all) can have this blocker already.
+	 */
+	if (last_edge < 0)
+		last_edge = w->nedges;
+	for (i = first_edge; i < last_edge; i++)
 	{
 		e = &w->edges[i];
 		if (e->request == request && holder_equal(e->blocker, blocker))
@@ -1055,8 +1086,9 @@ compute_chains(MtLockWaits *w)
 	{
 		MtWaitEdge *e = &w->edges[i];
 
-		graph_node(w->nodes, w->requests[e->request].pid)->waits = true;
-		graph_node(w->nodes, holder_key(e->blocker));
+		e->waiter_node = graph_node(w->nodes, w->requests[e->request].pid);
+		e->waiter_node->waits = true;
+		e->blocker_node = graph_node(w->nodes, holder_key(e->blocker));
 	}
 
 	hash_seq_init(&seq, w->nodes);
@@ -1076,10 +1108,8 @@ compute_chains(MtLockWaits *w)
 		for (i = 0; i < w->nedges; i++)
 		{
 			MtWaitEdge *e = &w->edges[i];
-			int64		wkey = w->requests[e->request].pid;
-			int64		bkey = holder_key(e->blocker);
-			MtNode	   *b = hash_search(w->nodes, &bkey, HASH_FIND, NULL);
-			MtNode	   *wn = hash_search(w->nodes, &wkey, HASH_FIND, NULL);
+			MtNode	   *b = e->blocker_node;
+			MtNode	   *wn = e->waiter_node;
 
 			if (b->level != level)
 				continue;
@@ -1131,6 +1161,7 @@ collect_lock_waits(void)
 		int			q;
 		int			i;
 		bool		need_queue = false;
+		bool		repeated_pids;
 		int		   *inst_req;
 
 		while (end < w->data->nelements &&
@@ -1178,13 +1209,20 @@ collect_lock_waits(void)
 			continue;
 		}
 
-		/* queue order matters only if two sessions' requests conflict */
-		for (r = first; r < w->nrequests && !need_queue; r++)
-			for (q = r + 1; q < w->nrequests && !need_queue; q++)
-				if (w->requests[r].pid != w->requests[q].pid &&
-					(conflict_mask(tag, w->requests[r].mode) &
-					 LOCKBIT_ON(w->requests[q].mode)))
+		/*
+		 * Queue order matters only if two sessions' requests conflict.  (And
+		 * note whether a session has two requests here.)
+		 */
+		repeated_pids = false;
+		for (r = first; r < w->nrequests && !(need_queue && repeated_pids); r++)
+			for (q = r + 1; q < w->nrequests && !(need_queue && repeated_pids); q++)
+			{
+				if (w->requests[r].pid == w->requests[q].pid)
+					repeated_pids = true;
+				else if (conflict_mask(tag, w->requests[r].mode) &
+						 LOCKBIT_ON(w->requests[q].mode))
 					need_queue = true;
+			}
 		if (need_queue)
 			fetch_queue_order(w, idx, start, end, inst_req, first,
 							  w->nrequests, tmpcxt);
@@ -1194,6 +1232,7 @@ collect_lock_waits(void)
 			MtRequest  *req = &w->requests[r];
 			LOCKMASK	conflicts = conflict_mask(tag, req->mode);
 			int			first_edge = w->nedges;
+			int			hard_end;
 
 			/* hard: sessions holding a conflicting mode */
 			for (i = start; i < end; i++)
@@ -1206,12 +1245,13 @@ collect_lock_waits(void)
 					continue;
 				m = strongest_mode(inst->holdMask & conflicts);
 				if (m != NoLock)
-					add_edge(w, first_edge, r, h, true, m);
+					add_edge(w, first_edge, -1, r, h, true, m);
 			}
 
 			/* soft: sessions queued ahead for a conflicting mode */
 			if (!need_queue)
 				continue;
+			hard_end = w->nedges;
 			for (q = first; q < w->nrequests; q++)
 			{
 				MtRequest  *ahead = &w->requests[q];
@@ -1223,7 +1263,12 @@ collect_lock_waits(void)
 					continue;
 				h.pid = ahead->pid;
 				h.xid = InvalidTransactionId;
-				add_edge(w, first_edge, r, h, false, ahead->mode);
+				/*
+				 * A session has one request per object unless a lock group
+				 * waits for two modes: only then can soft edges repeat.
+				 */
+				add_edge(w, first_edge, repeated_pids ? -1 : hard_end,
+						 r, h, false, ahead->mode);
 			}
 		}
 		pfree(inst_req);
@@ -1237,24 +1282,35 @@ collect_lock_waits(void)
 	return w;
 }
 
-#define MT_LOCK_WAITS_COLS	30
+#define MT_LOCK_WAITS_COLS	22
 
 /*
  * SQL: migration_tools._lock_waits(): one row per (waiting lock request,
  * blocker) from one read of the lock manager; the lock_waits view adds
- * what pg_stat_activity shows of both sessions.
+ * what _lock_sessions() shows of both sessions.  (The rows stay narrow:
+ * a function in FROM fills a tuplestore, which spills to disk beyond
+ * work_mem, and with N sessions queued for the same exclusive lock there
+ * are N*(N+1)/2 rows.)
  */
 Datum
 mt_lock_waits_srf(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MtLockWaits *w;
-	HTAB	   *act;
 	int			i;
+	Datum		mode_names[MAX_LOCKMODES];
+	int			last_request = -1;
+	Datum		locktype_d = (Datum) 0;
+	Datum		mode_d = (Datum) 0;
+	Datum		duration_d = (Datum) 0;
+	Datum		hard_d;
+	Datum		soft_d;
 
 	InitMaterializedSRF(fcinfo, 0);
+	memset(mode_names, 0, sizeof(mode_names));
+	hard_d = CStringGetTextDatum("hard");
+	soft_d = CStringGetTextDatum("soft");
 	w = collect_lock_waits();
-	act = read_activity();
 
 	for (i = 0; i < w->nedges; i++)
 	{
@@ -1264,13 +1320,29 @@ mt_lock_waits_srf(PG_FUNCTION_ARGS)
 		const LOCKTAG *tag = &inst->locktag;
 		Datum		values[MT_LOCK_WAITS_COLS];
 		bool		nulls[MT_LOCK_WAITS_COLS];
-		int64		bkey = holder_key(e->blocker);
-		MtNode	   *b = hash_search(w->nodes, &bkey, HASH_FIND, NULL);
+		MtNode	   *b = e->blocker_node;
 		bool		has_db = false;
 		bool		has_rel = false;
 
 		memset(values, 0, sizeof(values));
 		memset(nulls, true, sizeof(nulls));
+
+		/* the rows of one request are consecutive: make its Datums once */
+		if (e->request != last_request)
+		{
+			last_request = e->request;
+			if (tag->locktag_type <= LOCKTAG_LAST_TYPE)
+				locktype_d = CStringGetTextDatum(LockTagTypeNames[tag->locktag_type]);
+			else
+				locktype_d = CStringGetTextDatum(psprintf("unknown %d",
+														  (int) tag->locktag_type));
+			mode_d = CStringGetTextDatum(GetLockmodeName(tag->locktag_lockmethodid,
+														 req->mode));
+			if (req->wait_start != 0)
+				duration_d = DirectFunctionCall2(timestamp_mi,
+												 TimestampTzGetDatum(w->taken_at),
+												 TimestampTzGetDatum(req->wait_start));
+		}
 
 		values[0] = Int32GetDatum(req->pid);
 		nulls[0] = false;
@@ -1278,19 +1350,12 @@ mt_lock_waits_srf(PG_FUNCTION_ARGS)
 		{
 			values[1] = TimestampTzGetDatum(req->wait_start);
 			nulls[1] = false;
-			values[2] = DirectFunctionCall2(timestamp_mi,
-											TimestampTzGetDatum(w->taken_at),
-											TimestampTzGetDatum(req->wait_start));
+			values[2] = duration_d;
 			nulls[2] = false;
 		}
-		if (tag->locktag_type <= LOCKTAG_LAST_TYPE)
-			values[3] = CStringGetTextDatum(LockTagTypeNames[tag->locktag_type]);
-		else
-			values[3] = CStringGetTextDatum(psprintf("unknown %d",
-													 (int) tag->locktag_type));
+		values[3] = locktype_d;
 		nulls[3] = false;
-		values[4] = CStringGetTextDatum(GetLockmodeName(tag->locktag_lockmethodid,
-														req->mode));
+		values[4] = mode_d;
 		nulls[4] = false;
 
 		/* the object, decoded as pg_locks does */
@@ -1367,10 +1432,13 @@ mt_lock_waits_srf(PG_FUNCTION_ARGS)
 			values[16] = TransactionIdGetDatum(e->blocker.xid);
 			nulls[16] = false;
 		}
-		values[17] = CStringGetTextDatum(e->hard ? "hard" : "soft");
+		values[17] = e->hard ? hard_d : soft_d;
 		nulls[17] = false;
-		values[18] = CStringGetTextDatum(GetLockmodeName(tag->locktag_lockmethodid,
-														 e->blocker_mode));
+		if (mode_names[e->blocker_mode] == (Datum) 0)
+			mode_names[e->blocker_mode] =
+				CStringGetTextDatum(GetLockmodeName(DEFAULT_LOCKMETHOD,
+													e->blocker_mode));
+		values[18] = mode_names[e->blocker_mode];
 		nulls[18] = false;
 
 		/* the chain */
@@ -1390,12 +1458,42 @@ mt_lock_waits_srf(PG_FUNCTION_ARGS)
 			}
 		}
 
-		/* what pg_stat_activity shows of both sessions */
-		put_activity(act, req->pid, values, nulls, 22, 23, 24, -1, -1);
-		if (e->blocker.pid != 0)
-			put_activity(act, e->blocker.pid, values, nulls,
-						 25, 26, 27, 28, 29);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
 
+#define MT_SESSIONS_COLS	6
+
+/*
+ * SQL: migration_tools._lock_sessions(): what pg_stat_activity shows of
+ * each session (query, role, application name, state, transaction start),
+ * under its visibility rules, read fresh from the backend status.
+ */
+PG_FUNCTION_INFO_V1(mt_lock_sessions_srf);
+
+Datum
+mt_lock_sessions_srf(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	HTAB	   *act;
+	HASH_SEQ_STATUS seq;
+	MtActivity *a;
+
+	InitMaterializedSRF(fcinfo, 0);
+	act = read_activity();
+
+	hash_seq_init(&seq, act);
+	while ((a = hash_seq_search(&seq)) != NULL)
+	{
+		Datum		values[MT_SESSIONS_COLS];
+		bool		nulls[MT_SESSIONS_COLS];
+
+		memset(values, 0, sizeof(values));
+		memset(nulls, true, sizeof(nulls));
+		values[0] = Int32GetDatum(a->pid);
+		nulls[0] = false;
+		put_activity(act, a->pid, values, nulls, 1, 2, 3, 4, 5);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

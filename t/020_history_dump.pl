@@ -2,7 +2,9 @@
 # restore into a fresh database (CREATE EXTENSION, then the dumped rows)
 # gives back the same status, checksums and order, so that apply() there
 # knows what was applied.  Also: a failed apply() leaves its 'failed' row
-# even when the server is restarted right after.
+# even when the server is restarted right after; a scheduled migration is
+# finished by the worker; without a free worker slot a failure is not
+# recorded, with a warning.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -82,18 +84,36 @@ is($node->safe_psql('restored',
 		q{SELECT attempts FROM migration_tools.status WHERE version = '001'}),
 	'1', 'no-op re-apply in the restored database');
 
+# apply() with a statement that cannot run in a transaction block: the
+# other statements run now, the migration is 'scheduled', and the worker
+# finishes it after commit.
+is($node->safe_psql('restored', q{
+SELECT migration_tools.apply('005',
+    'ALTER TABLE orders ADD COLUMN ref text; CREATE INDEX CONCURRENTLY orders_ref ON orders (ref)',
+    'DROP INDEX orders_ref; ALTER TABLE orders DROP COLUMN ref');
+}), 'scheduled', 'apply() of a concurrent index build is scheduled');
+ok($node->poll_query_until('restored',
+		q{SELECT state = 'applied' FROM migration_tools.status WHERE version = '005'}),
+	'the worker applies it');
+is($node->safe_psql('restored',
+		q{SELECT indisvalid FROM pg_index WHERE indexrelid = 'orders_ref'::regclass}),
+	't', 'the index is valid');
+is($node->safe_psql('restored',
+		q{SELECT pending_statements FROM migration_tools.status WHERE version = '005'}),
+	'0', 'nothing pending');
+
 # No background worker slot left (the launcher takes the only one): the
 # failure cannot be recorded; apply() warns and still reports the error.
 $node->append_conf('postgresql.conf', 'max_worker_processes = 1');
 $node->restart;
 ($ret, $out, $err) = $node->psql('restored',
-	q{SELECT migration_tools.apply('005', 'ALTER TABLE nowhere ADD COLUMN x int')});
+	q{SELECT migration_tools.apply('006', 'ALTER TABLE nowhere ADD COLUMN x int')});
 isnt($ret, 0, 'failing apply() without a free worker slot fails');
-like($err, qr/WARNING:  could not record the failure of migration "005"/,
+like($err, qr/WARNING:  could not record the failure of migration "006"/,
 	'with a warning that the failure is not recorded');
 like($err, qr/ERROR:  relation "nowhere" does not exist/, 'and the error of the script');
 is($node->safe_psql('restored',
-		q{SELECT count(*) FROM migration_tools.status WHERE version = '005'}),
+		q{SELECT count(*) FROM migration_tools.status WHERE version = '006'}),
 	'0', 'nothing recorded');
 
 $node->stop;

@@ -1,7 +1,8 @@
 # Fuzz the linter: thousands of mutated migration statements, random text,
 # deeply nested expressions and a 1 MB script go through lint() and
 # script_statements() in one session, then the inputs that parse run under
-# the guard.  Each input may fail with an ERROR
+# the guard.  Last, lint() must not wait for locks on the tables it reads
+# about.  Each input may fail with an ERROR
 # (a syntax error, a stack depth error) but must never crash the server:
 # afterwards the postmaster is the same process and no backend died.
 use strict;
@@ -19,6 +20,7 @@ $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'migration_tools'
 migration_tools.launcher_naptime = '1s'
+max_prepared_transactions = 2
 });
 $node->start;
 
@@ -97,6 +99,8 @@ my @corpus = (
 	q{ALTER DOMAIN positive ADD CONSTRAINT positive_check CHECK (VALUE > 0)},
 	q{CREATE TABLE t (id serial PRIMARY KEY, doc json, name varchar(20), at timestamp, ref_id int REFERENCES accounts)},
 	q{SET lock_timeout = '2s'; SET LOCAL statement_timeout TO DEFAULT},
+	q{SET search_path = pg_temp, "$user", public; ALTER TABLE accounts ADD COLUMN x int; RESET search_path},
+	q{SET LOCAL search_path TO DEFAULT; SELECT set_config('lock_timeout', '0', true)},
 	q{CREATE TABLE IF NOT EXISTS t2 AS SELECT * FROM accounts WITH NO DATA},
 	q{INSERT INTO orders SELECT g, 1, 2, now() FROM generate_series(1, 10) g ON CONFLICT (id) DO UPDATE SET total = excluded.total},
 	q{MERGE INTO accounts a USING orders o ON a.id = o.account_id WHEN MATCHED THEN UPDATE SET status = 0},
@@ -315,6 +319,26 @@ unlike($log, qr/all server processes terminated; reinitializing/, 'no crash reco
 # lint() never ran them; the guard loop rolled back what it ran.
 is($node->safe_psql('postgres', 'SELECT count(*) FROM accounts'), '20000',
 	'the fuzz inputs left no trace');
+
+# lint() and script_statements() take no lock on the tables they read
+# about: they run while a prepared transaction holds ACCESS EXCLUSIVE.
+$node->safe_psql('postgres', q{
+BEGIN;
+LOCK TABLE accounts, orders IN ACCESS EXCLUSIVE MODE;
+PREPARE TRANSACTION 'lint_fuzz_hold';
+});
+my $script = q{ALTER TABLE accounts ALTER COLUMN email SET NOT NULL;
+UPDATE accounts SET status = 1 WHERE status = 2;
+ALTER TABLE orders ADD FOREIGN KEY (account_id) REFERENCES accounts (id);
+CREATE INDEX ON orders (total)};
+my ($lret, $lout, $lerr) = $node->psql('postgres',
+	"SET lock_timeout = '1s'; SELECT string_agg(rule, ',' ORDER BY statement, rule) FROM migration_tools.lint(\$\$$script\$\$);"
+	  . " SELECT count(*) FROM migration_tools.script_statements(\$\$$script\$\$);");
+is($lret, 0, 'lint runs while the tables are locked ACCESS EXCLUSIVE') or note $lerr;
+is($lout,
+	"require-lock-timeout,set-not-null,add-foreign-key-validated,create-index-non-concurrently\n4",
+	'and finds what it finds without the lock');
+$node->safe_psql('postgres', "ROLLBACK PREPARED 'lint_fuzz_hold'");
 
 $node->stop;
 done_testing();

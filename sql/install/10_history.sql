@@ -133,3 +133,13 @@ ORDER BY m.installed_rank DESC;
 COMMENT ON VIEW migration_tools.status IS
 'Every migration, newest first: state, timings, attempts, lock waits, and whether its checksum still matches its script';
 GRANT SELECT ON migration_tools.status TO PUBLIC;
+
+COMMENT ON COLUMN migration_tools.migrations.checksum IS 'hex SHA-256 of up_sql (migration_tools.checksum())';
+COMMENT ON COLUMN migration_tools.migrations.state IS 'applied, failed, rolled_back, scheduled (statements pending for the worker), running';
+COMMENT ON COLUMN migration_tools.migrations.attempts IS 'attempts of the up script; more than one after lock timeouts';
+COMMENT ON COLUMN migration_tools.migrations.lock_wait_time IS 'time spent waiting for locks: preflight waits plus attempts lost to lock timeouts';
+COMMENT ON COLUMN migration_tools.migrations.error IS 'for a failed migration: statement number, message, SQLSTATE, detail';
+COMMENT ON COLUMN migration_tools.migrations.installed_rank IS 'order of recording; status lists the highest first';
+COMMENT ON COLUMN migration_tools.migrations.lock_waits_caused IS 'sessions waiting on the migration''s locks right after its statements ran';
+COMMENT ON COLUMN migration_tools.migrations.catalog_fingerprint IS 'schema fingerprint after the migration or its rollback, for schema_drift()';
+COMMENT ON COLUMN migration_tools.migrations.baseline IS 'recorded by baseline(), nothing was run';

@@ -77,43 +77,59 @@ CREATE FUNCTION migration_tools._lock_waits(
     OUT objsubid smallint, OUT blocking_pid integer,
     OUT blocking_prepared_xid xid, OUT blocking_kind text,
     OUT blocking_mode text, OUT depth integer,
-    OUT root_blocking_pid integer, OUT root_prepared_xid xid,
-    OUT waiting_query text, OUT waiting_role name,
-    OUT waiting_application_name text, OUT blocking_query text,
-    OUT blocking_role name, OUT blocking_application_name text,
-    OUT blocking_state text, OUT blocking_xact_start timestamptz)
+    OUT root_blocking_pid integer, OUT root_prepared_xid xid)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'mt_lock_waits_srf'
 LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION migration_tools._lock_waits() IS
 'Every (waiting lock request, blocker) pair from one read of the lock manager (internal: see the lock_waits view)';
 
+CREATE FUNCTION migration_tools._lock_sessions(
+    OUT pid integer, OUT query text, OUT role name,
+    OUT application_name text, OUT state text, OUT xact_start timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'mt_lock_sessions_srf'
+LANGUAGE C VOLATILE STRICT ROWS 100;
+COMMENT ON FUNCTION migration_tools._lock_sessions() IS
+'What pg_stat_activity shows of each session, with its visibility rules, read fresh (internal: see the lock_waits view)';
+
 CREATE VIEW migration_tools.lock_waits AS
+WITH s AS MATERIALIZED (
+    SELECT * FROM migration_tools._lock_sessions()
+)
 SELECT w.waiting_pid,
-       w.waiting_query,
-       w.waiting_role,
+       ws.query AS waiting_query,
+       ws.role AS waiting_role,
        w.wait_started,
        w.wait_duration,
        w.locktype,
        w.mode,
        w.relation,
        w.blocking_pid,
-       w.blocking_query,
+       bs.query AS blocking_query,
        CASE WHEN w.blocking_prepared_xid IS NOT NULL THEN 'prepared'
-            ELSE w.blocking_state END AS blocking_state,
-       w.blocking_xact_start,
+            ELSE bs.state END AS blocking_state,
+       bs.xact_start AS blocking_xact_start,
        w.blocking_mode,
        w.depth,
        w.root_blocking_pid,
        w.blocking_kind,
-       w.waiting_application_name,
-       coalesce(w.blocking_role, pg_catalog.pg_get_userbyid(bp.ownerid)) AS blocking_role,
-       w.blocking_application_name,
+       ws.application_name AS waiting_application_name,
+       CASE WHEN w.blocking_prepared_xid IS NULL THEN bs.role
+            ELSE (SELECT pg_catalog.pg_get_userbyid(p.ownerid) FROM pg_catalog.pg_prepared_xact() p
+                  WHERE p.transaction = w.blocking_prepared_xid) END AS blocking_role,
+       bs.application_name AS blocking_application_name,
        w.blocking_prepared_xid,
-       bp.gid AS blocking_gid,
-       bp.prepared AS blocking_prepared_at,
+       CASE WHEN w.blocking_prepared_xid IS NOT NULL THEN
+           (SELECT p.gid FROM pg_catalog.pg_prepared_xact() p
+            WHERE p.transaction = w.blocking_prepared_xid) END AS blocking_gid,
+       CASE WHEN w.blocking_prepared_xid IS NOT NULL THEN
+           (SELECT p.prepared FROM pg_catalog.pg_prepared_xact() p
+            WHERE p.transaction = w.blocking_prepared_xid) END AS blocking_prepared_at,
        w.root_prepared_xid,
-       rp.gid AS root_blocking_gid,
+       CASE WHEN w.root_prepared_xid IS NOT NULL THEN
+           (SELECT p.gid FROM pg_catalog.pg_prepared_xact() p
+            WHERE p.transaction = w.root_prepared_xid) END AS root_blocking_gid,
        w.database,
        w.relation_oid,
        w.page,
@@ -126,8 +142,8 @@ SELECT w.waiting_pid,
        CASE WHEN w.locktype = 'advisory' AND w.objsubid = 1
             THEN (w.classid::bigint << 32) | w.objid::bigint END AS advisory_key
 FROM migration_tools._lock_waits() w
-LEFT JOIN pg_catalog.pg_prepared_xact() bp ON bp.transaction = w.blocking_prepared_xid
-LEFT JOIN pg_catalog.pg_prepared_xact() rp ON rp.transaction = w.root_prepared_xid;
+LEFT JOIN s ws ON ws.pid = w.waiting_pid
+LEFT JOIN s bs ON bs.pid = w.blocking_pid;
 COMMENT ON VIEW migration_tools.lock_waits IS
 'Who waits for whom: one row per (waiting lock request, blocker), hard (holds a conflicting lock) or soft (queued ahead), with the chain depth and root blocker';
 GRANT SELECT ON migration_tools.lock_waits TO PUBLIC;
