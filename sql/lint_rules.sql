@@ -27,6 +27,7 @@ CREATE TABLE lr_part_2022 (id bigint, at date,
     CONSTRAINT lr_bound CHECK (at >= '2022-01-01' AND at < '2023-01-01'));
 CREATE DOMAIN lr_positive AS int;
 CREATE DOMAIN lr_unused AS int;
+CREATE DOMAIN lr_checked AS int CHECK (VALUE > 0);
 CREATE TABLE lr_dom (v lr_positive);
 ANALYZE lr_parent, lr_big, lr_part_2020, lr_part_2021, lr_part_2022;
 
@@ -62,6 +63,9 @@ SELECT * FROM lr('CREATE INDEX ON lr_big (note)');
 SELECT * FROM lr('CREATE INDEX CONCURRENTLY ON lr_big (note)');
 SELECT * FROM lr('CREATE TABLE lr_new (a int); CREATE INDEX ON lr_new (a)');
 SELECT * FROM lr('CREATE INDEX ON lr_part (id)');
+SELECT * FROM lr('CREATE INDEX lr_part_id ON ONLY lr_part (id);
+                  CREATE INDEX CONCURRENTLY lr_part_2020_id ON lr_part_2020 (id);
+                  ALTER INDEX lr_part_id ATTACH PARTITION lr_part_2020_id');
 
 -- drop-index-non-concurrently
 SELECT * FROM lr('DROP INDEX lr_big_flag');
@@ -235,6 +239,9 @@ SELECT * FROM lr('ALTER TABLE lr_big SET UNLOGGED');
 SELECT * FROM lr('ALTER TABLE lr_big SET TABLESPACE pg_default, SET ACCESS METHOD heap');
 SELECT * FROM lr('CREATE UNLOGGED TABLE lr_new (a int); ALTER TABLE lr_new SET LOGGED');
 
+SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN c1 lr_checked');
+SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN c1 lr_unused');
+
 -- add-exclusion-constraint
 SELECT * FROM lr('ALTER TABLE lr_big ADD CONSTRAINT lr_ex EXCLUDE USING btree (id WITH =)');
 SELECT * FROM lr('CREATE TABLE lr_new (a int, EXCLUDE USING btree (a WITH =))');
@@ -268,6 +275,9 @@ SELECT statement, rule, severity FROM migration_tools.lint('SET lock_timeout TO 
 SELECT statement, rule, severity FROM migration_tools.lint('ALTER TABLE lr_big ADD COLUMN c1 int; SET lock_timeout = ''1s''');
 SELECT statement, rule, severity FROM migration_tools.lint('CREATE TABLE lr_new (a int); CREATE INDEX ON lr_new (a)');
 SELECT statement, rule, severity FROM migration_tools.lint('UPDATE lr_parent SET id = id WHERE id = 1');
+SELECT statement, rule, severity FROM migration_tools.lint('SELECT 1; TRUNCATE lr_unknown');
+SELECT statement, rule, severity FROM migration_tools.lint('LOCK lr_parent IN ACCESS SHARE MODE; LOCK lr_parent IN SHARE MODE');
+SELECT statement, rule, severity FROM migration_tools.lint('VACUUM lr_parent; CLUSTER lr_parent USING lr_parent_pkey');
 
 -- the whole finding, with message, hint and location
 SELECT * FROM migration_tools.lint($$
@@ -297,5 +307,5 @@ DROP SCHEMA lr_s CASCADE;
 DROP MATERIALIZED VIEW lr_mv;
 DROP TABLE lr_big, lr_parent, lr_part, lr_part_2021, lr_part_2022;
 DROP TABLE lr_dom;
-DROP DOMAIN lr_positive, lr_unused;
+DROP DOMAIN lr_positive, lr_unused, lr_checked;
 RESET migration_tools.lint_large_rows;

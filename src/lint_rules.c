@@ -59,6 +59,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "utils/typcache.h"
 
 #include "lint_int.h"
 
@@ -203,7 +204,7 @@ static const MtLintRule lint_rule_list[] = {
 	{"require-lock-timeout", "warning",
 	"DDL on existing tables with no SET lock_timeout before it"},
 	{"table-rewrite", "error",
-	"SET LOGGED/UNLOGGED, SET TABLESPACE or SET ACCESS METHOD copies the table under ACCESS EXCLUSIVE"},
+	"SET LOGGED/UNLOGGED, SET TABLESPACE, SET ACCESS METHOD, or a column of a constrained domain, copies the table under ACCESS EXCLUSIVE"},
 };
 
 /* ----------------------------------------------------------------
@@ -1201,6 +1202,18 @@ lint_add_column(LintState *st, const TableFacts *tf, AlterTableCmd *cmd)
 					"Add the column without a default, attach a sequence default for new rows (ALTER COLUMN ... SET DEFAULT nextval(...)), backfill old rows in batches with migration_tools.backfill(), then add NOT NULL through a validated CHECK constraint.",
 					"adding %s column \"%s\" to existing table %s rewrites the table under an ACCESS EXCLUSIVE lock",
 					ident ? "identity" : "serial", col->colname, tf->name);
+	if (!is_serial_type(t) && col->typeName && gen == NULL && ident == NULL)
+	{
+		Oid			typid = LookupTypeNameOid(NULL, col->typeName, true);
+
+		/* the server checks a constrained domain on every row: a rewrite */
+		if (OidIsValid(typid) && get_typtype(typid) == TYPTYPE_DOMAIN &&
+			DomainHasConstraints(typid))
+			add_finding(st, "table-rewrite", MT_SEV_ERROR, tf, mode, true, tf->rows,
+						"Add the column with the domain's base type, backfill it in batches, add the checks as NOT VALID constraints and validate them, then change the type to the domain.",
+						"adding column \"%s\" of a domain type with constraints to existing table %s rewrites the table under an ACCESS EXCLUSIVE lock",
+						col->colname, tf->name);
+	}
 	if (gen)
 		add_finding(st, "add-stored-generated-column", MT_SEV_ERROR, tf, mode, true, tf->rows,
 					"Add a plain column, fill new rows with a trigger, backfill old rows with migration_tools.backfill(), or compute the value in a view or in queries.",
@@ -1568,6 +1581,10 @@ lint_index(LintState *st, IndexStmt *stmt)
 		remember_rangevar(st, &st->created, irv);
 	}
 	if (stmt->concurrent || !is_existing(&tf))
+		return;
+	/* ON ONLY a partitioned table: an empty, invalid index, built at once */
+	if (tf.relkind == RELKIND_PARTITIONED_TABLE && stmt->relation &&
+		!stmt->relation->inh)
 		return;
 	if (tf.relkind == RELKIND_PARTITIONED_TABLE)
 		add_finding(st, "create-index-non-concurrently", MT_SEV_ERROR, &tf, ShareLock, false, tf.rows,
@@ -2035,15 +2052,28 @@ lint_statement(LintState *st, Node *stmt)
 			break;
 	}
 
-	/* After the statement's own rules: the first DDL on existing relations */
-	if (info->is_ddl && !st->lock_timeout_set && !st->lock_timeout_reported)
+	/*
+	 * After the statement's own rules: the first DDL on an existing relation,
+	 * or the first statement that queues for a lock blocking writes on one
+	 * (TRUNCATE, LOCK, REINDEX, VACUUM FULL, CLUSTER ...).
+	 */
+	if (!st->lock_timeout_set && !st->lock_timeout_reported)
 	{
 		ListCell   *lc;
-		bool		locks_existing = st->touches_existing;
+		bool		strong = false;
+		bool		locks_existing = info->is_ddl && st->touches_existing;
 
 		foreach(lc, info->locks)
-			if (OidIsValid(((MtLockTarget *) lfirst(lc))->relid))
+		{
+			MtLockTarget *t = (MtLockTarget *) lfirst(lc);
+
+			if (t->mode >= ShareLock)
+				strong = true;
+			if (OidIsValid(t->relid) && (info->is_ddl || t->mode >= ShareLock))
 				locks_existing = true;
+		}
+		if (strong && st->touches_existing)
+			locks_existing = true;
 		if (locks_existing)
 		{
 			st->lock_timeout_reported = true;

@@ -15,7 +15,8 @@ use MtBackfill;
 my $nrows = 20000;
 my $slow = "batch_size => 100, batch_sleep => '30ms', strategy => 'key'";
 
-my $primary = mt_node('primary', allows_streaming => 1);
+my $primary = mt_node('primary', allows_streaming => 1,
+	conf => "migration_tools.max_replication_lag = '256kB'\n");
 mt_make_table($primary, 'postgres', 't', $nrows);
 
 $primary->backup('backup');
@@ -24,7 +25,23 @@ $standby->init_from_backup($primary, 'backup', has_streaming => 1);
 $standby->start;
 
 my $job = mt_queue($primary, 'postgres', 't', 'counter = counter + 1', undef, $slow);
-mt_running_pid($primary, 'postgres', $job, 2000);
+mt_running_pid($primary, 'postgres', $job, 1000);
+
+# Replay paused on the standby: the lag grows past max_replication_lag and
+# the job holds back until replay goes on.
+$standby->safe_psql('postgres', 'SELECT pg_wal_replay_pause()');
+ok(mt_poll($primary, 'postgres', qq{SELECT throttled_by = 'replication_lag'
+	FROM migration_tools.backfill_progress WHERE job_id = $job}),
+	'the job is throttled by replication lag');
+my $held = mt_job_field($primary, 'postgres', $job, 'rows_done');
+is($primary->safe_psql('postgres', "SELECT migration_tools.wait($job, '2s')"), 'running',
+	'a throttled job is still running');
+is(mt_job_field($primary, 'postgres', $job, 'rows_done'), $held,
+	'no batch runs while the standby lags');
+$standby->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
+ok(mt_poll($primary, 'postgres', qq{SELECT rows_done > $held AND throttled_by IS NULL
+	FROM migration_tools.backfill_progress WHERE job_id = $job}),
+	'the job goes on once the standby catches up');
 
 # Let the standby see the job running and some batches done.
 $primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));

@@ -23,12 +23,25 @@ $node->safe_psql('other', 'CREATE EXTENSION migration_tools');
 # Two databases at once, with the default max_workers = 2.
 mt_make_table($node, 'postgres', 't', $nrows);
 mt_make_table($node, 'other', 't', $nrows);
-my $job1 = mt_queue($node, 'postgres', 't', 'counter = counter + 1', undef, $slow);
-my $job2 = mt_queue($node, 'other', 't', 'counter = counter + 1', undef, $slow);
+my $slower = "batch_size => 100, batch_sleep => '60ms', strategy => 'key'";
+my $job1 = mt_queue($node, 'postgres', 't', 'counter = counter + 1', undef, $slower);
+my $job2 = mt_queue($node, 'other', 't', 'counter = counter + 1', undef, $slower);
 ok($node->poll_query_until('postgres', q{
 	SELECT count(DISTINCT database) = 2 FROM migration_tools.workers
 	WHERE kind = 'worker' AND running = 'backfill'}),
 	'jobs of two databases run at the same time');
+
+# Job ids are per database: both are job 1.  Terminate the worker of
+# "other": its job must be seen as orphaned and taken up again although a
+# live worker runs job 1 of "postgres".
+is("$job1|$job2", '1|1', 'the first job of each database has id 1');
+my $opid = mt_running_pid($node, 'other', $job2, 100);
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($opid)");
+ok(mt_poll($node, 'other', qq{SELECT worker_pid <> $opid
+	FROM migration_tools.backfill_progress WHERE job_id = $job2}),
+	'the job of "other" is taken up by a new worker');
+is(mt_job_field($node, 'postgres', $job1, 'state'), 'running',
+	'meanwhile job 1 of "postgres" still runs');
 mt_check_exactly_once($node, 'postgres', 't', $job1, $nrows, 'database postgres');
 mt_check_exactly_once($node, 'other', 't', $job2, $nrows, 'database other');
 

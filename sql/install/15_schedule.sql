@@ -125,7 +125,10 @@ DECLARE
     default_name text;
     candidates regclass[];
     n integer;
-    -- hex SHA-256 of the empty up_sql: the script of an imported migration is not known
+    -- The script of an imported migration is not known: up_sql is '' and
+    -- checksum its SHA-256, as for every row (the tool's own checksum goes
+    -- to the description).  apply() of an imported version is a no-op, as
+    -- for baseline().
     empty_checksum text := encode(sha256(''::bytea), 'hex');
 BEGIN
     default_name := CASE tool
@@ -174,8 +177,8 @@ BEGIN
                 (version, description, checksum, up_sql, state, started_at, finished_at,
                  execution_time, attempts, error, rolled_back_at, baseline)
             SELECT migration_name,
-                   'imported from prisma: ' || migration_name,
-                   coalesce(lower(checksum), %L), '',
+                   'imported from prisma' || coalesce(' (checksum ' || checksum || ')', ''),
+                   %L, '',
                    CASE WHEN rolled_back_at IS NOT NULL THEN 'rolled_back'
                         WHEN finished_at IS NULL THEN 'failed'
                         ELSE 'applied' END,
@@ -212,15 +215,15 @@ BEGIN
              ORDER BY installed_rank
             ON CONFLICT (version) DO NOTHING $q$, empty_checksum, tbl);
     ELSIF tool = 'drizzle' THEN
-        -- drizzle records the hash (SHA-256 of the SQL file) and the
-        -- migration's folder timestamp (created_at, milliseconds), no name
+        -- drizzle records the hash of the SQL file and the migration's
+        -- folder timestamp (created_at, milliseconds), no name
         EXECUTE format($q$
             INSERT INTO migration_tools.migrations
                 (version, description, checksum, up_sql, state, started_at, finished_at,
                  attempts, baseline)
             SELECT created_at::text,
-                   'imported from drizzle',
-                   coalesce(lower(hash), %L), '', 'applied',
+                   'imported from drizzle' || coalesce(' (hash ' || hash || ')', ''),
+                   %L, '', 'applied',
                    coalesce(to_timestamp(created_at / 1000.0), now()),
                    coalesce(to_timestamp(created_at / 1000.0), now()), 1, true
               FROM %s

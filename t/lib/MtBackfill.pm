@@ -14,14 +14,14 @@ use Time::HiRes qw(usleep);
 our @EXPORT = qw(mt_node mt_make_table mt_queue mt_running_pid mt_job_field
   mt_poll mt_wait_job mt_check_exactly_once);
 
-# Like poll_query_until, but survives a server that is restarting (after a
+# Like poll_query_until (with an optional timeout in seconds), but survives a server that is restarting (after a
 # crash psql may exit before reading its input, and IPC::Run then dies of
 # a broken pipe).
 sub mt_poll
 {
-	my ($node, $db, $sql, $expected) = @_;
+	my ($node, $db, $sql, $expected, $timeout) = @_;
 	$expected //= 't';
-	my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
+	my $deadline = time() + ($timeout // $PostgreSQL::Test::Utils::timeout_default);
 	my $out = '';
 
 	while (time() < $deadline)
