@@ -31,8 +31,12 @@
  * by a breadth-first walk from the root blockers, so cycles (a deadlock not
  * yet detected) cannot loop: their members simply get no depth.
  *
- * Relations are never opened nor locked: we report OIDs, and the SQL layer
- * casts them to regclass, whose output is a syscache lookup.
+ * Relations are never opened nor locked: we report OIDs, typed regclass,
+ * whose output is a syscache lookup.
+ *
+ * What pg_stat_activity shows of the sessions (query, role, state, ...) is
+ * read here too, from the backend status, under pg_stat_activity's
+ * visibility rules, fresh at each call.
  *
  * IDENTIFICATION
  *	  src/locks.c
@@ -105,7 +109,6 @@ typedef struct MtWaitEdge
 	MtNode	   *blocker_node;
 } MtWaitEdge;
 
-
 /* The whole analysis of one lock manager snapshot. */
 typedef struct MtLockWaits
 {
@@ -134,9 +137,6 @@ static const char *const mt_mode_sql_names[] = {
 
 #define MT_NUM_MODES	8
 
-PG_FUNCTION_INFO_V1(mt_lock_waits_srf);
-PG_FUNCTION_INFO_V1(mt_lock_conflicts_srf);
-PG_FUNCTION_INFO_V1(mt_lock_mode_name);
 
 void
 mt_locks_init(void)
@@ -337,9 +337,8 @@ sorted_instances(LockData *data)
 }
 
 /*
- * xact_start of the session with the given pid, from the backend status
- * (the same snapshot pg_stat_activity reads in this transaction); 0 if
- * unknown.
+ * xact_start of the session with the given pid, from the transaction's
+ * copy of the backend status (callers refresh it first); 0 if unknown.
  */
 static TimestampTz
 backend_xact_start(int pid)
@@ -423,6 +422,8 @@ mt_lock_mode_from_name(const char *name)
  * SQL: migration_tools.lock_mode(text): the canonical name of a lock mode,
  * as pg_locks spells it.
  */
+PG_FUNCTION_INFO_V1(mt_lock_mode_name);
+
 Datum
 mt_lock_mode_name(PG_FUNCTION_ARGS)
 {
@@ -699,6 +700,8 @@ mt_lock_conflicts(Oid dboid, Oid relid, LOCKMODE mode)
  * of lock_conflicts(), with what pg_stat_activity shows of each session;
  * the SQL function adds the gids of prepared transactions.
  */
+PG_FUNCTION_INFO_V1(mt_lock_conflicts_srf);
+
 Datum
 mt_lock_conflicts_srf(PG_FUNCTION_ARGS)
 {
@@ -886,11 +889,11 @@ mt_lock_waiters_of_sql(PG_FUNCTION_ARGS)
 	if (n == 0)
 		nulls[1] = true;
 	else
-		values[1] = IntervalPGetDatum(DatumGetIntervalP(
-			DirectFunctionCall7(make_interval, Int32GetDatum(0), Int32GetDatum(0),
-								Int32GetDatum(0), Int32GetDatum(0),
-								Int32GetDatum(0), Int32GetDatum(0),
-								Float8GetDatum(longest_ms / 1000.0))));
+		values[1] = DirectFunctionCall7(make_interval,
+										Int32GetDatum(0), Int32GetDatum(0),
+										Int32GetDatum(0), Int32GetDatum(0),
+										Int32GetDatum(0), Int32GetDatum(0),
+										Float8GetDatum(longest_ms / 1000.0));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
@@ -1311,6 +1314,8 @@ collect_lock_waits(void)
  * work_mem, and with N sessions queued for the same exclusive lock there
  * are N*(N+1)/2 rows.)
  */
+PG_FUNCTION_INFO_V1(mt_lock_waits_srf);
+
 Datum
 mt_lock_waits_srf(PG_FUNCTION_ARGS)
 {
