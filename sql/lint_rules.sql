@@ -275,6 +275,9 @@ SELECT statement, rule, severity FROM migration_tools.lint('SET lock_timeout TO 
 SELECT statement, rule, severity FROM migration_tools.lint('ALTER TABLE lr_big ADD COLUMN c1 int; SET lock_timeout = ''1s''');
 SELECT statement, rule, severity FROM migration_tools.lint('CREATE TABLE lr_new (a int); CREATE INDEX ON lr_new (a)');
 SELECT statement, rule, severity FROM migration_tools.lint('UPDATE lr_parent SET id = id WHERE id = 1');
+SELECT statement, rule, severity FROM migration_tools.lint('SELECT 1; TRUNCATE lr_unknown');
+SELECT statement, rule, severity FROM migration_tools.lint('LOCK lr_parent IN ACCESS SHARE MODE; LOCK lr_parent IN SHARE MODE');
+SELECT statement, rule, severity FROM migration_tools.lint('VACUUM lr_parent; CLUSTER lr_parent USING lr_parent_pkey');
 
 -- the whole finding, with message, hint and location
 SELECT * FROM migration_tools.lint($$

@@ -2052,15 +2052,28 @@ lint_statement(LintState *st, Node *stmt)
 			break;
 	}
 
-	/* After the statement's own rules: the first DDL on existing relations */
-	if (info->is_ddl && !st->lock_timeout_set && !st->lock_timeout_reported)
+	/*
+	 * After the statement's own rules: the first DDL on an existing relation,
+	 * or the first statement that queues for a lock blocking writes on one
+	 * (TRUNCATE, LOCK, REINDEX, VACUUM FULL, CLUSTER ...).
+	 */
+	if (!st->lock_timeout_set && !st->lock_timeout_reported)
 	{
 		ListCell   *lc;
-		bool		locks_existing = st->touches_existing;
+		bool		strong = false;
+		bool		locks_existing = info->is_ddl && st->touches_existing;
 
 		foreach(lc, info->locks)
-			if (OidIsValid(((MtLockTarget *) lfirst(lc))->relid))
+		{
+			MtLockTarget *t = (MtLockTarget *) lfirst(lc);
+
+			if (t->mode >= ShareLock)
+				strong = true;
+			if (OidIsValid(t->relid) && (info->is_ddl || t->mode >= ShareLock))
 				locks_existing = true;
+		}
+		if (strong && st->touches_existing)
+			locks_existing = true;
 		if (locks_existing)
 		{
 			st->lock_timeout_reported = true;
