@@ -22,8 +22,9 @@ close $fh;
 sub val { my $k = shift; return exists $v{$k} ? $v{$k} : '-'; }
 
 if (open my $m, '<', "$dir/machine.txt") {
-    print "Run of $dir:\n\n";
-    while (<$m>) { chomp; print "- $_\n"; }
+    (my $base = $dir) =~ s{.*/}{};
+    print "Run `$base`:\n\n";
+    while (<$m>) { chomp; next unless /\S/; print "- $_\n"; }
     close $m;
     print "\n";
 }
