@@ -42,6 +42,7 @@
 #include "access/relation.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -123,6 +124,9 @@ typedef enum MtStep
 
 static MemoryContext step_cxt = NULL;
 
+/* The statement timeout of the current batch is armed. */
+static bool timeout_armed = false;
+
 /* When the server signals were last read (throttle.c). */
 static TimestampTz last_throttle_check = 0;
 
@@ -133,6 +137,7 @@ static int32 batch_size_tried = 0;
 static void run_job(int64 job_id);
 static bool job_still_running(int64 job_id);
 static MtStep run_step(int64 job_id, long *sleep_ms);
+static MtStep run_step_body(int64 job_id, long *sleep_ms);
 static MtJob *load_job(int64 job_id);
 static void plan_job(MtJob *job);
 static void run_key_batch(MtJob *job, int32 n, MtBatchResult *res);
@@ -164,6 +169,12 @@ mt_backfill_run_next(TimestampTz *next_due)
 	*next_due = 0;
 
 	mt_bgw_begin("migration_tools: looking for backfill jobs");
+	if (!OidIsValid(get_extension_oid(MT_EXTENSION_NAME, true)))
+	{
+		/* dropped since the worker started: nothing to do here */
+		mt_bgw_commit();
+		return false;
+	}
 	mt_become_owner(&saved);
 
 	if (SPI_execute("SELECT job_id, relation::pg_catalog.oid, state = 'running', "
@@ -805,11 +816,12 @@ run_ctid_batch(MtJob *job, int32 n, MtBatchResult *res)
 
 /*
  * The next batch size: toward target_batch_time from the smoothed time per
- * row, at most twice and at least half the last size, within 1 and
- * migration_tools.max_batch_size (and the job's fixed batch_size).
+ * row, at most twice (after the first batch: eight times) and at least
+ * half the last size, within 1 and migration_tools.max_batch_size (and
+ * the job's fixed batch_size).
  */
 static int32
-next_batch_size(MtJob *job, int32 n, double ms_per_row)
+next_batch_size(MtJob *job, int32 n, double ms_per_row, bool first)
 {
 	double		want;
 	int32		cap = job->fixed_batch_size > 0 ? job->fixed_batch_size : mt_max_batch_size;
@@ -821,7 +833,8 @@ next_batch_size(MtJob *job, int32 n, double ms_per_row)
 	else
 		want = (double) n * 2;
 	want = Max(want, (double) n / 2);
-	want = Min(want, (double) n * 2);
+	/* the first batch only measures: the second may be up to 8 times larger */
+	want = Min(want, (double) n * (first ? 8 : 2));
 	/* and never so large that it is predicted to reach its statement timeout */
 	if (ms_per_row > 0 && mt_batch_timeout_factor > 0)
 		want = Min(want, Max(job->target_ms * mt_batch_timeout_factor, 1000.0) / 2 / ms_per_row);
@@ -830,282 +843,23 @@ next_batch_size(MtJob *job, int32 n, double ms_per_row)
 	return (int32) Max(want, 1.0);
 }
 
+/*
+ * One step of a job, in its own transaction; an error aborts it and is
+ * recorded (record_failure) in a new one.  No return from inside PG_TRY:
+ * the body is a function of its own.
+ */
 static MtStep
 run_step(int64 job_id, long *sleep_ms)
 {
 	volatile MtStep result = STEP_CONTINUE;
 	MemoryContext cxt = CurrentMemoryContext;
-	volatile bool timeout_armed = false;
 
 	batch_start = 0;
 	batch_size_tried = 0;
+	timeout_armed = false;
 	PG_TRY();
 	{
-		MtSavedUser saved;
-		MtJob	   *job;
-		MtBatchResult res;
-		const char *reason;
-		TimestampTz opens;
-		TimestampTz start;
-		double		ms;
-		int32		n;
-		Oid			save_user;
-		int			save_sec;
-		int			nest;
-		int			waiters = 0;
-		double		wait_ms = 0;
-
-		mt_bgw_begin(psprintf("migration_tools: backfill job " INT64_FORMAT, job_id));
-		mt_become_owner(&saved);
-
-		job = load_job(job_id);
-		if (job == NULL || strcmp(job->state, "running") != 0 ||
-			job->worker_pid != MyProcPid)
-		{
-			/* paused, cancelled, gone, or taken over: let go */
-			if (job != NULL && job->worker_pid == MyProcPid)
-				set_job(job_id, "worker_pid = NULL", 0, NULL, NULL, NULL);
-			mt_restore_user(&saved);
-			mt_bgw_commit();
-			return STEP_STOP;
-		}
-
-		/* what was there when the job was queued may be gone */
-		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(job->relid)))
-		{
-			fail_job(job_id, psprintf("relation %s was dropped", job->relation_name));
-			mt_restore_user(&saved);
-			mt_bgw_commit();
-			return STEP_STOP;
-		}
-		if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(job->owner)))
-		{
-			fail_job(job_id, psprintf("role with OID %u that queued the job was dropped",
-									  job->owner));
-			mt_restore_user(&saved);
-			mt_bgw_commit();
-			return STEP_STOP;
-		}
-		if (!job->js.is_backfill && !job->js.by_ctid)
-		{
-			AttrNumber	att = get_attnum(job->relid, linitial(job->js.key_columns));
-
-			if (att == InvalidAttrNumber)
-			{
-				fail_job(job_id, psprintf("primary key column \"%s\" of %s was dropped",
-										  (char *) linitial(job->js.key_columns),
-										  job->relation_name));
-				mt_restore_user(&saved);
-				mt_bgw_commit();
-				return STEP_STOP;
-			}
-			job->key_type = get_atttype(job->relid, att);
-		}
-
-		/* outside its run window, the job waits in the queue */
-		if (job->run_window &&
-			!mt_in_run_window(job->run_window, GetCurrentTimestamp(), &opens))
-		{
-			Oid			type = TIMESTAMPTZOID;
-			Datum		value = TimestampTzGetDatum(opens);
-
-			set_job(job_id, "state = 'queued', worker_pid = NULL, "
-					"throttled_by = 'run_window', next_due = $2", 1, &type, &value, NULL);
-			mt_restore_user(&saved);
-			mt_bgw_commit();
-			return STEP_STOP;
-		}
-
-		/*
-		 * Server signals: hold back while they say so.  Read at most every
-		 * 250 ms: short batches need not pay for a look at every one.
-		 */
-		reason = NULL;
-		if (TimestampDifferenceExceeds(last_throttle_check, GetCurrentTimestamp(), 250))
-		{
-			mt_restore_user(&saved);
-			reason = mt_throttle_reason(job->relid);
-			mt_become_owner(&saved);
-			last_throttle_check = GetCurrentTimestamp();
-		}
-		if (reason != NULL)
-		{
-			Oid			type = TEXTOID;
-			Datum		value = CStringGetTextDatum(reason);
-
-			set_job(job_id, "throttled_by = $2", 1, &type, &value, NULL);
-			mt_restore_user(&saved);
-			mt_bgw_commit();
-			*sleep_ms = mt_throttle_sleep;
-			return STEP_CONTINUE;
-		}
-
-		if (strcmp(job->phase, "plan") == 0)
-		{
-			/* the estimates read the table: as the job's owner */
-			nest = enter_job_owner(job, &save_user, &save_sec);
-			plan_job(job);
-			leave_job_owner(nest, save_user, save_sec);
-			set_job(job_id, "rows_total = $2, rows_per_block = $3, end_block = $4, phase = 'main'",
-					3, plan_types, plan_values, plan_nulls);
-			mt_restore_user(&saved);
-			mt_bgw_commit();
-			return STEP_CONTINUE;
-		}
-
-		/* the batch */
-		n = job->batch_size > 0 ? job->batch_size :
-			(job->fixed_batch_size > 0 ? job->fixed_batch_size : mt_initial_batch_size);
-		n = Min(n, mt_max_batch_size);
-		memset(&res, 0, sizeof(res));
-
-		start = GetCurrentTimestamp();
-		batch_start = start;
-		batch_size_tried = n;
-		if (mt_batch_timeout_factor > 0)
-		{
-			double		limit = Max(job->target_ms * mt_batch_timeout_factor, 1000.0);
-
-			enable_timeout_after(STATEMENT_TIMEOUT, (int) Min(limit, (double) INT_MAX));
-			timeout_armed = true;
-		}
-		nest = enter_job_owner(job, &save_user, &save_sec);
-		if (job->js.by_ctid)
-			run_ctid_batch(job, n, &res);
-		else
-			run_key_batch(job, n, &res);
-		leave_job_owner(nest, save_user, save_sec);
-		if (timeout_armed)
-		{
-			disable_timeout(STATEMENT_TIMEOUT, false);
-			timeout_armed = false;
-		}
-		ms = (double) TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
-
-		/* sessions waiting on what this batch holds */
-		if (mt_throttle_on_lock_waiters)
-			waiters = mt_lock_waiters_of(MyProcPid, &wait_ms);
-
-		if (res.fail)
-			fail_job(job_id, res.fail);
-		else
-		{
-			double		ema = job->ms_per_row;
-			int32		next;
-			Oid			types[14];
-			Datum		values[14];
-			char		nulls[14];
-			int			k = 0;
-
-			if (res.timed > 0)
-			{
-				double		sample = Max(ms, 0.01) / res.timed;
-
-				ema = ema > 0 ? 0.5 * ema + 0.5 * sample : sample;
-			}
-			next = next_batch_size(job, n, ema);
-			if (waiters > 0)
-				next = Max(1, Min(next, n / 2));
-
-			memset(nulls, ' ', sizeof(nulls));
-			types[k] = INT8OID;
-			values[k++] = Int64GetDatum(res.rows);	/* $2 */
-			types[k] = INT8OID;
-			values[k++] = Int64GetDatum(res.covered);	/* $3 */
-			types[k] = INT4OID;
-			values[k++] = Int32GetDatum(next);	/* $4 */
-			types[k] = FLOAT8OID;
-			values[k] = Float8GetDatum(ema);	/* $5 */
-			nulls[k++] = ema > 0 ? ' ' : 'n';
-			types[k] = FLOAT8OID;
-			values[k++] = Float8GetDatum(ms);	/* $6 */
-			types[k] = TEXTARRAYOID;	/* $7 */
-			values[k] = res.last_key ? cstring_list_to_text_array(res.last_key) : (Datum) 0;
-			nulls[k++] = res.last_key ? ' ' : 'n';
-			types[k] = INT8OID;
-			values[k++] = Int64GetDatum(res.next_block);	/* $8 */
-			types[k] = TEXTOID;
-			values[k++] = CStringGetTextDatum(res.done ? "done" :
-											  (res.phase ? res.phase : job->phase));	/* $9 */
-			types[k] = INT4OID;
-			values[k++] = Int32GetDatum(res.sweep_pass);	/* $10 */
-			types[k] = INT8OID;
-			values[k++] = Int64GetDatum(res.sweep_rows);	/* $11 */
-			types[k] = INT8OID;
-			values[k++] = Int64GetDatum(job->js.by_ctid ? res.end_block : job->end_block);	/* $12 */
-			types[k] = INT4OID;
-			values[k++] = Int32GetDatum(waiters);	/* $13 */
-
-			types[k] = BOOLOID;
-			values[k++] = BoolGetDatum(res.ran);	/* $14 */
-
-			set_job(job_id,
-					"rows_done = rows_done + $2, rows_scanned = rows_scanned + $3, "
-					"batches = batches + $14::int, batch_size = $4, ms_per_row = $5, "
-					"busy_ms = busy_ms + $6, last_key = $7, next_block = $8, phase = $9, "
-					"sweep_pass = $10, sweep_rows = $11, end_block = $12, attempts = 0, "
-					"lock_waiters_caused = lock_waiters_caused + $13, "
-					"throttled_by = CASE WHEN $13 > 0 THEN 'lock_waiters' END",
-					k, types, values, nulls);
-			if (wait_ms > 0)
-			{
-				Oid			t = FLOAT8OID;
-				Datum		v = Float8GetDatum(wait_ms);
-
-				set_job(job_id, "lock_wait_ms = lock_wait_ms + $2", 1, &t, &v, NULL);
-			}
-
-			if (mt_batch_history_retention > 0 && res.ran)
-			{
-				Oid			ht[6] = {INT8OID, INT8OID, FLOAT8OID, INT4OID, INT4OID, FLOAT8OID};
-				Datum		hv[6];
-
-				hv[0] = Int64GetDatum(job_id);
-				hv[1] = Int64GetDatum(res.rows);
-				hv[2] = Float8GetDatum(ms);
-				hv[3] = Int32GetDatum(n);
-				hv[4] = Int32GetDatum(waiters);
-				hv[5] = Float8GetDatum(wait_ms);
-				if (SPI_execute_with_args("INSERT INTO migration_tools.backfill_batches "
-										  "(job_id, batch_no, rows, duration_ms, batch_size, "
-										  " lock_waiters_caused, lock_wait_caused_ms) "
-										  "SELECT $1, batches, $2, $3, $4, $5, $6 "
-										  "FROM migration_tools.backfill_jobs WHERE job_id = $1 "
-										  "ON CONFLICT DO NOTHING",
-										  6, ht, hv, NULL, false, 0) != SPI_OK_INSERT)
-					elog(ERROR, "could not record batch");
-				if ((job->batches + 1) % 100 == 0)
-				{
-					Oid			pt[2] = {INT8OID, INT8OID};
-					Datum		pv[2];
-
-					pv[0] = Int64GetDatum(job_id);
-					pv[1] = Int64GetDatum(job->batches + 1 - mt_batch_history_retention);
-					if (SPI_execute_with_args("DELETE FROM migration_tools.backfill_batches "
-											  "WHERE job_id = $1 AND batch_no <= $2",
-											  2, pt, pv, NULL, false, 0) != SPI_OK_DELETE)
-						elog(ERROR, "could not prune batch history");
-				}
-			}
-
-			if (res.done)
-			{
-				set_job(job_id, "state = 'completed', finished_at = now(), worker_pid = NULL, "
-						"throttled_by = NULL", 0, NULL, NULL, NULL);
-				result = STEP_STOP;
-			}
-			else
-			{
-				*sleep_ms = (long) job->sleep_ms;
-				if (waiters > 0)
-					*sleep_ms += mt_throttle_sleep;
-			}
-		}
-		if (res.fail)
-			result = STEP_STOP;
-
-		mt_restore_user(&saved);
-		mt_bgw_commit();
+		result = run_step_body(job_id, sleep_ms);
 	}
 	PG_CATCH();
 	{
@@ -1124,6 +878,287 @@ run_step(int64 job_id, long *sleep_ms)
 	}
 	PG_END_TRY();
 
+	return result;
+}
+
+/*
+ * The body of a step: look at the job, then plan it, hold it back, or run
+ * one batch and move its checkpoint.
+ */
+static MtStep
+run_step_body(int64 job_id, long *sleep_ms)
+{
+	MtStep		result = STEP_CONTINUE;
+	MtSavedUser saved;
+	MtJob	   *job;
+	MtBatchResult res;
+	const char *reason;
+	TimestampTz opens;
+	TimestampTz start;
+	double		ms;
+	int32		n;
+	Oid			save_user;
+	int			save_sec;
+	int			nest;
+	int			waiters = 0;
+	double		wait_ms = 0;
+
+	mt_bgw_begin(psprintf("migration_tools: backfill job " INT64_FORMAT, job_id));
+	mt_become_owner(&saved);
+
+	job = load_job(job_id);
+	if (job == NULL || strcmp(job->state, "running") != 0 ||
+		job->worker_pid != MyProcPid)
+	{
+		/* paused, cancelled, gone, or taken over: let go */
+		if (job != NULL && job->worker_pid == MyProcPid)
+			set_job(job_id, "worker_pid = NULL", 0, NULL, NULL, NULL);
+		mt_restore_user(&saved);
+		mt_bgw_commit();
+		return STEP_STOP;
+	}
+
+	/* what was there when the job was queued may be gone */
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(job->relid)))
+	{
+		fail_job(job_id, psprintf("relation %s was dropped", job->relation_name));
+		mt_restore_user(&saved);
+		mt_bgw_commit();
+		return STEP_STOP;
+	}
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(job->owner)))
+	{
+		fail_job(job_id, psprintf("role with OID %u that queued the job was dropped",
+								  job->owner));
+		mt_restore_user(&saved);
+		mt_bgw_commit();
+		return STEP_STOP;
+	}
+	if (!job->js.is_backfill && !job->js.by_ctid)
+	{
+		AttrNumber	att = get_attnum(job->relid, linitial(job->js.key_columns));
+
+		if (att == InvalidAttrNumber)
+		{
+			fail_job(job_id, psprintf("primary key column \"%s\" of %s was dropped",
+									  (char *) linitial(job->js.key_columns),
+									  job->relation_name));
+			mt_restore_user(&saved);
+			mt_bgw_commit();
+			return STEP_STOP;
+		}
+		job->key_type = get_atttype(job->relid, att);
+	}
+
+	/* outside its run window, the job waits in the queue */
+	if (job->run_window &&
+		!mt_in_run_window(job->run_window, GetCurrentTimestamp(), &opens))
+	{
+		Oid			type = TIMESTAMPTZOID;
+		Datum		value = TimestampTzGetDatum(opens);
+
+		set_job(job_id, "state = 'queued', worker_pid = NULL, "
+				"throttled_by = 'run_window', next_due = $2", 1, &type, &value, NULL);
+		mt_restore_user(&saved);
+		mt_bgw_commit();
+		return STEP_STOP;
+	}
+
+	/*
+	 * Server signals: hold back while they say so.  Read at most every
+	 * 250 ms: short batches need not pay for a look at every one.
+	 */
+	reason = NULL;
+	if (TimestampDifferenceExceeds(last_throttle_check, GetCurrentTimestamp(), 250))
+	{
+		mt_restore_user(&saved);
+		reason = mt_throttle_reason(job->relid);
+		mt_become_owner(&saved);
+		last_throttle_check = GetCurrentTimestamp();
+	}
+	if (reason != NULL)
+	{
+		Oid			type = TEXTOID;
+		Datum		value = CStringGetTextDatum(reason);
+
+		set_job(job_id, "throttled_by = $2", 1, &type, &value, NULL);
+		mt_restore_user(&saved);
+		mt_bgw_commit();
+		*sleep_ms = mt_throttle_sleep;
+		return STEP_CONTINUE;
+	}
+
+	if (strcmp(job->phase, "plan") == 0)
+	{
+		/* the estimates read the table: as the job's owner */
+		nest = enter_job_owner(job, &save_user, &save_sec);
+		plan_job(job);
+		leave_job_owner(nest, save_user, save_sec);
+		set_job(job_id, "rows_total = $2, rows_per_block = $3, end_block = $4, phase = 'main'",
+				3, plan_types, plan_values, plan_nulls);
+		mt_restore_user(&saved);
+		mt_bgw_commit();
+		return STEP_CONTINUE;
+	}
+
+	/* the batch */
+	n = job->batch_size > 0 ? job->batch_size :
+		(job->fixed_batch_size > 0 ? job->fixed_batch_size : mt_initial_batch_size);
+	n = Min(n, mt_max_batch_size);
+	memset(&res, 0, sizeof(res));
+
+	start = GetCurrentTimestamp();
+	batch_start = start;
+	batch_size_tried = n;
+	if (mt_batch_timeout_factor > 0)
+	{
+		double		limit = Max(job->target_ms * mt_batch_timeout_factor, 1000.0);
+
+		enable_timeout_after(STATEMENT_TIMEOUT, (int) Min(limit, (double) INT_MAX));
+		timeout_armed = true;
+	}
+	nest = enter_job_owner(job, &save_user, &save_sec);
+	if (job->js.by_ctid)
+		run_ctid_batch(job, n, &res);
+	else
+		run_key_batch(job, n, &res);
+	leave_job_owner(nest, save_user, save_sec);
+	if (timeout_armed)
+	{
+		disable_timeout(STATEMENT_TIMEOUT, false);
+		timeout_armed = false;
+	}
+	ms = (double) TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
+
+	/* sessions waiting on what this batch holds */
+	if (mt_throttle_on_lock_waiters)
+		waiters = mt_lock_waiters_of(MyProcPid, &wait_ms);
+
+	if (res.fail)
+		fail_job(job_id, res.fail);
+	else
+	{
+		double		ema = job->ms_per_row;
+		int32		next;
+		Oid			types[14];
+		Datum		values[14];
+		char		nulls[14];
+		int			k = 0;
+
+		if (res.timed > 0)
+		{
+			double		sample = Max(ms, 0.01) / res.timed;
+
+			ema = ema > 0 ? 0.5 * ema + 0.5 * sample : sample;
+		}
+		next = next_batch_size(job, n, ema, job->batches == 0);
+		if (waiters > 0)
+			next = Max(1, Min(next, n / 2));
+
+		memset(nulls, ' ', sizeof(nulls));
+		types[k] = INT8OID;
+		values[k++] = Int64GetDatum(res.rows);	/* $2 */
+		types[k] = INT8OID;
+		values[k++] = Int64GetDatum(res.covered);	/* $3 */
+		types[k] = INT4OID;
+		values[k++] = Int32GetDatum(next);	/* $4 */
+		types[k] = FLOAT8OID;
+		values[k] = Float8GetDatum(ema);	/* $5 */
+		nulls[k++] = ema > 0 ? ' ' : 'n';
+		types[k] = FLOAT8OID;
+		values[k++] = Float8GetDatum(ms);	/* $6 */
+		types[k] = TEXTARRAYOID;	/* $7 */
+		values[k] = res.last_key ? cstring_list_to_text_array(res.last_key) : (Datum) 0;
+		nulls[k++] = res.last_key ? ' ' : 'n';
+		types[k] = INT8OID;
+		values[k++] = Int64GetDatum(res.next_block);	/* $8 */
+		types[k] = TEXTOID;
+		values[k++] = CStringGetTextDatum(res.done ? "done" :
+										  (res.phase ? res.phase : job->phase));	/* $9 */
+		types[k] = INT4OID;
+		values[k++] = Int32GetDatum(res.sweep_pass);	/* $10 */
+		types[k] = INT8OID;
+		values[k++] = Int64GetDatum(res.sweep_rows);	/* $11 */
+		types[k] = INT8OID;
+		values[k++] = Int64GetDatum(job->js.by_ctid ? res.end_block : job->end_block);	/* $12 */
+		types[k] = INT4OID;
+		values[k++] = Int32GetDatum(waiters);	/* $13 */
+
+		types[k] = BOOLOID;
+		values[k++] = BoolGetDatum(res.ran);	/* $14 */
+
+		set_job(job_id,
+				"rows_done = rows_done + $2, rows_scanned = rows_scanned + $3, "
+				"batches = batches + $14::int, batch_size = $4, ms_per_row = $5, "
+				"busy_ms = busy_ms + $6, last_key = $7, next_block = $8, phase = $9, "
+				"sweep_pass = $10, sweep_rows = $11, end_block = $12, attempts = 0, "
+				"lock_waiters_caused = lock_waiters_caused + $13, "
+				"throttled_by = CASE WHEN $13 > 0 THEN 'lock_waiters' END",
+				k, types, values, nulls);
+		if (wait_ms > 0)
+		{
+			Oid			t = FLOAT8OID;
+			Datum		v = Float8GetDatum(wait_ms);
+
+			set_job(job_id, "lock_wait_ms = lock_wait_ms + $2", 1, &t, &v, NULL);
+		}
+
+		if (mt_batch_history_retention > 0 && res.ran)
+		{
+			Oid			ht[6] = {INT8OID, INT8OID, FLOAT8OID, INT4OID, INT4OID, FLOAT8OID};
+			Datum		hv[6];
+
+			hv[0] = Int64GetDatum(job_id);
+			hv[1] = Int64GetDatum(res.rows);
+			hv[2] = Float8GetDatum(ms);
+			hv[3] = Int32GetDatum(n);
+			hv[4] = Int32GetDatum(waiters);
+			hv[5] = Float8GetDatum(wait_ms);
+			if (SPI_execute_with_args("INSERT INTO migration_tools.backfill_batches "
+									  "(job_id, batch_no, rows, duration_ms, batch_size, "
+									  " lock_waiters_caused, lock_wait_caused_ms) "
+									  "SELECT $1, batches, $2, $3, $4, $5, $6 "
+									  "FROM migration_tools.backfill_jobs WHERE job_id = $1 "
+									  "ON CONFLICT DO NOTHING",
+									  6, ht, hv, NULL, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "could not record batch");
+			if ((job->batches + 1) % 100 == 0)
+			{
+				Oid			pt[2] = {INT8OID, INT8OID};
+				Datum		pv[2];
+
+				pv[0] = Int64GetDatum(job_id);
+				pv[1] = Int64GetDatum(job->batches + 1 - mt_batch_history_retention);
+				if (SPI_execute_with_args("DELETE FROM migration_tools.backfill_batches "
+										  "WHERE job_id = $1 AND batch_no <= $2",
+										  2, pt, pv, NULL, false, 0) != SPI_OK_DELETE)
+					elog(ERROR, "could not prune batch history");
+			}
+		}
+
+		if (res.done)
+		{
+			set_job(job_id, "state = 'completed', finished_at = now(), worker_pid = NULL, "
+					"throttled_by = NULL", 0, NULL, NULL, NULL);
+			result = STEP_STOP;
+		}
+		else
+		{
+			*sleep_ms = (long) job->sleep_ms;
+			/*
+			 * Sessions waited on the batch: leave them at least as long as
+			 * the batch held its locks, or as they waited, within
+			 * migration_tools.throttle_sleep.
+			 */
+			if (waiters > 0)
+				*sleep_ms += (long) Min((double) mt_throttle_sleep, Max(ms, wait_ms));
+		}
+	}
+	if (res.fail)
+		result = STEP_STOP;
+
+	mt_restore_user(&saved);
+	mt_bgw_commit();
 	return result;
 }
 
@@ -1154,6 +1189,12 @@ record_failure(int64 job_id, ErrorData *edata, long *sleep_ms)
 	values[4] = Int32GetDatum(batch_size_tried);
 
 	mt_bgw_begin("migration_tools: recording a failed batch");
+	if (!OidIsValid(get_extension_oid(MT_EXTENSION_NAME, true)))
+	{
+		/* DROP EXTENSION: the job is gone with it; stop */
+		mt_bgw_commit();
+		return STEP_STOP;
+	}
 	mt_become_owner(&saved);
 	if (SPI_execute_with_args("UPDATE migration_tools.backfill_jobs SET "
 							  "attempts = attempts + 1, last_error = $2, "

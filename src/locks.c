@@ -218,6 +218,22 @@ read_lock_status(void)
 	return data;
 }
 
+/*
+ * Free what read_lock_status() allocated: the C entry points are called in
+ * loops by the worker and by apply().
+ */
+static void
+free_lock_status(LockData *data)
+{
+	if (mt_prepared != NULL)
+		pfree(mt_prepared);
+	mt_prepared = NULL;
+	mt_nprepared = 0;
+	if (data->locks != NULL)
+		pfree(data->locks);
+	pfree(data);
+}
+
 /* Who holds the lock instance: its session, or its prepared transaction. */
 static MtHolder
 instance_holder(const LockInstanceData *inst)
@@ -659,6 +675,8 @@ mt_lock_conflicts(Oid dboid, Oid relid, LOCKMODE mode)
 		}
 	}
 
+	free_lock_status(data);
+
 	/*
 	 * The backend status is copied once per transaction; callers poll this
 	 * function within one transaction, and need the sessions of now.
@@ -840,6 +858,7 @@ mt_lock_waiters_of(int pid, double *longest_wait_ms)
 
 	list_free(waiters);
 	pfree(idx);
+	free_lock_status(data);
 	return count;
 }
 

@@ -45,6 +45,7 @@
 #include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_index.h"
 #include "commands/defrem.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -64,6 +65,7 @@
 #include "utils/portal.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "history.h"
@@ -110,6 +112,7 @@ typedef struct IndexTarget
 	char	   *idxname;		/* CREATE INDEX name, or NULL */
 	char	   *reindexed;		/* REINDEX INDEX CONCURRENTLY: its name */
 	bool		reindex;		/* REINDEX ... CONCURRENTLY */
+	bool		built;			/* a VALID index idxname is on the table */
 	List	   *invalid_before; /* OIDs of INVALID indexes before the run */
 } IndexTarget;
 
@@ -182,6 +185,7 @@ mt_history_run_scheduled(TimestampTz *next_due)
 	IndexTarget *target;
 	ErrorData  *volatile edata = NULL;
 	volatile bool target_known = false;
+	volatile bool already_done = false;
 	Oid			worker_userid;
 	int			worker_sec_context;
 	char	   *save_path;
@@ -240,13 +244,25 @@ mt_history_run_scheduled(TimestampTz *next_due)
 		mt_worker_set_current(MT_SCHEDULED_KIND, st->work_id, target->tableid);
 
 		/*
+		 * A statement whose worker stopped after the build committed but
+		 * before the outcome was recorded: the index is there, VALID.
+		 */
+		if (st->orphan && target->built)
+		{
+			ereport(LOG,
+					(errmsg("migration_tools: index \"%s\" of scheduled statement %d of migration \"%s\" was already built",
+							target->idxname, st->statement_no, st->version)));
+			already_done = true;
+		}
+
+		/*
 		 * A retry, or a statement whose worker died: an INVALID index of
 		 * the name we are about to create must go first.
 		 */
-		if (st->orphan || st->attempts > 1)
+		if (!already_done && (st->orphan || st->attempts > 1))
 			drop_invalid_indexes(target, true, cxt);
 
-		if (OidIsValid(target->tableid))
+		if (!already_done && OidIsValid(target->tableid))
 		{
 			mt_bgw_begin("migration_tools: looking for invalid indexes");
 			target->invalid_before = invalid_indexes(target->tableid, cxt);
@@ -254,7 +270,8 @@ mt_history_run_scheduled(TimestampTz *next_due)
 			MemoryContextSwitchTo(cxt);
 		}
 
-		run_top_level(st->sql, st->run_as, st->version, cxt);
+		if (!already_done)
+			run_top_level(st->sql, st->run_as, st->version, cxt);
 	}
 	PG_CATCH();
 	{
@@ -660,6 +677,21 @@ find_index_target(const char *sql, IndexTarget *target)
 		target->tableid = relid;
 		target->nspname = get_namespace_name(get_rel_namespace(relid));
 		target->idxname = stmt->idxname ? pstrdup(stmt->idxname) : NULL;
+		if (target->idxname)
+		{
+			Oid			indexid = get_relname_relid(target->idxname,
+													get_rel_namespace(relid));
+			HeapTuple	tup;
+
+			tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexid));
+			if (HeapTupleIsValid(tup))
+			{
+				Form_pg_index index = (Form_pg_index) GETSTRUCT(tup);
+
+				target->built = index->indisvalid && index->indrelid == relid;
+				ReleaseSysCache(tup);
+			}
+		}
 	}
 	else if (IsA(raw->stmt, ReindexStmt))
 	{
@@ -744,7 +776,24 @@ drop_invalid_indexes(IndexTarget *target, bool only_known_names, MemoryContext c
 	if (!OidIsValid(target->tableid))
 		return;
 	if (only_known_names && target->idxname == NULL && !target->reindex)
+	{
+		List	   *invalid;
+
+		/*
+		 * An unnamed build: its INVALID leftover cannot be told from other
+		 * INVALID indexes of the table.  Say which there are.
+		 */
+		mt_bgw_begin("migration_tools: looking for invalid indexes");
+		invalid = invalid_indexes(target->tableid, CurrentMemoryContext);
+		foreach(lc, invalid)
+			ereport(WARNING,
+					(errmsg("migration_tools: table \"%s\" has an INVALID index \"%s\" that a scheduled statement may have left",
+							get_rel_name(target->tableid), get_rel_name(lfirst_oid(lc))),
+					 errhint("Drop it with DROP INDEX CONCURRENTLY if nobody else is building it; name the indexes of scheduled statements so that this is done for you.")));
+		mt_bgw_commit();
+		MemoryContextSwitchTo(cxt);
 		return;
+	}
 
 	mt_bgw_begin("migration_tools: looking for invalid indexes");
 	{

@@ -79,6 +79,12 @@ mt_worker_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
+		/* DROP EXTENSION while the worker ran: nothing left to do here */
+		if (!extension_installed())
+		{
+			mt_worker_report_no_extension();
+			proc_exit(0);
+		}
 		if (mt_history_run_scheduled(&scheduled_due))
 			continue;
 		if (mt_backfill_run_next(&due))

@@ -222,6 +222,21 @@ like($node->safe_psql('postgres',
 	qr/^failed: scheduled statement 1 failed: the worker stopped while running this statement in each of its 5 attempts/,
 	'an orphan interrupted too often is failed, not run again');
 
+# 7c. The worker stopped after the build committed but before recording
+# it: the VALID index is taken as the statement's work, not built again.
+$node->safe_psql('postgres', q{
+CREATE INDEX items_built ON items (w, v);
+INSERT INTO migration_tools.migrations (version, checksum, up_sql, state)
+VALUES ('built', 'test', 'test', 'scheduled');
+INSERT INTO migration_tools.scheduled_statements (version, seq, statement_no, sql, run_as, state, attempts)
+VALUES ('built', 1, 1, 'CREATE INDEX CONCURRENTLY items_built ON items (w, v)', 'app', 'running', 1);
+SELECT migration_tools._wakeup();
+});
+ok(migration_done('built'), 'migration built finished');
+is(state_of('built'), 'applied', 'an orphaned build whose index is there and valid is done');
+ok($node->log_contains('index "items_built" of scheduled statement 1 of migration "built" was already built'),
+	'the log says so');
+
 # 8. Names resolve with the database's search_path (as for a new session of
 # the role), while the worker's own queries never use it.
 $node->safe_psql('postgres', q{

@@ -2,7 +2,8 @@
 # idempotent (counter = counter + 1), under the key strategy, slowed down
 # with small batches and a sleep between them, is interrupted mid-job by
 # (a) kill -9 of its worker, (b) pg_terminate_backend of its worker,
-# (c) an immediate shutdown, (d) pg_terminate_backend of the launcher.
+# (c) an immediate shutdown, a fast shutdown, (d) pg_terminate_backend of
+# the launcher, and the launcher and the worker together.
 # Nobody calls resume(): the job must go on by itself, complete, and leave
 # every row incremented exactly once.
 use strict;
@@ -58,6 +59,14 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM t_immediate WHERE counter 
 	'0', 'immediate shutdown: nothing applied twice at restart');
 mt_check_exactly_once($node, 'postgres', 't_immediate', $job, $nrows,
 	'immediate shutdown');
+
+# A clean (fast) shutdown mid-job and a start, the everyday restart: the
+# worker is terminated like the rest, and the job resumes.
+mt_make_table($node, 'postgres', 't_fast', $nrows);
+$job = mt_queue($node, 'postgres', 't_fast', 'counter = counter + 1', undef, $slow);
+mt_running_pid($node, 'postgres', $job, 1000);
+$node->restart;
+mt_check_exactly_once($node, 'postgres', 't_fast', $job, $nrows, 'fast shutdown and restart');
 
 # (d) pg_terminate_backend of the launcher mid-job: the worker goes on or
 # is started again by the new launcher; either way, exactly once.

@@ -3,17 +3,17 @@
 \set ECHO queries
 \pset footer off
 
-DROP TABLE IF EXISTS demo_orders;
-CREATE TABLE demo_orders (id bigint PRIMARY KEY, total numeric(12, 2) NOT NULL,
+DROP TABLE IF EXISTS demo_invoices;
+CREATE TABLE demo_invoices (id bigint PRIMARY KEY, total numeric(12, 2) NOT NULL,
                           total_cents bigint);
-INSERT INTO demo_orders (id, total)
+INSERT INTO demo_invoices (id, total)
 SELECT g, round((random() * 1000)::numeric, 2) FROM generate_series(1, 200000) g;
-ANALYZE demo_orders;
+ANALYZE demo_invoices;
 
 -- Queue the job: batches of 2000 rows with a pause between them, so that
 -- the application keeps the upper hand (and we have time to watch).  Leave
 -- batch_size out to let it adapt to target_batch_time instead.
-SELECT migration_tools.backfill('demo_orders', 'total_cents = (total * 100)::bigint',
+SELECT migration_tools.backfill('demo_invoices', 'total_cents = (total * 100)::bigint',
                                 where_clause => 'total_cents IS NULL',
                                 batch_size => 2000,
                                 batch_sleep => '80ms') AS job \gset
@@ -34,4 +34,4 @@ ORDER BY batch_no DESC LIMIT 5;
 SELECT migration_tools.wait(:job);
 SELECT state, rows_done, percent, batches, finished_at - started_at AS took
 FROM migration_tools.backfill_progress WHERE job_id = :job;
-SELECT count(*) FILTER (WHERE total_cents = total * 100) AS filled, count(*) FROM demo_orders;
+SELECT count(*) FILTER (WHERE total_cents = total * 100) AS filled, count(*) FROM demo_invoices;

@@ -1,0 +1,70 @@
+# The key strategy's checkpoint is the last key done, kept as text: it must
+# survive keys that are awkward as text (the string NULL, commas, quotes,
+# braces, backslashes, spaces, the empty string, non-ASCII), fractional
+# and negative numbers, and a partitioned table walked over the parent's
+# key, each with the worker killed mid-job.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/lib";
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use MtBackfill;
+
+my $node = mt_node('keys');
+
+# Text keys, one per batch, so that the checkpoint stops on each of them.
+$node->safe_psql('postgres', q{
+CREATE TABLE tt (id text PRIMARY KEY, counter int NOT NULL DEFAULT 0);
+INSERT INTO tt (id) VALUES ('NULL'), ('null'), (''), (' '), ('a,b'), ('{}'), ('{a,b}'),
+	('"'), ('""'), (chr(92)), (chr(92) || '"'), (chr(39)), ('x y'), (' lead'), ('trail '),
+	('tab' || chr(9) || 'here'), ('new' || chr(10) || 'line'), ('ü'), ('日本'), ('(1,2)'),
+	('[1]'), ('$1');
+INSERT INTO tt (id) SELECT 'k' || lpad(g::text, 5, '0') FROM generate_series(1, 300) g;
+});
+my $ntext = $node->safe_psql('postgres', 'SELECT count(*) FROM tt');
+my $job = mt_queue($node, 'postgres', 'tt', 'counter = counter + 1', undef,
+	"batch_size => 1, batch_sleep => '10ms'");
+my $pid = mt_running_pid($node, 'postgres', $job, 10);
+is(kill('KILL', $pid), 1, 'text keys: kill -9 the worker');
+mt_check_exactly_once($node, 'postgres', 'tt', $job, $ntext, 'text keys');
+
+# Numeric keys with fractions and negatives, and a float key.
+$node->safe_psql('postgres', q{
+CREATE TABLE tn (id numeric PRIMARY KEY, counter int NOT NULL DEFAULT 0);
+INSERT INTO tn (id) SELECT g / 7.0 FROM generate_series(-3000, 3000) g;
+CREATE TABLE tf (id float8 PRIMARY KEY, counter int NOT NULL DEFAULT 0);
+INSERT INTO tf (id) SELECT g / 3.0 FROM generate_series(-3000, 3000) g;
+INSERT INTO tf (id) VALUES ('Infinity'), ('-Infinity'), ('NaN'), (1e-300), (-1e300);
+});
+for my $t ('tn', 'tf')
+{
+	my $n = $node->safe_psql('postgres', "SELECT count(*) FROM $t");
+	$job = mt_queue($node, 'postgres', $t, 'counter = counter + 1', undef,
+		"batch_size => 50, batch_sleep => '10ms'");
+	$pid = mt_running_pid($node, 'postgres', $job, 500);
+	is(kill('KILL', $pid), 1, "$t: kill -9 the worker");
+	mt_check_exactly_once($node, 'postgres', $t, $job, $n, "$t keys");
+}
+
+# A partitioned table: the walk is over the parent's key.
+$node->safe_psql('postgres', q{
+CREATE TABLE tp (id int PRIMARY KEY, counter int NOT NULL DEFAULT 0) PARTITION BY RANGE (id);
+CREATE TABLE tp1 PARTITION OF tp FOR VALUES FROM (MINVALUE) TO (5000);
+CREATE TABLE tp2 PARTITION OF tp FOR VALUES FROM (5000) TO (10000);
+CREATE TABLE tp3 PARTITION OF tp FOR VALUES FROM (10000) TO (MAXVALUE);
+INSERT INTO tp (id) SELECT g FROM generate_series(1, 15000) g;
+ANALYZE tp;
+});
+$job = mt_queue($node, 'postgres', 'tp', 'counter = counter + 1', undef,
+	"batch_size => 100, batch_sleep => '10ms'");
+$pid = mt_running_pid($node, 'postgres', $job, 4000);
+is(kill('KILL', $pid), 1, 'partitioned: kill -9 the worker');
+mt_check_exactly_once($node, 'postgres', 'tp', $job, 15000, 'partitioned table');
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(DISTINCT tableoid::regclass::text || ':' || counter, ',' ORDER BY tableoid::regclass::text || ':' || counter) FROM tp}),
+	'tp1:1,tp2:1,tp3:1', 'every partition done once');
+
+$node->stop;
+done_testing();
