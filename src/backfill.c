@@ -103,7 +103,8 @@ static void analyze_backfill(Relation rel, MtJobSql *js, bool guard,
 							 bool update_ok);
 static void analyze_run_batched(Relation rel, MtJobSql *js);
 static void check_update_shape(List *raws, const MtJobSql *js, bool has_lower);
-static char *build_guard(Relation rel, Query *query, bool by_ctid, bool guard);
+static char *build_guard(Relation rel, Query *query, bool by_ctid, bool guard,
+						 bool has_where);
 static void primary_key_columns(Relation rel, MtJobSql *js);
 static bool is_job_admin(Oid roleid);
 static void check_job_access(int64 job, Oid owner, Oid caller);
@@ -872,7 +873,7 @@ analyze_backfill(Relation rel, MtJobSql *js, bool guard, bool update_ok)
 		}
 	}
 
-	js->guard_clause = build_guard(rel, query, js->by_ctid, guard);
+	js->guard_clause = build_guard(rel, query, js->by_ctid, guard, js->where_clause != NULL);
 
 	if (js->guard_clause)
 	{
@@ -938,7 +939,7 @@ check_update_shape(List *raws, const MtJobSql *js, bool has_lower)
  * and assignments to parts of columns.
  */
 static char *
-build_guard(Relation rel, Query *query, bool by_ctid, bool guard)
+build_guard(Relation rel, Query *query, bool by_ctid, bool guard, bool has_where)
 {
 	ListCell   *lc;
 	Bitmapset  *targets = NULL;
@@ -1002,9 +1003,11 @@ build_guard(Relation rel, Query *query, bool by_ctid, bool guard)
 	/*
 	 * Under the key strategy the guard only saves writes; skip it where it
 	 * would change results (a volatile expression evaluated twice) or cannot
-	 * be written.
+	 * be written, and where a where_clause already says which rows need the
+	 * change (the guard would evaluate the set expressions twice per row
+	 * for nothing).
 	 */
-	if (!guard || complex || volatile_expr)
+	if (!guard || complex || volatile_expr || (!by_ctid && has_where))
 		return NULL;
 
 	dpcontext = deparse_context_for(RelationGetRelationName(rel), RelationGetRelid(rel));

@@ -816,11 +816,12 @@ run_ctid_batch(MtJob *job, int32 n, MtBatchResult *res)
 
 /*
  * The next batch size: toward target_batch_time from the smoothed time per
- * row, at most twice and at least half the last size, within 1 and
- * migration_tools.max_batch_size (and the job's fixed batch_size).
+ * row, at most twice (after the first batch: eight times) and at least
+ * half the last size, within 1 and migration_tools.max_batch_size (and
+ * the job's fixed batch_size).
  */
 static int32
-next_batch_size(MtJob *job, int32 n, double ms_per_row)
+next_batch_size(MtJob *job, int32 n, double ms_per_row, bool first)
 {
 	double		want;
 	int32		cap = job->fixed_batch_size > 0 ? job->fixed_batch_size : mt_max_batch_size;
@@ -832,7 +833,8 @@ next_batch_size(MtJob *job, int32 n, double ms_per_row)
 	else
 		want = (double) n * 2;
 	want = Max(want, (double) n / 2);
-	want = Min(want, (double) n * 2);
+	/* the first batch only measures: the second may be up to 8 times larger */
+	want = Min(want, (double) n * (first ? 8 : 2));
 	/* and never so large that it is predicted to reach its statement timeout */
 	if (ms_per_row > 0 && mt_batch_timeout_factor > 0)
 		want = Min(want, Max(job->target_ms * mt_batch_timeout_factor, 1000.0) / 2 / ms_per_row);
@@ -1049,7 +1051,7 @@ run_step_body(int64 job_id, long *sleep_ms)
 
 			ema = ema > 0 ? 0.5 * ema + 0.5 * sample : sample;
 		}
-		next = next_batch_size(job, n, ema);
+		next = next_batch_size(job, n, ema, job->batches == 0);
 		if (waiters > 0)
 			next = Max(1, Min(next, n / 2));
 
@@ -1143,8 +1145,13 @@ run_step_body(int64 job_id, long *sleep_ms)
 		else
 		{
 			*sleep_ms = (long) job->sleep_ms;
+			/*
+			 * Sessions waited on the batch: leave them at least as long as
+			 * the batch held its locks, or as they waited, within
+			 * migration_tools.throttle_sleep.
+			 */
 			if (waiters > 0)
-				*sleep_ms += mt_throttle_sleep;
+				*sleep_ms += (long) Min((double) mt_throttle_sleep, Max(ms, wait_ms));
 		}
 	}
 	if (res.fail)

@@ -776,7 +776,24 @@ drop_invalid_indexes(IndexTarget *target, bool only_known_names, MemoryContext c
 	if (!OidIsValid(target->tableid))
 		return;
 	if (only_known_names && target->idxname == NULL && !target->reindex)
+	{
+		List	   *invalid;
+
+		/*
+		 * An unnamed build: its INVALID leftover cannot be told from other
+		 * INVALID indexes of the table.  Say which there are.
+		 */
+		mt_bgw_begin("migration_tools: looking for invalid indexes");
+		invalid = invalid_indexes(target->tableid, CurrentMemoryContext);
+		foreach(lc, invalid)
+			ereport(WARNING,
+					(errmsg("migration_tools: table \"%s\" has an INVALID index \"%s\" that a scheduled statement may have left",
+							get_rel_name(target->tableid), get_rel_name(lfirst_oid(lc))),
+					 errhint("Drop it with DROP INDEX CONCURRENTLY if nobody else is building it; name the indexes of scheduled statements so that this is done for you.")));
+		mt_bgw_commit();
+		MemoryContextSwitchTo(cxt);
 		return;
+	}
 
 	mt_bgw_begin("migration_tools: looking for invalid indexes");
 	{

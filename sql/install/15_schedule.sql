@@ -109,6 +109,10 @@ CREATE EVENT TRIGGER migration_tools_ddl_log ON ddl_command_end
     EXECUTE FUNCTION migration_tools._ddl_log();
 CREATE EVENT TRIGGER migration_tools_ddl_log_drops ON sql_drop
     EXECUTE FUNCTION migration_tools._ddl_log();
+COMMENT ON EVENT TRIGGER migration_tools_ddl_log IS
+'Records created and altered objects in migration_tools.ddl_log';
+COMMENT ON EVENT TRIGGER migration_tools_ddl_log_drops IS
+'Records dropped objects in migration_tools.ddl_log';
 
 -- import_history(): the history tables of other migration tools become
 -- rows of migrations (state applied, baseline = true).
