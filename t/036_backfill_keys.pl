@@ -3,7 +3,8 @@
 # braces, backslashes, spaces, the empty string, non-ASCII), fractional
 # and negative numbers, and a partitioned table walked over the parent's
 # key, each with the worker killed mid-job.  A job follows its table by
-# oid: renaming the table or its schema mid-job changes nothing.
+# oid: renaming the table or its schema mid-job changes nothing.  Names
+# that need quoting are quoted.
 use strict;
 use warnings;
 use FindBin;
@@ -66,6 +67,24 @@ mt_check_exactly_once($node, 'postgres', 'tp', $job, 15000, 'partitioned table')
 is($node->safe_psql('postgres', q{
 	SELECT string_agg(DISTINCT tableoid::regclass::text || ':' || counter, ',' ORDER BY tableoid::regclass::text || ':' || counter) FROM tp}),
 	'tp1:1,tp2:1,tp3:1', 'every partition done once');
+
+# Identifiers that need quoting: schema, table, key columns (composite).
+$node->safe_psql('postgres', q{
+CREATE SCHEMA "My Schema";
+CREATE TABLE "My Schema"."Odd ""Table""" ("Key A" int, "key;b" text, "Cnt" int NOT NULL DEFAULT 0,
+	PRIMARY KEY ("Key A", "key;b"));
+INSERT INTO "My Schema"."Odd ""Table""" ("Key A", "key;b")
+	SELECT g % 10, 'v' || g FROM generate_series(1, 3000) g;
+});
+$job = $node->safe_psql('postgres', q{
+SELECT migration_tools.backfill('"My Schema"."Odd ""Table"""', '"Cnt" = "Cnt" + 1',
+	batch_size => 100, batch_sleep => '10ms')});
+$pid = mt_running_pid($node, 'postgres', $job, 500);
+is(kill('KILL', $pid), 1, 'quoted identifiers: kill -9 the worker');
+is(mt_wait_job($node, 'postgres', $job), 'completed', 'quoted identifiers: completed');
+is($node->safe_psql('postgres',
+		'SELECT min("Cnt"), max("Cnt"), count(*) FROM "My Schema"."Odd ""Table"""'),
+	'1|1|3000', 'quoted identifiers: every row once');
 
 # Renamed mid-job: the table (key strategy), its schema (ctid strategy).
 mt_make_table($node, 'postgres', 't_ren', 10000);
