@@ -152,6 +152,12 @@ static MtStep record_failure(int64 job_id, ErrorData *edata, long *sleep_ms);
  * ---------------------------------------------------------------------
  */
 
+/*
+ * Claim the oldest runnable job of this database (queued, or running with
+ * no live worker: orphaned), never one whose table another worker is on,
+ * and run it.  Returns false when none is runnable, with *next_due the
+ * earliest start_at / next_due of the jobs waiting (0 if none).
+ */
 bool
 mt_backfill_run_next(TimestampTz *next_due)
 {
@@ -562,6 +568,7 @@ enter_job_owner(MtJob *job, Oid *save_user, int *save_sec)
 	return nest;
 }
 
+/* Back from enter_job_owner(). */
 static void
 leave_job_owner(int nest, Oid save_user, int save_sec)
 {
