@@ -84,6 +84,7 @@ typedef struct MtJob
 	int32		max_attempts;
 	char	   *run_window;
 	Oid			owner;
+	char	   *owner_name;
 	char	   *search_path;
 	char	   *phase;
 	List	   *last_key;		/* char *; NIL before the first batch */
@@ -464,6 +465,7 @@ load_job(int64 job_id)
 	job->max_attempts = DatumGetInt32(COL("max_attempts"));
 	job->run_window = STR("run_window");
 	job->owner = DatumGetObjectId(COL("owner"));
+	job->owner_name = STR("owner_name");
 	job->search_path = STR("search_path");
 	job->phase = STR("phase");
 	d = COL("last_key");
@@ -975,6 +977,23 @@ run_step_body(int64 job_id, long *sleep_ms)
 		mt_restore_user(&saved);
 		mt_bgw_commit();
 		return STEP_STOP;
+	}
+	{
+		/*
+		 * Same OID, another name: the role was renamed, or the job came from
+		 * a dump of another cluster where the OID meant another role.  Never
+		 * run a job as a role that did not queue it.
+		 */
+		char	   *name = GetUserNameFromId(job->owner, true);
+
+		if (name == NULL || strcmp(name, job->owner_name) != 0)
+		{
+			fail_job(job_id, psprintf("role \"%s\" that queued the job no longer exists under that name",
+									  job->owner_name));
+			mt_restore_user(&saved);
+			mt_bgw_commit();
+			return STEP_STOP;
+		}
 	}
 	if (!job->js.is_backfill && !job->js.by_ctid)
 	{
