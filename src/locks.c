@@ -31,8 +31,12 @@
  * by a breadth-first walk from the root blockers, so cycles (a deadlock not
  * yet detected) cannot loop: their members simply get no depth.
  *
- * Relations are never opened nor locked: we report OIDs, and the SQL layer
- * casts them to regclass, whose output is a syscache lookup.
+ * Relations are never opened nor locked: we report OIDs, typed regclass,
+ * whose output is a syscache lookup.
+ *
+ * What pg_stat_activity shows of the sessions (query, role, state, ...) is
+ * read here too, from the backend status, under pg_stat_activity's
+ * visibility rules, fresh at each call.
  *
  * IDENTIFICATION
  *	  src/locks.c
@@ -56,8 +60,10 @@
 #include "storage/procarray.h"
 #include "utils/backend_status.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -105,7 +111,6 @@ typedef struct MtWaitEdge
 	MtNode	   *blocker_node;
 } MtWaitEdge;
 
-
 /* The whole analysis of one lock manager snapshot. */
 typedef struct MtLockWaits
 {
@@ -134,9 +139,6 @@ static const char *const mt_mode_sql_names[] = {
 
 #define MT_NUM_MODES	8
 
-PG_FUNCTION_INFO_V1(mt_lock_waits_srf);
-PG_FUNCTION_INFO_V1(mt_lock_conflicts_srf);
-PG_FUNCTION_INFO_V1(mt_lock_mode_name);
 
 void
 mt_locks_init(void)
@@ -337,9 +339,8 @@ sorted_instances(LockData *data)
 }
 
 /*
- * xact_start of the session with the given pid, from the backend status
- * (the same snapshot pg_stat_activity reads in this transaction); 0 if
- * unknown.
+ * xact_start of the session with the given pid, from the transaction's
+ * copy of the backend status (callers refresh it first); 0 if unknown.
  */
 static TimestampTz
 backend_xact_start(int pid)
@@ -423,6 +424,8 @@ mt_lock_mode_from_name(const char *name)
  * SQL: migration_tools.lock_mode(text): the canonical name of a lock mode,
  * as pg_locks spells it.
  */
+PG_FUNCTION_INFO_V1(mt_lock_mode_name);
+
 Datum
 mt_lock_mode_name(PG_FUNCTION_ARGS)
 {
@@ -699,6 +702,8 @@ mt_lock_conflicts(Oid dboid, Oid relid, LOCKMODE mode)
  * of lock_conflicts(), with what pg_stat_activity shows of each session;
  * the SQL function adds the gids of prepared transactions.
  */
+PG_FUNCTION_INFO_V1(mt_lock_conflicts_srf);
+
 Datum
 mt_lock_conflicts_srf(PG_FUNCTION_ARGS)
 {
@@ -886,11 +891,11 @@ mt_lock_waiters_of_sql(PG_FUNCTION_ARGS)
 	if (n == 0)
 		nulls[1] = true;
 	else
-		values[1] = IntervalPGetDatum(DatumGetIntervalP(
-			DirectFunctionCall7(make_interval, Int32GetDatum(0), Int32GetDatum(0),
-								Int32GetDatum(0), Int32GetDatum(0),
-								Int32GetDatum(0), Int32GetDatum(0),
-								Float8GetDatum(longest_ms / 1000.0))));
+		values[1] = DirectFunctionCall7(make_interval,
+										Int32GetDatum(0), Int32GetDatum(0),
+										Int32GetDatum(0), Int32GetDatum(0),
+										Int32GetDatum(0), Int32GetDatum(0),
+										Float8GetDatum(longest_ms / 1000.0));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
@@ -1303,65 +1308,91 @@ collect_lock_waits(void)
 
 #define MT_LOCK_WAITS_COLS	22
 
+/* Element type of an array column, with its storage properties. */
+typedef struct MtArrayType
+{
+	Oid			type;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+} MtArrayType;
+
+/* An array of n Datums of the given type, with NULLs where nulls[i]. */
+static Datum
+make_array(Datum *elems, bool *nulls, int n, const MtArrayType *t)
+{
+	int			dims[1];
+	int			lbs[1];
+
+	dims[0] = n;
+	lbs[0] = 1;
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
+											  t->type, t->typlen, t->typbyval,
+											  t->typalign));
+}
+
 /*
- * SQL: migration_tools._lock_waits(): one row per (waiting lock request,
- * blocker) from one read of the lock manager; the lock_waits view adds
- * what _lock_sessions() shows of both sessions.  (The rows stay narrow:
- * a function in FROM fills a tuplestore, which spills to disk beyond
- * work_mem, and with N sessions queued for the same exclusive lock there
- * are N*(N+1)/2 rows.)
+ * SQL: migration_tools._lock_waits(): one row per waiting lock request
+ * from one read of the lock manager, with its blockers in parallel arrays
+ * (pid, prepared xid, kind, mode, depth, root pid, root prepared xid); the
+ * lock_waits view unnests them into one row per (request, blocker) and
+ * adds what _lock_sessions() shows of both sessions.
+ *
+ * (Arrays keep this function's result small: a function in FROM fills a
+ * tuplestore, which spills to disk beyond work_mem, and N sessions queued
+ * for the same exclusive lock make N*(N+1)/2 pairs but only N requests.)
  */
+PG_FUNCTION_INFO_V1(mt_lock_waits_srf);
+
 Datum
 mt_lock_waits_srf(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MtLockWaits *w;
 	int			i;
-	Datum		mode_names[MAX_LOCKMODES];
-	int			last_request = -1;
-	Datum		locktype_d = (Datum) 0;
-	Datum		mode_d = (Datum) 0;
-	Datum		duration_d = (Datum) 0;
+	int			first;
 	Datum		hard_d;
 	Datum		soft_d;
+	Datum		mode_names[MAX_LOCKMODES];
+	Datum	   *arr[7];
+	bool	   *arrnull[7];
+	static const Oid arrtype[7] = {INT4OID, XIDOID, TEXTOID, TEXTOID,
+	INT4OID, INT4OID, XIDOID};
+	MtArrayType types[7];
+	int			k;
 
 	InitMaterializedSRF(fcinfo, 0);
+	for (k = 0; k < 7; k++)
+	{
+		types[k].type = arrtype[k];
+		get_typlenbyvalalign(arrtype[k], &types[k].typlen,
+							 &types[k].typbyval, &types[k].typalign);
+	}
 	memset(mode_names, 0, sizeof(mode_names));
 	hard_d = CStringGetTextDatum("hard");
 	soft_d = CStringGetTextDatum("soft");
 	w = collect_lock_waits();
 
-	for (i = 0; i < w->nedges; i++)
+	for (k = 0; k < 7; k++)
 	{
-		MtWaitEdge *e = &w->edges[i];
-		MtRequest  *req = &w->requests[e->request];
+		arr[k] = palloc(sizeof(Datum) * Max(w->nedges, 1));
+		arrnull[k] = palloc(sizeof(bool) * Max(w->nedges, 1));
+	}
+
+	/* the edges of one request are consecutive */
+	for (first = 0; first < w->nedges; first = i)
+	{
+		MtRequest  *req = &w->requests[w->edges[first].request];
 		LockInstanceData *inst = &w->data->locks[req->inst];
 		const LOCKTAG *tag = &inst->locktag;
 		Datum		values[MT_LOCK_WAITS_COLS];
 		bool		nulls[MT_LOCK_WAITS_COLS];
-		MtNode	   *b = e->blocker_node;
 		bool		has_db = false;
 		bool		has_rel = false;
+		int			n;
 
 		memset(values, 0, sizeof(values));
 		memset(nulls, true, sizeof(nulls));
-
-		/* the rows of one request are consecutive: make its Datums once */
-		if (e->request != last_request)
-		{
-			last_request = e->request;
-			if (tag->locktag_type <= LOCKTAG_LAST_TYPE)
-				locktype_d = CStringGetTextDatum(LockTagTypeNames[tag->locktag_type]);
-			else
-				locktype_d = CStringGetTextDatum(psprintf("unknown %d",
-														  (int) tag->locktag_type));
-			mode_d = CStringGetTextDatum(GetLockmodeName(tag->locktag_lockmethodid,
-														 req->mode));
-			if (req->wait_start != 0)
-				duration_d = DirectFunctionCall2(timestamp_mi,
-												 TimestampTzGetDatum(w->taken_at),
-												 TimestampTzGetDatum(req->wait_start));
-		}
 
 		values[0] = Int32GetDatum(req->pid);
 		nulls[0] = false;
@@ -1369,12 +1400,19 @@ mt_lock_waits_srf(PG_FUNCTION_ARGS)
 		{
 			values[1] = TimestampTzGetDatum(req->wait_start);
 			nulls[1] = false;
-			values[2] = duration_d;
+			values[2] = DirectFunctionCall2(timestamp_mi,
+											TimestampTzGetDatum(w->taken_at),
+											TimestampTzGetDatum(req->wait_start));
 			nulls[2] = false;
 		}
-		values[3] = locktype_d;
+		if (tag->locktag_type <= LOCKTAG_LAST_TYPE)
+			values[3] = CStringGetTextDatum(LockTagTypeNames[tag->locktag_type]);
+		else
+			values[3] = CStringGetTextDatum(psprintf("unknown %d",
+													 (int) tag->locktag_type));
 		nulls[3] = false;
-		values[4] = mode_d;
+		values[4] = CStringGetTextDatum(GetLockmodeName(tag->locktag_lockmethodid,
+														req->mode));
 		nulls[4] = false;
 
 		/* the object, decoded as pg_locks does */
@@ -1440,41 +1478,54 @@ mt_lock_waits_srf(PG_FUNCTION_ARGS)
 			}
 		}
 
-		/* the blocker */
-		if (e->blocker.pid != 0)
+		/* its blockers, and the chain each one leads to */
+		for (i = first, n = 0;
+			 i < w->nedges && w->edges[i].request == w->edges[first].request;
+			 i++, n++)
 		{
-			values[15] = Int32GetDatum(e->blocker.pid);
-			nulls[15] = false;
-		}
-		else
-		{
-			values[16] = TransactionIdGetDatum(e->blocker.xid);
-			nulls[16] = false;
-		}
-		values[17] = e->hard ? hard_d : soft_d;
-		nulls[17] = false;
-		if (mode_names[e->blocker_mode] == (Datum) 0)
-			mode_names[e->blocker_mode] =
-				CStringGetTextDatum(GetLockmodeName(DEFAULT_LOCKMETHOD,
-													e->blocker_mode));
-		values[18] = mode_names[e->blocker_mode];
-		nulls[18] = false;
+			MtWaitEdge *e = &w->edges[i];
+			MtNode	   *b = e->blocker_node;
 
-		/* the chain */
-		if (b != NULL && b->level >= 0)
-		{
-			values[19] = Int32GetDatum(b->level + 1);
-			nulls[19] = false;
-			if (b->root >= 0)
+			for (k = 0; k < 7; k++)
+				arrnull[k][n] = true;
+			if (e->blocker.pid != 0)
 			{
-				values[20] = Int32GetDatum((int32) b->root);
-				nulls[20] = false;
+				arr[0][n] = Int32GetDatum(e->blocker.pid);
+				arrnull[0][n] = false;
 			}
 			else
 			{
-				values[21] = TransactionIdGetDatum((TransactionId) (-(b->root + 1)));
-				nulls[21] = false;
+				arr[1][n] = TransactionIdGetDatum(e->blocker.xid);
+				arrnull[1][n] = false;
 			}
+			arr[2][n] = e->hard ? hard_d : soft_d;
+			arrnull[2][n] = false;
+			if (mode_names[e->blocker_mode] == (Datum) 0)
+				mode_names[e->blocker_mode] =
+					CStringGetTextDatum(GetLockmodeName(DEFAULT_LOCKMETHOD,
+														e->blocker_mode));
+			arr[3][n] = mode_names[e->blocker_mode];
+			arrnull[3][n] = false;
+			if (b->level >= 0)
+			{
+				arr[4][n] = Int32GetDatum(b->level + 1);
+				arrnull[4][n] = false;
+				if (b->root >= 0)
+				{
+					arr[5][n] = Int32GetDatum((int32) b->root);
+					arrnull[5][n] = false;
+				}
+				else
+				{
+					arr[6][n] = TransactionIdGetDatum((TransactionId) (-(b->root + 1)));
+					arrnull[6][n] = false;
+				}
+			}
+		}
+		for (k = 0; k < 7; k++)
+		{
+			values[15 + k] = make_array(arr[k], arrnull[k], n, &types[k]);
+			nulls[15 + k] = false;
 		}
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);

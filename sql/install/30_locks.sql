@@ -74,22 +74,22 @@ CREATE FUNCTION migration_tools._lock_waits(
     OUT database oid, OUT relation_oid oid, OUT relation regclass,
     OUT page integer, OUT tuple smallint, OUT virtualxid text,
     OUT transactionid xid, OUT classid oid, OUT objid oid,
-    OUT objsubid smallint, OUT blocking_pid integer,
-    OUT blocking_prepared_xid xid, OUT blocking_kind text,
-    OUT blocking_mode text, OUT depth integer,
-    OUT root_blocking_pid integer, OUT root_prepared_xid xid)
+    OUT objsubid smallint, OUT blocking_pids integer[],
+    OUT blocking_prepared_xids xid[], OUT blocking_kinds text[],
+    OUT blocking_modes text[], OUT depths integer[],
+    OUT root_blocking_pids integer[], OUT root_prepared_xids xid[])
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'mt_lock_waits_srf'
-LANGUAGE C VOLATILE STRICT;
+LANGUAGE C VOLATILE STRICT ROWS 50;
 COMMENT ON FUNCTION migration_tools._lock_waits() IS
-'Every (waiting lock request, blocker) pair from one read of the lock manager (internal: see the lock_waits view)';
+'Every waiting lock request, with its blockers in parallel arrays, from one read of the lock manager (internal: see the lock_waits view)';
 
 CREATE FUNCTION migration_tools._lock_sessions(
     OUT pid integer, OUT query text, OUT role name,
     OUT application_name text, OUT state text, OUT xact_start timestamptz)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'mt_lock_sessions_srf'
-LANGUAGE C VOLATILE STRICT ROWS 100;
+LANGUAGE C VOLATILE STRICT ROWS 50;
 COMMENT ON FUNCTION migration_tools._lock_sessions() IS
 'What pg_stat_activity shows of each session, with its visibility rules, read fresh (internal: see the lock_waits view)';
 
@@ -115,21 +115,13 @@ SELECT w.waiting_pid,
        w.root_blocking_pid,
        w.blocking_kind,
        ws.application_name AS waiting_application_name,
-       CASE WHEN w.blocking_prepared_xid IS NULL THEN bs.role
-            ELSE (SELECT pg_catalog.pg_get_userbyid(p.ownerid) FROM pg_catalog.pg_prepared_xact() p
-                  WHERE p.transaction = w.blocking_prepared_xid) END AS blocking_role,
+       coalesce(bs.role, pg_catalog.pg_get_userbyid(bp.ownerid)) AS blocking_role,
        bs.application_name AS blocking_application_name,
        w.blocking_prepared_xid,
-       CASE WHEN w.blocking_prepared_xid IS NOT NULL THEN
-           (SELECT p.gid FROM pg_catalog.pg_prepared_xact() p
-            WHERE p.transaction = w.blocking_prepared_xid) END AS blocking_gid,
-       CASE WHEN w.blocking_prepared_xid IS NOT NULL THEN
-           (SELECT p.prepared FROM pg_catalog.pg_prepared_xact() p
-            WHERE p.transaction = w.blocking_prepared_xid) END AS blocking_prepared_at,
+       bp.gid AS blocking_gid,
+       bp.prepared AS blocking_prepared_at,
        w.root_prepared_xid,
-       CASE WHEN w.root_prepared_xid IS NOT NULL THEN
-           (SELECT p.gid FROM pg_catalog.pg_prepared_xact() p
-            WHERE p.transaction = w.root_prepared_xid) END AS root_blocking_gid,
+       rp.gid AS root_blocking_gid,
        w.database,
        w.relation_oid,
        w.page,
@@ -141,9 +133,24 @@ SELECT w.waiting_pid,
        w.objsubid,
        CASE WHEN w.locktype = 'advisory' AND w.objsubid = 1
             THEN (w.classid::bigint << 32) | w.objid::bigint END AS advisory_key
-FROM migration_tools._lock_waits() w
+FROM (
+    -- set-returning functions in the select list run in step, streaming
+    SELECT r.waiting_pid, r.wait_started, r.wait_duration, r.locktype, r.mode,
+           r.database, r.relation_oid, r.relation, r.page, r.tuple, r.virtualxid,
+           r.transactionid, r.classid, r.objid, r.objsubid,
+           unnest(r.blocking_pids) AS blocking_pid,
+           unnest(r.blocking_prepared_xids) AS blocking_prepared_xid,
+           unnest(r.blocking_kinds) AS blocking_kind,
+           unnest(r.blocking_modes) AS blocking_mode,
+           unnest(r.depths) AS depth,
+           unnest(r.root_blocking_pids) AS root_blocking_pid,
+           unnest(r.root_prepared_xids) AS root_prepared_xid
+    FROM migration_tools._lock_waits() r
+) w
 LEFT JOIN s ws ON ws.pid = w.waiting_pid
-LEFT JOIN s bs ON bs.pid = w.blocking_pid;
+LEFT JOIN s bs ON bs.pid = w.blocking_pid
+LEFT JOIN pg_catalog.pg_prepared_xact() bp ON bp.transaction = w.blocking_prepared_xid
+LEFT JOIN pg_catalog.pg_prepared_xact() rp ON rp.transaction = w.root_prepared_xid;
 COMMENT ON VIEW migration_tools.lock_waits IS
 'Who waits for whom: one row per (waiting lock request, blocker), hard (holds a conflicting lock) or soft (queued ahead), with the chain depth and root blocker';
 GRANT SELECT ON migration_tools.lock_waits TO PUBLIC;
@@ -182,18 +189,23 @@ AS $$
         WHERE depth IS NOT NULL
         ORDER BY waiting_pid, depth, blocking_kind, blocker_key
     ),
+    -- (the first three, hard ones first, and how many more)
     others AS (
-        SELECT w.waiting_pid,
-               string_agg(format('%s (%s: %s %s)',
-                                 CASE WHEN w.blocking_pid IS NULL THEN 'prepared ' || w.blocker_key
-                                      ELSE 'pid ' || w.blocking_pid END,
-                                 w.blocking_kind,
-                                 CASE w.blocking_kind WHEN 'hard' THEN 'holds' ELSE 'queued ahead for' END,
-                                 w.blocking_mode),
-                          ', ' ORDER BY w.blocking_kind, w.blocker_key) AS also
-        FROM w JOIN parent p USING (waiting_pid)
-        WHERE w.blocker_key <> p.blocker_key
-        GROUP BY w.waiting_pid
+        SELECT waiting_pid,
+               array_to_string(a[1:3], ', ')
+               || CASE WHEN cardinality(a) > 3
+                       THEN format(' and %s more', cardinality(a) - 3) ELSE '' END AS also
+        FROM (SELECT w.waiting_pid,
+                     array_agg(format('%s (%s: %s %s)',
+                                      CASE WHEN w.blocking_pid IS NULL THEN 'prepared ' || w.blocker_key
+                                           ELSE 'pid ' || w.blocking_pid END,
+                                      w.blocking_kind,
+                                      CASE w.blocking_kind WHEN 'hard' THEN 'holds' ELSE 'queued ahead for' END,
+                                      w.blocking_mode)
+                               ORDER BY w.blocking_kind, w.depth, w.blocker_key) AS a
+              FROM w JOIN parent p USING (waiting_pid)
+              WHERE w.blocker_key <> p.blocker_key
+              GROUP BY w.waiting_pid) o
     ),
     roots AS (
         SELECT DISTINCT ON (blocker_key)
