@@ -41,6 +41,12 @@ query_double(const char *sql, Oid relid)
 	return isnull ? -1 : DatumGetFloat8(d);
 }
 
+/*
+ * The first server signal over its limit for a job on relid, as the
+ * throttled_by name, or NULL.  The statistics views are read as the worker
+ * itself (they hide other roles' rows from unprivileged roles), with
+ * search_path pinned.
+ */
 const char *
 mt_throttle_reason(Oid relid)
 {
