@@ -365,17 +365,24 @@ mt_backfill_update_sql(const MtJobSql *js, bool has_lower, int *nparams)
 }
 
 /*
- * The key probe: how many keys follow the checkpoint (at most limit), and
- * the first and last of them, as text arrays.  An index-ordered scan of
- * the primary key from the checkpoint, reading limit entries.
+ * The key probes, index-ordered scans of the primary key from the
+ * checkpoint (has_lower: the checkpoint values are $1..$n, text):
+ *	MT_PROBE_NTH: the limit-th key after it (ORDER BY pk LIMIT 1 OFFSET
+ *		limit - 1), so that batches hold the same number of rows however
+ *		sparse the keys are;
+ *	MT_PROBE_FIRST: the first key after it;
+ *	MT_PROBE_TAIL: when fewer than limit keys are left, how many, and the
+ *		last.
+ * Keys come back as text arrays, one element per key column.
  */
 char *
-mt_backfill_probe_sql(const MtJobSql *js, bool has_lower, int64 limit)
+mt_backfill_probe_sql(const MtJobSql *js, bool has_lower, MtProbe probe, int64 limit)
 {
 	StringInfoData buf;
 	StringInfoData cols;
 	StringInfoData arr;
 	StringInfoData desc;
+	StringInfoData from;
 	ListCell   *lc;
 
 	initStringInfo(&cols);
@@ -391,25 +398,33 @@ mt_backfill_probe_sql(const MtJobSql *js, bool has_lower, int64 limit)
 		appendStringInfo(&desc, "%s%s DESC", first ? "" : ", ", col);
 	}
 
-	initStringInfo(&buf);
-	appendStringInfo(&buf,
-					 "WITH s AS MATERIALIZED (SELECT %s FROM %s%s",
-					 cols.data, js->only ? "ONLY " : "", js->relname);
+	initStringInfo(&from);
+	appendStringInfo(&from, "FROM %s%s", js->only ? "ONLY " : "", js->relname);
 	if (has_lower)
 	{
-		appendStringInfoString(&buf, " WHERE ");
-		append_key_row(&buf, js);
-		appendStringInfoString(&buf, " > ");
-		append_key_params(&buf, js, 1);
+		appendStringInfoString(&from, " WHERE ");
+		append_key_row(&from, js);
+		appendStringInfoString(&from, " > ");
+		append_key_params(&from, js, 1);
 	}
-	appendStringInfo(&buf,
-					 " ORDER BY %s LIMIT " INT64_FORMAT ") "
-					 "SELECT (SELECT pg_catalog.count(*) FROM s), "
-					 "(SELECT ARRAY[%s] FROM s ORDER BY %s LIMIT 1), "
-					 "(SELECT ARRAY[%s] FROM s ORDER BY %s LIMIT 1)",
-					 cols.data, limit,
-					 arr.data, cols.data,
-					 arr.data, desc.data);
+
+	initStringInfo(&buf);
+	switch (probe)
+	{
+		case MT_PROBE_NTH:
+			appendStringInfo(&buf, "SELECT ARRAY[%s] %s ORDER BY %s LIMIT 1 OFFSET " INT64_FORMAT,
+							 arr.data, from.data, cols.data, Max(limit - 1, 0));
+			break;
+		case MT_PROBE_FIRST:
+			appendStringInfo(&buf, "SELECT ARRAY[%s] %s ORDER BY %s LIMIT 1",
+							 arr.data, from.data, cols.data);
+			break;
+		case MT_PROBE_TAIL:
+			appendStringInfo(&buf, "SELECT pg_catalog.count(*), "
+							 "(SELECT ARRAY[%s] %s ORDER BY %s LIMIT 1) %s",
+							 arr.data, from.data, desc.data, from.data);
+			break;
+	}
 	return buf.data;
 }
 

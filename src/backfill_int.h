@@ -59,8 +59,16 @@ typedef struct MtJobSql
  */
 extern char *mt_backfill_update_sql(const MtJobSql *js, bool has_lower, int *nparams);
 
-/* The probe that finds the upper bound of the next key batch. */
-extern char *mt_backfill_probe_sql(const MtJobSql *js, bool has_lower, int64 limit);
+/* The probes that find the bounds of the next key batch. */
+typedef enum MtProbe
+{
+	MT_PROBE_NTH,
+	MT_PROBE_FIRST,
+	MT_PROBE_TAIL
+} MtProbe;
+
+extern char *mt_backfill_probe_sql(const MtJobSql *js, bool has_lower, MtProbe probe,
+								   int64 limit);
 
 /* Milliseconds in an interval (months as 30 days). */
 extern double mt_interval_ms(Interval *iv);

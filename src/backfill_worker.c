@@ -685,17 +685,52 @@ run_key_batch(MtJob *job, int32 n, MtBatchResult *res)
 			values[np++] = CStringGetTextDatum((char *) lfirst(lc));
 		}
 	}
-	sql = mt_backfill_probe_sql(&job->js, has_lower, n);
+	/* the n-th key after the checkpoint ends the batch */
+	sql = mt_backfill_probe_sql(&job->js, has_lower, MT_PROBE_NTH, n);
 	if (SPI_execute_with_args(sql, np, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not probe the next batch");
-	count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	if (count > 0)
+	if (SPI_processed == 1)
 	{
 		MemoryContext old = MemoryContextSwitchTo(step_cxt);
 
-		text_array_to_cstrings(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull), &first);
-		text_array_to_cstrings(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull), &last);
+		text_array_to_cstrings(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull), &last);
 		MemoryContextSwitchTo(old);
+		count = n;
+	}
+	else
+	{
+		/* fewer than n keys left: the last batch, up to the last key */
+		sql = mt_backfill_probe_sql(&job->js, has_lower, MT_PROBE_TAIL, n);
+		if (SPI_execute_with_args(sql, np, types, values, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not probe the last batch");
+		count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (count > 0)
+		{
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+			MemoryContext old = MemoryContextSwitchTo(step_cxt);
+
+			if (isnull)
+				count = 0;		/* rows deleted between the two looks */
+			else
+				text_array_to_cstrings(d, &last);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	if (count > 0 && !job->js.is_backfill)
+	{
+		/* run_batched gets the first key too */
+		sql = mt_backfill_probe_sql(&job->js, has_lower, MT_PROBE_FIRST, n);
+		if (SPI_execute_with_args(sql, np, types, values, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not probe the next batch");
+		if (SPI_processed == 1)
+		{
+			MemoryContext old = MemoryContextSwitchTo(step_cxt);
+
+			text_array_to_cstrings(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull), &first);
+			MemoryContextSwitchTo(old);
+		}
+		else
+			count = 0;
 	}
 
 	res->covered = count;
