@@ -1771,8 +1771,8 @@ lint_dml(LintState *st, RangeVar *relation, Node *where, bool is_update)
 		return;
 	if (is_update)
 	{
-		char	   *hint = psprintf("Update in small committed batches in the background: SELECT migration_tools.backfill('%s', '<set clause>', '<where clause>').",
-									tf.name);
+		char	   *hint = psprintf("Update in small committed batches in the background: SELECT migration_tools.backfill(%s, '<set clause>', '<where clause>').",
+									quote_literal_cstr(tf.name));
 
 		add_finding(st, "unbatched-update", MT_SEV_WARNING, &tf, RowExclusiveLock, false, rows,
 					hint,
@@ -1781,8 +1781,11 @@ lint_dml(LintState *st, RangeVar *relation, Node *where, bool is_update)
 	}
 	else
 	{
-		char	   *hint = psprintf("Delete in small committed batches: SELECT migration_tools.run_batched('%s', 'DELETE FROM %s WHERE <key> >= $1 AND <key> < $2 AND (<condition>)'), or TRUNCATE if every row goes.",
-									tf.name, tf.name);
+		char	   *delete_sql = psprintf("DELETE FROM %s WHERE <key> >= $1 AND <key> < $2 AND (<condition>)",
+										  tf.name);
+		char	   *hint = psprintf("Delete in small committed batches: SELECT migration_tools.run_batched(%s, %s), or TRUNCATE if every row goes.",
+									quote_literal_cstr(tf.name),
+									quote_literal_cstr(delete_sql));
 
 		add_finding(st, "unbatched-delete", MT_SEV_WARNING, &tf, RowExclusiveLock, false, rows,
 					hint,

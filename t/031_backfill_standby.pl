@@ -34,6 +34,9 @@ $standby->safe_psql('postgres', 'SELECT pg_wal_replay_pause()');
 ok(mt_poll($primary, 'postgres', qq{SELECT throttled_by = 'replication_lag'
 	FROM migration_tools.backfill_progress WHERE job_id = $job}),
 	'the job is throttled by replication lag');
+# Let a batch that was let through before replay paused finish (the flag
+# may come from an earlier, passing lag), then nothing may move.
+$primary->safe_psql('postgres', "SELECT migration_tools.wait($job, '1500ms')");
 my $held = mt_job_field($primary, 'postgres', $job, 'rows_done');
 is($primary->safe_psql('postgres', "SELECT migration_tools.wait($job, '2s')"), 'running',
 	'a throttled job is still running');
