@@ -810,6 +810,16 @@ run_ctid_batch(MtJob *job, int32 n, MtBatchResult *res)
 		BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
 
 		relation_close(rel, AccessShareLock);
+
+		/*
+		 * A run_batched() statement has no guard: a sweep would run it again
+		 * on every row.  Its job ends with the main pass.
+		 */
+		if (!job->js.is_backfill)
+		{
+			res->done = true;
+			return;
+		}
 		if (strcmp(job->phase, "sweep") == 0 && job->sweep_rows == 0)
 		{
 			res->done = true;
