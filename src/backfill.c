@@ -274,6 +274,7 @@ mt_become_owner(MtSavedUser *saved)
 						   saved->sec_context | SECURITY_LOCAL_USERID_CHANGE);
 }
 
+/* Back to the user and search_path saved by mt_become_owner(). */
 void
 mt_restore_user(MtSavedUser *saved)
 {
@@ -325,6 +326,11 @@ append_key_params(StringInfo buf, const MtJobSql *js, int first)
 		appendStringInfoChar(buf, ')');
 }
 
+/*
+ * The UPDATE of one backfill() batch (see backfill_int.h for the
+ * parameters).  The user's text is enclosed so that check_update_shape()
+ * can tell whether it stayed in its place.
+ */
 char *
 mt_backfill_update_sql(const MtJobSql *js, bool has_lower, int *nparams)
 {
@@ -433,6 +439,10 @@ mt_backfill_probe_sql(const MtJobSql *js, bool has_lower, MtProbe probe, int64 l
  * ---------------------------------------------------------------------
  */
 
+/*
+ * Read the options shared by backfill() and run_batched(), from argument
+ * number first on; NULL where a value is required is an error.
+ */
 static void
 read_options(FunctionCallInfo fcinfo, int first, MtJobOptions *opts, bool has_guard)
 {
@@ -530,6 +540,7 @@ mt_run_batched(PG_FUNCTION_ARGS)
 							  NULL, &opts, false));
 }
 
+/* Refuse option values that can never work, before anything else. */
 static void
 validate_options(const MtJobOptions *opts)
 {
@@ -619,6 +630,7 @@ add_param(int *n, Oid *types, Datum *values, char *nulls, Oid type, Datum value,
 	(*n)++;
 }
 
+/* Append one text SPI parameter (NULL for a NULL string). */
 static void
 add_text_param(int *n, Oid *types, Datum *values, char *nulls, const char *str)
 {
@@ -626,6 +638,11 @@ add_text_param(int *n, Oid *types, Datum *values, char *nulls, const char *str)
 			  str ? CStringGetTextDatum(str) : (Datum) 0, str == NULL);
 }
 
+/*
+ * Validate and record a job for backfill() (is_backfill; text1 is the
+ * set_clause) or run_batched() (text1 is the statement), as the caller;
+ * the worker is woken when the transaction commits.  Returns the job id.
+ */
 static int64
 queue_job(Oid relid, const char *text1, const char *where_clause,
 		  const MtJobOptions *opts, bool is_backfill)
@@ -828,6 +845,7 @@ analyze_job_sql(RawStmt *raw, const char *sql, Oid *ptypes, int nparams)
 	return query;
 }
 
+/* raw_parser with positions reported in sql */
 static List *
 parse_job_sql(const char *sql)
 {
@@ -1115,6 +1133,7 @@ is_job_admin(Oid roleid)
 	return OidIsValid(admin) && is_member_of_role(roleid, admin);
 }
 
+/* ERROR unless caller may see and control a job of owner. */
 static void
 check_job_access(int64 job, Oid owner, Oid caller)
 {
@@ -1161,6 +1180,7 @@ lookup_job(int64 job, Oid caller, bool for_update, bool *xmin_current)
 	return state;
 }
 
+/* Has a job in this state ended? */
 static bool
 state_is_final(const char *state)
 {

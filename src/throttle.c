@@ -25,6 +25,18 @@
 
 #include "backfill_int.h"
 
+/*
+ * The dead tuple throttle of the current job: on which table it began, the
+ * vacuums of that table then, when, and whether it gave up (vacuum cannot
+ * remove them).
+ */
+#define MT_DEAD_TUPLES_MAX_WAIT	(60 * 1000)
+
+static Oid	dead_relid = InvalidOid;
+static double dead_vacuums = 0;
+static TimestampTz dead_since = 0;
+static bool dead_gave_up = false;
+
 /* Run a one-value query as the worker itself; NULL result gives -1. */
 static double
 query_double(const char *sql, Oid relid)
@@ -41,6 +53,12 @@ query_double(const char *sql, Oid relid)
 	return isnull ? -1 : DatumGetFloat8(d);
 }
 
+/*
+ * The first server signal over its limit for a job on relid, as the
+ * throttled_by name, or NULL.  The statistics views are read as the worker
+ * itself (they hide other roles' rows from unprivileged roles), with
+ * search_path pinned.
+ */
 const char *
 mt_throttle_reason(Oid relid)
 {
@@ -74,14 +92,50 @@ mt_throttle_reason(Oid relid)
 			reason = "autovacuum";
 	}
 
-	/* too many dead tuples: give vacuum a chance */
+	/*
+	 * Too many dead tuples: give vacuum a chance.  But only as long as it
+	 * can help: once a vacuum of the table has finished since the throttle
+	 * began and the dead tuples are still over the limit, they are not
+	 * removable yet (an old snapshot holds them, a wait() among others), and
+	 * holding back would only wait for that snapshot, perhaps forever.  The
+	 * same after MT_DEAD_TUPLES_MAX_WAIT without a vacuum at all.
+	 */
 	if (reason == NULL && mt_max_dead_tuples_ratio > 0)
 	{
 		double		dead = query_double("SELECT pg_stat_get_dead_tuples($1)::float8", relid);
 		double		live = query_double("SELECT pg_stat_get_live_tuples($1)::float8", relid);
 
 		if (dead > mt_min_dead_tuples && dead > mt_max_dead_tuples_ratio * (dead + live))
-			reason = "dead_tuples";
+		{
+			double		vacuums = query_double("SELECT (pg_stat_get_vacuum_count($1) + "
+											   "pg_stat_get_autovacuum_count($1))::float8",
+											   relid);
+			TimestampTz now = GetCurrentTimestamp();
+
+			if (dead_relid != relid)
+			{
+				/* the throttle begins */
+				dead_relid = relid;
+				dead_vacuums = vacuums;
+				dead_since = now;
+				dead_gave_up = false;
+			}
+			if (!dead_gave_up &&
+				(vacuums > dead_vacuums ||
+				 TimestampDifferenceExceeds(dead_since, now, MT_DEAD_TUPLES_MAX_WAIT)))
+			{
+				dead_gave_up = true;
+				ereport(LOG,
+						(errmsg("migration_tools: dead tuples of relation %u stay over the limit; the backfill goes on",
+								relid),
+						 errdetail("A vacuum ran or %d seconds passed without removing them; a long-running transaction may hold them.",
+								   MT_DEAD_TUPLES_MAX_WAIT / 1000)));
+			}
+			if (!dead_gave_up)
+				reason = "dead_tuples";
+		}
+		else
+			dead_relid = InvalidOid;	/* under the limit: a later excess starts afresh */
 	}
 
 	AtEOXact_GUC(true, nest);
