@@ -223,9 +223,24 @@ add_finding(LintState *st, const char *rule, int sev, const TableFacts *tf,
 			LOCKMODE lockmode, bool rewrites, double rows,
 			const char *hint, const char *fmt,...)
 {
-	MemoryContext old = MemoryContextSwitchTo(st->result_cxt);
-	MtLintFinding *f = (MtLintFinding *) palloc0(sizeof(MtLintFinding));
+	MemoryContext old;
+	MtLintFinding *f;
 	StringInfoData buf;
+	const char *severity = (sev == MT_SEV_ERROR) ? "error" :
+		(sev == MT_SEV_WARNING) ? "warning" : "info";
+	int			i;
+
+	/* every finding is a listed rule with its listed severity */
+	for (i = 0; i < lengthof(lint_rule_list); i++)
+		if (strcmp(lint_rule_list[i].rule, rule) == 0)
+			break;
+	if (i == lengthof(lint_rule_list) ||
+		strcmp(lint_rule_list[i].severity, severity) != 0)
+		elog(ERROR, "lint rule \"%s\" with severity %s is not in the rule list",
+			 rule, severity);
+
+	old = MemoryContextSwitchTo(st->result_cxt);
+	f = (MtLintFinding *) palloc0(sizeof(MtLintFinding));
 
 	initStringInfo(&buf);
 	for (;;)
@@ -243,8 +258,7 @@ add_finding(LintState *st, const char *rule, int sev, const TableFacts *tf,
 
 	f->statement = st->info->statement;
 	f->rule = rule;
-	f->severity = (sev == MT_SEV_ERROR) ? "error" :
-		(sev == MT_SEV_WARNING) ? "warning" : "info";
+	f->severity = lint_rule_list[i].severity;
 	f->message = buf.data;
 	f->hint = hint ? pstrdup(hint) : NULL;
 	f->relation = (tf && tf->name) ? pstrdup(tf->name) : NULL;
