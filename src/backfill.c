@@ -75,6 +75,7 @@ int			mt_min_dead_tuples = 100000;
 bool		mt_throttle_on_autovacuum = true;
 bool		mt_throttle_on_lock_waiters = true;
 int			mt_throttle_sleep = 1000;
+int			mt_max_throttle_wait = 10000;
 int			mt_batch_history_retention = 1000;
 int			mt_max_sweep_passes = 5;
 
@@ -174,6 +175,12 @@ mt_backfill_init(void)
 							NULL,
 							&mt_throttle_sleep,
 							1000, 10, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("migration_tools.max_throttle_wait",
+							"Longest a backfill is held back at a stretch by autovacuum or by dead tuples.",
+							"After that it goes on until the condition clears (a new vacuum run, or dead tuples back under the limit). Replication lag, lock waiters and the run window are not capped.",
+							&mt_max_throttle_wait,
+							10000, 0, 24 * 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("migration_tools.batch_history_retention",
 							"Batches kept per job in migration_tools.backfill_batches.",

@@ -28,6 +28,7 @@ extern int	mt_min_dead_tuples;
 extern bool mt_throttle_on_autovacuum;
 extern bool mt_throttle_on_lock_waiters;
 extern int	mt_throttle_sleep;
+extern int	mt_max_throttle_wait;
 extern int	mt_batch_history_retention;
 extern int	mt_max_sweep_passes;
 

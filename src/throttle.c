@@ -30,12 +30,15 @@
  * vacuums of that table then, when, and whether it gave up (vacuum cannot
  * remove them).
  */
-#define MT_DEAD_TUPLES_MAX_WAIT	(60 * 1000)
-
 static Oid	dead_relid = InvalidOid;
 static double dead_vacuums = 0;
 static TimestampTz dead_since = 0;
 static bool dead_gave_up = false;
+
+/* The autovacuum throttle: on which table, which vacuum run, since when. */
+static Oid	av_relid = InvalidOid;
+static int	av_pid = 0;
+static TimestampTz av_since = 0;
 
 /* Run a one-value query as the worker itself; NULL result gives -1. */
 static double
@@ -80,16 +83,33 @@ mt_throttle_reason(Oid relid)
 			reason = "replication_lag";
 	}
 
-	/* autovacuum working on the table: let it finish */
+	/*
+	 * Autovacuum working on the table: let it get ahead, for at most
+	 * migration_tools.max_throttle_wait per vacuum run (a batch does not
+	 * conflict with vacuum, and a vacuum of a big table can take minutes).
+	 */
 	if (reason == NULL && mt_throttle_on_autovacuum)
 	{
-		double		n = query_double("SELECT count(*)::float8 FROM pg_stat_progress_vacuum v "
-									 "JOIN pg_stat_activity a ON a.pid = v.pid "
-									 "WHERE v.relid = $1 AND a.backend_type = 'autovacuum worker'",
-									 relid);
+		double		pid = query_double("SELECT min(v.pid)::float8 FROM pg_stat_progress_vacuum v "
+									   "JOIN pg_stat_activity a ON a.pid = v.pid "
+									   "WHERE v.relid = $1 AND a.backend_type = 'autovacuum worker'",
+									   relid);
 
-		if (n > 0)
-			reason = "autovacuum";
+		if (pid > 0)
+		{
+			TimestampTz now = GetCurrentTimestamp();
+
+			if (av_relid != relid || av_pid != (int) pid)
+			{
+				av_relid = relid;
+				av_pid = (int) pid;
+				av_since = now;
+			}
+			if (!TimestampDifferenceExceeds(av_since, now, mt_max_throttle_wait))
+				reason = "autovacuum";
+		}
+		else
+			av_relid = InvalidOid;
 	}
 
 	/*
@@ -98,7 +118,7 @@ mt_throttle_reason(Oid relid)
 	 * began and the dead tuples are still over the limit, they are not
 	 * removable yet (an old snapshot holds them, a wait() among others), and
 	 * holding back would only wait for that snapshot, perhaps forever.  The
-	 * same after MT_DEAD_TUPLES_MAX_WAIT without a vacuum at all.
+	 * same after migration_tools.max_throttle_wait without a vacuum.
 	 */
 	if (reason == NULL && mt_max_dead_tuples_ratio > 0)
 	{
@@ -122,14 +142,14 @@ mt_throttle_reason(Oid relid)
 			}
 			if (!dead_gave_up &&
 				(vacuums > dead_vacuums ||
-				 TimestampDifferenceExceeds(dead_since, now, MT_DEAD_TUPLES_MAX_WAIT)))
+				 TimestampDifferenceExceeds(dead_since, now, mt_max_throttle_wait)))
 			{
 				dead_gave_up = true;
 				ereport(LOG,
 						(errmsg("migration_tools: dead tuples of relation %u stay over the limit; the backfill goes on",
 								relid),
-						 errdetail("A vacuum ran or %d seconds passed without removing them; a long-running transaction may hold them.",
-								   MT_DEAD_TUPLES_MAX_WAIT / 1000)));
+						 errdetail("A vacuum ran, or %s passed, without removing them; a long-running transaction may hold them.",
+								   "migration_tools.max_throttle_wait")));
 			}
 			if (!dead_gave_up)
 				reason = "dead_tuples";
