@@ -168,5 +168,6 @@ WHERE name IN ('migration_tools.max_batch_size', 'migration_tools.initial_batch_
                'migration_tools.max_replication_lag', 'migration_tools.max_dead_tuples_ratio',
                'migration_tools.min_dead_tuples', 'migration_tools.throttle_on_autovacuum',
                'migration_tools.throttle_on_lock_waiters', 'migration_tools.throttle_sleep',
+               'migration_tools.max_throttle_wait',
                'migration_tools.batch_history_retention', 'migration_tools.max_sweep_passes')
 ORDER BY name;

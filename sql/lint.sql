@@ -60,6 +60,15 @@ FROM migration_tools.script_statements($$
   MERGE INTO lt_child c USING lt_parent p ON c.parent_id = p.id WHEN MATCHED THEN DELETE
 $$);
 
+-- views, comments, triggers, policies and rules lock their table
+SELECT statement, command_tag, locks
+FROM migration_tools.script_statements($$
+  CREATE VIEW lt_v AS SELECT c.id FROM lt_child c JOIN lt_parent p ON p.id = c.parent_id;
+  CREATE OR REPLACE VIEW lt_v2 AS SELECT 1;
+  COMMENT ON TABLE lt_child IS 'x'; COMMENT ON COLUMN lt_child.v IS 'y';
+  DROP TRIGGER IF EXISTS t ON lt_child; DROP POLICY p ON public.lt_parent; DROP RULE r ON lt_child
+$$);
+
 -- relations that do not exist, in other databases, schemas that do not exist
 SELECT statement, locks
 FROM migration_tools.script_statements($$

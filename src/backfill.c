@@ -75,6 +75,7 @@ int			mt_min_dead_tuples = 100000;
 bool		mt_throttle_on_autovacuum = true;
 bool		mt_throttle_on_lock_waiters = true;
 int			mt_throttle_sleep = 1000;
+int			mt_max_throttle_wait = 10000;
 int			mt_batch_history_retention = 1000;
 int			mt_max_sweep_passes = 5;
 
@@ -175,6 +176,12 @@ mt_backfill_init(void)
 							&mt_throttle_sleep,
 							1000, 10, 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("migration_tools.max_throttle_wait",
+							"Longest a backfill is held back at a stretch by autovacuum or by dead tuples.",
+							"After that it goes on until the condition clears (a new vacuum run, or dead tuples back under the limit). Replication lag, lock waiters and the run window are not capped.",
+							&mt_max_throttle_wait,
+							10000, 0, 24 * 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("migration_tools.batch_history_retention",
 							"Batches kept per job in migration_tools.backfill_batches.",
 							"0 keeps no history.",
@@ -274,6 +281,7 @@ mt_become_owner(MtSavedUser *saved)
 						   saved->sec_context | SECURITY_LOCAL_USERID_CHANGE);
 }
 
+/* Back to the user and search_path saved by mt_become_owner(). */
 void
 mt_restore_user(MtSavedUser *saved)
 {
@@ -325,6 +333,11 @@ append_key_params(StringInfo buf, const MtJobSql *js, int first)
 		appendStringInfoChar(buf, ')');
 }
 
+/*
+ * The UPDATE of one backfill() batch (see backfill_int.h for the
+ * parameters).  The user's text is enclosed so that check_update_shape()
+ * can tell whether it stayed in its place.
+ */
 char *
 mt_backfill_update_sql(const MtJobSql *js, bool has_lower, int *nparams)
 {
@@ -365,17 +378,24 @@ mt_backfill_update_sql(const MtJobSql *js, bool has_lower, int *nparams)
 }
 
 /*
- * The key probe: how many keys follow the checkpoint (at most limit), and
- * the first and last of them, as text arrays.  An index-ordered scan of
- * the primary key from the checkpoint, reading limit entries.
+ * The key probes, index-ordered scans of the primary key from the
+ * checkpoint (has_lower: the checkpoint values are $1..$n, text):
+ *	MT_PROBE_NTH: the limit-th key after it (ORDER BY pk LIMIT 1 OFFSET
+ *		limit - 1), so that batches hold the same number of rows however
+ *		sparse the keys are;
+ *	MT_PROBE_FIRST: the first key after it;
+ *	MT_PROBE_TAIL: when fewer than limit keys are left, how many, and the
+ *		last.
+ * Keys come back as text arrays, one element per key column.
  */
 char *
-mt_backfill_probe_sql(const MtJobSql *js, bool has_lower, int64 limit)
+mt_backfill_probe_sql(const MtJobSql *js, bool has_lower, MtProbe probe, int64 limit)
 {
 	StringInfoData buf;
 	StringInfoData cols;
 	StringInfoData arr;
 	StringInfoData desc;
+	StringInfoData from;
 	ListCell   *lc;
 
 	initStringInfo(&cols);
@@ -391,25 +411,33 @@ mt_backfill_probe_sql(const MtJobSql *js, bool has_lower, int64 limit)
 		appendStringInfo(&desc, "%s%s DESC", first ? "" : ", ", col);
 	}
 
-	initStringInfo(&buf);
-	appendStringInfo(&buf,
-					 "WITH s AS MATERIALIZED (SELECT %s FROM %s%s",
-					 cols.data, js->only ? "ONLY " : "", js->relname);
+	initStringInfo(&from);
+	appendStringInfo(&from, "FROM %s%s", js->only ? "ONLY " : "", js->relname);
 	if (has_lower)
 	{
-		appendStringInfoString(&buf, " WHERE ");
-		append_key_row(&buf, js);
-		appendStringInfoString(&buf, " > ");
-		append_key_params(&buf, js, 1);
+		appendStringInfoString(&from, " WHERE ");
+		append_key_row(&from, js);
+		appendStringInfoString(&from, " > ");
+		append_key_params(&from, js, 1);
 	}
-	appendStringInfo(&buf,
-					 " ORDER BY %s LIMIT " INT64_FORMAT ") "
-					 "SELECT (SELECT pg_catalog.count(*) FROM s), "
-					 "(SELECT ARRAY[%s] FROM s ORDER BY %s LIMIT 1), "
-					 "(SELECT ARRAY[%s] FROM s ORDER BY %s LIMIT 1)",
-					 cols.data, limit,
-					 arr.data, cols.data,
-					 arr.data, desc.data);
+
+	initStringInfo(&buf);
+	switch (probe)
+	{
+		case MT_PROBE_NTH:
+			appendStringInfo(&buf, "SELECT ARRAY[%s] %s ORDER BY %s LIMIT 1 OFFSET " INT64_FORMAT,
+							 arr.data, from.data, cols.data, Max(limit - 1, 0));
+			break;
+		case MT_PROBE_FIRST:
+			appendStringInfo(&buf, "SELECT ARRAY[%s] %s ORDER BY %s LIMIT 1",
+							 arr.data, from.data, cols.data);
+			break;
+		case MT_PROBE_TAIL:
+			appendStringInfo(&buf, "SELECT pg_catalog.count(*), "
+							 "(SELECT ARRAY[%s] %s ORDER BY %s LIMIT 1) %s",
+							 arr.data, from.data, desc.data, from.data);
+			break;
+	}
 	return buf.data;
 }
 
@@ -418,6 +446,10 @@ mt_backfill_probe_sql(const MtJobSql *js, bool has_lower, int64 limit)
  * ---------------------------------------------------------------------
  */
 
+/*
+ * Read the options shared by backfill() and run_batched(), from argument
+ * number first on; NULL where a value is required is an error.
+ */
 static void
 read_options(FunctionCallInfo fcinfo, int first, MtJobOptions *opts, bool has_guard)
 {
@@ -515,6 +547,7 @@ mt_run_batched(PG_FUNCTION_ARGS)
 							  NULL, &opts, false));
 }
 
+/* Refuse option values that can never work, before anything else. */
 static void
 validate_options(const MtJobOptions *opts)
 {
@@ -604,6 +637,7 @@ add_param(int *n, Oid *types, Datum *values, char *nulls, Oid type, Datum value,
 	(*n)++;
 }
 
+/* Append one text SPI parameter (NULL for a NULL string). */
 static void
 add_text_param(int *n, Oid *types, Datum *values, char *nulls, const char *str)
 {
@@ -611,6 +645,11 @@ add_text_param(int *n, Oid *types, Datum *values, char *nulls, const char *str)
 			  str ? CStringGetTextDatum(str) : (Datum) 0, str == NULL);
 }
 
+/*
+ * Validate and record a job for backfill() (is_backfill; text1 is the
+ * set_clause) or run_batched() (text1 is the statement), as the caller;
+ * the worker is woken when the transaction commits.  Returns the job id.
+ */
 static int64
 queue_job(Oid relid, const char *text1, const char *where_clause,
 		  const MtJobOptions *opts, bool is_backfill)
@@ -813,6 +852,7 @@ analyze_job_sql(RawStmt *raw, const char *sql, Oid *ptypes, int nparams)
 	return query;
 }
 
+/* raw_parser with positions reported in sql */
 static List *
 parse_job_sql(const char *sql)
 {
@@ -1100,6 +1140,7 @@ is_job_admin(Oid roleid)
 	return OidIsValid(admin) && is_member_of_role(roleid, admin);
 }
 
+/* ERROR unless caller may see and control a job of owner. */
 static void
 check_job_access(int64 job, Oid owner, Oid caller)
 {
@@ -1146,6 +1187,7 @@ lookup_job(int64 job, Oid caller, bool for_update, bool *xmin_current)
 	return state;
 }
 
+/* Has a job in this state ended? */
 static bool
 state_is_final(const char *state)
 {

@@ -28,6 +28,7 @@ extern int	mt_min_dead_tuples;
 extern bool mt_throttle_on_autovacuum;
 extern bool mt_throttle_on_lock_waiters;
 extern int	mt_throttle_sleep;
+extern int	mt_max_throttle_wait;
 extern int	mt_batch_history_retention;
 extern int	mt_max_sweep_passes;
 
@@ -59,8 +60,16 @@ typedef struct MtJobSql
  */
 extern char *mt_backfill_update_sql(const MtJobSql *js, bool has_lower, int *nparams);
 
-/* The probe that finds the upper bound of the next key batch. */
-extern char *mt_backfill_probe_sql(const MtJobSql *js, bool has_lower, int64 limit);
+/* The probes that find the bounds of the next key batch. */
+typedef enum MtProbe
+{
+	MT_PROBE_NTH,
+	MT_PROBE_FIRST,
+	MT_PROBE_TAIL
+} MtProbe;
+
+extern char *mt_backfill_probe_sql(const MtJobSql *js, bool has_lower, MtProbe probe,
+								   int64 limit);
 
 /* Milliseconds in an interval (months as 30 days). */
 extern double mt_interval_ms(Interval *iv);

@@ -84,6 +84,7 @@ typedef struct MtJob
 	int32		max_attempts;
 	char	   *run_window;
 	Oid			owner;
+	char	   *owner_name;
 	char	   *search_path;
 	char	   *phase;
 	List	   *last_key;		/* char *; NIL before the first batch */
@@ -152,6 +153,12 @@ static MtStep record_failure(int64 job_id, ErrorData *edata, long *sleep_ms);
  * ---------------------------------------------------------------------
  */
 
+/*
+ * Claim the oldest runnable job of this database (queued, or running with
+ * no live worker: orphaned), never one whose table another worker is on,
+ * and run it.  Returns false when none is runnable, with *next_due the
+ * earliest start_at / next_due of the jobs waiting (0 if none).
+ */
 bool
 mt_backfill_run_next(TimestampTz *next_due)
 {
@@ -458,6 +465,7 @@ load_job(int64 job_id)
 	job->max_attempts = DatumGetInt32(COL("max_attempts"));
 	job->run_window = STR("run_window");
 	job->owner = DatumGetObjectId(COL("owner"));
+	job->owner_name = STR("owner_name");
 	job->search_path = STR("search_path");
 	job->phase = STR("phase");
 	d = COL("last_key");
@@ -562,6 +570,7 @@ enter_job_owner(MtJob *job, Oid *save_user, int *save_sec)
 	return nest;
 }
 
+/* Back from enter_job_owner(). */
 static void
 leave_job_owner(int nest, Oid save_user, int save_sec)
 {
@@ -685,17 +694,52 @@ run_key_batch(MtJob *job, int32 n, MtBatchResult *res)
 			values[np++] = CStringGetTextDatum((char *) lfirst(lc));
 		}
 	}
-	sql = mt_backfill_probe_sql(&job->js, has_lower, n);
+	/* the n-th key after the checkpoint ends the batch */
+	sql = mt_backfill_probe_sql(&job->js, has_lower, MT_PROBE_NTH, n);
 	if (SPI_execute_with_args(sql, np, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not probe the next batch");
-	count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	if (count > 0)
+	if (SPI_processed == 1)
 	{
 		MemoryContext old = MemoryContextSwitchTo(step_cxt);
 
-		text_array_to_cstrings(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull), &first);
-		text_array_to_cstrings(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull), &last);
+		text_array_to_cstrings(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull), &last);
 		MemoryContextSwitchTo(old);
+		count = n;
+	}
+	else
+	{
+		/* fewer than n keys left: the last batch, up to the last key */
+		sql = mt_backfill_probe_sql(&job->js, has_lower, MT_PROBE_TAIL, n);
+		if (SPI_execute_with_args(sql, np, types, values, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not probe the last batch");
+		count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (count > 0)
+		{
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+			MemoryContext old = MemoryContextSwitchTo(step_cxt);
+
+			if (isnull)
+				count = 0;		/* rows deleted between the two looks */
+			else
+				text_array_to_cstrings(d, &last);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	if (count > 0 && !job->js.is_backfill)
+	{
+		/* run_batched gets the first key too */
+		sql = mt_backfill_probe_sql(&job->js, has_lower, MT_PROBE_FIRST, n);
+		if (SPI_execute_with_args(sql, np, types, values, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not probe the next batch");
+		if (SPI_processed == 1)
+		{
+			MemoryContext old = MemoryContextSwitchTo(step_cxt);
+
+			text_array_to_cstrings(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull), &first);
+			MemoryContextSwitchTo(old);
+		}
+		else
+			count = 0;
 	}
 
 	res->covered = count;
@@ -766,6 +810,16 @@ run_ctid_batch(MtJob *job, int32 n, MtBatchResult *res)
 		BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
 
 		relation_close(rel, AccessShareLock);
+
+		/*
+		 * A run_batched() statement has no guard: a sweep would run it again
+		 * on every row.  Its job ends with the main pass.
+		 */
+		if (!job->js.is_backfill)
+		{
+			res->done = true;
+			return;
+		}
 		if (strcmp(job->phase, "sweep") == 0 && job->sweep_rows == 0)
 		{
 			res->done = true;
@@ -933,6 +987,23 @@ run_step_body(int64 job_id, long *sleep_ms)
 		mt_restore_user(&saved);
 		mt_bgw_commit();
 		return STEP_STOP;
+	}
+	{
+		/*
+		 * Same OID, another name: the role was renamed, or the job came from
+		 * a dump of another cluster where the OID meant another role.  Never
+		 * run a job as a role that did not queue it.
+		 */
+		char	   *name = GetUserNameFromId(job->owner, true);
+
+		if (name == NULL || strcmp(name, job->owner_name) != 0)
+		{
+			fail_job(job_id, psprintf("role \"%s\" that queued the job no longer exists under that name",
+									  job->owner_name));
+			mt_restore_user(&saved);
+			mt_bgw_commit();
+			return STEP_STOP;
+		}
 	}
 	if (!job->js.is_backfill && !job->js.by_ctid)
 	{

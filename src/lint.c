@@ -722,8 +722,55 @@ statement_locks(Node *stmt)
 							locks = add_lock(locks, relid, mode);
 						}
 						break;
+					case OBJECT_TRIGGER:
+					case OBJECT_POLICY:
+					case OBJECT_RULE:
+						/* table name then object name: the table is locked */
+						foreach(lc, s->objects)
+						{
+							Node	   *obj = lfirst(lc);
+							List	   *names;
+
+							if (!IsA(obj, List) || list_length((List *) obj) < 2)
+								continue;
+							names = list_copy((List *) obj);
+							names = list_truncate(names, list_length(names) - 1);
+							locks = add_lock(locks, lookup_relation_names(names),
+											 AccessExclusiveLock);
+						}
+						break;
 					default:
 						break;
+				}
+				break;
+			}
+		case T_ViewStmt:
+			{
+				ViewStmt   *s = (ViewStmt *) stmt;
+				Oid			relid = mt_lookup_relation(s->view);
+
+				/* CREATE OR REPLACE of an existing view locks it */
+				locks = add_lock(locks, relid, AccessExclusiveLock);
+				locks = add_query_locks(locks, s->query, AccessShareLock);
+				break;
+			}
+		case T_CommentStmt:
+			{
+				CommentStmt *s = (CommentStmt *) stmt;
+				List	   *names;
+
+				if (s->object == NULL || !IsA(s->object, List))
+					break;
+				names = (List *) s->object;
+				if (s->objtype == OBJECT_TABLE || s->objtype == OBJECT_VIEW ||
+					s->objtype == OBJECT_MATVIEW || s->objtype == OBJECT_INDEX)
+					locks = add_lock(locks, lookup_relation_names(names),
+									 ShareUpdateExclusiveLock);
+				else if (s->objtype == OBJECT_COLUMN && list_length(names) >= 2)
+				{
+					names = list_truncate(list_copy(names), list_length(names) - 1);
+					locks = add_lock(locks, lookup_relation_names(names),
+									 ShareUpdateExclusiveLock);
 				}
 				break;
 			}

@@ -223,9 +223,24 @@ add_finding(LintState *st, const char *rule, int sev, const TableFacts *tf,
 			LOCKMODE lockmode, bool rewrites, double rows,
 			const char *hint, const char *fmt,...)
 {
-	MemoryContext old = MemoryContextSwitchTo(st->result_cxt);
-	MtLintFinding *f = (MtLintFinding *) palloc0(sizeof(MtLintFinding));
+	MemoryContext old;
+	MtLintFinding *f;
 	StringInfoData buf;
+	const char *severity = (sev == MT_SEV_ERROR) ? "error" :
+		(sev == MT_SEV_WARNING) ? "warning" : "info";
+	int			i;
+
+	/* every finding is a listed rule with its listed severity */
+	for (i = 0; i < lengthof(lint_rule_list); i++)
+		if (strcmp(lint_rule_list[i].rule, rule) == 0)
+			break;
+	if (i == lengthof(lint_rule_list) ||
+		strcmp(lint_rule_list[i].severity, severity) != 0)
+		elog(ERROR, "lint rule \"%s\" with severity %s is not in the rule list",
+			 rule, severity);
+
+	old = MemoryContextSwitchTo(st->result_cxt);
+	f = (MtLintFinding *) palloc0(sizeof(MtLintFinding));
 
 	initStringInfo(&buf);
 	for (;;)
@@ -243,8 +258,7 @@ add_finding(LintState *st, const char *rule, int sev, const TableFacts *tf,
 
 	f->statement = st->info->statement;
 	f->rule = rule;
-	f->severity = (sev == MT_SEV_ERROR) ? "error" :
-		(sev == MT_SEV_WARNING) ? "warning" : "info";
+	f->severity = lint_rule_list[i].severity;
 	f->message = buf.data;
 	f->hint = hint ? pstrdup(hint) : NULL;
 	f->relation = (tf && tf->name) ? pstrdup(tf->name) : NULL;
@@ -1771,8 +1785,8 @@ lint_dml(LintState *st, RangeVar *relation, Node *where, bool is_update)
 		return;
 	if (is_update)
 	{
-		char	   *hint = psprintf("Update in small committed batches in the background: SELECT migration_tools.backfill('%s', '<set clause>', '<where clause>').",
-									tf.name);
+		char	   *hint = psprintf("Update in small committed batches in the background: SELECT migration_tools.backfill(%s, '<set clause>', '<where clause>').",
+									quote_literal_cstr(tf.name));
 
 		add_finding(st, "unbatched-update", MT_SEV_WARNING, &tf, RowExclusiveLock, false, rows,
 					hint,
@@ -1781,8 +1795,11 @@ lint_dml(LintState *st, RangeVar *relation, Node *where, bool is_update)
 	}
 	else
 	{
-		char	   *hint = psprintf("Delete in small committed batches: SELECT migration_tools.run_batched('%s', 'DELETE FROM %s WHERE <key> >= $1 AND <key> < $2 AND (<condition>)'), or TRUNCATE if every row goes.",
-									tf.name, tf.name);
+		char	   *delete_sql = psprintf("DELETE FROM %s WHERE <key> >= $1 AND <key> < $2 AND (<condition>)",
+										  tf.name);
+		char	   *hint = psprintf("Delete in small committed batches: SELECT migration_tools.run_batched(%s, %s), or TRUNCATE if every row goes.",
+									quote_literal_cstr(tf.name),
+									quote_literal_cstr(delete_sql));
 
 		add_finding(st, "unbatched-delete", MT_SEV_WARNING, &tf, RowExclusiveLock, false, rows,
 					hint,

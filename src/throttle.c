@@ -25,6 +25,21 @@
 
 #include "backfill_int.h"
 
+/*
+ * The dead tuple throttle of the current job: on which table it began, the
+ * vacuums of that table then, when, and whether it gave up (vacuum cannot
+ * remove them).
+ */
+static Oid	dead_relid = InvalidOid;
+static double dead_vacuums = 0;
+static TimestampTz dead_since = 0;
+static bool dead_gave_up = false;
+
+/* The autovacuum throttle: on which table, which vacuum run, since when. */
+static Oid	av_relid = InvalidOid;
+static int	av_pid = 0;
+static TimestampTz av_since = 0;
+
 /* Run a one-value query as the worker itself; NULL result gives -1. */
 static double
 query_double(const char *sql, Oid relid)
@@ -41,6 +56,12 @@ query_double(const char *sql, Oid relid)
 	return isnull ? -1 : DatumGetFloat8(d);
 }
 
+/*
+ * The first server signal over its limit for a job on relid, as the
+ * throttled_by name, or NULL.  The statistics views are read as the worker
+ * itself (they hide other roles' rows from unprivileged roles), with
+ * search_path pinned.
+ */
 const char *
 mt_throttle_reason(Oid relid)
 {
@@ -62,26 +83,79 @@ mt_throttle_reason(Oid relid)
 			reason = "replication_lag";
 	}
 
-	/* autovacuum working on the table: let it finish */
+	/*
+	 * Autovacuum working on the table: let it get ahead, for at most
+	 * migration_tools.max_throttle_wait per vacuum run (a batch does not
+	 * conflict with vacuum, and a vacuum of a big table can take minutes).
+	 */
 	if (reason == NULL && mt_throttle_on_autovacuum)
 	{
-		double		n = query_double("SELECT count(*)::float8 FROM pg_stat_progress_vacuum v "
-									 "JOIN pg_stat_activity a ON a.pid = v.pid "
-									 "WHERE v.relid = $1 AND a.backend_type = 'autovacuum worker'",
-									 relid);
+		double		pid = query_double("SELECT min(v.pid)::float8 FROM pg_stat_progress_vacuum v "
+									   "JOIN pg_stat_activity a ON a.pid = v.pid "
+									   "WHERE v.relid = $1 AND a.backend_type = 'autovacuum worker'",
+									   relid);
 
-		if (n > 0)
-			reason = "autovacuum";
+		if (pid > 0)
+		{
+			TimestampTz now = GetCurrentTimestamp();
+
+			if (av_relid != relid || av_pid != (int) pid)
+			{
+				av_relid = relid;
+				av_pid = (int) pid;
+				av_since = now;
+			}
+			if (!TimestampDifferenceExceeds(av_since, now, mt_max_throttle_wait))
+				reason = "autovacuum";
+		}
+		else
+			av_relid = InvalidOid;
 	}
 
-	/* too many dead tuples: give vacuum a chance */
+	/*
+	 * Too many dead tuples: give vacuum a chance.  But only as long as it
+	 * can help: once a vacuum of the table has finished since the throttle
+	 * began and the dead tuples are still over the limit, they are not
+	 * removable yet (an old snapshot holds them, a wait() among others), and
+	 * holding back would only wait for that snapshot, perhaps forever.  The
+	 * same after migration_tools.max_throttle_wait without a vacuum.
+	 */
 	if (reason == NULL && mt_max_dead_tuples_ratio > 0)
 	{
 		double		dead = query_double("SELECT pg_stat_get_dead_tuples($1)::float8", relid);
 		double		live = query_double("SELECT pg_stat_get_live_tuples($1)::float8", relid);
 
 		if (dead > mt_min_dead_tuples && dead > mt_max_dead_tuples_ratio * (dead + live))
-			reason = "dead_tuples";
+		{
+			double		vacuums = query_double("SELECT (pg_stat_get_vacuum_count($1) + "
+											   "pg_stat_get_autovacuum_count($1))::float8",
+											   relid);
+			TimestampTz now = GetCurrentTimestamp();
+
+			if (dead_relid != relid)
+			{
+				/* the throttle begins */
+				dead_relid = relid;
+				dead_vacuums = vacuums;
+				dead_since = now;
+				dead_gave_up = false;
+			}
+			if (!dead_gave_up &&
+				(vacuums > dead_vacuums ||
+				 TimestampDifferenceExceeds(dead_since, now, mt_max_throttle_wait)))
+			{
+				dead_gave_up = true;
+				ereport(LOG,
+						(errmsg("migration_tools: dead tuples of relation %u stay over the limit; the backfill goes on",
+								relid),
+						 errdetail("A vacuum ran, or %s passed, without removing them; a long-running transaction may hold them.",
+								   "migration_tools.max_throttle_wait")));
+			}
+			if (!dead_gave_up)
+				reason = "dead_tuples";
+		}
+		else
+			dead_relid = InvalidOid;	/* under the limit: a later excess starts afresh */
 	}
 
 	AtEOXact_GUC(true, nest);

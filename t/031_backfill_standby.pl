@@ -18,6 +18,7 @@ my $slow = "batch_size => 100, batch_sleep => '30ms', strategy => 'key'";
 my $primary = mt_node('primary', allows_streaming => 1,
 	conf => "migration_tools.max_replication_lag = '256kB'\n");
 mt_make_table($primary, 'postgres', 't', $nrows);
+mt_make_table($primary, 'postgres', 't_paused', 1000);
 
 $primary->backup('backup');
 my $standby = PostgreSQL::Test::Cluster->new('standby');
@@ -33,6 +34,9 @@ $standby->safe_psql('postgres', 'SELECT pg_wal_replay_pause()');
 ok(mt_poll($primary, 'postgres', qq{SELECT throttled_by = 'replication_lag'
 	FROM migration_tools.backfill_progress WHERE job_id = $job}),
 	'the job is throttled by replication lag');
+# Let a batch that was let through before replay paused finish (the flag
+# may come from an earlier, passing lag), then nothing may move.
+$primary->safe_psql('postgres', "SELECT migration_tools.wait($job, '1500ms')");
 my $held = mt_job_field($primary, 'postgres', $job, 'rows_done');
 is($primary->safe_psql('postgres', "SELECT migration_tools.wait($job, '2s')"), 'running',
 	'a throttled job is still running');
@@ -61,6 +65,16 @@ isnt($ret, 0, 'backfill() fails on a standby');
 like($stderr, qr/cannot queue a backfill job during recovery/,
 	'the error says the server is in recovery');
 
+# A second job, paused before the failover: it must stay paused there.
+my $pjob = $primary->safe_psql('postgres', q{
+BEGIN;
+SELECT migration_tools.backfill('t_paused', 'counter = counter + 1', batch_size => 100);
+SELECT migration_tools.pause(currval('migration_tools.backfill_jobs_job_id_seq'));
+COMMIT;
+});
+($pjob) = split /\n/, $pjob;
+$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
+
 # The primary dies mid-job; the standby takes over.
 $primary->stop('immediate');
 is($standby->safe_psql('postgres', 'SELECT count(*) FROM t WHERE counter > 1'),
@@ -76,6 +90,14 @@ $standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()')
 
 mt_check_exactly_once($standby, 'postgres', 't', $job, $nrows,
 	'after promotion');
+
+is($standby->safe_psql('postgres', "SELECT migration_tools.wait($pjob, '2s')"), 'paused',
+	'a job paused on the old primary stays paused after promotion');
+is($standby->safe_psql('postgres', 'SELECT count(*) FROM t_paused WHERE counter <> 0'), '0',
+	'and nothing of it ran');
+is($standby->safe_psql('postgres', "SELECT migration_tools.resume($pjob)"), 'queued',
+	'resumed on the new primary');
+mt_check_exactly_once($standby, 'postgres', 't_paused', $pjob, 1000, 'the paused job, resumed');
 
 # The new primary keeps serving new jobs.
 mt_make_table($standby, 'postgres', 't2', 500);

@@ -189,18 +189,23 @@ AS $$
         WHERE depth IS NOT NULL
         ORDER BY waiting_pid, depth, blocking_kind, blocker_key
     ),
+    -- (the first three, hard ones first, and how many more)
     others AS (
-        SELECT w.waiting_pid,
-               string_agg(format('%s (%s: %s %s)',
-                                 CASE WHEN w.blocking_pid IS NULL THEN 'prepared ' || w.blocker_key
-                                      ELSE 'pid ' || w.blocking_pid END,
-                                 w.blocking_kind,
-                                 CASE w.blocking_kind WHEN 'hard' THEN 'holds' ELSE 'queued ahead for' END,
-                                 w.blocking_mode),
-                          ', ' ORDER BY w.blocking_kind, w.blocker_key) AS also
-        FROM w JOIN parent p USING (waiting_pid)
-        WHERE w.blocker_key <> p.blocker_key
-        GROUP BY w.waiting_pid
+        SELECT waiting_pid,
+               array_to_string(a[1:3], ', ')
+               || CASE WHEN cardinality(a) > 3
+                       THEN format(' and %s more', cardinality(a) - 3) ELSE '' END AS also
+        FROM (SELECT w.waiting_pid,
+                     array_agg(format('%s (%s: %s %s)',
+                                      CASE WHEN w.blocking_pid IS NULL THEN 'prepared ' || w.blocker_key
+                                           ELSE 'pid ' || w.blocking_pid END,
+                                      w.blocking_kind,
+                                      CASE w.blocking_kind WHEN 'hard' THEN 'holds' ELSE 'queued ahead for' END,
+                                      w.blocking_mode)
+                               ORDER BY w.blocking_kind, w.depth, w.blocker_key) AS a
+              FROM w JOIN parent p USING (waiting_pid)
+              WHERE w.blocker_key <> p.blocker_key
+              GROUP BY w.waiting_pid) o
     ),
     roots AS (
         SELECT DISTINCT ON (blocker_key)
