@@ -32,7 +32,7 @@ CREATE TABLE lr_dom (v lr_positive);
 ANALYZE lr_parent, lr_big, lr_part_2020, lr_part_2021, lr_part_2022;
 
 -- every rule, and every SPEC rule id is one of them
-SELECT rule, severity FROM migration_tools.lint_rules() ORDER BY rule;
+SELECT rule, severity FROM migration_tools.lint_rules() ORDER BY rule COLLATE "C";
 SELECT r AS missing FROM unnest(ARRAY[
     'create-index-non-concurrently', 'drop-index-non-concurrently',
     'add-column-not-null-no-default', 'add-column-volatile-default',

@@ -2,7 +2,8 @@
 # hits its statement timeout is halved and retried; a batch that waits on
 # a row lock longer than migration_tools.batch_lock_timeout is halved and
 # retried until the lock goes; sessions that wait on a batch's locks make
-# the next batch smaller.
+# the next batch smaller; a row the set clause fails on fails the job
+# after max_attempts, and retry() finishes it once the row is fixed.
 use strict;
 use warnings;
 use FindBin;
@@ -76,6 +77,36 @@ is($node->safe_psql('postgres', qq{
 	WHERE w.job_id = $job AND w.attempt = 0 AND w.lock_waiters_caused > 0
 	  AND n.batch_size < w.batch_size}),
 	't', 'the batch after one that made others wait is smaller');
+
+# A row the set clause fails on: the batch holding it fails max_attempts
+# times (no halving: not a timeout), the job fails with that error, the
+# batches before it stay done; once the row is fixed, retry() goes on from
+# the checkpoint and every row ends up incremented once.
+$node->safe_psql('postgres', q{
+CREATE TABLE t_bad (id int PRIMARY KEY, counter int NOT NULL DEFAULT 0,
+                    divisor int NOT NULL DEFAULT 1);
+INSERT INTO t_bad (id) SELECT g FROM generate_series(1, 3000) g;
+UPDATE t_bad SET divisor = 0 WHERE id = 1550;
+});
+$job = mt_queue($node, 'postgres', 't_bad', 'counter = counter + 1 / divisor', undef,
+	"batch_size => 100, max_attempts => 3");
+is(mt_wait_job($node, 'postgres', $job), 'failed', 'a job failing on one row fails');
+like(mt_job_field($node, 'postgres', $job, 'last_error'), qr/division by zero/,
+	'last_error is the row\'s error');
+is($node->safe_psql('postgres', qq{
+	SELECT count(*) FILTER (WHERE attempt > 0), min(batch_size) FILTER (WHERE attempt > 0)
+	FROM migration_tools.backfill_batch_history WHERE job_id = $job}),
+	'3|100', 'three attempts of the same batch, not halved');
+is($node->safe_psql('postgres', qq{
+	SELECT count(*) FILTER (WHERE counter = 1) = (SELECT rows_done FROM migration_tools.backfill_progress WHERE job_id = $job),
+	       count(*) FILTER (WHERE counter = 1 AND id >= 1550), count(*) FILTER (WHERE counter > 1)
+	FROM t_bad}),
+	't|0|0', 'the batches before the bad row are done, none after, none twice');
+$node->safe_psql('postgres', 'UPDATE t_bad SET divisor = 1 WHERE id = 1550');
+is($node->safe_psql('postgres', "SELECT migration_tools.retry($job)"), 'queued', 'retry');
+mt_check_exactly_once($node, 'postgres', 't_bad', $job, 3000, 'fixed and retried');
+is(mt_job_field($node, 'postgres', $job, 'last_error IS NULL'), 't',
+	'retry cleared last_error');
 
 $node->stop;
 done_testing();

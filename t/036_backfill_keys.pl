@@ -2,7 +2,9 @@
 # survive keys that are awkward as text (the string NULL, commas, quotes,
 # braces, backslashes, spaces, the empty string, non-ASCII), fractional
 # and negative numbers, and a partitioned table walked over the parent's
-# key, each with the worker killed mid-job.
+# key, each with the worker killed mid-job.  A job follows its table by
+# oid: renaming the table or its schema mid-job changes nothing.  Names
+# that need quoting are quoted.
 use strict;
 use warnings;
 use FindBin;
@@ -65,6 +67,45 @@ mt_check_exactly_once($node, 'postgres', 'tp', $job, 15000, 'partitioned table')
 is($node->safe_psql('postgres', q{
 	SELECT string_agg(DISTINCT tableoid::regclass::text || ':' || counter, ',' ORDER BY tableoid::regclass::text || ':' || counter) FROM tp}),
 	'tp1:1,tp2:1,tp3:1', 'every partition done once');
+
+# Identifiers that need quoting: schema, table, key columns (composite).
+$node->safe_psql('postgres', q{
+CREATE SCHEMA "My Schema";
+CREATE TABLE "My Schema"."Odd ""Table""" ("Key A" int, "key;b" text, "Cnt" int NOT NULL DEFAULT 0,
+	PRIMARY KEY ("Key A", "key;b"));
+INSERT INTO "My Schema"."Odd ""Table""" ("Key A", "key;b")
+	SELECT g % 10, 'v' || g FROM generate_series(1, 3000) g;
+});
+$job = $node->safe_psql('postgres', q{
+SELECT migration_tools.backfill('"My Schema"."Odd ""Table"""', '"Cnt" = "Cnt" + 1',
+	batch_size => 100, batch_sleep => '10ms')});
+$pid = mt_running_pid($node, 'postgres', $job, 500);
+is(kill('KILL', $pid), 1, 'quoted identifiers: kill -9 the worker');
+is(mt_wait_job($node, 'postgres', $job), 'completed', 'quoted identifiers: completed');
+is($node->safe_psql('postgres',
+		'SELECT min("Cnt"), max("Cnt"), count(*) FROM "My Schema"."Odd ""Table"""'),
+	'1|1|3000', 'quoted identifiers: every row once');
+
+# Renamed mid-job: the table (key strategy), its schema (ctid strategy).
+mt_make_table($node, 'postgres', 't_ren', 10000);
+$job = mt_queue($node, 'postgres', 't_ren', 'counter = counter + 1', undef,
+	"batch_size => 100, batch_sleep => '10ms'");
+mt_running_pid($node, 'postgres', $job, 500);
+$node->safe_psql('postgres', 'ALTER TABLE t_ren RENAME TO t_renamed');
+mt_check_exactly_once($node, 'postgres', 't_renamed', $job, 10000, 'table renamed mid-job');
+is(mt_job_field($node, 'postgres', $job, 'relation'), 't_renamed',
+	'the view shows the new name');
+
+$node->safe_psql('postgres', q{
+CREATE SCHEMA s2;
+CREATE TABLE s2.t (id int, counter int NOT NULL DEFAULT 0);
+INSERT INTO s2.t (id) SELECT g FROM generate_series(1, 10000) g;
+});
+$job = mt_queue($node, 'postgres', 's2.t', 'counter = 1', undef,
+	"batch_size => 100, batch_sleep => '10ms', strategy => 'ctid'");
+mt_running_pid($node, 'postgres', $job, 500);
+$node->safe_psql('postgres', 'ALTER SCHEMA s2 RENAME TO s3');
+mt_check_exactly_once($node, 'postgres', 's3.t', $job, 10000, 'schema renamed mid-job');
 
 $node->stop;
 done_testing();

@@ -3,7 +3,8 @@
 # makes it visible; many jobs at once, several on the same table, all
 # complete with max_workers = 2, each table's jobs one after the other;
 # wait() goes on waiting through the termination of the job's worker and
-# can be cancelled.
+# can be cancelled; with a single free background worker slot, jobs of two
+# databases take turns.
 use strict;
 use warnings;
 use FindBin;
@@ -104,4 +105,22 @@ mt_check_exactly_once($node, 'postgres', 't_cancelwait', $job, 20000,
 	'the job whose waiter was cancelled');
 
 $node->stop;
+
+# Fewer background worker slots than max_workers: the launcher and the
+# logical replication launcher take two of max_worker_processes = 3, so one
+# worker at a time can start.  Jobs of two databases wait, never fail, and
+# both complete.
+my $tight = mt_node('tight', conf => "max_worker_processes = 3\nmax_parallel_workers = 0\n");
+$tight->safe_psql('postgres', 'CREATE DATABASE other');
+$tight->safe_psql('other', 'CREATE EXTENSION migration_tools');
+mt_make_table($tight, 'postgres', 't', 3000);
+mt_make_table($tight, 'other', 't', 3000);
+my $j1 = mt_queue($tight, 'postgres', 't', 'counter = counter + 1', undef,
+	"batch_size => 100, batch_sleep => '10ms'");
+my $j2 = mt_queue($tight, 'other', 't', 'counter = counter + 1', undef,
+	"batch_size => 100, batch_sleep => '10ms'");
+mt_check_exactly_once($tight, 'postgres', 't', $j1, 3000, 'one worker slot, first database');
+mt_check_exactly_once($tight, 'other', 't', $j2, 3000, 'one worker slot, second database');
+$tight->stop;
+
 done_testing();

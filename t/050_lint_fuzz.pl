@@ -324,7 +324,7 @@ UPDATE accounts SET status = 1 WHERE status = 2;
 ALTER TABLE orders ADD FOREIGN KEY (account_id) REFERENCES accounts (id);
 CREATE INDEX ON orders (total)};
 my ($lret, $lout, $lerr) = $node->psql('postgres',
-	"SET lock_timeout = '1s'; SELECT string_agg(rule, ',' ORDER BY statement, rule) FROM migration_tools.lint(\$\$$script\$\$);"
+	"SET lock_timeout = '1s'; SELECT string_agg(rule, ',' ORDER BY statement, rule COLLATE \"C\") FROM migration_tools.lint(\$\$$script\$\$);"
 	  . " SELECT count(*) FROM migration_tools.script_statements(\$\$$script\$\$);");
 is($lret, 0, 'lint runs while the tables are locked ACCESS EXCLUSIVE') or note $lerr;
 is($lout,

@@ -3,25 +3,25 @@
 -- incident: a long report holds ACCESS SHARE, a migration queues for ACCESS
 -- EXCLUSIVE behind it, and the application's reads queue behind the
 -- migration.
-CREATE TABLE demo_invoices (id bigint PRIMARY KEY, total numeric);
-INSERT INTO demo_invoices SELECT g, g * 1.5 FROM generate_series(1, 1000) g;
+CREATE TABLE demo_ledger (id bigint PRIMARY KEY, total numeric);
+INSERT INTO demo_ledger SELECT g, g * 1.5 FROM generate_series(1, 1000) g;
 
 \setenv PGHOST :HOST
 \setenv PGPORT :PORT
 \setenv PGUSER :USER
 \setenv PGDATABASE :DBNAME
 
--- Before the migration: what would ALTER TABLE demo_invoices queue behind?
-\! PGAPPNAME=demo_lock_report psql -X -q -c "BEGIN; SELECT count(*) FROM demo_invoices; SELECT pg_sleep(60)" >/dev/null 2>&1 &
+-- Before the migration: what would ALTER TABLE demo_ledger queue behind?
+\! PGAPPNAME=demo_lock_report psql -X -q -c "BEGIN; SELECT count(*) FROM demo_ledger; SELECT pg_sleep(60)" >/dev/null 2>&1 &
 SELECT pg_sleep(0.5);
 SELECT application_name, state, mode, backend_state, xact_age > '0'::interval AS long_running, query
-FROM migration_tools.lock_conflicts('demo_invoices', 'ACCESS EXCLUSIVE');
+FROM migration_tools.lock_conflicts('demo_ledger', 'ACCESS EXCLUSIVE');
 
 -- The migration runs anyway (lock_timeout 30s), and the application's reads
 -- pile up behind its queued ACCESS EXCLUSIVE request.
-\! PGAPPNAME=demo_lock_migration PGOPTIONS='-c lock_timeout=30s' psql -X -q -c "ALTER TABLE demo_invoices ADD COLUMN note text" >/dev/null 2>&1 &
+\! PGAPPNAME=demo_lock_migration PGOPTIONS='-c lock_timeout=30s' psql -X -q -c "ALTER TABLE demo_ledger ADD COLUMN note text" >/dev/null 2>&1 &
 SELECT pg_sleep(0.3);
-\! for i in 1 2 3; do PGAPPNAME=demo_lock_app_$i psql -X -q -c "SELECT sum(total) FROM demo_invoices" >/dev/null 2>&1 & done
+\! for i in 1 2 3; do PGAPPNAME=demo_lock_app_$i psql -X -q -c "SELECT sum(total) FROM demo_ledger" >/dev/null 2>&1 & done
 DO $$
 BEGIN
     FOR i IN 1 .. 100 LOOP
@@ -47,9 +47,9 @@ ORDER BY depth, waiter;
 -- The same as a tree, for psql.
 SELECT * FROM migration_tools.lock_tree();
 
--- Who a new statement on demo_invoices would queue behind now, even a plain read.
+-- Who a new statement on demo_ledger would queue behind now, even a plain read.
 SELECT application_name, state, mode, backend_state
-FROM migration_tools.lock_conflicts('demo_invoices', 'ACCESS SHARE');
+FROM migration_tools.lock_conflicts('demo_ledger', 'ACCESS SHARE');
 
 -- End the background sessions.
 SELECT count(pg_terminate_backend(pid)) AS ended
