@@ -120,6 +120,36 @@ WHERE conrelid = 'migration_tools.migrations'::regclass AND contype = 'p';
 SELECT 'migration_tools.migrations'::regclass = ANY (extconfig) AS dumped
 FROM pg_extension WHERE extname = 'migration_tools';
 
+-- The SPEC states are the allowed ones (a row here is missing).
+SELECT c.rel, c.state
+FROM (VALUES
+  ('migrations', 'running'), ('migrations', 'applied'), ('migrations', 'failed'),
+  ('migrations', 'rolled_back'), ('migrations', 'scheduled'),
+  ('backfill_jobs', 'queued'), ('backfill_jobs', 'running'),
+  ('backfill_jobs', 'paused'), ('backfill_jobs', 'completed'),
+  ('backfill_jobs', 'failed'), ('backfill_jobs', 'cancelled')
+) AS c(rel, state)
+WHERE NOT EXISTS (
+    SELECT FROM pg_constraint k
+    WHERE k.conrelid = ('migration_tools.' || c.rel)::regclass AND k.contype = 'c'
+      AND pg_get_constraintdef(k.oid) LIKE '%(state = ANY%'
+      AND strpos(pg_get_constraintdef(k.oid), quote_literal(c.state)) > 0);
+
+-- Every SPEC lint rule id is known to the linter (a row here is missing).
+SELECT r AS missing_rule
+FROM unnest('{create-index-non-concurrently,drop-index-non-concurrently,
+  add-column-not-null-no-default,add-column-volatile-default,
+  add-foreign-key-validated,add-check-validated,set-not-null,change-column-type,
+  rename-column,rename-table,drop-column,drop-table,add-unique-constraint,
+  add-primary-key,vacuum-full,cluster,refresh-matview-non-concurrently,lock-table,
+  unbatched-update,unbatched-delete,truncate,concurrently-in-transaction,
+  reindex-non-concurrently,attach-partition-unvalidated,add-stored-generated-column,
+  detach-partition-non-concurrently,add-exclusion-constraint,add-serial-column,
+  domain-check-constraint,uncommitted-transaction,drop-not-null,json-column,
+  prefer-bigint,prefer-identity,prefer-text,prefer-timestamptz,
+  require-lock-timeout}'::text[]) AS r
+WHERE r NOT IN (SELECT rule FROM migration_tools.lint_rules());
+
 -- GUCs and their defaults.
 SELECT name, boot_val, unit
 FROM pg_settings
