@@ -43,6 +43,7 @@
 
 #include "history.h"
 #include "migration_tools.h"
+#include "spi_util.h"
 
 #define MT_VERSION_GUC	"migration_tools.applying_version"
 
@@ -134,10 +135,7 @@ mt_ddl_log_trigger(PG_FUNCTION_ARGS)
 	 * may be looked up on the way (operators, functions), so the
 	 * search_path is pinned; the subtransaction undoes the setting.
 	 */
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	save_nestlevel = mt_pin_search_path("pg_catalog, pg_temp");
 
 	PG_TRY();
 	{
@@ -146,8 +144,7 @@ mt_ddl_log_trigger(PG_FUNCTION_ARGS)
 		Datum		ownervalues[1];
 
 		ownervalues[0] = ObjectIdGetDatum(extoid);
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
+		mt_spi_connect();
 
 		/* the log belongs to the extension's owner: write it as that role */
 		ret = SPI_execute_with_args("SELECT extowner FROM pg_catalog.pg_extension WHERE oid = $1",
@@ -166,10 +163,9 @@ mt_ddl_log_trigger(PG_FUNCTION_ARGS)
 								   SECURITY_RESTRICTED_OPERATION);
 		}
 
-		ret = SPI_execute_with_args(drops ? log_drops_sql : log_commands_sql,
-									drops ? 5 : 4, argtypes, values, nulls, false, 0);
-		if (ret != SPI_OK_INSERT)
-			elog(ERROR, "could not insert into ddl_log: %s", SPI_result_code_string(ret));
+		mt_spi_execute_checked(drops ? log_drops_sql : log_commands_sql,
+							   drops ? 5 : 4, argtypes, values, nulls, false, 0,
+							   SPI_OK_INSERT, "insert into ddl_log");
 
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 		SPI_finish();

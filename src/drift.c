@@ -216,7 +216,6 @@ describe_start(const char *query)
 	int			save_nestlevel;
 	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	Datum		values[2];
-	int			ret;
 
 	values[0] = CStringGetTextDatum(MT_SCHEMA_NAME);
 	values[1] = CStringGetTextDatum(MT_EXTENSION_NAME);
@@ -226,24 +225,20 @@ describe_start(const char *query)
 	 * description does not depend on the caller's.  The nest level undoes
 	 * the setting whether we return or fail.
 	 */
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog",
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	save_nestlevel = mt_pin_search_path("pg_catalog");
 
 	/*
 	 * Not read-only: a read-only execution would use the caller's snapshot
 	 * and miss the DDL the caller's transaction has just run.
 	 */
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	ret = SPI_execute_with_args(query, 2, argtypes, values, NULL, false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read the catalogs: %s", SPI_result_code_string(ret));
+	mt_spi_connect();
+	mt_spi_execute_checked(query, 2, argtypes, values, NULL, false, 0,
+						   SPI_OK_SELECT, "read the catalogs");
 
 	return save_nestlevel;
 }
 
+/* End what describe_start() began: SPI connection and search_path. */
 static void
 describe_finish(int save_nestlevel)
 {
@@ -552,8 +547,7 @@ run_script(const char *sql)
 {
 	int			ret;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	mt_spi_connect();
 	ret = SPI_execute(sql, false, 0);
 	if (ret < 0)
 		ereport(ERROR,

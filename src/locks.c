@@ -339,6 +339,22 @@ sorted_instances(LockData *data)
 }
 
 /*
+ * The end of the run of instances idx[start..] on the same lock object as
+ * idx[start], in the order sorted_instances() gives.
+ */
+static int
+same_object_end(const LockData *data, const int *idx, int start)
+{
+	int			end = start + 1;
+
+	while (end < data->nelements &&
+		   locktag_cmp(&data->locks[idx[end]].locktag,
+					   &data->locks[idx[start]].locktag) == 0)
+		end++;
+	return end;
+}
+
+/*
  * xact_start of the session with the given pid, from the transaction's
  * copy of the backend status (callers refresh it first); 0 if unknown.
  */
@@ -819,14 +835,9 @@ mt_lock_waiters_of(int pid, double *longest_wait_ms)
 	start = 0;
 	while (start < data->nelements)
 	{
-		int			end = start + 1;
+		int			end = same_object_end(data, idx, start);
 		LOCKMASK	held = 0;
 		int			i;
-
-		while (end < data->nelements &&
-			   locktag_cmp(&data->locks[idx[end]].locktag,
-						   &data->locks[idx[start]].locktag) == 0)
-			end++;
 
 		/* what the session (all its processes) holds on this object */
 		for (i = start; i < end; i++)
@@ -855,6 +866,7 @@ mt_lock_waiters_of(int pid, double *longest_wait_ms)
 			}
 		}
 		start = end;
+		CHECK_FOR_INTERRUPTS();
 	}
 
 	count = list_length(waiters);
@@ -1024,6 +1036,7 @@ fetch_queue_order(MtLockWaits *w, int *idx, int start, int end,
 			}
 		}
 		MemoryContextReset(tmpcxt);
+		CHECK_FOR_INTERRUPTS();
 	}
 
 	/* a request's position is that of the first of its processes */
@@ -1179,7 +1192,7 @@ collect_lock_waits(void)
 	while (start < w->data->nelements)
 	{
 		LOCKTAG    *tag = &w->data->locks[idx[start]].locktag;
-		int			end = start + 1;
+		int			end = same_object_end(w->data, idx, start);
 		int			first = w->nrequests;
 		int			r;
 		int			q;
@@ -1187,10 +1200,6 @@ collect_lock_waits(void)
 		bool		need_queue = false;
 		bool		repeated_pids;
 		int		   *inst_req;
-
-		while (end < w->data->nelements &&
-			   locktag_cmp(&w->data->locks[idx[end]].locktag, tag) == 0)
-			end++;
 
 		/* the waiting requests on this object, one per session and mode */
 		inst_req = palloc(sizeof(int) * (end - start));

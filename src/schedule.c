@@ -118,9 +118,13 @@ typedef struct IndexTarget
 
 static ScheduledStatement *claim_next(MemoryContext cxt, TimestampTz *next_due);
 static void give_up(const char *version, int seq, int statement_no, int attempts);
+static void record_statement_failed(const char *version, int seq, int statement_no,
+									const char *error);
 static void run_top_level(const char *sql, const char *run_as, const char *version,
 						  MemoryContext cxt);
 static void set_applying_version(const char *version);
+static void abort_after_error(MemoryContext cxt, Oid userid, int sec_context,
+							  const char *lock_timeout);
 static void restore_worker_state(Oid userid, int sec_context, const char *lock_timeout);
 static void find_index_target(const char *sql, IndexTarget *target);
 static List *invalid_indexes(Oid tableid, MemoryContext cxt);
@@ -277,10 +281,7 @@ mt_history_run_scheduled(TimestampTz *next_due)
 	{
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		restore_worker_state(worker_userid, worker_sec_context, save_timeout);
+		abort_after_error(cxt, worker_userid, worker_sec_context, save_timeout);
 		pgstat_report_activity(STATE_IDLE, NULL);
 	}
 	PG_END_TRY();
@@ -302,11 +303,8 @@ mt_history_run_scheduled(TimestampTz *next_due)
 			PG_CATCH();
 			{
 				/* the next attempt, or a person, has to deal with it */
-				MemoryContextSwitchTo(cxt);
-				EmitErrorReport();
-				FlushErrorState();
-				AbortCurrentTransaction();
-				restore_worker_state(worker_userid, worker_sec_context, save_timeout);
+				abort_after_error(cxt, worker_userid, worker_sec_context,
+								  save_timeout);
 			}
 			PG_END_TRY();
 		}
@@ -331,28 +329,24 @@ claim_next(MemoryContext cxt, TimestampTz *next_due)
 	ScheduledStatement *st = NULL;
 	SPITupleTable *tuptable;
 	uint64		ntuples;
-	int			ret;
 
 	mt_bgw_begin("migration_tools: looking for scheduled statements");
 
-	ret = SPI_execute("SELECT s.version, s.seq, s.statement_no, s.sql, s.run_as,"
-					  "       s.attempts, s.state, m.installed_rank,"
-					  "       s.not_before <= pg_catalog.clock_timestamp() AS due,"
-					  "       s.not_before"
-					  "  FROM migration_tools.scheduled_statements s"
-					  "  JOIN migration_tools.migrations m ON m.version = s.version"
-					  " WHERE m.state = 'scheduled' AND s.state IN ('pending', 'running')"
-					  "   AND NOT EXISTS (SELECT FROM migration_tools.scheduled_statements e"
-					  "                    WHERE e.version = s.version AND e.seq < s.seq"
-					  "                      AND e.state <> 'done')"
-					  " ORDER BY m.installed_rank, s.seq"
-					  "   FOR UPDATE OF s SKIP LOCKED",
-					  false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read scheduled statements: %s", SPI_result_code_string(ret));
-
+	ntuples = mt_spi_execute_checked("SELECT s.version, s.seq, s.statement_no, s.sql, s.run_as,"
+									 "       s.attempts, s.state, m.installed_rank,"
+									 "       s.not_before <= pg_catalog.clock_timestamp() AS due,"
+									 "       s.not_before"
+									 "  FROM migration_tools.scheduled_statements s"
+									 "  JOIN migration_tools.migrations m ON m.version = s.version"
+									 " WHERE m.state = 'scheduled' AND s.state IN ('pending', 'running')"
+									 "   AND NOT EXISTS (SELECT FROM migration_tools.scheduled_statements e"
+									 "                    WHERE e.version = s.version AND e.seq < s.seq"
+									 "                      AND e.state <> 'done')"
+									 " ORDER BY m.installed_rank, s.seq"
+									 "   FOR UPDATE OF s SKIP LOCKED",
+									 0, NULL, NULL, NULL, false, 0,
+									 SPI_OK_SELECT, "read scheduled statements");
 	tuptable = SPI_tuptable;
-	ntuples = SPI_processed;
 	for (uint64 i = 0; i < ntuples && st == NULL; i++)
 	{
 		HeapTuple	tup = tuptable->vals[i];
@@ -407,14 +401,13 @@ claim_next(MemoryContext cxt, TimestampTz *next_due)
 
 		values[0] = CStringGetTextDatum(st->version);
 		values[1] = Int32GetDatum(st->seq);
-		ret = SPI_execute_with_args("UPDATE migration_tools.scheduled_statements"
-									"   SET state = 'running', attempts = attempts + 1,"
-									"       started_at = pg_catalog.clock_timestamp(),"
-									"       finished_at = NULL"
-									" WHERE version = $1 AND seq = $2",
-									2, argtypes, values, NULL, false, 0);
-		if (ret != SPI_OK_UPDATE)
-			elog(ERROR, "could not claim a scheduled statement: %s", SPI_result_code_string(ret));
+		mt_spi_execute_checked("UPDATE migration_tools.scheduled_statements"
+							   "   SET state = 'running', attempts = attempts + 1,"
+							   "       started_at = pg_catalog.clock_timestamp(),"
+							   "       finished_at = NULL"
+							   " WHERE version = $1 AND seq = $2",
+							   2, argtypes, values, NULL, false, 0,
+							   SPI_OK_UPDATE, "claim a scheduled statement");
 		mt_worker_set_current(MT_SCHEDULED_KIND, st->work_id, InvalidOid);
 		if (st->orphan)
 			ereport(LOG,
@@ -433,39 +426,47 @@ claim_next(MemoryContext cxt, TimestampTz *next_due)
 static void
 give_up(const char *version, int seq, int statement_no, int attempts)
 {
-	Oid			argtypes[4] = {TEXTOID, INT4OID, TEXTOID, INT4OID};
-	Datum		values[4];
 	char	   *error;
-	int			ret;
 
 	error = psprintf("the worker stopped while running this statement in each of its %d attempts",
 					 attempts);
-	values[0] = CStringGetTextDatum(version);
-	values[1] = Int32GetDatum(seq);
-	values[2] = CStringGetTextDatum(error);
-	values[3] = Int32GetDatum(statement_no);
-
-	ret = SPI_execute_with_args("UPDATE migration_tools.scheduled_statements"
-								"   SET state = 'failed', error = $3,"
-								"       finished_at = pg_catalog.clock_timestamp()"
-								" WHERE version = $1 AND seq = $2",
-								3, argtypes, values, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "could not record a scheduled statement: %s", SPI_result_code_string(ret));
-	values[1] = values[3];
-	argtypes[1] = INT4OID;
-	ret = SPI_execute_with_args("UPDATE migration_tools.migrations"
-								"   SET state = 'failed',"
-								"       error = pg_catalog.format('scheduled statement %s failed: %s', $2, $3),"
-								"       finished_at = pg_catalog.clock_timestamp(),"
-								"       execution_time = pg_catalog.clock_timestamp() - started_at"
-								" WHERE version = $1 AND state = 'scheduled'",
-								3, argtypes, values, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "could not record a migration: %s", SPI_result_code_string(ret));
+	record_statement_failed(version, seq, statement_no, error);
 	ereport(WARNING,
 			(errmsg("migration_tools: scheduled statement %d of migration \"%s\" failed: %s",
 					statement_no, version, error)));
+}
+
+/*
+ * Record that a statement failed with error, and its migration with it.
+ * Caller is connected to SPI, in a transaction that it commits.
+ */
+static void
+record_statement_failed(const char *version, int seq, int statement_no,
+						const char *error)
+{
+	Oid			argtypes[3] = {TEXTOID, INT4OID, TEXTOID};
+	Datum		values[3];
+
+	values[0] = CStringGetTextDatum(version);
+	values[1] = Int32GetDatum(seq);
+	values[2] = CStringGetTextDatum(error);
+	mt_spi_execute_checked("UPDATE migration_tools.scheduled_statements"
+						   "   SET state = 'failed', error = $3,"
+						   "       finished_at = pg_catalog.clock_timestamp()"
+						   " WHERE version = $1 AND seq = $2",
+						   3, argtypes, values, NULL, false, 0,
+						   SPI_OK_UPDATE, "record a scheduled statement");
+
+	/* $2 is now the statement's number, as the error message shows it */
+	values[1] = Int32GetDatum(statement_no);
+	mt_spi_execute_checked("UPDATE migration_tools.migrations"
+						   "   SET state = 'failed',"
+						   "       error = pg_catalog.format('scheduled statement %s failed: %s', $2, $3),"
+						   "       finished_at = pg_catalog.clock_timestamp(),"
+						   "       execution_time = pg_catalog.clock_timestamp() - started_at"
+						   " WHERE version = $1 AND state = 'scheduled'",
+						   3, argtypes, values, NULL, false, 0,
+						   SPI_OK_UPDATE, "record a migration");
 }
 
 /*
@@ -596,6 +597,23 @@ run_top_level(const char *sql, const char *run_as, const char *version,
 	debug_query_string = NULL;
 	pgstat_report_activity(STATE_IDLE, NULL);
 	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * In PG_CATCH: log the error, abort the transaction it left behind and put
+ * the worker's own role and settings back, so that the worker can go on in
+ * a new transaction.  Leaves cxt current.
+ */
+static void
+abort_after_error(MemoryContext cxt, Oid userid, int sec_context,
+				  const char *lock_timeout)
+{
+	MemoryContextSwitchTo(cxt);
+	EmitErrorReport();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	restore_worker_state(userid, sec_context, lock_timeout);
+	MemoryContextSwitchTo(cxt);
 }
 
 /*
@@ -735,14 +753,12 @@ invalid_indexes(Oid tableid, MemoryContext cxt)
 	Oid			argtypes[1] = {OIDOID};
 	Datum		values[1];
 	List	   *result = NIL;
-	int			ret;
 
 	values[0] = ObjectIdGetDatum(tableid);
-	ret = SPI_execute_with_args("SELECT indexrelid FROM pg_catalog.pg_index"
-								" WHERE indrelid = $1 AND NOT indisvalid",
-								1, argtypes, values, NULL, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read pg_index: %s", SPI_result_code_string(ret));
+	mt_spi_execute_checked("SELECT indexrelid FROM pg_catalog.pg_index"
+						   " WHERE indrelid = $1 AND NOT indisvalid",
+						   1, argtypes, values, NULL, true, 0,
+						   SPI_OK_SELECT, "read pg_index");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
@@ -868,7 +884,6 @@ record_success(ScheduledStatement *st)
 	Oid			argtypes[3] = {TEXTOID, INT4OID, TEXTOID};
 	Datum		values[3];
 	char		nulls[3] = {' ', ' ', ' '};
-	int			ret;
 
 	mt_bgw_begin("migration_tools: recording a scheduled statement");
 
@@ -876,28 +891,25 @@ record_success(ScheduledStatement *st)
 	values[1] = Int32GetDatum(st->seq);
 	values[2] = CStringGetTextDatum(mt_catalog_fingerprint());
 
-	ret = SPI_execute_with_args("UPDATE migration_tools.scheduled_statements"
-								"   SET state = 'done', error = NULL,"
-								"       finished_at = pg_catalog.clock_timestamp()"
-								" WHERE version = $1 AND seq = $2",
-								2, argtypes, values, nulls, false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "could not record a scheduled statement: %s", SPI_result_code_string(ret));
+	mt_spi_execute_checked("UPDATE migration_tools.scheduled_statements"
+						   "   SET state = 'done', error = NULL,"
+						   "       finished_at = pg_catalog.clock_timestamp()"
+						   " WHERE version = $1 AND seq = $2",
+						   2, argtypes, values, nulls, false, 0,
+						   SPI_OK_UPDATE, "record a scheduled statement");
 
 	values[1] = values[2];
 	argtypes[1] = TEXTOID;
-	ret = SPI_execute_with_args("UPDATE migration_tools.migrations"
-								"   SET state = 'applied', error = NULL,"
-								"       finished_at = pg_catalog.clock_timestamp(),"
-								"       execution_time = pg_catalog.clock_timestamp() - started_at,"
-								"       catalog_fingerprint = $2"
-								" WHERE version = $1 AND state = 'scheduled'"
-								"   AND NOT EXISTS (SELECT FROM migration_tools.scheduled_statements s"
-								"                    WHERE s.version = $1 AND s.state <> 'done')",
-								2, argtypes, values, nulls, false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "could not record a migration: %s", SPI_result_code_string(ret));
-	if (SPI_processed > 0)
+	if (mt_spi_execute_checked("UPDATE migration_tools.migrations"
+							   "   SET state = 'applied', error = NULL,"
+							   "       finished_at = pg_catalog.clock_timestamp(),"
+							   "       execution_time = pg_catalog.clock_timestamp() - started_at,"
+							   "       catalog_fingerprint = $2"
+							   " WHERE version = $1 AND state = 'scheduled'"
+							   "   AND NOT EXISTS (SELECT FROM migration_tools.scheduled_statements s"
+							   "                    WHERE s.version = $1 AND s.state <> 'done')",
+							   2, argtypes, values, nulls, false, 0,
+							   SPI_OK_UPDATE, "record a migration") > 0)
 		ereport(LOG,
 				(errmsg("migration_tools: migration \"%s\" applied", st->version)));
 
@@ -911,10 +923,7 @@ record_success(ScheduledStatement *st)
 static void
 record_failure(ScheduledStatement *st, ErrorData *edata, bool retry)
 {
-	Oid			argtypes[4] = {TEXTOID, INT4OID, TEXTOID, INT4OID};
-	Datum		values[4];
 	char	   *error;
-	int			ret;
 
 	if (edata->detail)
 		error = psprintf("%s (%s)", edata->message, edata->detail);
@@ -923,53 +932,35 @@ record_failure(ScheduledStatement *st, ErrorData *edata, bool retry)
 
 	mt_bgw_begin("migration_tools: recording a scheduled statement");
 
-	values[0] = CStringGetTextDatum(st->version);
-	values[1] = Int32GetDatum(st->seq);
-	values[2] = CStringGetTextDatum(error);
-
 	if (retry)
 	{
+		Oid			argtypes[4] = {TEXTOID, INT4OID, TEXTOID, INT4OID};
+		Datum		values[4];
 		int64		delay = mt_scheduled_retry_delay;
 
 		/* doubles at each attempt, up to ten minutes */
 		for (int i = 1; i < st->attempts && delay < 600 * 1000; i++)
 			delay *= 2;
 		delay = Min(delay, 600 * 1000);
-		values[3] = Int32GetDatum((int32) delay);
 
-		ret = SPI_execute_with_args("UPDATE migration_tools.scheduled_statements"
-									"   SET state = 'pending', error = $3,"
-									"       not_before = pg_catalog.clock_timestamp()"
-									"                    + $4 * interval '1 millisecond'"
-									" WHERE version = $1 AND seq = $2",
-									4, argtypes, values, NULL, false, 0);
-		if (ret != SPI_OK_UPDATE)
-			elog(ERROR, "could not record a scheduled statement: %s", SPI_result_code_string(ret));
+		values[0] = CStringGetTextDatum(st->version);
+		values[1] = Int32GetDatum(st->seq);
+		values[2] = CStringGetTextDatum(error);
+		values[3] = Int32GetDatum((int32) delay);
+		mt_spi_execute_checked("UPDATE migration_tools.scheduled_statements"
+							   "   SET state = 'pending', error = $3,"
+							   "       not_before = pg_catalog.clock_timestamp()"
+							   "                    + $4 * interval '1 millisecond'"
+							   " WHERE version = $1 AND seq = $2",
+							   4, argtypes, values, NULL, false, 0,
+							   SPI_OK_UPDATE, "record a scheduled statement");
 		ereport(LOG,
 				(errmsg("migration_tools: scheduled statement %d of migration \"%s\" will be retried in %d ms",
 						st->statement_no, st->version, (int) delay)));
 	}
 	else
 	{
-		values[3] = Int32GetDatum(st->statement_no);
-		ret = SPI_execute_with_args("UPDATE migration_tools.scheduled_statements"
-									"   SET state = 'failed', error = $3,"
-									"       finished_at = pg_catalog.clock_timestamp()"
-									" WHERE version = $1 AND seq = $2",
-									3, argtypes, values, NULL, false, 0);
-		if (ret != SPI_OK_UPDATE)
-			elog(ERROR, "could not record a scheduled statement: %s", SPI_result_code_string(ret));
-		values[1] = values[3];
-		argtypes[1] = INT4OID;
-		ret = SPI_execute_with_args("UPDATE migration_tools.migrations"
-									"   SET state = 'failed',"
-									"       error = pg_catalog.format('scheduled statement %s failed: %s', $2, $3),"
-									"       finished_at = pg_catalog.clock_timestamp(),"
-									"       execution_time = pg_catalog.clock_timestamp() - started_at"
-									" WHERE version = $1 AND state = 'scheduled'",
-									3, argtypes, values, NULL, false, 0);
-		if (ret != SPI_OK_UPDATE)
-			elog(ERROR, "could not record a migration: %s", SPI_result_code_string(ret));
+		record_statement_failed(st->version, st->seq, st->statement_no, error);
 		ereport(LOG,
 				(errmsg("migration_tools: migration \"%s\" failed in scheduled statement %d",
 						st->version, st->statement_no)));

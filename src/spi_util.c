@@ -16,6 +16,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "utils/guc.h"
 #include "utils/snapmgr.h"
 
 #include "spi_util.h"
@@ -49,6 +50,10 @@ mt_init_materialized_srf(FunctionCallInfo fcinfo)
 #endif
 }
 
+/*
+ * Begin a unit of work of a background worker: statement timestamp,
+ * transaction, SPI connection, snapshot, and the activity shown.
+ */
 void
 mt_bgw_begin(const char *activity)
 {
@@ -59,6 +64,7 @@ mt_bgw_begin(const char *activity)
 	pgstat_report_activity(STATE_RUNNING, activity);
 }
 
+/* Finish what mt_bgw_begin() started, committing the transaction. */
 void
 mt_bgw_commit(void)
 {
@@ -67,4 +73,51 @@ mt_bgw_commit(void)
 	CommitTransactionCommand();
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
+ * Connect to SPI.  SPI_connect() reports its own errors in current
+ * releases; the check is for the result code it is documented to return.
+ */
+void
+mt_spi_connect(void)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+/*
+ * Run one statement with its arguments, and check the result code: our own
+ * queries on our own tables and the catalogs, where any other outcome is a
+ * bug, hence elog.  "what" completes "could not ..." in the message.
+ */
+uint64
+mt_spi_execute_checked(const char *sql, int nargs, Oid *argtypes,
+					   Datum *values, const char *nulls, bool read_only,
+					   long count, int expected, const char *what)
+{
+	int			ret;
+
+	ret = SPI_execute_with_args(sql, nargs, argtypes, values, nulls,
+								read_only, count);
+	if (ret != expected)
+		elog(ERROR, "could not %s: %s", what, SPI_result_code_string(ret));
+	return SPI_processed;
+}
+
+/*
+ * Pin search_path in a new GUC nest level, so that our queries and the
+ * names they deparse do not depend on the caller's setting.  Returns the
+ * level to pass to AtEOXact_GUC(true, level); an error that aborts the
+ * (sub)transaction undoes the setting too.
+ */
+int
+mt_pin_search_path(const char *path)
+{
+	int			level = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", path,
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return level;
 }

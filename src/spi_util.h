@@ -25,4 +25,22 @@ extern void mt_init_materialized_srf(FunctionCallInfo fcinfo);
 extern void mt_bgw_begin(const char *activity);
 extern void mt_bgw_commit(void);
 
+/* SPI_connect(), failing with an internal error if it cannot. */
+extern void mt_spi_connect(void);
+
+/*
+ * Run sql through SPI_execute_with_args() and fail with "could not <what>"
+ * unless the result code is expected; returns SPI_processed.
+ */
+extern uint64 mt_spi_execute_checked(const char *sql, int nargs, Oid *argtypes,
+									 Datum *values, const char *nulls,
+									 bool read_only, long count,
+									 int expected, const char *what);
+
+/*
+ * Set search_path for the current GUC nest level only; the caller undoes it
+ * with AtEOXact_GUC(true, level), or an abort of the (sub)transaction does.
+ */
+extern int	mt_pin_search_path(const char *path);
+
 #endif							/* MT_SPI_UTIL_H */
