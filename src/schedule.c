@@ -590,22 +590,14 @@ run_top_level(const char *sql, const char *run_as, const char *version,
 		if (parsetrees == NIL)
 			CommitTransactionCommand();
 	}
-	PG_CATCH();
+	PG_FINALLY();
 	{
-		SetUserIdAndSecContext(save_userid, save_sec_context);
-		SetConfigOption("lock_timeout", save_timeout, PGC_SUSET, PGC_S_SESSION);
-		SetConfigOption("search_path", MT_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
-		set_applying_version(NULL);
+		/* on error too: the caller aborts, as the worker's own role */
+		restore_worker_state(save_userid, save_sec_context, save_timeout);
 		debug_query_string = NULL;
-		PG_RE_THROW();
 	}
 	PG_END_TRY();
 
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-	SetConfigOption("lock_timeout", save_timeout, PGC_SUSET, PGC_S_SESSION);
-	SetConfigOption("search_path", MT_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
-	set_applying_version(NULL);
-	debug_query_string = NULL;
 	pgstat_report_activity(STATE_IDLE, NULL);
 	MemoryContextSwitchTo(oldcxt);
 }
