@@ -4,19 +4,16 @@
 # INVALID leftovers are dropped after a failed concurrent build.
 use strict;
 use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/lib";
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MtBackfill;
 
-my $node = PostgreSQL::Test::Cluster->new('scheduled_user_schema');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'migration_tools'
-migration_tools.launcher_naptime = '1s'
-});
-$node->start;
+# a node with the library preloaded and the extension created
+my $node = mt_node('scheduled_user_schema');
 $node->safe_psql('postgres', q{
-CREATE EXTENSION migration_tools;
 CREATE ROLE owner_app LOGIN;
 CREATE SCHEMA owner_app AUTHORIZATION owner_app;
 CREATE TABLE owner_app.things (id int PRIMARY KEY, k int);
