@@ -69,6 +69,7 @@
 #include "lint.h"
 #include "locks.h"
 #include "migration_tools.h"
+#include "spi_util.h"
 
 PG_FUNCTION_INFO_V1(mt_apply);
 PG_FUNCTION_INFO_V1(mt_baseline);
@@ -864,8 +865,7 @@ mt_apply(PG_FUNCTION_ARGS)
 	checksum = sha256_hex(up_sql, strlen(up_sql));
 	applied_by = GetUserNameFromId(GetUserId(), false);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	mt_spi_connect();
 
 	lock_history();
 
@@ -1095,8 +1095,7 @@ mt_baseline(PG_FUNCTION_ARGS)
 	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	description = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	mt_spi_connect();
 	lock_history();
 	row = read_migration(version);
 	if (row.found && (strcmp(row.state, "applied") == 0 ||
@@ -1252,8 +1251,7 @@ mt_rollback(PG_FUNCTION_ARGS)
 	check_text_arg(fcinfo, 0, "version");
 	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	mt_spi_connect();
 	lock_history();
 	row = read_migration(version);
 	check_rollback(version, &row);
@@ -1286,8 +1284,7 @@ mt_rollback_to(PG_FUNCTION_ARGS)
 	check_text_arg(fcinfo, 0, "version");
 	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	mt_spi_connect();
 	lock_history();
 	target = read_migration(version);
 	if (!target.found)
