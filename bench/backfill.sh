@@ -53,14 +53,22 @@ run_contender() {
 }
 
 for n in $sizes; do
+    # the UUID contenders only up to BENCH_UUID_MAX_ROWS rows
+    these=""
+    for c in $contenders; do
+        case $c in
+            uuid_*) [ "$n" -le "${BENCH_UUID_MAX_ROWS:-$n}" ] || continue ;;
+        esac
+        these="$these $c"
+    done
     log "building the $n-row templates"
     q -c "SELECT bench_build_template('tpl_int_$n', $n, 'int')" >/dev/null
-    case " $contenders " in
+    case " $these " in
         *" uuid_"*) q -c "SELECT bench_build_template('tpl_uuid_$n', $n, 'uuid')" >/dev/null ;;
     esac
     declare -A best=()
     for r in $(seq 1 "$BENCH_ROUNDS"); do
-        for c in $contenders; do
+        for c in $these; do
             log "$n rows, round $r: $c"
             s=$(run_contender "$n" "$c" "$r") || s=fail
             printf '%s\t%s\t%s\t%s\n' "$n" "$c" "$r" "$s" >>"$run_dir/rounds.tsv"
@@ -71,7 +79,7 @@ for n in $sizes; do
             fi
         done
     done
-    for c in $contenders; do
+    for c in $these; do
         if [ -z "${best[$c]:-}" ]; then
             record "backfill.$n.$c.seconds" fail s "did not complete correctly in any round"
             continue
@@ -112,15 +120,18 @@ for n in $sizes; do
     if [ "$client_budget" != 0 ]; then
         fresh_copy "tpl_int_$n" bench_t
         log "$n rows: client loop (budget ${client_budget}s)"
-        read -r rows secs < <(bash "$bench_dir/client_loop.sh" bench_t "$client_budget")
-        if [ "$rows" -ge "$n" ]; then
+        rows=""; secs=""
+        read -r rows secs < <(bash "$bench_dir/client_loop.sh" bench_t "$client_budget" || true) || true
+        if [ -z "${rows:-}" ] || [ "$rows" = 0 ]; then
+            record "backfill.$n.client_loop.seconds" fail s "the client loop failed (see backfill.log)"
+        elif [ "$rows" -ge "$n" ]; then
             record "backfill.$n.client_loop.seconds" "$secs" s "measured, one round"
         else
             record "backfill.$n.client_loop.seconds" \
                 "$(awk -v r="$rows" -v s="$secs" -v n="$n" 'BEGIN { printf "%.1f", s * n / r }')" s \
                 "extrapolated from $rows rows in ${secs}s (the rate only falls later: each SELECT skips more dead rows)"
         fi
-        record "backfill.$n.client_loop.rows_per_s" \
+        [ -n "${rows:-}" ] && [ "$rows" != 0 ] && record "backfill.$n.client_loop.rows_per_s" \
             "$(awk -v r="$rows" -v s="$secs" 'BEGIN { printf "%.0f", r / s }')" rows/s ""
     fi
     q -c "DROP TABLE IF EXISTS bench_t" -c "DROP TABLE IF EXISTS tpl_uuid_$n"

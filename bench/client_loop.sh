@@ -13,6 +13,7 @@ tab=${1:?usage: client_loop.sh TABLE [BUDGET_SECONDS]}
 budget=${2:-0}
 
 coproc PSQL { psql -X -qAt -v ON_ERROR_STOP=1 2>&1; }
+psql_pid=$PSQL_PID
 exec 3>&"${PSQL[1]}" 4<&"${PSQL[0]}"
 
 # run SQL: send it and read its output up to the end marker into $out.
@@ -50,5 +51,5 @@ while :; do
     fi
 done
 printf '\\q\n' >&3
-wait "$PSQL_PID" 2>/dev/null || true
+wait "$psql_pid" 2>/dev/null || true
 awk -v r="$rows" -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%d %.3f\n", r, b - a }'

@@ -92,8 +92,9 @@ scenario() {
         mt_key|mt_ctid)
             job=$(q -c "SELECT migration_tools.backfill('bench_t', 'slug = md5(id::text)',
                           'slug IS NULL', strategy => '${name#mt_}')")
-            q -c "SELECT migration_tools.wait($job)" >/dev/null
+            state=$(mt_wait "$job")
             t1=$(now)
+            [ "$state" = completed ] || { log "job $job: $state"; bf=fail; }
             q -F $'\t' -c "SELECT batch_no, rows, duration_ms, batch_size,
                                   extract(epoch FROM finished_at)
                              FROM migration_tools.backfill_batches
@@ -104,7 +105,7 @@ scenario() {
                     FROM migration_tools.backfill_batches WHERE job_id = $job" \
                 >"$run_dir/selfreport_$tag" 2>/dev/null || true ;;
     esac
-    [ "$name" != none ] && bf=$(elapsed "$t0" "$t1")
+    [ "$name" != none ] && [ "$bf" != fail ] && bf=$(elapsed "$t0" "$t1")
     wait "$pgb" 2>/dev/null || true
     # the window ends when the backfill or the pgbench run ended, whichever first
     tend=$(awk -v a="$t1" -v s="$t0" -v d="$secs" 'BEGIN { e = s - 2 + d; printf "%.6f", (a < e ? a : e) }')

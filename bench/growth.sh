@@ -11,6 +11,11 @@ n=${BENCH_GROWTH_ROWS:-$(scaled 10000000)}
 strategies=${BENCH_GROWTH_STRATEGIES:-"key"}
 run_dir=$BENCH_RUN_DIR
 
+case " ${BENCH_SIZES:-} " in
+    *" $n "*)
+        log "growth: the backfill part has a $n-row job already, nothing to add"
+        exit 0 ;;
+esac
 log "building the $n-row template"
 q -c "SELECT bench_build_template('tpl_int_$n', $n, 'int')" >/dev/null
 for s in $strategies; do

@@ -139,13 +139,34 @@ sample_memory() {
     done
 }
 
+# mt_wait JOB: wait for the job to end and print its final state.  Calls
+# wait(job, '1 second') in a loop rather than one wait(job): a statement
+# that runs for the whole job keeps a snapshot that stops vacuum from
+# removing the job's dead tuples, and the job's dead-tuples throttle then
+# waits for a vacuum that cannot happen (see bench/README.md).  Gives up
+# and cancels the job after BENCH_JOB_TIMEOUT seconds (default 1800).
+mt_wait() {
+    local job=$1 state t0=$EPOCHREALTIME
+    while :; do
+        state=$(q -c "SELECT migration_tools.wait($1, '1 second')")
+        case $state in
+            completed|failed|cancelled) echo "$state"; return 0 ;;
+        esac
+        if awk -v a="$t0" -v b="$EPOCHREALTIME" -v l="${BENCH_JOB_TIMEOUT:-1800}" 'BEGIN { exit !(b - a > l) }'; then
+            q -c "SELECT migration_tools.cancel($job)" >/dev/null
+            echo "timed out ($state, throttled by $(q -c "SELECT coalesce(throttled_by, '-') FROM migration_tools.backfill_progress WHERE job_id = $job"))"
+            return 0
+        fi
+    done
+}
+
 # run_mt TABLE STRATEGY TAG: queue the backfill, wait for it, save its
 # per-batch history; prints the job id.
 run_mt() {
     local tab=$1 strategy=$2 tag=$3 job state
     job=$(q -c "SELECT migration_tools.backfill('$tab', 'slug = md5(id::text)',
                   'slug IS NULL', strategy => '$strategy')")
-    state=$(q -c "SELECT migration_tools.wait($job)")
+    state=$(mt_wait "$job")
     if [ "$state" != completed ]; then
         log "job $job ended $state: $(q -c "SELECT last_error FROM migration_tools.backfill_progress WHERE job_id = $job")"
         return 1

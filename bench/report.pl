@@ -22,8 +22,9 @@ close $fh;
 sub val { my $k = shift; return exists $v{$k} ? $v{$k} : '-'; }
 
 if (open my $m, '<', "$dir/machine.txt") {
-    print "Run of $dir:\n\n";
-    while (<$m>) { chomp; print "- $_\n"; }
+    (my $base = $dir) =~ s{.*/}{};
+    print "Run `$base`:\n\n";
+    while (<$m>) { chomp; next unless /\S/; print "- $_\n"; }
     close $m;
     print "\n";
 }
@@ -70,11 +71,31 @@ if (@sc) {
     my %l = (none => 'no backfill', procedure => 'procedure',
              mt_key => 'migration_tools key', mt_ctid => 'migration_tools ctid');
     print "### 2. Backfill under an application write load\n\n";
-    print "| backfill | app TPS | TPS kept | app p99 (ms) | longest lock wait caused (ms) | waits > 10 ms caused | backfill time (s) |\n";
-    print "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+    # TPS relative to the run without backfill of the same round
+    my (%round_tps, %kept_round);
+    if (open my $r, '<', "$dir/rounds.tsv") {
+        while (<$r>) {
+            chomp;
+            my ($kind, $s, $round, $rest) = split /\t/;
+            next unless $kind eq 'load' && defined $rest;
+            my ($tps) = split / /, $rest;
+            $round_tps{$round}{$s} = $tps;
+        }
+        close $r;
+    }
+    for my $round (sort keys %round_tps) {
+        my $base = $round_tps{$round}{none} or next;
+        for my $s (keys %{ $round_tps{$round} }) {
+            next if $s eq 'none';
+            push @{ $kept_round{$s} }, sprintf("%.0f %%", 100 * $round_tps{$round}{$s} / $base);
+        }
+    }
+    print "| backfill | app TPS (best round) | TPS kept (best vs best) | TPS kept, each round vs the same round's no-backfill run | app p99 (ms) | longest lock wait caused (ms) | waits > 10 ms caused | backfill time (s) |\n";
+    print "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
     for my $s (@sc) {
-        printf "| %s | %s | %s | %s | %s | %s | %s |\n", $l{$s}, val("load.$s.tps"),
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $l{$s}, val("load.$s.tps"),
             exists $v{"load.$s.tps_kept"} ? $v{"load.$s.tps_kept"} . ' %' : '-',
+            $kept_round{$s} ? join(', ', @{ $kept_round{$s} }) : '-',
             val("load.$s.p99_ms"), val("load.$s.max_lock_wait_ms"),
             val("load.$s.lock_waits"), val("load.$s.backfill_seconds");
     }

@@ -192,6 +192,7 @@ mt_history_run_scheduled(TimestampTz *next_due)
 	volatile bool already_done = false;
 	Oid			worker_userid;
 	int			worker_sec_context;
+	Oid			run_as_id;
 	char	   *save_path;
 	char	   *save_timeout;
 
@@ -234,10 +235,20 @@ mt_history_run_scheduled(TimestampTz *next_due)
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		MemoryContextSwitchTo(cxt);
-		/* names in the statement resolve as when it runs */
+
+		/*
+		 * Names in the statement resolve as when it runs: with the
+		 * database's search_path, as its role ("$user", and the schemas
+		 * that role may use).
+		 */
 		SetConfigOption("search_path", GetConfigOptionResetString("search_path"),
 						PGC_SUSET, PGC_S_SESSION);
+		run_as_id = get_role_oid(st->run_as, true);
+		if (OidIsValid(run_as_id))
+			SetUserIdAndSecContext(run_as_id,
+								   worker_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 		find_index_target(st->sql, target);
+		SetUserIdAndSecContext(worker_userid, worker_sec_context);
 		SetConfigOption("search_path", MT_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
 		MemoryContextSwitchTo(cxt);
 		PopActiveSnapshot();
@@ -579,22 +590,14 @@ run_top_level(const char *sql, const char *run_as, const char *version,
 		if (parsetrees == NIL)
 			CommitTransactionCommand();
 	}
-	PG_CATCH();
+	PG_FINALLY();
 	{
-		SetUserIdAndSecContext(save_userid, save_sec_context);
-		SetConfigOption("lock_timeout", save_timeout, PGC_SUSET, PGC_S_SESSION);
-		SetConfigOption("search_path", MT_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
-		set_applying_version(NULL);
+		/* on error too: the caller aborts, as the worker's own role */
+		restore_worker_state(save_userid, save_sec_context, save_timeout);
 		debug_query_string = NULL;
-		PG_RE_THROW();
 	}
 	PG_END_TRY();
 
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-	SetConfigOption("lock_timeout", save_timeout, PGC_SUSET, PGC_S_SESSION);
-	SetConfigOption("search_path", MT_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
-	set_applying_version(NULL);
-	debug_query_string = NULL;
 	pgstat_report_activity(STATE_IDLE, NULL);
 	MemoryContextSwitchTo(oldcxt);
 }

@@ -1,6 +1,8 @@
 # DROP EXTENSION while a backfill runs: the worker of that database stops
 # (no crash, no busy loop), other databases go on being served, and the
-# extension can be created again and used.
+# extension can be created again and used.  DROP DATABASE ... WITH (FORCE)
+# under a running job: the launcher forgets that database and serves the
+# others.
 use strict;
 use warnings;
 use FindBin;
@@ -51,6 +53,26 @@ $node->safe_psql('other', 'CREATE EXTENSION migration_tools');
 $node->safe_psql('other', 'UPDATE t SET counter = 0');
 $job = mt_queue($node, 'other', 't', 'counter = counter + 1', undef, '');
 mt_check_exactly_once($node, 'other', 't', $job, $nrows, 'a job after CREATE EXTENSION again');
+
+# DROP DATABASE ... WITH (FORCE) while a job runs there: the worker is
+# terminated, the launcher forgets the database, the single worker slot
+# goes on serving the others, and a database created afterwards is served.
+mt_make_table($node, 'other', 't_drop_db', $nrows);
+$job = mt_queue($node, 'other', 't_drop_db', 'counter = counter + 1', undef, $slow);
+mt_running_pid($node, 'other', $job, 100);
+$log_offset = -s $node->logfile;
+$node->safe_psql('postgres', 'DROP DATABASE other WITH (FORCE)');
+$node->safe_psql('postgres', 'UPDATE t SET counter = 0');
+$job = mt_queue($node, 'postgres', 't', 'counter = counter + 1', undef, '');
+mt_check_exactly_once($node, 'postgres', 't', $job, 1000, 'a job after DROP DATABASE of another');
+$node->safe_psql('postgres', 'CREATE DATABASE third');
+$node->safe_psql('third', 'CREATE EXTENSION migration_tools');
+mt_make_table($node, 'third', 't', 1000);
+$job = mt_queue($node, 'third', 't', 'counter = counter + 1', undef, '');
+mt_check_exactly_once($node, 'third', 't', $job, 1000, 'a database created after the drop');
+$log = slurp_file($node->logfile, $log_offset);
+unlike($log, qr/terminated by signal|was terminated by|reinitializing|PANIC/,
+	'no crash after DROP DATABASE under a running job');
 
 $node->stop;
 done_testing();

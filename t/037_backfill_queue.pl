@@ -3,7 +3,8 @@
 # makes it visible; many jobs at once, several on the same table, all
 # complete with max_workers = 2, each table's jobs one after the other;
 # wait() goes on waiting through the termination of the job's worker and
-# can be cancelled; with a single free background worker slot, jobs of two
+# can be cancelled; storms of pause/resume and cancel/retry change
+# nothing to exactly-once; with a single free background worker slot, jobs of two
 # databases take turns.
 use strict;
 use warnings;
@@ -12,6 +13,7 @@ use lib "$FindBin::RealBin/lib";
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 use MtBackfill;
 
 my $node = mt_node('queue', conf => "max_prepared_transactions = 5\n");
@@ -103,6 +105,33 @@ SELECT migration_tools.wait($job);
 like($stderr, qr/canceling statement due to statement timeout/, 'wait() can be cancelled');
 mt_check_exactly_once($node, 'postgres', 't_cancelwait', $job, 20000,
 	'the job whose waiter was cancelled');
+
+# Control storms while two jobs run: pause/resume forty times, then
+# cancel/retry twenty times (calls on a job that has just ended are
+# refused, which is fine).  Still exactly once.
+mt_make_table($node, 'postgres', 't_storm1', 20000);
+mt_make_table($node, 'postgres', 't_storm2', 20000);
+my $s1 = mt_queue($node, 'postgres', 't_storm1', 'counter = counter + 1', undef,
+	"batch_size => 50, batch_sleep => '30ms'");
+my $s2 = mt_queue($node, 'postgres', 't_storm2', 'counter = counter + 1', undef,
+	"batch_size => 50, batch_sleep => '30ms'");
+mt_running_pid($node, 'postgres', $s1, 100);
+for my $i (1 .. 40)
+{
+	$node->psql('postgres', "SELECT migration_tools.pause($s1), migration_tools.pause($s2)");
+	usleep(int(rand(100_000)));
+	$node->psql('postgres', "SELECT migration_tools.resume($s1), migration_tools.resume($s2)");
+	usleep(int(rand(100_000)));
+}
+for my $i (1 .. 20)
+{
+	$node->psql('postgres', "SELECT migration_tools.cancel($s1)");
+	usleep(int(rand(50_000)));
+	$node->psql('postgres', "SELECT migration_tools.retry($s1)");
+	usleep(int(rand(50_000)));
+}
+mt_check_exactly_once($node, 'postgres', 't_storm1', $s1, 20000, 'pause/resume then cancel/retry storm');
+mt_check_exactly_once($node, 'postgres', 't_storm2', $s2, 20000, 'pause/resume storm');
 
 $node->stop;
 

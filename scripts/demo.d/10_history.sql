@@ -29,11 +29,14 @@ EXCEPTION WHEN duplicate_column THEN
 END
 $$;
 
--- Give the worker a moment to build the index.
+-- Give the worker a moment to build the index.  A concurrent index build
+-- waits for every transaction older than it, so this loop commits each time
+-- round: one long transaction here would hold the build back.
 DO $$
 BEGIN
     FOR i IN 1..100 LOOP
         EXIT WHEN NOT EXISTS (SELECT FROM migration_tools.status WHERE state = 'scheduled');
+        COMMIT;
         PERFORM pg_sleep(0.1);
     END LOOP;
 END

@@ -129,6 +129,7 @@ DECLARE
     default_name text;
     candidates regclass[];
     n integer;
+    rows_sql text;
     -- The script of an imported migration is not known: up_sql is '' and
     -- checksum its SHA-256, as for every row (the tool's own checksum goes
     -- to the description).  apply() of an imported version is a no-op, as
@@ -174,90 +175,92 @@ BEGIN
     -- serialized with apply() and every other writer of the history
     PERFORM pg_advisory_xact_lock(7887033719535463545);
 
+    -- Each tool's rows, as the columns of migrations they fill, in the
+    -- order they were applied (installed_rank follows it); one INSERT below.
     IF tool = 'prisma' THEN
         -- one row per attempt: the latest attempt of each migration counts
-        EXECUTE format($q$
-            INSERT INTO migration_tools.migrations
-                (version, description, checksum, up_sql, state, started_at, finished_at,
-                 execution_time, attempts, error, rolled_back_at, baseline)
-            SELECT migration_name,
-                   'imported from prisma' || coalesce(' (checksum ' || checksum || ')', ''),
-                   %L, '',
+        rows_sql := format($q$
+            SELECT migration_name::text AS version,
+                   'imported from prisma' || coalesce(' (checksum ' || checksum || ')', '') AS description,
                    CASE WHEN rolled_back_at IS NOT NULL THEN 'rolled_back'
                         WHEN finished_at IS NULL THEN 'failed'
-                        ELSE 'applied' END,
-                   coalesce(started_at, now()), finished_at, finished_at - started_at,
-                   1, CASE WHEN finished_at IS NULL AND rolled_back_at IS NULL THEN logs END,
-                   rolled_back_at, true
+                        ELSE 'applied' END AS state,
+                   current_user AS applied_by,
+                   coalesce(started_at, now()) AS started_at, finished_at,
+                   finished_at - started_at AS execution_time,
+                   CASE WHEN finished_at IS NULL AND rolled_back_at IS NULL THEN logs END AS error,
+                   rolled_back_at
               FROM (SELECT DISTINCT ON (migration_name) *
                       FROM %s
                      ORDER BY migration_name, started_at DESC) p
-             ORDER BY started_at, migration_name
-            ON CONFLICT (version) DO NOTHING $q$, empty_checksum, tbl);
+             ORDER BY p.started_at, p.migration_name $q$, tbl);
     ELSIF tool = 'flyway' THEN
         -- versioned migrations only (repeatable ones have no version)
-        EXECUTE format($q$
-            INSERT INTO migration_tools.migrations
-                (version, description, checksum, up_sql, state, applied_by, started_at,
-                 finished_at, execution_time, attempts, error, baseline)
-            SELECT version,
+        rows_sql := format($q$
+            SELECT version::text,
                    concat_ws(' ', description, '(imported from flyway: ' || type ||
                              coalesce(' ' || script, '') ||
-                             coalesce(', checksum ' || checksum, '') || ')'),
-                   %L, '',
-                   CASE WHEN success THEN 'applied' ELSE 'failed' END,
+                             coalesce(', checksum ' || checksum, '') || ')') AS description,
+                   CASE WHEN success THEN 'applied' ELSE 'failed' END AS state,
                    CASE WHEN installed_by IS NOT NULL AND length(installed_by) < 64
-                        THEN installed_by::name ELSE current_user END,
-                   installed_on, installed_on + execution_time * interval '1 millisecond',
-                   execution_time * interval '1 millisecond', 1,
-                   CASE WHEN NOT success THEN 'failed in flyway' END, true
+                        THEN installed_by::name ELSE current_user END AS applied_by,
+                   installed_on AS started_at,
+                   installed_on + execution_time * interval '1 millisecond' AS finished_at,
+                   execution_time * interval '1 millisecond' AS execution_time,
+                   CASE WHEN NOT success THEN 'failed in flyway' END AS error,
+                   NULL::timestamptz AS rolled_back_at
               FROM (SELECT DISTINCT ON (version) *
                       FROM %s
                      WHERE version IS NOT NULL AND version <> ''
                        AND type NOT IN ('SCHEMA', 'DELETE', 'UNDO_SQL', 'UNDO_JDBC', 'UNDO_SCRIPT')
                      ORDER BY version, installed_rank DESC) f
-             ORDER BY installed_rank
-            ON CONFLICT (version) DO NOTHING $q$, empty_checksum, tbl);
+             ORDER BY installed_rank $q$, tbl);
     ELSIF tool = 'drizzle' THEN
         -- drizzle records the hash of the SQL file and the migration's
         -- folder timestamp (created_at, milliseconds), no name
-        EXECUTE format($q$
-            INSERT INTO migration_tools.migrations
-                (version, description, checksum, up_sql, state, started_at, finished_at,
-                 attempts, baseline)
-            SELECT created_at::text,
-                   'imported from drizzle' || coalesce(' (hash ' || hash || ')', ''),
-                   %L, '', 'applied',
-                   coalesce(to_timestamp(created_at / 1000.0), now()),
-                   coalesce(to_timestamp(created_at / 1000.0), now()), 1, true
+        rows_sql := format($q$
+            SELECT created_at::text AS version,
+                   'imported from drizzle' || coalesce(' (hash ' || hash || ')', '') AS description,
+                   'applied' AS state, current_user AS applied_by,
+                   coalesce(to_timestamp(created_at / 1000.0), now()) AS started_at,
+                   coalesce(to_timestamp(created_at / 1000.0), now()) AS finished_at,
+                   NULL::interval AS execution_time, NULL AS error,
+                   NULL::timestamptz AS rolled_back_at
               FROM %s
              WHERE created_at IS NOT NULL
-             ORDER BY id
-            ON CONFLICT (version) DO NOTHING $q$, empty_checksum, tbl);
+             ORDER BY id $q$, tbl);
     ELSIF tool = 'golang-migrate' THEN
         -- golang-migrate keeps only the current version; dirty = failed half-way
-        EXECUTE format($q$
-            INSERT INTO migration_tools.migrations
-                (version, description, checksum, up_sql, state, finished_at, attempts, error, baseline)
+        rows_sql := format($q$
             SELECT version::text,
-                   'imported from golang-migrate (current version)',
-                   %L, '',
-                   CASE WHEN dirty THEN 'failed' ELSE 'applied' END,
-                   now(), 1,
-                   CASE WHEN dirty THEN 'dirty in golang-migrate' END, true
-              FROM %s
-            ON CONFLICT (version) DO NOTHING $q$, empty_checksum, tbl);
+                   'imported from golang-migrate (current version)' AS description,
+                   CASE WHEN dirty THEN 'failed' ELSE 'applied' END AS state,
+                   current_user AS applied_by, now() AS started_at, now() AS finished_at,
+                   NULL::interval AS execution_time,
+                   CASE WHEN dirty THEN 'dirty in golang-migrate' END AS error,
+                   NULL::timestamptz AS rolled_back_at
+              FROM %s $q$, tbl);
     ELSE
         -- rails: one row per applied version
-        EXECUTE format($q$
-            INSERT INTO migration_tools.migrations
-                (version, description, checksum, up_sql, state, finished_at, attempts, baseline)
-            SELECT version::text, 'imported from rails', %L, '', 'applied', now(), 1, true
+        rows_sql := format($q$
+            SELECT version::text, 'imported from rails' AS description, 'applied' AS state,
+                   current_user AS applied_by, now() AS started_at, now() AS finished_at,
+                   NULL::interval AS execution_time, NULL AS error,
+                   NULL::timestamptz AS rolled_back_at
               FROM %s
              WHERE version IS NOT NULL AND version::text <> ''
-             ORDER BY version::text
-            ON CONFLICT (version) DO NOTHING $q$, empty_checksum, tbl);
+             ORDER BY version::text $q$, tbl);
     END IF;
+
+    -- (a subquery with ORDER BY is not flattened: its order is kept)
+    EXECUTE format($q$
+        INSERT INTO migration_tools.migrations
+            (version, description, checksum, up_sql, state, applied_by, started_at,
+             finished_at, execution_time, attempts, error, rolled_back_at, baseline)
+        SELECT i.version, i.description, %L, '', i.state, i.applied_by, i.started_at,
+               i.finished_at, i.execution_time, 1, i.error, i.rolled_back_at, true
+          FROM (%s) i
+        ON CONFLICT (version) DO NOTHING $q$, empty_checksum, rows_sql);
 
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;

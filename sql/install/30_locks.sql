@@ -178,7 +178,13 @@ AS $$
         SELECT l.*,
                coalesce(l.blocking_pid::text, 'xid ' || l.blocking_prepared_xid::text) AS blocker_key,
                coalesce(to_char(l.wait_started AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS'), '99999999999999999999')
-                   || lpad(l.waiting_pid::text, 10, '0') AS sort_key
+                   || lpad(l.waiting_pid::text, 10, '0') AS sort_key,
+               -- " [application]" after a pid, when there is one
+               CASE WHEN coalesce(l.waiting_application_name, '') <> ''
+                    THEN format(' [%s]', l.waiting_application_name) ELSE '' END AS waiting_app,
+               CASE WHEN coalesce(l.blocking_application_name, '') <> ''
+                    THEN format(' [%s]', l.blocking_application_name) ELSE '' END AS blocking_app,
+               CASE l.blocking_kind WHEN 'hard' THEN 'holds' ELSE 'queued ahead for' END AS blocking_verb
         FROM migration_tools.lock_waits l
     ),
     -- each waiter is drawn once, under the blocker on its shortest chain;
@@ -199,9 +205,7 @@ AS $$
                      array_agg(format('%s (%s: %s %s)',
                                       CASE WHEN w.blocking_pid IS NULL THEN 'prepared ' || w.blocker_key
                                            ELSE 'pid ' || w.blocking_pid END,
-                                      w.blocking_kind,
-                                      CASE w.blocking_kind WHEN 'hard' THEN 'holds' ELSE 'queued ahead for' END,
-                                      w.blocking_mode)
+                                      w.blocking_kind, w.blocking_verb, w.blocking_mode)
                                ORDER BY w.blocking_kind, w.depth, w.blocker_key) AS a
               FROM w JOIN parent p USING (waiting_pid)
               WHERE w.blocker_key <> p.blocker_key
@@ -220,9 +224,7 @@ AS $$
                           blocks)
                ELSE
                    format('pid %s%s (%s) %s%s, blocks %s: %s',
-                          blocking_pid,
-                          CASE WHEN coalesce(blocking_application_name, '') <> ''
-                               THEN format(' [%s]', blocking_application_name) ELSE '' END,
+                          blocking_pid, blocking_app,
                           coalesce(blocking_role::text, '?'),
                           coalesce(blocking_state, '?'),
                           CASE WHEN blocking_xact_start IS NOT NULL
@@ -246,9 +248,7 @@ AS $$
         SELECT p.waiting_pid::text, t.path || p.waiting_pid::text,
                t.sort_path || p.sort_key, t.level + 1,
                format('pid %s%s (%s) waits %s for %s on %s (%s: %s %s)%s: %s',
-                      p.waiting_pid,
-                      CASE WHEN coalesce(p.waiting_application_name, '') <> ''
-                           THEN format(' [%s]', p.waiting_application_name) ELSE '' END,
+                      p.waiting_pid, p.waiting_app,
                       coalesce(p.waiting_role::text, '?'),
                       coalesce(migration_tools._lock_age(p.wait_duration), '?'),
                       p.mode,
@@ -262,9 +262,7 @@ AS $$
                                coalesce(p.advisory_key::text, p.classid || ',' || p.objid)
                           WHEN 'object' THEN format('object %s/%s/%s', p.classid, p.objid, p.objsubid)
                           ELSE p.locktype END,
-                      p.blocking_kind,
-                      CASE p.blocking_kind WHEN 'hard' THEN 'holds' ELSE 'queued ahead for' END,
-                      p.blocking_mode,
+                      p.blocking_kind, p.blocking_verb, p.blocking_mode,
                       coalesce(', also blocked by ' || o.also, ''),
                       coalesce(p.waiting_query, '?'))
         FROM tree t
@@ -279,16 +277,11 @@ AS $$
         -- waits in a cycle that leads to no root: a deadlock not yet detected
         SELECT 1, ARRAY[sort_key],
                format('pid %s%s waits for %s %s%s on %s (%s: %s %s) in or behind a wait cycle: deadlock pending detection',
-                      waiting_pid,
-                      CASE WHEN coalesce(waiting_application_name, '') <> ''
-                           THEN format(' [%s]', waiting_application_name) ELSE '' END,
+                      waiting_pid, waiting_app,
                       CASE WHEN blocking_pid IS NULL THEN 'prepared' ELSE 'pid' END, blocker_key,
-                      CASE WHEN coalesce(blocking_application_name, '') <> ''
-                           THEN format(' [%s]', blocking_application_name) ELSE '' END,
+                      blocking_app,
                       CASE WHEN relation IS NOT NULL THEN 'relation ' || relation::text ELSE locktype END,
-                      blocking_kind,
-                      CASE blocking_kind WHEN 'hard' THEN 'holds' ELSE 'queued ahead for' END,
-                      blocking_mode)
+                      blocking_kind, blocking_verb, blocking_mode)
         FROM w
         WHERE depth IS NULL
     ) s
