@@ -1025,7 +1025,7 @@ build_guard(Relation rel, Query *query, bool by_ctid, bool guard, bool has_where
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("the ctid strategy cannot run a set clause that reads the columns it assigns"),
 					 errdetail("The ctid strategy may meet a row twice (rows move when they are updated) and relies on the set clause giving the same result when applied again; an expression such as \"n = n + 1\" does not."),
-					 errhint("Use strategy => 'key', which applies the set clause exactly once per row.")));
+					 errhint("Use strategy => 'key', which applies the set clause exactly once per row, or guard => false with a where_clause that excludes the rows already done.")));
 		if (complex)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
