@@ -47,6 +47,7 @@
 
 #include "autonomous.h"
 #include "migration_tools.h"
+#include "spi_util.h"
 
 /* The strings of the payload, in this order. */
 enum
@@ -223,11 +224,7 @@ mt_autonomous_main(Datum main_arg)
 
 	PG_TRY();
 	{
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		SPI_connect();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		pgstat_report_activity(STATE_RUNNING, "recording a failed migration");
+		mt_bgw_begin("recording a failed migration");
 
 		set_config_option("search_path", "pg_catalog, pg_temp",
 						  PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
@@ -279,9 +276,7 @@ mt_autonomous_main(Datum main_arg)
 								  11, argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not insert the failed migration row");
 
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
+		mt_bgw_commit();
 		shared->recorded = true;
 		pg_write_barrier();
 	}
@@ -298,8 +293,6 @@ mt_autonomous_main(Datum main_arg)
 	}
 	PG_END_TRY();
 
-	pgstat_report_stat(false);
-	pgstat_report_activity(STATE_IDLE, NULL);
 	dsm_detach(seg);
 	proc_exit(0);
 }

@@ -69,6 +69,7 @@
 #include "lint.h"
 #include "locks.h"
 #include "migration_tools.h"
+#include "spi_util.h"
 
 PG_FUNCTION_INFO_V1(mt_apply);
 PG_FUNCTION_INFO_V1(mt_baseline);
@@ -288,10 +289,7 @@ become_owner(OwnerSwitch *sw)
 	SetUserIdAndSecContext(owner, sw->save_sec_context |
 						   SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
-	sw->save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
+	sw->save_nestlevel = mt_pin_search_path("pg_catalog, pg_temp");
 }
 
 static void
@@ -375,6 +373,32 @@ check_row_writable(const char *version, MigrationRow *row)
 				 errmsg("could not serialize access due to a concurrent change of migration \"%s\"",
 						version),
 				 errdetail("The migration's row was written by a transaction that committed after this transaction's snapshot was taken."),
+				 errhint("Retry the transaction.")));
+}
+
+/*
+ * Delete the row of a version that is about to be recorded again (a failed
+ * or rolled back attempt).  When our snapshot saw the row but it is gone, a
+ * concurrent transaction replaced it first: fail as a serialization error
+ * rather than record over its work.
+ */
+static void
+delete_replaced_migration(const char *version, bool seen)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	uint64		deleted;
+
+	values[0] = CStringGetTextDatum(version);
+	deleted = mt_spi_execute_checked("DELETE FROM migration_tools.migrations WHERE version = $1",
+									 1, argtypes, values, NULL, false, 0,
+									 SPI_OK_DELETE, "replace a migration");
+	if (seen && deleted == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to a concurrent change of migration \"%s\"",
+						version),
+				 errdetail("The row was written by a transaction that committed after this transaction's snapshot was taken."),
 				 errhint("Retry the transaction.")));
 }
 
@@ -864,8 +888,7 @@ mt_apply(PG_FUNCTION_ARGS)
 	checksum = sha256_hex(up_sql, strlen(up_sql));
 	applied_by = GetUserNameFromId(GetUserId(), false);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	mt_spi_connect();
 
 	lock_history();
 
@@ -1016,16 +1039,7 @@ mt_apply(PG_FUNCTION_ARGS)
 		nulls[14] = 'n';
 
 		/* A failed or rolled back version is replaced, and becomes newest. */
-		if (SPI_execute_with_args("DELETE FROM migration_tools.migrations WHERE version = $1",
-								  1, argtypes, values, nulls, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "could not replace migration \"%s\"", version);
-		if (row.found && SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("could not serialize access due to a concurrent change of migration \"%s\"",
-							version),
-					 errdetail("The row was written by a transaction that committed after this transaction's snapshot was taken."),
-					 errhint("Retry the transaction.")));
+		delete_replaced_migration(version, row.found);
 		if (SPI_execute_with_args("INSERT INTO migration_tools.migrations"
 								  " (version, description, checksum, up_sql, down_sql, state,"
 								  "  applied_by, started_at, finished_at, execution_time,"
@@ -1095,8 +1109,7 @@ mt_baseline(PG_FUNCTION_ARGS)
 	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	description = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	mt_spi_connect();
 	lock_history();
 	row = read_migration(version);
 	if (row.found && (strcmp(row.state, "applied") == 0 ||
@@ -1120,15 +1133,7 @@ mt_baseline(PG_FUNCTION_ARGS)
 	fingerprint = mt_catalog_fingerprint();
 	values[4] = fingerprint ? CStringGetTextDatum(fingerprint) : (Datum) 0;
 	nulls[4] = fingerprint ? ' ' : 'n';
-	if (SPI_execute_with_args("DELETE FROM migration_tools.migrations WHERE version = $1",
-							  1, argtypes, values, nulls, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not replace migration \"%s\"", version);
-	if (row.found && SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not serialize access due to a concurrent change of migration \"%s\"",
-						version),
-				 errhint("Retry the transaction.")));
+	delete_replaced_migration(version, row.found);
 	if (SPI_execute_with_args("INSERT INTO migration_tools.migrations"
 							  " (version, description, checksum, up_sql, state, applied_by,"
 							  "  started_at, finished_at, execution_time, attempts,"
@@ -1240,6 +1245,25 @@ do_rollback(const char *version, MigrationRow *row)
 }
 
 /*
+ * The common start of rollback() and rollback_to(): check the call and the
+ * version argument, connect to SPI and take the history lock.  Returns the
+ * version, allocated in the caller's context.
+ */
+static char *
+begin_rollback(FunctionCallInfo fcinfo, const char *funcname)
+{
+	char	   *version;
+
+	check_writable(funcname);
+	check_text_arg(fcinfo, 0, "version");
+	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	mt_spi_connect();
+	lock_history();
+	return version;
+}
+
+/*
  * rollback(version) returns text
  */
 Datum
@@ -1248,13 +1272,7 @@ mt_rollback(PG_FUNCTION_ARGS)
 	char	   *version;
 	MigrationRow row;
 
-	check_writable("rollback()");
-	check_text_arg(fcinfo, 0, "version");
-	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	lock_history();
+	version = begin_rollback(fcinfo, "rollback()");
 	row = read_migration(version);
 	check_rollback(version, &row);
 	do_rollback(version, &row);
@@ -1282,13 +1300,7 @@ mt_rollback_to(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 	uint64		i;
 
-	check_writable("rollback_to()");
-	check_text_arg(fcinfo, 0, "version");
-	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	lock_history();
+	version = begin_rollback(fcinfo, "rollback_to()");
 	target = read_migration(version);
 	if (!target.found)
 		ereport(ERROR,
