@@ -247,34 +247,33 @@ mt_autonomous_main(Datum main_arg)
 		for (i = 7; i < 11; i++)
 			nulls[i] = ' ';
 
-		if (SPI_execute_with_args(
-								  "INSERT INTO migration_tools.migrations AS m"
-								  " (version, description, checksum, up_sql, down_sql, state,"
-								  "  applied_by, error, started_at, finished_at, execution_time,"
-								  "  attempts, lock_wait_time)"
-								  " VALUES ($1, $2, $3, $4, $5, 'failed', $6, $7, $8, $9, $9 - $8,"
-								  "  $10, $11 * interval '1 millisecond')"
-								  " ON CONFLICT (version) DO UPDATE SET"
-								  "  description = excluded.description,"
-								  "  checksum = excluded.checksum,"
-								  "  up_sql = excluded.up_sql,"
-								  "  down_sql = excluded.down_sql,"
-								  "  state = 'failed',"
-								  "  applied_by = excluded.applied_by,"
-								  "  error = excluded.error,"
-								  "  started_at = excluded.started_at,"
-								  "  finished_at = excluded.finished_at,"
-								  "  execution_time = excluded.execution_time,"
-								  "  attempts = excluded.attempts,"
-								  "  lock_wait_time = excluded.lock_wait_time,"
-								  "  lock_waits_caused = 0,"
-								  "  catalog_fingerprint = NULL,"
-								  "  rolled_back_at = NULL,"
-								  "  baseline = false,"
-								  "  installed_rank = nextval('migration_tools.migrations_installed_rank_seq')"
-								  " WHERE m.state NOT IN ('applied', 'scheduled')",
-								  11, argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not insert the failed migration row");
+		(void) mt_spi_execute_checked("INSERT INTO migration_tools.migrations AS m"
+									  " (version, description, checksum, up_sql, down_sql, state,"
+									  "  applied_by, error, started_at, finished_at, execution_time,"
+									  "  attempts, lock_wait_time)"
+									  " VALUES ($1, $2, $3, $4, $5, 'failed', $6, $7, $8, $9, $9 - $8,"
+									  "  $10, $11 * interval '1 millisecond')"
+									  " ON CONFLICT (version) DO UPDATE SET"
+									  "  description = excluded.description,"
+									  "  checksum = excluded.checksum,"
+									  "  up_sql = excluded.up_sql,"
+									  "  down_sql = excluded.down_sql,"
+									  "  state = 'failed',"
+									  "  applied_by = excluded.applied_by,"
+									  "  error = excluded.error,"
+									  "  started_at = excluded.started_at,"
+									  "  finished_at = excluded.finished_at,"
+									  "  execution_time = excluded.execution_time,"
+									  "  attempts = excluded.attempts,"
+									  "  lock_wait_time = excluded.lock_wait_time,"
+									  "  lock_waits_caused = 0,"
+									  "  catalog_fingerprint = NULL,"
+									  "  rolled_back_at = NULL,"
+									  "  baseline = false,"
+									  "  installed_rank = nextval('migration_tools.migrations_installed_rank_seq')"
+									  " WHERE m.state NOT IN ('applied', 'scheduled')",
+									  11, argtypes, values, nulls, false, 0,
+									  SPI_OK_INSERT, "insert the failed migration row");
 
 		mt_bgw_commit();
 		shared->recorded = true;

@@ -1040,15 +1040,16 @@ mt_apply(PG_FUNCTION_ARGS)
 
 		/* A failed or rolled back version is replaced, and becomes newest. */
 		delete_replaced_migration(version, row.found);
-		if (SPI_execute_with_args("INSERT INTO migration_tools.migrations"
-								  " (version, description, checksum, up_sql, down_sql, state,"
-								  "  applied_by, started_at, finished_at, execution_time,"
-								  "  attempts, lock_wait_time, lock_waits_caused,"
-								  "  catalog_fingerprint, baseline, error)"
-								  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9 - $8,"
-								  "  $10, $11 * interval '1 millisecond', $12, $13, $14, $15)",
-								  15, argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not record migration \"%s\"", version);
+		(void) mt_spi_execute_checked("INSERT INTO migration_tools.migrations"
+									  " (version, description, checksum, up_sql, down_sql, state,"
+									  "  applied_by, started_at, finished_at, execution_time,"
+									  "  attempts, lock_wait_time, lock_waits_caused,"
+									  "  catalog_fingerprint, baseline, error)"
+									  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9 - $8,"
+									  "  $10, $11 * interval '1 millisecond', $12, $13, $14, $15)",
+									  15, argtypes, values, nulls, false, 0,
+									  SPI_OK_INSERT,
+									  psprintf("record migration \"%s\"", version));
 
 		i = 0;
 		foreach(lc, scheduled)
@@ -1062,12 +1063,13 @@ mt_apply(PG_FUNCTION_ARGS)
 			svalues[2] = Int32GetDatum(info->statement);
 			svalues[3] = CStringGetTextDatum(info->sql);
 			svalues[4] = values[6];
-			if (SPI_execute_with_args("INSERT INTO migration_tools.scheduled_statements"
-									  " (version, seq, statement_no, sql, run_as)"
-									  " VALUES ($1, $2, $3, $4, $5)",
-									  5, stypes, svalues, NULL, false, 0) != SPI_OK_INSERT)
-				elog(ERROR, "could not schedule statement %d of migration \"%s\"",
-					 info->statement, version);
+			(void) mt_spi_execute_checked("INSERT INTO migration_tools.scheduled_statements"
+										  " (version, seq, statement_no, sql, run_as)"
+										  " VALUES ($1, $2, $3, $4, $5)",
+										  5, stypes, svalues, NULL, false, 0,
+										  SPI_OK_INSERT,
+										  psprintf("schedule statement %d of migration \"%s\"",
+												   info->statement, version));
 		}
 	}
 	restore_caller(&sw);
@@ -1134,14 +1136,15 @@ mt_baseline(PG_FUNCTION_ARGS)
 	values[4] = fingerprint ? CStringGetTextDatum(fingerprint) : (Datum) 0;
 	nulls[4] = fingerprint ? ' ' : 'n';
 	delete_replaced_migration(version, row.found);
-	if (SPI_execute_with_args("INSERT INTO migration_tools.migrations"
-							  " (version, description, checksum, up_sql, state, applied_by,"
-							  "  started_at, finished_at, execution_time, attempts,"
-							  "  catalog_fingerprint, baseline)"
-							  " VALUES ($1, $2, $3, '', 'applied', $4,"
-							  "  now(), now(), '0'::interval, 0, $5, true)",
-							  5, argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not record migration \"%s\"", version);
+	(void) mt_spi_execute_checked("INSERT INTO migration_tools.migrations"
+								  " (version, description, checksum, up_sql, state, applied_by,"
+								  "  started_at, finished_at, execution_time, attempts,"
+								  "  catalog_fingerprint, baseline)"
+								  " VALUES ($1, $2, $3, '', 'applied', $4,"
+								  "  now(), now(), '0'::interval, 0, $5, true)",
+								  5, argtypes, values, nulls, false, 0,
+								  SPI_OK_INSERT,
+								  psprintf("record migration \"%s\"", version));
 	restore_caller(&sw);
 
 	SPI_finish();
@@ -1229,12 +1232,13 @@ do_rollback(const char *version, MigrationRow *row)
 	nulls[1] = fingerprint ? ' ' : 'n';
 	values[2] = Int32GetDatum(run.attempts);
 	values[3] = Float8GetDatum(run.lock_wait_ms);
-	if (SPI_execute_with_args("UPDATE migration_tools.migrations"
-							  " SET state = 'rolled_back', rolled_back_at = clock_timestamp(),"
-							  "     catalog_fingerprint = $2"
-							  " WHERE version = $1",
-							  4, argtypes, values, nulls, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not mark migration \"%s\" rolled back", version);
+	(void) mt_spi_execute_checked("UPDATE migration_tools.migrations"
+								  " SET state = 'rolled_back', rolled_back_at = clock_timestamp(),"
+								  "     catalog_fingerprint = $2"
+								  " WHERE version = $1",
+								  4, argtypes, values, nulls, false, 0,
+								  SPI_OK_UPDATE,
+								  psprintf("mark migration \"%s\" rolled back", version));
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),

@@ -183,8 +183,8 @@ script_parse_error_callback(void *arg)
  * Parse a script into raw statements, in the current memory context.
  * Syntax errors come out as ERRORs with the position in the script.
  */
-List *
-mt_parse_script(const char *sql)
+static List *
+parse_script(const char *sql)
 {
 	ErrorContextCallback errcallback;
 	List	   *stmts;
@@ -1013,8 +1013,8 @@ mt_describe_statement(const char *sql, RawStmt *raw, int number)
  * The value is applied at the GUC nest level the caller opened, with
  * GUC_ACTION_SAVE, so that it is undone when that level is closed.
  */
-void
-mt_script_follow_search_path(Node *stmt)
+static void
+script_follow_search_path(Node *stmt)
 {
 	VariableSetStmt *s;
 
@@ -1042,26 +1042,19 @@ mt_script_follow_search_path(Node *stmt)
 }
 
 /*
- * Split and analyse a script; see lint.h.  The parse trees live in a
- * private memory context that is gone when we return.
+ * Run fn on each statement of a script, in order, with the statement's
+ * number (from 1).  SET search_path in the script is followed after each
+ * statement, so that later names resolve as they will when the script runs,
+ * and undone at the end.  The parse trees are allocated in the current
+ * memory context.
  */
-List *
-mt_analyze_script(const char *sql)
+void
+mt_script_foreach(const char *sql, MtScriptStatementFn fn, void *arg)
 {
-	MemoryContext caller = CurrentMemoryContext;
-	MemoryContext parsecxt;
-	MemoryContext oldcxt;
-	List	   *result = NIL;
-	List	   *stmts;
+	List	   *stmts = parse_script(sql);
 	ListCell   *lc;
 	int			n = 0;
 	int			nestlevel;
-
-	parsecxt = AllocSetContextCreate(CurrentMemoryContext,
-									 "migration_tools script analysis",
-									 ALLOCSET_DEFAULT_SIZES);
-	oldcxt = MemoryContextSwitchTo(parsecxt);
-	stmts = mt_parse_script(sql);
 
 	nestlevel = NewGUCNestLevel();
 	foreach(lc, stmts)
@@ -1069,16 +1062,51 @@ mt_analyze_script(const char *sql)
 		RawStmt    *raw = lfirst_node(RawStmt, lc);
 
 		CHECK_FOR_INTERRUPTS();
-		MemoryContextSwitchTo(caller);
-		result = lappend(result, mt_describe_statement(sql, raw, ++n));
-		MemoryContextSwitchTo(parsecxt);
-		mt_script_follow_search_path(raw->stmt);
+		fn(sql, raw, ++n, arg);
+		script_follow_search_path(raw->stmt);
 	}
 	AtEOXact_GUC(true, nestlevel);
+}
 
+/* What analyze_statement() adds to, and where the result must live. */
+typedef struct AnalyzeState
+{
+	MemoryContext result_cxt;
+	List	   *result;
+} AnalyzeState;
+
+/* mt_script_foreach() callback of mt_analyze_script(). */
+static void
+analyze_statement(const char *sql, RawStmt *raw, int number, void *arg)
+{
+	AnalyzeState *as = (AnalyzeState *) arg;
+	MemoryContext oldcxt = MemoryContextSwitchTo(as->result_cxt);
+
+	as->result = lappend(as->result, mt_describe_statement(sql, raw, number));
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * Split and analyse a script; see lint.h.  The parse trees live in a
+ * private memory context that is gone when we return.
+ */
+List *
+mt_analyze_script(const char *sql)
+{
+	AnalyzeState as;
+	MemoryContext parsecxt;
+	MemoryContext oldcxt;
+
+	as.result_cxt = CurrentMemoryContext;
+	as.result = NIL;
+	parsecxt = AllocSetContextCreate(CurrentMemoryContext,
+									 "migration_tools script analysis",
+									 ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(parsecxt);
+	mt_script_foreach(sql, analyze_statement, &as);
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextDelete(parsecxt);
-	return result;
+	return as.result;
 }
 
 /*

@@ -26,11 +26,13 @@
 extern int	mt_lint_large_rows;
 
 /* lint.c */
-extern List *mt_parse_script(const char *sql);
+typedef void (*MtScriptStatementFn) (const char *sql, RawStmt *raw,
+									 int number, void *arg);
+extern void mt_script_foreach(const char *sql, MtScriptStatementFn fn,
+							  void *arg);
 extern MtStatementInfo *mt_describe_statement(const char *sql, RawStmt *raw,
 											  int number);
 extern Oid	mt_lookup_relation(RangeVar *rv);
-extern void mt_script_follow_search_path(Node *stmt);
 extern bool mt_option_is_true(List *options, const char *name);
 extern const char *mt_lint_lock_mode_name(LOCKMODE mode);
 extern char *mt_relation_display_name(Oid relid);

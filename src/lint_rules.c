@@ -2102,6 +2102,28 @@ lint_statement(LintState *st, Node *stmt)
 	}
 }
 
+/* What lint_script_statement() works with. */
+typedef struct LintScriptState
+{
+	LintState  *st;
+	MemoryContext stmtcxt;		/* reset after each statement */
+} LintScriptState;
+
+/* mt_script_foreach() callback of mt_lint_script(). */
+static void
+lint_script_statement(const char *sql, RawStmt *raw, int number, void *arg)
+{
+	LintScriptState *ls = (LintScriptState *) arg;
+	LintState  *st = ls->st;
+	MemoryContext oldcxt = MemoryContextSwitchTo(ls->stmtcxt);
+
+	st->info = mt_describe_statement(sql, raw, number);
+	lint_statement(st, raw->stmt);
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(ls->stmtcxt);
+	st->info = NULL;
+}
+
 /*
  * Lint a script; see lint.h.
  */
@@ -2109,45 +2131,25 @@ List *
 mt_lint_script(const char *sql)
 {
 	MemoryContext scriptcxt;
-	MemoryContext stmtcxt;
 	MemoryContext oldcxt;
+	LintScriptState ls;
 	LintState  *st;
-	List	   *stmts;
 	List	   *findings;
-	ListCell   *lc;
-	int			n = 0;
-	int			nestlevel;
 
 	scriptcxt = AllocSetContextCreate(CurrentMemoryContext,
 									  "migration_tools lint",
 									  ALLOCSET_DEFAULT_SIZES);
-	stmtcxt = AllocSetContextCreate(scriptcxt,
-									"migration_tools lint statement",
-									ALLOCSET_DEFAULT_SIZES);
+	ls.stmtcxt = AllocSetContextCreate(scriptcxt,
+									   "migration_tools lint statement",
+									   ALLOCSET_DEFAULT_SIZES);
 
 	st = (LintState *) MemoryContextAllocZero(scriptcxt, sizeof(LintState));
 	st->result_cxt = CurrentMemoryContext;
 	st->state_cxt = scriptcxt;
+	ls.st = st;
 
 	oldcxt = MemoryContextSwitchTo(scriptcxt);
-	stmts = mt_parse_script(sql);
-
-	/* SET search_path in the script is followed, then undone */
-	nestlevel = NewGUCNestLevel();
-	foreach(lc, stmts)
-	{
-		RawStmt    *raw = lfirst_node(RawStmt, lc);
-
-		CHECK_FOR_INTERRUPTS();
-		MemoryContextSwitchTo(stmtcxt);
-		st->info = mt_describe_statement(sql, raw, ++n);
-		lint_statement(st, raw->stmt);
-		mt_script_follow_search_path(raw->stmt);
-		MemoryContextSwitchTo(scriptcxt);
-		MemoryContextReset(stmtcxt);
-		st->info = NULL;
-	}
-	AtEOXact_GUC(true, nestlevel);
+	mt_script_foreach(sql, lint_script_statement, &ls);
 
 	if (st->in_xact)
 	{
