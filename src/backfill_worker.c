@@ -1234,6 +1234,26 @@ run_step_body(int64 job_id, long *sleep_ms)
 }
 
 /*
+ * The role that queued a job (InvalidOid if the job is gone).  Called as
+ * the extension owner, inside a transaction.
+ */
+static Oid
+job_owner(int64 job_id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+	bool		isnull;
+
+	if (SPI_execute_with_args("SELECT owner FROM migration_tools.backfill_jobs WHERE job_id = $1",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read backfill job " INT64_FORMAT, job_id);
+	if (SPI_processed != 1)
+		return InvalidOid;
+	return DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
  * Record a failed batch in a new transaction: count the attempt, keep the
  * error, halve the batch after a timeout, fail the job after max_attempts
  * consecutive failures.  Returns whether to go on, with a backoff sleep.
@@ -1244,10 +1264,11 @@ record_failure(int64 job_id, ErrorData *edata, long *sleep_ms)
 	MtSavedUser saved;
 	bool		timeout = edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
 		edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
-	Oid			types[5] = {INT8OID, TEXTOID, BOOLOID, INT4OID, INT4OID};
-	Datum		values[5];
+	Oid			types[6] = {INT8OID, TEXTOID, BOOLOID, INT4OID, INT4OID, BOOLOID};
+	Datum		values[6];
 	MtStep		step = STEP_STOP;
 	int			attempts = 0;
+	Oid			owner;
 
 	ereport(LOG,
 			(errmsg("migration_tools backfill job " INT64_FORMAT ": batch failed: %s",
@@ -1267,16 +1288,28 @@ record_failure(int64 job_id, ErrorData *edata, long *sleep_ms)
 		return STEP_STOP;
 	}
 	mt_become_owner(&saved);
+
+	/*
+	 * A role dropped while its batch ran makes the batch fail with whatever
+	 * its statement met first (often "permission denied"); say what really
+	 * happened, and give up at once: no retry can succeed.
+	 */
+	owner = job_owner(job_id);
+	values[5] = BoolGetDatum(OidIsValid(owner) &&
+							 !SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)));
+	if (DatumGetBool(values[5]))
+		values[1] = CStringGetTextDatum(psprintf("role with OID %u that queued the job was dropped",
+												 owner));
 	if (SPI_execute_with_args("UPDATE migration_tools.backfill_jobs SET "
 							  "attempts = attempts + 1, last_error = $2, "
 							  "batch_size = CASE WHEN $3 AND $5 > 0 THEN greatest(1, $5 / 2) "
 							  "                  ELSE batch_size END, "
-							  "state = CASE WHEN attempts + 1 >= max_attempts THEN 'failed' ELSE state END, "
-							  "finished_at = CASE WHEN attempts + 1 >= max_attempts THEN now() END, "
-							  "worker_pid = CASE WHEN attempts + 1 >= max_attempts THEN NULL ELSE worker_pid END "
+							  "state = CASE WHEN $6 OR attempts + 1 >= max_attempts THEN 'failed' ELSE state END, "
+							  "finished_at = CASE WHEN $6 OR attempts + 1 >= max_attempts THEN now() END, "
+							  "worker_pid = CASE WHEN $6 OR attempts + 1 >= max_attempts THEN NULL ELSE worker_pid END "
 							  "WHERE job_id = $1 AND state = 'running' AND worker_pid = $4 "
 							  "RETURNING state = 'running', attempts",
-							  5, types, values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+							  6, types, values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not record the failure of backfill job " INT64_FORMAT, job_id);
 	if (SPI_processed == 1)
 	{

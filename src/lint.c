@@ -43,6 +43,7 @@
 #include "lint.h"
 #include "lint_int.h"
 #include "migration_tools.h"
+#include "spi_util.h"
 
 /* GUC variables */
 int			mt_lint_level = MT_LINT_LEVEL_ERROR;
@@ -1136,7 +1137,7 @@ mt_script_statements(PG_FUNCTION_ARGS)
 	List	   *infos;
 	ListCell   *lc;
 
-	InitMaterializedSRF(fcinfo, 0);
+	mt_init_materialized_srf(fcinfo);
 
 	workcxt = AllocSetContextCreate(CurrentMemoryContext,
 									"migration_tools script_statements",

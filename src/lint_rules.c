@@ -62,6 +62,7 @@
 #include "utils/typcache.h"
 
 #include "lint_int.h"
+#include "spi_util.h"
 
 /* A CHECK (col IS NOT NULL) constraint seen in the script. */
 typedef struct NotNullCheck
@@ -2203,7 +2204,7 @@ mt_lint(PG_FUNCTION_ARGS)
 	List	   *findings;
 	ListCell   *lc;
 
-	InitMaterializedSRF(fcinfo, 0);
+	mt_init_materialized_srf(fcinfo);
 
 	workcxt = AllocSetContextCreate(CurrentMemoryContext,
 									"migration_tools lint results",
@@ -2260,7 +2261,7 @@ mt_lint_rules(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int			i;
 
-	InitMaterializedSRF(fcinfo, 0);
+	mt_init_materialized_srf(fcinfo);
 	for (i = 0; i < lengthof(lint_rule_list); i++)
 	{
 		Datum		values[3];

@@ -71,6 +71,7 @@
 
 #include "locks.h"
 #include "migration_tools.h"
+#include "spi_util.h"
 
 /* A session (lock group leader pid), or a prepared transaction (by xid). */
 typedef struct MtHolder
@@ -744,7 +745,7 @@ mt_lock_conflicts_srf(PG_FUNCTION_ARGS)
 	shared = ((Form_pg_class) GETSTRUCT(tuple))->relisshared;
 	ReleaseSysCache(tuple);
 
-	InitMaterializedSRF(fcinfo, 0);
+	mt_init_materialized_srf(fcinfo);
 
 	conflicts = mt_lock_conflicts(shared ? InvalidOid : MyDatabaseId,
 								  relid, mode);
@@ -1370,7 +1371,7 @@ mt_lock_waits_srf(PG_FUNCTION_ARGS)
 	MtArrayType types[7];
 	int			k;
 
-	InitMaterializedSRF(fcinfo, 0);
+	mt_init_materialized_srf(fcinfo);
 	for (k = 0; k < 7; k++)
 	{
 		types[k].type = arrtype[k];
@@ -1559,7 +1560,7 @@ mt_lock_sessions_srf(PG_FUNCTION_ARGS)
 	HASH_SEQ_STATUS seq;
 	MtActivity *a;
 
-	InitMaterializedSRF(fcinfo, 0);
+	mt_init_materialized_srf(fcinfo);
 	act = read_activity();
 
 	hash_seq_init(&seq, act);
