@@ -43,6 +43,7 @@
 #include "catalog/pg_statistic.h"
 #include "catalog/pg_type.h"
 #include "catalog/pg_type_d.h"
+#include "commands/defrem.h"
 #include "commands/tablecmds.h"
 #include "commands/tablespace.h"
 #include "funcapi.h"
@@ -1525,7 +1526,8 @@ lint_alter_column_type(LintState *st, const TableFacts *tf, AlterTableCmd *cmd)
 
 /*
  * SET LOGGED of a logged table, SET UNLOGGED of an unlogged one, SET
- * TABLESPACE to the table's own tablespace: the server does nothing.
+ * TABLESPACE or SET ACCESS METHOD to the table's own: the server does
+ * nothing.
  */
 static bool
 alter_is_no_op(const TableFacts *tf, AlterTableCmd *cmd)
@@ -1547,6 +1549,10 @@ alter_is_no_op(const TableFacts *tf, AlterTableCmd *cmd)
 			break;
 		case AT_SetUnLogged:
 			no_op = cls->relpersistence == RELPERSISTENCE_UNLOGGED;
+			break;
+		case AT_SetAccessMethod:
+			no_op = cmd->name &&
+				get_table_am_oid(cmd->name, true) == cls->relam;
 			break;
 		case AT_SetTableSpace:
 			if (cmd->name)
@@ -2296,11 +2302,13 @@ lint_statement(LintState *st, Node *stmt)
 					break;
 				if (s->kind == VAR_SET_VALUE && s->args != NIL)
 				{
-					/* SET LOCAL outside a transaction block does nothing */
-					if (s->is_local && !st->in_xact)
-						break;
+					/*
+					 * SET LOCAL outside BEGIN counts: migration tools run
+					 * each file in a transaction of their own.  Inside BEGIN
+					 * it ends with the block.
+					 */
 					st->lock_timeout_set = !is_zero_setting(linitial(s->args));
-					st->lock_timeout_local = s->is_local;
+					st->lock_timeout_local = s->is_local && st->in_xact;
 				}
 				else if (s->kind == VAR_SET_DEFAULT || s->kind == VAR_RESET)
 				{
