@@ -66,11 +66,11 @@
 #include "lint_int.h"
 #include "spi_util.h"
 
-/* A CHECK (col IS NOT NULL) constraint seen in the script. */
+/* A CHECK constraint seen in the script. */
 typedef struct NotNullCheck
 {
 	char	   *relname;		/* as written in the script */
-	char	   *column;
+	char	   *column;			/* of a CHECK (col IS NOT NULL), else NULL */
 	char	   *conname;		/* NULL if unnamed */
 	bool		validated;
 } NotNullCheck;
@@ -86,7 +86,7 @@ typedef struct LintState
 	List	   *gone;			/* OIDs of relations the script dropped or
 								 * renamed: their old names are free */
 	List	   *emptied_names;	/* RangeVar * truncated by the script */
-	List	   *nn_checks;		/* NotNullCheck * */
+	List	   *nn_checks;		/* NotNullCheck *, every CHECK added */
 	bool		in_xact;		/* inside an explicit BEGIN */
 	int			xact_statement; /* ... opened by this statement */
 	int			xact_location;
@@ -1166,14 +1166,35 @@ script_has_not_null_check(LintState *st, RangeVar *rv, const char *column)
 	{
 		NotNullCheck *c = (NotNullCheck *) lfirst(lc);
 
-		if (c->validated && strcmp(c->relname, rv->relname) == 0 &&
+		if (c->validated && c->column && strcmp(c->relname, rv->relname) == 0 &&
 			strcmp(c->column, column) == 0)
 			return true;
 	}
 	return false;
 }
 
-/* Remember a CHECK (col IS NOT NULL) added by the script. */
+/* Has the script added (and validated) a CHECK constraint on rv? */
+static bool
+script_has_validated_check(LintState *st, RangeVar *rv)
+{
+	ListCell   *lc;
+
+	if (rv == NULL || rv->relname == NULL)
+		return false;
+	foreach(lc, st->nn_checks)
+	{
+		NotNullCheck *c = (NotNullCheck *) lfirst(lc);
+
+		if (c->validated && strcmp(c->relname, rv->relname) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Remember a CHECK added by the script, with its column when it is
+ * CHECK (col IS NOT NULL).
+ */
 static void
 remember_not_null_check(LintState *st, RangeVar *rv, Constraint *c)
 {
@@ -1181,12 +1202,12 @@ remember_not_null_check(LintState *st, RangeVar *rv, Constraint *c)
 	MemoryContext old;
 	NotNullCheck *nc;
 
-	if (col == NULL || rv == NULL || rv->relname == NULL)
+	if (rv == NULL || rv->relname == NULL)
 		return;
 	old = MemoryContextSwitchTo(st->state_cxt);
 	nc = (NotNullCheck *) palloc(sizeof(NotNullCheck));
 	nc->relname = pstrdup(rv->relname);
-	nc->column = pstrdup(col);
+	nc->column = col ? pstrdup(col) : NULL;
 	nc->conname = c->conname ? pstrdup(c->conname) : NULL;
 	nc->validated = !c->skip_validation;
 	st->nn_checks = lappend(st->nn_checks, nc);
@@ -1635,7 +1656,9 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 					if (pc == NULL || !IsA(pc, PartitionCmd))
 						break;
 					table_facts(st, pc->name, &part);
-					if (!is_existing(&part) || catalog_has_validated_check(part.relid))
+					if (!is_existing(&part) ||
+						catalog_has_validated_check(part.relid) ||
+						script_has_validated_check(st, pc->name))
 						break;
 					add_finding(st, "attach-partition-unvalidated", MT_SEV_ERROR, &part,
 								AccessExclusiveLock, false, part.rows,
