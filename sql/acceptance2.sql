@@ -85,6 +85,8 @@ SELECT s AS bad, rules(s) FROM (VALUES
   ('REFRESH MATERIALIZED VIEW acc2_mv'),
   ('LOCK TABLE acc2_big'),
   ('UPDATE acc2_big SET n = n + 1'),
+  ('UPDATE acc2_big SET n = n + 1 WHERE id > 0'),
+  ('UPDATE acc2_big SET n = n + 1 WHERE id BETWEEN -10 AND 15000'),
   ('DELETE FROM acc2_big'),
   ('TRUNCATE acc2_big'),
   ('BEGIN; CREATE INDEX CONCURRENTLY acc2_i ON acc2_big (n); COMMIT;'),
@@ -127,6 +129,8 @@ SELECT s AS safe, rules(s) FROM (VALUES
   ('REFRESH MATERIALIZED VIEW CONCURRENTLY acc2_mv'),
   ('UPDATE acc2_big SET n = n + 1 WHERE id = 5'),
   ('DELETE FROM acc2_big WHERE id < 100'),
+  ('DELETE FROM acc2_big WHERE id BETWEEN 1 AND 500'),
+  ('UPDATE acc2_big SET n = n + 1 WHERE 100 >= id'),
   ('CREATE INDEX CONCURRENTLY acc2_i ON acc2_big (n)'),
   ('REINDEX TABLE CONCURRENTLY acc2_big'),
   ('ALTER TABLE acc2_p1 ADD CONSTRAINT kc CHECK (k >= 0 AND k < 100) NOT VALID;
