@@ -20,7 +20,7 @@ SELECT migration_tools.rollback('sr2');
 SELECT version, state, scheduled_for, pending_statements, rolled_back_at IS NULL AS not_yet
 FROM migration_tools.status WHERE version = 'sr2';
 SELECT version, seq, statement_no, direction, run_after, top_level, state, sql
-FROM migration_tools.scheduled_statements ORDER BY version, seq;
+FROM migration_tools.scheduled_statements WHERE version LIKE 'sr%' ORDER BY version, seq;
 SELECT to_regclass('sr_scratch') IS NOT NULL AS ran_now;
 -- while its rollback is scheduled, nothing else may touch it
 SAVEPOINT s;
@@ -39,16 +39,17 @@ ROLLBACK;
 -- nothing of sr2 runs now.
 BEGIN;
 SELECT migration_tools.rollback_to('sr1');
-SELECT version, state, scheduled_for, pending_statements FROM migration_tools.status;
+SELECT version, state, scheduled_for, pending_statements FROM migration_tools.status
+WHERE version LIKE 'sr%';
 SELECT version, seq, statement_no, direction, run_after, top_level, state, sql
-FROM migration_tools.scheduled_statements ORDER BY version, seq;
+FROM migration_tools.scheduled_statements WHERE version LIKE 'sr%' ORDER BY version, seq;
 SELECT to_regclass('sr_scratch') IS NULL AS nothing_ran_now;
 ROLLBACK;
 
 -- A down script that can run in a transaction block is not scheduled.
 BEGIN;
 SELECT migration_tools.rollback('sr1');
-SELECT count(*) AS scheduled FROM migration_tools.scheduled_statements;
+SELECT count(*) AS scheduled FROM migration_tools.scheduled_statements WHERE version LIKE 'sr%';
 ROLLBACK;
 
 -- A failed scheduled rollback (as the worker records it) is retried by
@@ -71,4 +72,4 @@ SELECT seq, state, attempts, error FROM migration_tools.scheduled_statements WHE
 ROLLBACK;
 
 DROP TABLE sr_items;
-DELETE FROM migration_tools.migrations;
+DELETE FROM migration_tools.migrations WHERE version LIKE 'sr%';
