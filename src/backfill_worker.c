@@ -270,6 +270,7 @@ mt_backfill_run_next(TimestampTz *next_due)
 
 	elog(DEBUG1, "migration_tools: running backfill job " INT64_FORMAT " on relation %u",
 		 claimed, claimed_rel);
+	mt_throttle_reset(claimed_rel);
 	run_job(claimed);
 	mt_worker_set_current(NULL, 0, InvalidOid);
 	return true;
@@ -1115,6 +1116,9 @@ run_step_body(int64 job_id, long *sleep_ms)
 		Datum		values[14];
 		char		nulls[14];
 		int			k = 0;
+
+		/* the throttles tell the job's own dead tuples from others' */
+		mt_throttle_note_rows(job->relid, res.rows);
 
 		if (res.timed > 0)
 		{
