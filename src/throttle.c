@@ -96,7 +96,12 @@ mt_throttle_reset(Oid relid)
 	av_relid = InvalidOid;
 }
 
-/* The current job changed rows rows of relid (in a batch about to commit). */
+/*
+ * The current job changed rows rows of relid, in a batch that committed
+ * and whose statistics were flushed (the counts must not run ahead of
+ * the dead tuples the statistics show; on releases where statistics go
+ * through the collector they may still, which only lets the job run).
+ */
 void
 mt_throttle_note_rows(Oid relid, int64 rows)
 {
