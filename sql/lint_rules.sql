@@ -236,6 +236,7 @@ SELECT * FROM lr('CREATE TABLE lr_new (a int);
 
 -- table-rewrite: SET LOGGED/UNLOGGED, SET TABLESPACE, SET ACCESS METHOD
 SELECT * FROM lr('ALTER TABLE lr_big SET UNLOGGED');
+-- ... but not when the table already has that tablespace and access method
 SELECT * FROM lr('ALTER TABLE lr_big SET TABLESPACE pg_default, SET ACCESS METHOD heap');
 SELECT * FROM lr('CREATE UNLOGGED TABLE lr_new (a int); ALTER TABLE lr_new SET LOGGED');
 

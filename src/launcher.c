@@ -45,7 +45,9 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_database.h"
+#include "catalog/pg_inherits.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -59,6 +61,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -660,26 +663,81 @@ mt_work_is_active(Oid dboid, const char *kind, int64 id)
 	return active;
 }
 
+/*
+ * Does a job on relation a touch rows of relation b?  A job on a
+ * partitioned table updates every partition under it; a job on any other
+ * relation runs on that relation only (backfills of plain tables use ONLY,
+ * so inheritance children are not theirs).
+ */
+static bool
+relation_covers(Oid a, Oid b)
+{
+	List	   *inheritors;
+	bool		covers;
+
+	if (a == b)
+		return true;
+	if (get_rel_relkind(a) != RELKIND_PARTITIONED_TABLE)
+		return false;
+
+	/*
+	 * No locks: only OIDs are compared, and a partition attached or detached
+	 * concurrently is at worst judged by the tree as it was.
+	 */
+	inheritors = find_all_inheritors(a, NoLock, NULL);
+	covers = list_member_oid(inheritors, b);
+	list_free(inheritors);
+	return covers;
+}
+
+/*
+ * Is another live worker of database dboid running something on relid, on
+ * a partitioned table that relid is a partition of (at any depth), or on a
+ * partition of relid (at any depth)?  "One job per table at a time" holds
+ * across partition hierarchies: jobs on a partitioned table and on one of
+ * its partitions would update the same rows.
+ *
+ * The caller advertises its own relation first (mt_worker_set_current) and
+ * then asks, so that of two workers claiming related relations at the same
+ * time at least one sees the other.  Outside a transaction (no catalog
+ * access) only the relation itself is compared.
+ */
 bool
 mt_relation_is_busy(Oid dboid, Oid relid)
 {
+	Oid		   *others;
+	int			nothers = 0;
 	bool		busy = false;
 
 	if (MtShared == NULL)
 		return false;
+
+	/* copy the others' relations out: no catalog access under the LWLock */
+	others = palloc(sizeof(Oid) * Max(MtShared->nslots, 1));
 	LWLockAcquire(MtShared->lock, LW_SHARED);
 	for (int i = 0; i < MtShared->nslots; i++)
 	{
 		MtWorkerSlot *slot = &MtShared->slots[i];
 
-		if (i != mt_worker_slot && slot->in_use && slot->pid != 0 &&
-			slot->dboid == dboid && slot->relid == relid)
+		if (i == mt_worker_slot || !slot->in_use || slot->pid == 0 ||
+			slot->dboid != dboid || !OidIsValid(slot->relid))
+			continue;
+		if (slot->relid == relid)
 		{
 			busy = true;
 			break;
 		}
+		others[nothers++] = slot->relid;
 	}
 	LWLockRelease(MtShared->lock);
+
+	if (!busy && IsTransactionState())
+	{
+		for (int i = 0; i < nothers && !busy; i++)
+			busy = relation_covers(others[i], relid) ||
+				relation_covers(relid, others[i]);
+	}
+	pfree(others);
 	return busy;
 }
 

@@ -43,7 +43,11 @@ extern void mt_worker_set_current(const char *kind, int64 id, Oid relid);
  */
 extern bool mt_work_is_active(Oid dboid, const char *kind, int64 id);
 
-/* Is another live worker of this database running something on relid? */
+/*
+ * Is another live worker of this database running something on relid, or on
+ * a partitioned table above it or a partition below it (any depth)?  Call it
+ * in a transaction, after advertising relid with mt_worker_set_current().
+ */
 extern bool mt_relation_is_busy(Oid dboid, Oid relid);
 
 /* Called by a worker before it exits: earliest time work becomes due. */

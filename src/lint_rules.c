@@ -43,7 +43,9 @@
 #include "catalog/pg_statistic.h"
 #include "catalog/pg_type.h"
 #include "catalog/pg_type_d.h"
+#include "commands/defrem.h"
 #include "commands/tablecmds.h"
+#include "commands/tablespace.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -64,11 +66,11 @@
 #include "lint_int.h"
 #include "spi_util.h"
 
-/* A CHECK (col IS NOT NULL) constraint seen in the script. */
+/* A CHECK constraint seen in the script. */
 typedef struct NotNullCheck
 {
 	char	   *relname;		/* as written in the script */
-	char	   *column;
+	char	   *column;			/* of a CHECK (col IS NOT NULL), else NULL */
 	char	   *conname;		/* NULL if unnamed */
 	bool		validated;
 } NotNullCheck;
@@ -81,12 +83,16 @@ typedef struct LintState
 	MemoryContext state_cxt;	/* where the state below lives */
 	MtStatementInfo *info;		/* the statement being linted */
 	List	   *created;		/* RangeVar * created by the script */
+	List	   *gone;			/* OIDs of relations the script dropped or
+								 * renamed: their old names are free */
 	List	   *emptied_names;	/* RangeVar * truncated by the script */
-	List	   *nn_checks;		/* NotNullCheck * */
+	List	   *nn_checks;		/* NotNullCheck *, every CHECK added */
 	bool		in_xact;		/* inside an explicit BEGIN */
 	int			xact_statement; /* ... opened by this statement */
 	int			xact_location;
 	bool		lock_timeout_set;
+	bool		lock_timeout_local; /* ... by SET LOCAL, until the end of
+									 * the transaction block */
 	bool		lock_timeout_reported;
 	bool		touches_existing;	/* current statement works on an
 									 * existing relation */
@@ -401,6 +407,34 @@ created_in_current_transaction(Oid relid)
 }
 
 /*
+ * The relation a name resolves to at this point of the script: not one the
+ * script dropped or renamed away earlier (the catalog still shows it, since
+ * nothing has run).
+ */
+static Oid
+script_lookup_relation(LintState *st, RangeVar *rv)
+{
+	Oid			relid = mt_lookup_relation(rv);
+
+	if (OidIsValid(relid) && list_member_oid(st->gone, relid))
+		return InvalidOid;
+	return relid;
+}
+
+/* Remember that the script drops or renames away an existing relation. */
+static void
+remember_gone(LintState *st, Oid relid)
+{
+	MemoryContext old;
+
+	if (!OidIsValid(relid))
+		return;
+	old = MemoryContextSwitchTo(st->state_cxt);
+	st->gone = lappend_oid(st->gone, relid);
+	MemoryContextSwitchTo(old);
+}
+
+/*
  * Facts about a relation named in the script, as of the current statement.
  * Marks the statement as working on an existing relation when it does.
  */
@@ -414,7 +448,7 @@ table_facts(LintState *st, RangeVar *rv, TableFacts *tf)
 		tf->is_new = true;
 		return;
 	}
-	tf->relid = mt_lookup_relation(rv);
+	tf->relid = script_lookup_relation(st, rv);
 	if (OidIsValid(tf->relid))
 		tf->is_new = created_in_current_transaction(tf->relid);
 	else
@@ -1132,14 +1166,35 @@ script_has_not_null_check(LintState *st, RangeVar *rv, const char *column)
 	{
 		NotNullCheck *c = (NotNullCheck *) lfirst(lc);
 
-		if (c->validated && strcmp(c->relname, rv->relname) == 0 &&
+		if (c->validated && c->column && strcmp(c->relname, rv->relname) == 0 &&
 			strcmp(c->column, column) == 0)
 			return true;
 	}
 	return false;
 }
 
-/* Remember a CHECK (col IS NOT NULL) added by the script. */
+/* Has the script added (and validated) a CHECK constraint on rv? */
+static bool
+script_has_validated_check(LintState *st, RangeVar *rv)
+{
+	ListCell   *lc;
+
+	if (rv == NULL || rv->relname == NULL)
+		return false;
+	foreach(lc, st->nn_checks)
+	{
+		NotNullCheck *c = (NotNullCheck *) lfirst(lc);
+
+		if (c->validated && strcmp(c->relname, rv->relname) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Remember a CHECK added by the script, with its column when it is
+ * CHECK (col IS NOT NULL).
+ */
 static void
 remember_not_null_check(LintState *st, RangeVar *rv, Constraint *c)
 {
@@ -1147,12 +1202,12 @@ remember_not_null_check(LintState *st, RangeVar *rv, Constraint *c)
 	MemoryContext old;
 	NotNullCheck *nc;
 
-	if (col == NULL || rv == NULL || rv->relname == NULL)
+	if (rv == NULL || rv->relname == NULL)
 		return;
 	old = MemoryContextSwitchTo(st->state_cxt);
 	nc = (NotNullCheck *) palloc(sizeof(NotNullCheck));
 	nc->relname = pstrdup(rv->relname);
-	nc->column = pstrdup(col);
+	nc->column = col ? pstrdup(col) : NULL;
 	nc->conname = c->conname ? pstrdup(c->conname) : NULL;
 	nc->validated = !c->skip_validation;
 	st->nn_checks = lappend(st->nn_checks, nc);
@@ -1255,6 +1310,17 @@ lint_add_column(LintState *st, const TableFacts *tf, AlterTableCmd *cmd)
 		add_finding(st, "add-unique-constraint", MT_SEV_ERROR, tf, mode, false, tf->rows,
 					"Add the column first, then CREATE UNIQUE INDEX CONCURRENTLY and ADD CONSTRAINT ... UNIQUE USING INDEX.",
 					"adding unique column \"%s\" to existing table %s builds an index under an ACCESS EXCLUSIVE lock",
+					col->colname, tf->name);
+
+	/*
+	 * A column CHECK is validated like ADD CONSTRAINT CHECK: the server scans
+	 * every row under the ACCESS EXCLUSIVE lock of ADD COLUMN (a column
+	 * constraint cannot be NOT VALID).
+	 */
+	if (find_constraint(col->constraints, CONSTR_CHECK))
+		add_finding(st, "add-check-validated", MT_SEV_ERROR, tf, mode, false, tf->rows,
+					"Add the column without the CHECK, then ALTER TABLE ... ADD CONSTRAINT name CHECK (...) NOT VALID, and VALIDATE CONSTRAINT it in a separate transaction: it takes only a SHARE UPDATE EXCLUSIVE lock.",
+					"adding column \"%s\" with a CHECK constraint to existing table %s scans the whole table under an ACCESS EXCLUSIVE lock",
 					col->colname, tf->name);
 }
 
@@ -1398,6 +1464,41 @@ lint_set_not_null(LintState *st, const TableFacts *tf, RangeVar *rv,
 				cmd->name, tf->name);
 }
 
+/*
+ * Is a USING expression just the column itself, possibly cast to the new
+ * type ("USING col" or "USING col::newtype")?  Then the server treats the
+ * change as if there were no USING: a widening stays without a rewrite.
+ */
+static bool
+using_is_plain_cast(Node *expr, const char *column, TypeName *newtype)
+{
+	ColumnRef  *cr;
+
+	if (expr && IsA(expr, TypeCast))
+	{
+		TypeCast   *tc = (TypeCast *) expr;
+		int32		mod1 = -1,
+					mod2 = -1;
+		Type		t1 = LookupTypeName(NULL, tc->typeName, &mod1, true);
+		Type		t2 = LookupTypeName(NULL, newtype, &mod2, true);
+		bool		same = t1 && t2 && typeTypeId(t1) == typeTypeId(t2) &&
+			mod1 == mod2;
+
+		if (t1)
+			ReleaseSysCache(t1);
+		if (t2)
+			ReleaseSysCache(t2);
+		if (!same)
+			return false;
+		expr = tc->arg;
+	}
+	if (expr == NULL || !IsA(expr, ColumnRef))
+		return false;
+	cr = (ColumnRef *) expr;
+	return list_length(cr->fields) == 1 && IsA(linitial(cr->fields), String) &&
+		strcmp(strVal(linitial(cr->fields)), column) == 0;
+}
+
 /* ALTER COLUMN TYPE: a rewrite unless the change is binary compatible. */
 static void
 lint_alter_column_type(LintState *st, const TableFacts *tf, AlterTableCmd *cmd)
@@ -1412,7 +1513,9 @@ lint_alter_column_type(LintState *st, const TableFacts *tf, AlterTableCmd *cmd)
 	if (!is_existing(tf))
 		return;
 
-	if (OidIsValid(tf->relid) && def->raw_default == NULL)
+	if (OidIsValid(tf->relid) &&
+		(def->raw_default == NULL ||
+		 using_is_plain_cast(def->raw_default, cmd->name, def->typeName)))
 	{
 		HeapTuple	atttup = SearchSysCacheAttName(tf->relid, cmd->name);
 
@@ -1440,6 +1543,55 @@ lint_alter_column_type(LintState *st, const TableFacts *tf, AlterTableCmd *cmd)
 				known ? "changing the type of column \"%s\" of %s rewrites the table and its indexes under an ACCESS EXCLUSIVE lock"
 				: "changing the type of column \"%s\" of %s may rewrite the table and its indexes under an ACCESS EXCLUSIVE lock",
 				cmd->name, tf->name);
+}
+
+/*
+ * SET LOGGED of a logged table, SET UNLOGGED of an unlogged one, SET
+ * TABLESPACE or SET ACCESS METHOD to the table's own: the server does
+ * nothing.
+ */
+static bool
+alter_is_no_op(const TableFacts *tf, AlterTableCmd *cmd)
+{
+	HeapTuple	tup;
+	Form_pg_class cls;
+	bool		no_op = false;
+
+	if (!OidIsValid(tf->relid))
+		return false;
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(tf->relid));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	cls = (Form_pg_class) GETSTRUCT(tup);
+	switch (cmd->subtype)
+	{
+		case AT_SetLogged:
+			no_op = cls->relpersistence == RELPERSISTENCE_PERMANENT;
+			break;
+		case AT_SetUnLogged:
+			no_op = cls->relpersistence == RELPERSISTENCE_UNLOGGED;
+			break;
+		case AT_SetAccessMethod:
+			no_op = cmd->name &&
+				get_table_am_oid(cmd->name, true) == cls->relam;
+			break;
+		case AT_SetTableSpace:
+			if (cmd->name)
+			{
+				Oid			spc = get_tablespace_oid(cmd->name, true);
+				Oid			cur = cls->reltablespace;
+
+				/* reltablespace 0 is the database's default tablespace */
+				if (!OidIsValid(cur))
+					cur = MyDatabaseTableSpace;
+				no_op = OidIsValid(spc) && spc == cur;
+			}
+			break;
+		default:
+			break;
+	}
+	ReleaseSysCache(tup);
+	return no_op;
 }
 
 /* Rules of ALTER TABLE, subcommand by subcommand. */
@@ -1504,7 +1656,9 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 					if (pc == NULL || !IsA(pc, PartitionCmd))
 						break;
 					table_facts(st, pc->name, &part);
-					if (!is_existing(&part) || catalog_has_validated_check(part.relid))
+					if (!is_existing(&part) ||
+						catalog_has_validated_check(part.relid) ||
+						script_has_validated_check(st, pc->name))
 						break;
 					add_finding(st, "attach-partition-unvalidated", MT_SEV_ERROR, &part,
 								AccessExclusiveLock, false, part.rows,
@@ -1517,7 +1671,7 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 			case AT_SetUnLogged:
 			case AT_SetAccessMethod:
 			case AT_SetTableSpace:
-				if (is_existing(&tf))
+				if (is_existing(&tf) && !alter_is_no_op(&tf, cmd))
 					add_finding(st, "table-rewrite", MT_SEV_ERROR, &tf,
 								AlterTableGetLockLevel(list_make1(cmd)), true, tf.rows,
 								"Create a new table with the wanted properties, copy the rows in batches (migration_tools.run_batched()) while a trigger keeps it current, then swap the names in one short transaction; or use pg_repack.",
@@ -1557,7 +1711,7 @@ lint_create_table(LintState *st, CreateStmt *stmt)
 	TableFacts	tf;
 	ListCell   *lc;
 	List	   *pk_keys = NIL;
-	Oid			relid = mt_lookup_relation(stmt->relation);
+	Oid			relid = script_lookup_relation(st, stmt->relation);
 
 	/* A CREATE TABLE IF NOT EXISTS of an existing table creates nothing. */
 	if (!OidIsValid(relid))
@@ -1637,6 +1791,8 @@ lint_drop(LintState *st, DropStmt *stmt)
 			continue;
 		rv = makeRangeVarFromNameList((List *) obj);
 		table_facts(st, rv, &tf);
+		/* from here on, the name is free for a new relation */
+		remember_gone(st, tf.relid);
 		if (tf.is_new)
 			continue;
 		if (stmt->removeType == OBJECT_TABLE)
@@ -1672,6 +1828,8 @@ lint_rename(LintState *st, RenameStmt *stmt)
 	else if (stmt->renameType == OBJECT_TABLE)
 	{
 		table_facts(st, stmt->relation, &tf);
+		/* the old name is free for a new table from here on */
+		remember_gone(st, tf.relid);
 		if (is_existing(&tf))
 			add_finding(st, "rename-table", MT_SEV_WARNING, &tf, AccessExclusiveLock, false, -1,
 						"Rename in steps: rename the table and create a view with the old name for the code still running, then drop the view once nothing uses it.",
@@ -1810,6 +1968,85 @@ lint_dml(LintState *st, RangeVar *relation, Node *where, bool is_update)
 }
 
 /*
+ * UPDATE and DELETE in the WITH clause of a statement run like top-level
+ * ones: the same unbatched-update and unbatched-delete rules.
+ */
+static void
+lint_cte_dml(LintState *st, WithClause *with)
+{
+	ListCell   *lc;
+
+	if (with == NULL)
+		return;
+	check_stack_depth();
+	foreach(lc, with->ctes)
+	{
+		CommonTableExpr *cte = (CommonTableExpr *) lfirst(lc);
+		Node	   *q;
+
+		if (!IsA(cte, CommonTableExpr) || cte->ctequery == NULL)
+			continue;
+		q = cte->ctequery;
+		if (IsA(q, UpdateStmt))
+		{
+			lint_cte_dml(st, ((UpdateStmt *) q)->withClause);
+			lint_dml(st, ((UpdateStmt *) q)->relation,
+					 ((UpdateStmt *) q)->whereClause, true);
+		}
+		else if (IsA(q, DeleteStmt))
+		{
+			lint_cte_dml(st, ((DeleteStmt *) q)->withClause);
+			lint_dml(st, ((DeleteStmt *) q)->relation,
+					 ((DeleteStmt *) q)->whereClause, false);
+		}
+		else if (IsA(q, SelectStmt))
+			lint_cte_dml(st, ((SelectStmt *) q)->withClause);
+		else if (IsA(q, InsertStmt))
+			lint_cte_dml(st, ((InsertStmt *) q)->withClause);
+	}
+}
+
+/*
+ * Does the statement wait for the snapshots of older transactions (a
+ * concurrent index build, drop or reindex, DETACH PARTITION CONCURRENTLY)?
+ * Those waits are lock waits too: under a short lock_timeout they fail as
+ * soon as any transaction older than the timeout is open, so
+ * require-lock-timeout must not ask for one.
+ */
+static bool
+waits_for_old_snapshots(Node *stmt)
+{
+	switch (nodeTag(stmt))
+	{
+		case T_IndexStmt:
+			return ((IndexStmt *) stmt)->concurrent;
+		case T_DropStmt:
+			return ((DropStmt *) stmt)->concurrent;
+		case T_ReindexStmt:
+			return mt_option_is_true(((ReindexStmt *) stmt)->params,
+									 "concurrently");
+		case T_AlterTableStmt:
+			{
+				ListCell   *lc;
+
+				foreach(lc, ((AlterTableStmt *) stmt)->cmds)
+				{
+					AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+
+					if (IsA(cmd, AlterTableCmd) &&
+						cmd->subtype == AT_DetachPartition &&
+						cmd->def && IsA(cmd->def, PartitionCmd) &&
+						((PartitionCmd *) cmd->def)->concurrent)
+						return true;
+				}
+				return false;
+			}
+		default:
+			return false;
+	}
+}
+
+/*
  * Is a lock_timeout value zero (which turns the timeout off)?  The value
  * is an A_Const integer or string such as 0, '0', '0s' or '0ms'.
  */
@@ -1916,7 +2153,7 @@ lint_statement(LintState *st, Node *stmt)
 				CreateTableAsStmt *s = (CreateTableAsStmt *) stmt;
 
 				if (s->into && s->into->rel &&
-					!OidIsValid(mt_lookup_relation(s->into->rel)))
+					!OidIsValid(script_lookup_relation(st, s->into->rel)))
 					remember_rangevar(st, &st->created, s->into->rel);
 				break;
 			}
@@ -1999,6 +2236,7 @@ lint_statement(LintState *st, Node *stmt)
 			{
 				UpdateStmt *s = (UpdateStmt *) stmt;
 
+				lint_cte_dml(st, s->withClause);
 				lint_dml(st, s->relation, s->whereClause, true);
 				break;
 			}
@@ -2006,6 +2244,7 @@ lint_statement(LintState *st, Node *stmt)
 			{
 				DeleteStmt *s = (DeleteStmt *) stmt;
 
+				lint_cte_dml(st, s->withClause);
 				lint_dml(st, s->relation, s->whereClause, false);
 				break;
 			}
@@ -2043,11 +2282,15 @@ lint_statement(LintState *st, Node *stmt)
 						break;
 					case TRANS_STMT_COMMIT:
 					case TRANS_STMT_ROLLBACK:
-						if (!s->chain)
-							st->in_xact = false;
-						break;
 					case TRANS_STMT_PREPARE:
-						st->in_xact = false;
+						if (s->kind == TRANS_STMT_PREPARE || !s->chain)
+							st->in_xact = false;
+						/* a SET LOCAL ends with the transaction block */
+						if (st->lock_timeout_local)
+						{
+							st->lock_timeout_set = false;
+							st->lock_timeout_local = false;
+						}
 						break;
 					default:
 						break;
@@ -2055,15 +2298,46 @@ lint_statement(LintState *st, Node *stmt)
 				break;
 			}
 		case T_SelectStmt:
-			note_set_config_lock_timeout(st, (SelectStmt *) stmt);
+			{
+				SelectStmt *s = (SelectStmt *) stmt;
+
+				note_set_config_lock_timeout(st, s);
+				/* SELECT ... INTO creates a table, like CREATE TABLE AS */
+				if (s->intoClause && s->intoClause->rel &&
+					!OidIsValid(script_lookup_relation(st, s->intoClause->rel)))
+					remember_rangevar(st, &st->created, s->intoClause->rel);
+				lint_cte_dml(st, s->withClause);
+				break;
+			}
+		case T_InsertStmt:
+			lint_cte_dml(st, ((InsertStmt *) stmt)->withClause);
 			break;
 		case T_VariableSetStmt:
 			{
 				VariableSetStmt *s = (VariableSetStmt *) stmt;
 
-				if (s->name && strcmp(s->name, "lock_timeout") == 0 &&
-					s->kind == VAR_SET_VALUE && s->args != NIL)
+				if (s->kind == VAR_RESET_ALL)
+				{
+					st->lock_timeout_set = false;
+					st->lock_timeout_local = false;
+				}
+				if (s->name == NULL || strcmp(s->name, "lock_timeout") != 0)
+					break;
+				if (s->kind == VAR_SET_VALUE && s->args != NIL)
+				{
+					/*
+					 * SET LOCAL outside BEGIN counts: migration tools run
+					 * each file in a transaction of their own.  Inside BEGIN
+					 * it ends with the block.
+					 */
 					st->lock_timeout_set = !is_zero_setting(linitial(s->args));
+					st->lock_timeout_local = s->is_local && st->in_xact;
+				}
+				else if (s->kind == VAR_SET_DEFAULT || s->kind == VAR_RESET)
+				{
+					st->lock_timeout_set = false;
+					st->lock_timeout_local = false;
+				}
 				break;
 			}
 		default:
@@ -2075,7 +2349,8 @@ lint_statement(LintState *st, Node *stmt)
 	 * or the first statement that queues for a lock blocking writes on one
 	 * (TRUNCATE, LOCK, REINDEX, VACUUM FULL, CLUSTER ...).
 	 */
-	if (!st->lock_timeout_set && !st->lock_timeout_reported)
+	if (!st->lock_timeout_set && !st->lock_timeout_reported &&
+		!waits_for_old_snapshots(stmt))
 	{
 		ListCell   *lc;
 		bool		strong = false;

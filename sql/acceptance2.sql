@@ -1,0 +1,336 @@
+--
+-- Acceptance 2: what a demanding DBA checks beyond the SQL surface that
+-- acceptance.sql pins.  Every SPEC lint rule on its canonical bad statement
+-- and NOT on the safe alternative; the traps SPEC names (checked against
+-- what the server really does: relfilenode changes and sequential scans);
+-- scripts that drop and re-create tables; weird input; bad arguments to
+-- backfill() and run_batched() with their error codes.  Runs in a database
+-- of its own.
+--
+SELECT current_database() AS regress_db \gset
+CREATE DATABASE acceptance2_db;
+\c acceptance2_db
+
+-- the extension lives in schema migration_tools only: another schema is
+-- refused, and nothing is left behind
+CREATE SCHEMA acc2_other;
+CREATE EXTENSION migration_tools SCHEMA acc2_other;
+SELECT count(*) FROM pg_proc WHERE pronamespace = 'acc2_other'::regnamespace;
+SET client_min_messages = warning;
+CREATE EXTENSION migration_tools;
+RESET client_min_messages;
+SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+WHERE e.extname = 'migration_tools';
+
+-- tables with rows and statistics (lint_large_rows is 10000)
+CREATE TABLE acc2_big (id int PRIMARY KEY, v varchar(10), n int, t text,
+                       j json, ts timestamp);
+INSERT INTO acc2_big SELECT g, 'x', g, 'y', '{}', now() FROM generate_series(1, 20000) g;
+CREATE TABLE acc2_small (id int PRIMARY KEY, big_id int);
+CREATE TABLE acc2_parent (id int, k int) PARTITION BY RANGE (k);
+CREATE TABLE acc2_p1 (id int, k int);
+INSERT INTO acc2_p1 SELECT g, 5 FROM generate_series(1, 20000) g;
+CREATE TABLE acc2_p2 PARTITION OF acc2_parent FOR VALUES FROM (100) TO (200);
+CREATE MATERIALIZED VIEW acc2_mv AS SELECT 1 AS x;
+ANALYZE acc2_big, acc2_small, acc2_p1;
+
+-- the rule ids of a script, one string: "statement:rule/severity ..."
+CREATE FUNCTION rules(s text) RETURNS text LANGUAGE sql AS $$
+  SELECT coalesce(string_agg(statement || ':' || rule || '/' || severity, ' '
+                             ORDER BY statement, rule COLLATE "C"), '-')
+  FROM migration_tools.lint(s)
+  WHERE rule <> 'require-lock-timeout'
+$$;
+
+-- What the server really does with a statement: REWRITE (new relfilenode),
+-- SCAN (a sequential scan of the table), or none.  Run and rolled back.
+CREATE FUNCTION effect(s text, rel regclass DEFAULT 'acc2_big') RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+  fn0 oid; fn1 oid; sc0 bigint; sc1 bigint; res text;
+BEGIN
+  SELECT relfilenode INTO fn0 FROM pg_class WHERE oid = rel;
+  SELECT coalesce(seq_scan, 0) INTO sc0 FROM pg_stat_xact_user_tables WHERE relid = rel;
+  BEGIN
+    EXECUTE s;
+    SELECT relfilenode INTO fn1 FROM pg_class WHERE oid = rel;
+    SELECT coalesce(seq_scan, 0) INTO sc1 FROM pg_stat_xact_user_tables WHERE relid = rel;
+    res := CASE WHEN fn0 <> fn1 THEN 'REWRITE'
+                WHEN sc1 > coalesce(sc0, 0) THEN 'SCAN' ELSE 'none' END;
+    RAISE EXCEPTION 'undo';
+  EXCEPTION WHEN raise_exception THEN
+    NULL;
+  END;
+  RETURN res;
+END $$;
+
+-- 1. Every SPEC rule id fires on its canonical bad statement ...
+SELECT s AS bad, rules(s) FROM (VALUES
+  ('CREATE INDEX acc2_i ON acc2_big (n)'),
+  ('DROP INDEX acc2_big_pkey'),
+  ('ALTER TABLE acc2_big ADD COLUMN x int NOT NULL'),
+  ('ALTER TABLE acc2_big ADD COLUMN x float8 DEFAULT random()'),
+  ('ALTER TABLE acc2_small ADD CONSTRAINT f FOREIGN KEY (big_id) REFERENCES acc2_big (id)'),
+  ('ALTER TABLE acc2_big ADD CONSTRAINT c CHECK (n > 0)'),
+  ('ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL'),
+  ('ALTER TABLE acc2_big ALTER COLUMN n TYPE bigint'),
+  ('ALTER TABLE acc2_big RENAME COLUMN n TO m'),
+  ('ALTER TABLE acc2_big RENAME TO acc2_bigger'),
+  ('ALTER TABLE acc2_big DROP COLUMN n'),
+  ('DROP TABLE acc2_big'),
+  ('ALTER TABLE acc2_big ADD CONSTRAINT u UNIQUE (n)'),
+  ('ALTER TABLE acc2_small ADD PRIMARY KEY (big_id)'),
+  ('VACUUM FULL acc2_big'),
+  ('CLUSTER acc2_big USING acc2_big_pkey'),
+  ('REFRESH MATERIALIZED VIEW acc2_mv'),
+  ('LOCK TABLE acc2_big'),
+  ('UPDATE acc2_big SET n = n + 1'),
+  ('DELETE FROM acc2_big'),
+  ('TRUNCATE acc2_big'),
+  ('BEGIN; CREATE INDEX CONCURRENTLY acc2_i ON acc2_big (n); COMMIT;'),
+  ('REINDEX TABLE acc2_big'),
+  ('ALTER TABLE acc2_parent ATTACH PARTITION acc2_p1 FOR VALUES FROM (0) TO (100)'),
+  ('ALTER TABLE acc2_big ADD COLUMN x int GENERATED ALWAYS AS (n * 2) STORED'),
+  ('ALTER TABLE acc2_parent DETACH PARTITION acc2_p2'),
+  ('ALTER TABLE acc2_big ADD CONSTRAINT ex EXCLUDE USING btree (n WITH =)'),
+  ('ALTER TABLE acc2_big ADD COLUMN x bigint GENERATED ALWAYS AS IDENTITY'),
+  ('BEGIN; ALTER TABLE acc2_big ADD COLUMN z int;'),
+  ('ALTER TABLE acc2_big ALTER COLUMN n DROP NOT NULL'),
+  ('CREATE TABLE acc2_n (id bigint PRIMARY KEY, j json)'),
+  ('CREATE TABLE acc2_n (id int PRIMARY KEY)'),
+  ('CREATE TABLE acc2_n (id bigserial PRIMARY KEY)'),
+  ('CREATE TABLE acc2_n (id bigint PRIMARY KEY, v varchar(20))'),
+  ('CREATE TABLE acc2_n (id bigint PRIMARY KEY, ts timestamp)')
+) v(s);
+
+-- ... and not on the safe alternative
+SELECT s AS safe, rules(s) FROM (VALUES
+  ('CREATE INDEX CONCURRENTLY acc2_i ON acc2_big (n)'),
+  ('DROP INDEX CONCURRENTLY acc2_big_pkey'),
+  ('ALTER TABLE acc2_big ADD COLUMN x int NOT NULL DEFAULT 0'),
+  ('ALTER TABLE acc2_big ADD COLUMN x int DEFAULT 0'),
+  ('ALTER TABLE acc2_big ADD COLUMN x timestamptz DEFAULT now()'),
+  ('ALTER TABLE acc2_big ADD COLUMN x text DEFAULT ''a'' || ''b'''),
+  ('ALTER TABLE acc2_small ADD CONSTRAINT f FOREIGN KEY (big_id) REFERENCES acc2_big (id) NOT VALID'),
+  ('ALTER TABLE acc2_small VALIDATE CONSTRAINT f'),
+  ('ALTER TABLE acc2_big ADD CONSTRAINT c CHECK (n > 0) NOT VALID'),
+  ('ALTER TABLE acc2_big ADD CONSTRAINT nn CHECK (n IS NOT NULL) NOT VALID;
+    ALTER TABLE acc2_big VALIDATE CONSTRAINT nn;
+    ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL'),
+  ('ALTER TABLE acc2_big ALTER COLUMN v TYPE varchar(20)'),
+  ('ALTER TABLE acc2_big ALTER COLUMN v TYPE text'),
+  ('ALTER TABLE acc2_big ALTER COLUMN v TYPE varchar'),
+  ('ALTER TABLE acc2_big ALTER COLUMN t TYPE varchar'),
+  ('ALTER TABLE acc2_big ALTER COLUMN v TYPE varchar(20) USING v::varchar(20)'),
+  ('ALTER TABLE acc2_big ADD CONSTRAINT u UNIQUE USING INDEX acc2_i'),
+  ('VACUUM acc2_big'),
+  ('REFRESH MATERIALIZED VIEW CONCURRENTLY acc2_mv'),
+  ('UPDATE acc2_big SET n = n + 1 WHERE id = 5'),
+  ('DELETE FROM acc2_big WHERE id < 100'),
+  ('CREATE INDEX CONCURRENTLY acc2_i ON acc2_big (n)'),
+  ('REINDEX TABLE CONCURRENTLY acc2_big'),
+  ('ALTER TABLE acc2_p1 ADD CONSTRAINT kc CHECK (k >= 0 AND k < 100) NOT VALID;
+    ALTER TABLE acc2_p1 VALIDATE CONSTRAINT kc;
+    ALTER TABLE acc2_parent ATTACH PARTITION acc2_p1 FOR VALUES FROM (0) TO (100)'),
+  ('ALTER TABLE acc2_parent DETACH PARTITION acc2_p2 CONCURRENTLY'),
+  ('BEGIN; ALTER TABLE acc2_big ADD COLUMN z int; COMMIT;'),
+  ('START TRANSACTION; SELECT 1; END;'),
+  ('CREATE TABLE acc2_n (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                         j jsonb, ts timestamptz, v text)'),
+  ('ALTER TABLE acc2_big SET LOGGED'),
+  ('ALTER TABLE acc2_big SET TABLESPACE pg_default')
+) v(s);
+
+-- 2. The rules agree with the server: what lint() calls a rewrite or a scan
+-- is one, and what it lets through is not.
+SELECT s, effect(s), rules(s),
+       (SELECT bool_or(rewrites) FROM migration_tools.lint(s)) AS lint_rewrites
+FROM (VALUES
+  ('ALTER TABLE acc2_big ALTER COLUMN n TYPE bigint'),
+  ('ALTER TABLE acc2_big ALTER COLUMN n TYPE int'),
+  ('ALTER TABLE acc2_big ALTER COLUMN v TYPE varchar(20)'),
+  ('ALTER TABLE acc2_big ALTER COLUMN v TYPE varchar(5)'),
+  ('ALTER TABLE acc2_big ALTER COLUMN v TYPE text'),
+  ('ALTER TABLE acc2_big ALTER COLUMN t TYPE varchar(20)'),
+  ('ALTER TABLE acc2_big ALTER COLUMN v TYPE varchar(20) USING v::varchar(20)'),
+  ('ALTER TABLE acc2_big ALTER COLUMN j TYPE jsonb USING j::jsonb'),
+  ('ALTER TABLE acc2_big ADD COLUMN x int DEFAULT 0'),
+  ('ALTER TABLE acc2_big ADD COLUMN x int NOT NULL DEFAULT 0'),
+  ('ALTER TABLE acc2_big ADD COLUMN x timestamptz DEFAULT clock_timestamp()'),
+  ('ALTER TABLE acc2_big ADD COLUMN x int CHECK (x > 0)'),
+  ('ALTER TABLE acc2_big ADD COLUMN x int GENERATED ALWAYS AS (n * 2) STORED'),
+  ('ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL'),
+  ('ALTER TABLE acc2_big ADD CONSTRAINT c CHECK (n > 0)'),
+  ('ALTER TABLE acc2_big ADD CONSTRAINT c CHECK (n > 0) NOT VALID'),
+  ('ALTER TABLE acc2_big SET UNLOGGED'),
+  ('ALTER TABLE acc2_big SET LOGGED'),
+  ('ALTER TABLE acc2_big SET ACCESS METHOD heap')
+) v(s);
+
+-- SET NOT NULL after a validated CHECK (col IS NOT NULL) really skips the scan
+ALTER TABLE acc2_big ADD CONSTRAINT acc2_nn CHECK (n IS NOT NULL);
+SELECT effect('ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL') AS effect,
+       rules('ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL');
+ALTER TABLE acc2_big DROP CONSTRAINT acc2_nn;
+
+-- 3. Scripts: a table created, or dropped and re-created, or renamed away
+-- earlier in the same script gets no "existing table" findings; the old
+-- table under its new name still does.
+SELECT s AS script, rules(s) FROM (VALUES
+  ('CREATE TABLE acc2_n (id bigint, n bigint); CREATE INDEX ON acc2_n (n);
+    ALTER TABLE acc2_n ADD COLUMN x int NOT NULL; ALTER TABLE acc2_n ALTER n TYPE int;
+    UPDATE acc2_n SET n = 1; DROP TABLE acc2_n'),
+  ('DROP TABLE IF EXISTS acc2_big; CREATE TABLE acc2_big (id bigint, n bigint);
+    CREATE INDEX ON acc2_big (n); ALTER TABLE acc2_big ADD COLUMN q int NOT NULL'),
+  ('ALTER TABLE acc2_big RENAME TO acc2_old; CREATE TABLE acc2_big (id bigint, n bigint);
+    CREATE INDEX ON acc2_big (n); CREATE INDEX ON acc2_old (n)'),
+  ('CREATE TABLE acc2_n AS SELECT * FROM acc2_big; CREATE INDEX ON acc2_n (n)'),
+  ('SELECT * INTO acc2_n FROM acc2_big; CREATE INDEX ON acc2_n (n)'),
+  ('CREATE TABLE acc2_n (LIKE acc2_big); CREATE INDEX ON acc2_n (n)'),
+  ('TRUNCATE acc2_big; CREATE INDEX ON acc2_big (n)'),
+  ('CREATE SCHEMA acc2_s; CREATE TABLE acc2_s.acc2_big (id bigint, n bigint);
+    CREATE INDEX ON acc2_s.acc2_big (n)'),
+  ('SET search_path = acc2_s2; CREATE TABLE acc2_big (id bigint, n bigint);
+    CREATE INDEX ON public.acc2_big (n)'),
+  ('WITH d AS (DELETE FROM acc2_big RETURNING *) SELECT count(*) FROM d'),
+  ('WITH d AS (UPDATE acc2_big SET n = 1 RETURNING *) INSERT INTO acc2_small SELECT id, id FROM d')
+) v(s);
+
+-- 4. require-lock-timeout: a raw script with DDL on an existing table and no
+-- SET lock_timeout before it; not for a concurrent build, which waits for
+-- older snapshots and must not run under a short lock_timeout.
+SELECT s AS script,
+       (SELECT string_agg(statement || ':' || rule, ' ') FROM migration_tools.lint(s)
+        WHERE rule = 'require-lock-timeout') AS finding
+FROM (VALUES
+  ('ALTER TABLE acc2_big ADD COLUMN z int'),
+  ('SET lock_timeout = ''2s''; ALTER TABLE acc2_big ADD COLUMN z int'),
+  ('SET LOCAL lock_timeout = ''2s''; ALTER TABLE acc2_big ADD COLUMN z int'),
+  ('SELECT set_config(''lock_timeout'', ''2s'', false); ALTER TABLE acc2_big ADD COLUMN z int'),
+  ('ALTER TABLE acc2_big ADD COLUMN z int; SET lock_timeout = ''2s'''),
+  ('SET lock_timeout = 0; ALTER TABLE acc2_big ADD COLUMN z int'),
+  ('SET statement_timeout = ''2s''; ALTER TABLE acc2_big ADD COLUMN z int'),
+  ('SET lock_timeout = ''2s''; RESET lock_timeout; ALTER TABLE acc2_big ADD COLUMN z int'),
+  ('SET lock_timeout = ''2s''; RESET ALL; ALTER TABLE acc2_big ADD COLUMN z int'),
+  ('BEGIN; SET LOCAL lock_timeout = ''2s''; ALTER TABLE acc2_big ADD COLUMN z int; COMMIT;'),
+  ('BEGIN; SET LOCAL lock_timeout = ''2s''; COMMIT; ALTER TABLE acc2_big ADD COLUMN z int'),
+  ('CREATE INDEX CONCURRENTLY acc2_i ON acc2_big (n)'),
+  ('DROP INDEX CONCURRENTLY acc2_big_pkey'),
+  ('ALTER TABLE acc2_parent DETACH PARTITION acc2_p2 CONCURRENTLY'),
+  ('CREATE TABLE acc2_n (id bigint); ALTER TABLE acc2_n ADD COLUMN z int')
+) v(s);
+
+-- 5. Messages and hints name the problem and the safe alternative.
+SELECT rule, severity, message, hint, relation, lock_mode, rewrites
+FROM migration_tools.lint(
+  'SET lock_timeout = ''1s'';
+   CREATE INDEX acc2_i ON acc2_big (n);
+   ALTER TABLE acc2_big ALTER n TYPE bigint;
+   ALTER TABLE acc2_big ALTER n SET NOT NULL;
+   ALTER TABLE acc2_small ADD CONSTRAINT f FOREIGN KEY (big_id) REFERENCES acc2_big (id);
+   ALTER TABLE acc2_big ADD COLUMN x int NOT NULL;
+   ALTER TABLE acc2_big ADD COLUMN y float8 DEFAULT random();
+   ALTER TABLE acc2_big ADD COLUMN w int CHECK (w > 0);
+   UPDATE acc2_big SET n = 1')
+ORDER BY statement, rule COLLATE "C";
+
+-- every finding has a message and a hint; severities are the three levels
+SELECT count(*) FILTER (WHERE message IS NULL OR message = '') AS no_message,
+       count(*) FILTER (WHERE hint IS NULL OR hint = '') AS no_hint,
+       count(*) FILTER (WHERE severity NOT IN ('error', 'warning', 'info')) AS bad_severity
+FROM migration_tools.lint(
+  'CREATE INDEX acc2_i ON acc2_big (n); DROP INDEX acc2_big_pkey; VACUUM FULL acc2_big;
+   CLUSTER acc2_big USING acc2_big_pkey; LOCK TABLE acc2_big; TRUNCATE acc2_big;
+   REINDEX TABLE acc2_big; CREATE TABLE acc2_n (id serial PRIMARY KEY, j json, ts timestamp);
+   ALTER TABLE acc2_big RENAME n TO m; BEGIN;');
+
+-- 6. Odd input: nothing to lint, comments, many statements, unicode; and
+-- garbage: a syntax error with its position, never a crash.
+SELECT count(*) FROM migration_tools.lint('');
+SELECT count(*) FROM migration_tools.lint('   -- a comment only
+/* and a block comment */  ');
+SELECT count(*) FROM migration_tools.lint(';;;');
+SELECT count(*) FROM migration_tools.lint(NULL);
+SELECT statement, rule, location FROM migration_tools.lint(
+  'SELECT 1;;; CREATE INDEX i ON acc2_big (n);; CREATE INDEX j ON acc2_big (n)')
+WHERE rule <> 'require-lock-timeout';
+SELECT statement, rule, relation FROM migration_tools.lint(
+  'CREATE TABLE "ünï©ødé 😀" (id bigint); CREATE INDEX "😀" ON "ünï©ødé 😀" (id);
+   ALTER TABLE acc2_big ADD COLUMN "ÄÖ😀" int NOT NULL')
+WHERE rule <> 'require-lock-timeout';
+-- a long script: 2000 statements
+SELECT count(*), min(statement), max(statement)
+FROM migration_tools.lint((SELECT string_agg(format('ALTER TABLE acc2_big ADD COLUMN c%s int NOT NULL', g), '; ')
+                           FROM generate_series(1, 2000) g));
+SELECT count(*) FROM migration_tools.lint('DO $$ BEGIN PERFORM 1; END $$; COPY acc2_small FROM stdin');
+SELECT * FROM migration_tools.lint('SELEC 1');
+SELECT * FROM migration_tools.lint('CREATE INDEX i ON acc2_big (n); ALTER TABLE acc2_big ADD COLUM x int');
+SELECT * FROM migration_tools.lint('\set x 1');
+-- two statements without a semicolon between them
+SELECT * FROM migration_tools.lint('CREATE INDEX i ON acc2_big (n)
+CREATE INDEX j ON acc2_big (n)');
+SELECT * FROM migration_tools.lint('CREATE TABLE x (a int');
+SELECT * FROM migration_tools.lint('SELECT ''unterminated');
+SELECT * FROM migration_tools.lint('SELECT $$ unterminated');
+
+-- 7. backfill() and run_batched(): bad input is a clear ERROR with an
+-- error code, before anything is queued.
+CREATE TABLE acc2_bk (id bigint PRIMARY KEY, a int);
+INSERT INTO acc2_bk SELECT g, 0 FROM generate_series(1, 10) g;
+CREATE VIEW acc2_bkv AS SELECT * FROM acc2_bk;
+CREATE TABLE acc2_nopk (a int);
+INSERT INTO acc2_nopk VALUES (1);
+CREATE TEMP TABLE acc2_tmp (id bigint PRIMARY KEY, a int);
+-- the error of a call: SQLSTATE, message, hint
+CREATE FUNCTION err(call text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE st text; msg text; hint text;
+BEGIN
+  EXECUTE 'SELECT ' || call;
+  RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
+  RETURN st || ': ' || msg || CASE WHEN hint <> '' THEN ' HINT: ' || hint ELSE '' END;
+END $$;
+SELECT c AS call, err(c) FROM (VALUES
+  ($q$migration_tools.backfill('acc2_bkv', 'a = 1')$q$),
+  ($q$migration_tools.backfill('acc2_nopk', 'a = 1', strategy => 'key')$q$),
+  ($q$migration_tools.backfill('acc2_bk', 'nosuch = 1')$q$),
+  ($q$migration_tools.backfill('acc2_bk', 'a = 1; DROP TABLE acc2_nopk')$q$),
+  ($q$migration_tools.backfill('acc2_bk', 'a = 1', where_clause => '1=1; DROP TABLE acc2_nopk')$q$),
+  ($q$migration_tools.backfill('acc2_bk', 'a = 1', where_clause => 'true) OR (true')$q$),
+  ($q$migration_tools.backfill('acc2_bk', 'a = 1', where_clause => 'true /*')$q$),
+  ($q$migration_tools.backfill('acc2_bk', 'a = 1', batch_size => -5)$q$),
+  ($q$migration_tools.backfill('acc2_bk', 'a = 1', batch_size => 0)$q$),
+  ($q$migration_tools.backfill('acc2_bk', 'a = 1', strategy => 'bogus')$q$),
+  ($q$migration_tools.backfill('acc2_bk', 'a = 1', target_batch_time => '-1s')$q$),
+  ($q$migration_tools.backfill('acc2_bk', 'a = 1', batch_sleep => '-1s')$q$),
+  ($q$migration_tools.backfill('acc2_bk', 'a = 1', max_attempts => 0)$q$),
+  ($q$migration_tools.backfill('acc2_bk', 'a = 1', run_window => '25:00-01:00')$q$),
+  ($q$migration_tools.backfill('acc2_bk', 'a = 1', run_window => 'nonsense')$q$),
+  ($q$migration_tools.backfill('acc2_bk', 'a = 1', run_window => '01:00-01:00')$q$),
+  ($q$migration_tools.backfill('acc2_bk', NULL)$q$),
+  ($q$migration_tools.backfill(NULL, 'a = 1')$q$),
+  ($q$migration_tools.backfill('acc2_nosuch', 'a = 1')$q$),
+  ($q$migration_tools.backfill('acc2_tmp', 'a = 1')$q$),
+  ($q$migration_tools.backfill('acc2_tmp', 'a = 1', strategy => 'ctid')$q$),
+  ($q$migration_tools.run_batched('acc2_bk', 'DELETE FROM acc2_bk WHERE id >= $1 AND id < $2; DROP TABLE acc2_nopk')$q$),
+  ($q$migration_tools.run_batched('acc2_bk', 'DELETE FROM acc2_bk WHERE id >= $1 AND id < $2 AND id < $3')$q$),
+  ($q$migration_tools.run_batched('acc2_bk', 'SELEC 1')$q$)
+) v(c);
+-- nothing was queued, nothing was dropped
+SELECT count(*) AS jobs FROM migration_tools.backfill_progress;
+SELECT count(*) AS nopk_still_there FROM acc2_nopk;
+
+-- a comment in where_clause cannot close the batch range: the job only
+-- updates the rows of the where clause, within the range
+SELECT migration_tools.backfill('acc2_bk', 'a = 1', where_clause => 'id <= 3 --') AS job \gset
+SELECT migration_tools.wait(:job, '60s');
+SELECT count(*) FILTER (WHERE a = 1) AS updated, count(*) AS total FROM acc2_bk;
+
+-- progress numbers are sane
+SELECT state, rows_done, percent BETWEEN 0 AND 100 AS percent_ok,
+       eta IS NULL OR eta >= '0'::interval AS eta_ok, last_error
+FROM migration_tools.backfill_progress WHERE job_id = :job;
+
+\c :regress_db
+DROP DATABASE acceptance2_db WITH (FORCE);
