@@ -29,6 +29,8 @@
 #
 #   bash bench/lock_waits.sh
 #   LOCK_WAITERS=50 LOCK_ROUNDS=2 LOCK_SHAPES=queue bash bench/lock_waits.sh
+#
+# LOCK_PORT (default 54500) is the first port tried for the cluster.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -63,7 +65,7 @@ if [ -f "$data/postmaster.pid" ]; then
 fi
 rm -rf "$data"
 $BENCH_AS_USER "$PGBIN/initdb" -D "$data" -A trust -U postgres >/dev/null
-port=54500
+port=${LOCK_PORT:-54500}
 while (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null || [ -e "$cdir/.s.PGSQL.$port" ]; do
     port=$((port + 1))
 done
