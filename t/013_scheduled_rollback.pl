@@ -38,8 +38,11 @@ sub settled
 
 sub states
 {
-	return sql(qq{SELECT string_agg(version || '=' || state, ',' ORDER BY installed_rank)
+	my $states = sql(qq{SELECT string_agg(version || '=' || state, ',' ORDER BY installed_rank)
 		FROM migration_tools.migrations});
+	diag sql(q{SELECT string_agg(version || '.' || seq || ' ' || direction || ' ' || state || ': ' || error, E'\n')
+		FROM migration_tools.scheduled_statements WHERE error IS NOT NULL});
+	return $states;
 }
 
 sub has_index { return sql("SELECT to_regclass('$_[0]') IS NOT NULL"); }
