@@ -270,6 +270,7 @@ mt_backfill_run_next(TimestampTz *next_due)
 
 	elog(DEBUG1, "migration_tools: running backfill job " INT64_FORMAT " on relation %u",
 		 claimed, claimed_rel);
+	mt_throttle_reset(claimed_rel);
 	run_job(claimed);
 	mt_worker_set_current(NULL, 0, InvalidOid);
 	return true;
@@ -1045,7 +1046,8 @@ run_step_body(int64 job_id, long *sleep_ms)
 		mt_restore_user(&saved);
 		reason = mt_throttle_reason(job->relid);
 		mt_become_owner(&saved);
-		last_throttle_check = GetCurrentTimestamp();
+		/* a job held back looks again after its sleep, however short */
+		last_throttle_check = reason ? 0 : GetCurrentTimestamp();
 	}
 	if (reason != NULL)
 	{
@@ -1230,6 +1232,17 @@ run_step_body(int64 job_id, long *sleep_ms)
 
 	mt_restore_user(&saved);
 	mt_bgw_commit();
+
+	/*
+	 * The throttles tell the job's own dead tuples from those of others:
+	 * the rows of the batch count as the job's once the statistics show
+	 * them.
+	 */
+	if (res.rows > 0 && !res.fail)
+	{
+		pgstat_report_stat(true);
+		mt_throttle_note_rows(job->relid, res.rows);
+	}
 	return result;
 }
 
