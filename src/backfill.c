@@ -106,6 +106,8 @@ static void analyze_run_batched(Relation rel, MtJobSql *js);
 static void check_update_shape(List *raws, const MtJobSql *js, bool has_lower);
 static char *build_guard(Relation rel, Query *query, bool by_ctid, bool guard,
 						 bool has_where);
+static bool guard_is_implied(Relation rel, Query *query, Node *where, Node *guard);
+static bool expr_is_nonnull(Node *node, Relation rel, Index rtindex);
 static void primary_key_columns(Relation rel, MtJobSql *js);
 static bool is_job_admin(Oid roleid);
 static void check_job_access(int64 job, Oid owner, Oid caller);
@@ -917,11 +919,272 @@ analyze_backfill(Relation rel, MtJobSql *js, bool guard, bool update_ok)
 
 	if (js->guard_clause)
 	{
+		Query	   *full;
+		List	   *conds;
+
 		/* the full statement, as the worker will run it, must analyze too */
 		sql = mt_backfill_update_sql(js, true, &nparams);
 		raws = parse_job_sql(sql);
 		check_update_shape(raws, js, true);
-		(void) analyze_job_sql(linitial_node(RawStmt, raws), sql, ptypes, nparams);
+		full = analyze_job_sql(linitial_node(RawStmt, raws), sql, ptypes, nparams);
+
+		/*
+		 * The WHERE is the AND that check_update_shape() checked: two range
+		 * conditions, then the where_clause, then the guard.  When the
+		 * where_clause alone already rejects every row the guard would
+		 * reject, the guard only costs a second evaluation of the set
+		 * expressions per row: drop it.
+		 */
+		conds = ((BoolExpr *) full->jointree->quals)->args;
+		if (js->where_clause != NULL && list_length(conds) == 4 &&
+			guard_is_implied(rel, full, (Node *) lthird(conds), (Node *) lfourth(conds)))
+			js->guard_clause = NULL;
+	}
+}
+
+/* Append the operands of a tree of ANDs (or ORs) to *out. */
+static void
+flatten_bool(Node *node, BoolExprType op, List **out)
+{
+	if (node && IsA(node, BoolExpr) && ((BoolExpr *) node)->boolop == op)
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((BoolExpr *) node)->args)
+			flatten_bool((Node *) lfirst(lc), op, out);
+	}
+	else
+		*out = lappend(*out, node);
+}
+
+/*
+ * Does the where_clause (analyzed) imply the guard (analyzed), so that
+ * "where AND guard" accepts exactly the rows "where" accepts?  The guard
+ * is an OR of one "col IS DISTINCT FROM (expr)" per assigned column; it
+ * holds as soon as one of them does.  So it is implied when one top-level
+ * AND operand of the where_clause is
+ *	- "col IS NULL" for an assigned column col (not of a composite type,
+ *	  where IS NULL also holds for a row of NULLs) whose expression is
+ *	  provably never NULL: the row then differs from what the set clause
+ *	  writes, and once written, it can never match the where_clause again;
+ *	- the same "col IS DISTINCT FROM expr" as the guard's (or the whole
+ *	  guard): the user already wrote the guard.
+ * Anything else keeps the guard.
+ */
+static bool
+guard_is_implied(Relation rel, Query *query, Node *where, Node *guard)
+{
+	List	   *conjuncts = NIL;
+	List	   *disjuncts = NIL;
+	ListCell   *lc;
+
+	flatten_bool(where, AND_EXPR, &conjuncts);
+	flatten_bool(guard, OR_EXPR, &disjuncts);
+
+	foreach(lc, conjuncts)
+	{
+		Node	   *c = (Node *) lfirst(lc);
+		ListCell   *lc2;
+
+		if (equal(c, guard))
+			return true;
+		foreach(lc2, disjuncts)
+		{
+			if (equal(c, lfirst(lc2)))
+				return true;
+		}
+		if (IsA(c, DistinctExpr) && list_length(((DistinctExpr *) c)->args) == 2)
+		{
+			/* "expr IS DISTINCT FROM col", with a commutative "=" */
+			DistinctExpr *swapped = copyObject((DistinctExpr *) c);
+
+			swapped->opno = get_commutator(swapped->opno);
+			swapped->opfuncid = InvalidOid;
+			swapped->args = list_make2(lsecond(swapped->args), linitial(swapped->args));
+			if (swapped->opno == ((DistinctExpr *) c)->opno)
+			{
+				set_opfuncid((OpExpr *) swapped);
+				foreach(lc2, disjuncts)
+				{
+					if (equal(swapped, lfirst(lc2)))
+						return true;
+				}
+			}
+		}
+
+		if (IsA(c, NullTest) && ((NullTest *) c)->nulltesttype == IS_NULL &&
+			!((NullTest *) c)->argisrow)
+		{
+			Node	   *arg = (Node *) ((NullTest *) c)->arg;
+			Var		   *var;
+
+			while (IsA(arg, RelabelType))
+				arg = (Node *) ((RelabelType *) arg)->arg;
+			if (!IsA(arg, Var))
+				continue;
+			var = (Var *) arg;
+			if (var->varno != query->resultRelation || var->varlevelsup != 0 ||
+				var->varattno <= 0)
+				continue;
+			foreach(lc2, query->targetList)
+			{
+				TargetEntry *tle = lfirst_node(TargetEntry, lc2);
+
+				if (!tle->resjunk && tle->resno == var->varattno &&
+					!type_is_rowtype(exprType((Node *) tle->expr)) &&
+					expr_is_nonnull((Node *) tle->expr, rel, query->resultRelation))
+					return true;
+			}
+		}
+	}
+	return false;
+}
+
+/*
+ * Built-in functions (and the functions of built-in operators and casts)
+ * that never return NULL when no argument is NULL.  Being strict is not
+ * enough: substring(text from pattern), regexp_match(), jsonb ->> key or
+ * to_char(x, '') return NULL for some non-null arguments, and a row whose
+ * target is written NULL would match "col IS NULL" again.
+ */
+static const Oid nonnull_functions[] = {
+	/* text */
+	F_MD5_TEXT, F_MD5_BYTEA, F_SHA224, F_SHA256, F_SHA384, F_SHA512,
+	F_TEXTCAT, F_LOWER_TEXT, F_UPPER_TEXT, F_INITCAP,
+	F_BTRIM_TEXT, F_BTRIM_TEXT_TEXT, F_LTRIM_TEXT, F_LTRIM_TEXT_TEXT,
+	F_RTRIM_TEXT, F_RTRIM_TEXT_TEXT, F_REPLACE, F_REPEAT, F_REVERSE,
+	F_LPAD_TEXT_INT4, F_LPAD_TEXT_INT4_TEXT, F_RPAD_TEXT_INT4, F_RPAD_TEXT_INT4_TEXT,
+	F_LEFT, F_RIGHT, F_SUBSTR_TEXT_INT4, F_SUBSTR_TEXT_INT4_INT4,
+	F_SUBSTRING_TEXT_INT4, F_SUBSTRING_TEXT_INT4_INT4,
+	F_LENGTH_TEXT, F_OCTET_LENGTH_TEXT, F_CHAR_LENGTH_TEXT,
+	F_ENCODE, F_TO_HEX_INT4, F_TO_HEX_INT8,
+	/* arithmetic (errors, never NULL, on overflow or division by zero) */
+	F_INT2PL, F_INT2MI, F_INT2MUL, F_INT4PL, F_INT4MI, F_INT4MUL,
+	F_INT8PL, F_INT8MI, F_INT8MUL, F_INT48PL, F_INT48MI, F_INT48MUL,
+	F_INT84PL, F_INT84MI, F_INT84MUL,
+	F_NUMERIC_ADD, F_NUMERIC_SUB, F_NUMERIC_MUL,
+	F_FLOAT8PL, F_FLOAT8MI, F_FLOAT8MUL,
+	/* casts */
+	F_INT8_INT4, F_INT4_INT8, F_INT4_INT2, F_INT8_INT2, F_INT2_INT4,
+	F_NUMERIC_INT4, F_NUMERIC_INT8, F_INT4_NUMERIC, F_INT8_NUMERIC,
+	F_FLOAT8_INT4, F_FLOAT8_INT8, F_NUMERIC_NUMERIC_INT4,
+	F_VARCHAR_VARCHAR_INT4_BOOL, F_BPCHAR_BPCHAR_INT4_BOOL, F_TEXT_BPCHAR, F_TEXT_BOOL
+};
+
+static bool
+function_is_nonnull(Oid funcid)
+{
+	for (int i = 0; i < lengthof(nonnull_functions); i++)
+		if (nonnull_functions[i] == funcid)
+			return true;
+	return false;
+}
+
+/* Are all expressions of the list provably non-null? */
+static bool
+all_nonnull(List *args, Relation rel, Index rtindex)
+{
+	ListCell   *lc;
+
+	foreach(lc, args)
+	{
+		if (!expr_is_nonnull((Node *) lfirst(lc), rel, rtindex))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Is an (analyzed) expression of the set clause provably never NULL for
+ * any row of rel?  Non-null constants, NOT NULL columns and system
+ * columns of the row, the functions and operators listed above with
+ * non-null arguments, conversions of a non-null value (I/O conversions,
+ * binary-compatible and array casts, domains), COALESCE, GREATEST and
+ * LEAST with a non-null argument, CASE whose results all are non-null,
+ * AND, OR, NOT of non-null operands, IS [NOT] NULL and IS [NOT]
+ * TRUE/FALSE/UNKNOWN.  Anything else may be NULL.
+ */
+static bool
+expr_is_nonnull(Node *node, Relation rel, Index rtindex)
+{
+	if (node == NULL)
+		return false;
+	check_stack_depth();
+
+	switch (nodeTag(node))
+	{
+		case T_Const:
+			return !((Const *) node)->constisnull;
+		case T_Var:
+			{
+				Var		   *var = (Var *) node;
+
+				if (var->varno != rtindex || var->varlevelsup != 0)
+					return false;
+				if (var->varattno < 0)
+					return true;	/* ctid, tableoid, xmin ... */
+				if (var->varattno == 0 || var->varattno > RelationGetDescr(rel)->natts)
+					return false;
+				return TupleDescAttr(RelationGetDescr(rel), var->varattno - 1)->attnotnull;
+			}
+		case T_FuncExpr:
+			{
+				FuncExpr   *f = (FuncExpr *) node;
+
+				return !f->funcretset && function_is_nonnull(f->funcid) &&
+					all_nonnull(f->args, rel, rtindex);
+			}
+		case T_OpExpr:
+			{
+				OpExpr	   *op = (OpExpr *) node;
+
+				return !op->opretset && function_is_nonnull(get_opcode(op->opno)) &&
+					all_nonnull(op->args, rel, rtindex);
+			}
+		case T_RelabelType:
+			return expr_is_nonnull((Node *) ((RelabelType *) node)->arg, rel, rtindex);
+		case T_CoerceViaIO:
+			/* an input function never returns NULL for a non-null string */
+			return expr_is_nonnull((Node *) ((CoerceViaIO *) node)->arg, rel, rtindex);
+		case T_ArrayCoerceExpr:
+			return expr_is_nonnull((Node *) ((ArrayCoerceExpr *) node)->arg, rel, rtindex);
+		case T_CoerceToDomain:
+			return expr_is_nonnull((Node *) ((CoerceToDomain *) node)->arg, rel, rtindex);
+		case T_CollateExpr:
+			return expr_is_nonnull((Node *) ((CollateExpr *) node)->arg, rel, rtindex);
+		case T_CoalesceExpr:
+		case T_MinMaxExpr:
+			{
+				List	   *args = IsA(node, CoalesceExpr) ?
+					((CoalesceExpr *) node)->args : ((MinMaxExpr *) node)->args;
+				ListCell   *lc;
+
+				foreach(lc, args)
+				{
+					if (expr_is_nonnull((Node *) lfirst(lc), rel, rtindex))
+						return true;
+				}
+				return false;
+			}
+		case T_CaseExpr:
+			{
+				CaseExpr   *c = (CaseExpr *) node;
+				ListCell   *lc;
+
+				foreach(lc, c->args)
+				{
+					if (!expr_is_nonnull((Node *) lfirst_node(CaseWhen, lc)->result, rel, rtindex))
+						return false;
+				}
+				return expr_is_nonnull((Node *) c->defresult, rel, rtindex);
+			}
+		case T_BoolExpr:
+			return all_nonnull(((BoolExpr *) node)->args, rel, rtindex);
+		case T_NullTest:
+		case T_BooleanTest:
+			return true;
+		default:
+			return false;
 	}
 }
 

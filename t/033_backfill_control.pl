@@ -96,6 +96,38 @@ is($node->safe_psql('postgres', q{
 	       count(*) FILTER (WHERE hits <> 1), count(*) FROM ts}),
 	"0|0|$nrows", 'ctid sweep: every row updated exactly once');
 
+# The same with the guard dropped by the job (its where_clause "v IS NULL"
+# already excludes every row done, since id * 2 is never NULL): killed in
+# the main pass and in the sweep, a VACUUM FULL in between.  Still exactly
+# once.
+$node->safe_psql('postgres', qq{
+CREATE TABLE tn (id int NOT NULL, v int, hits int NOT NULL DEFAULT 0, pad text NOT NULL)
+	WITH (fillfactor = 100, autovacuum_enabled = off);
+CREATE TRIGGER tn_hit BEFORE UPDATE ON tn FOR EACH ROW EXECUTE FUNCTION tc_hit();
+INSERT INTO tn (id, pad) SELECT g, repeat('x', 100) FROM generate_series(1, 6000) g;
+ANALYZE tn;
+});
+$job = mt_queue($node, 'postgres', 'tn', 'v = id * 2', 'v IS NULL', "$slow, strategy => 'ctid'");
+is($node->safe_psql('postgres',
+		"SELECT guard_clause IS NULL FROM migration_tools.backfill_jobs WHERE job_id = $job"), 't',
+	'ctid without guard: the job dropped its guard');
+$pid = mt_running_pid($node, 'postgres', $job, 1000);
+is(kill('KILL', $pid), 1, 'ctid without guard: kill -9 the worker');
+ok(mt_poll($node, 'postgres', qq{SELECT phase = 'sweep' AND state = 'running'
+	AND worker_pid IS NOT NULL
+	FROM migration_tools.backfill_progress WHERE job_id = $job}),
+	'ctid without guard: the job reaches its sweep');
+$pid = mt_job_field($node, 'postgres', $job, 'worker_pid');
+is(kill('KILL', $pid), 1, 'ctid without guard: kill -9 the worker during the sweep');
+mt_poll($node, 'postgres', qq{SELECT state = 'completed' OR worker_pid IS NOT NULL
+	FROM migration_tools.backfill_progress WHERE job_id = $job});
+$node->safe_psql('postgres', 'VACUUM FULL tn');
+is(mt_wait_job($node, 'postgres', $job), 'completed', 'ctid without guard: completes');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FILTER (WHERE v IS DISTINCT FROM id * 2),
+	       count(*) FILTER (WHERE hits <> 1), count(*) FROM tn}),
+	"0|0|6000", 'ctid without guard: every row updated exactly once');
+
 # A composite primary key under kill -9.
 $node->safe_psql('postgres', qq{
 CREATE TABLE tk (a int, b int, counter int NOT NULL DEFAULT 0, PRIMARY KEY (a, b));
