@@ -85,6 +85,8 @@ SELECT s AS bad, rules(s) FROM (VALUES
   ('REFRESH MATERIALIZED VIEW acc2_mv'),
   ('LOCK TABLE acc2_big'),
   ('UPDATE acc2_big SET n = n + 1'),
+  ('UPDATE acc2_big SET n = n + 1 WHERE id > 0'),
+  ('UPDATE acc2_big SET n = n + 1 WHERE id BETWEEN -10 AND 15000'),
   ('DELETE FROM acc2_big'),
   ('TRUNCATE acc2_big'),
   ('BEGIN; CREATE INDEX CONCURRENTLY acc2_i ON acc2_big (n); COMMIT;'),
@@ -127,6 +129,8 @@ SELECT s AS safe, rules(s) FROM (VALUES
   ('REFRESH MATERIALIZED VIEW CONCURRENTLY acc2_mv'),
   ('UPDATE acc2_big SET n = n + 1 WHERE id = 5'),
   ('DELETE FROM acc2_big WHERE id < 100'),
+  ('DELETE FROM acc2_big WHERE id BETWEEN 1 AND 500'),
+  ('UPDATE acc2_big SET n = n + 1 WHERE 100 >= id'),
   ('CREATE INDEX CONCURRENTLY acc2_i ON acc2_big (n)'),
   ('REINDEX TABLE CONCURRENTLY acc2_big'),
   ('ALTER TABLE acc2_p1 ADD CONSTRAINT kc CHECK (k >= 0 AND k < 100) NOT VALID;
@@ -331,6 +335,53 @@ SELECT count(*) FILTER (WHERE a = 1) AS updated, count(*) AS total FROM acc2_bk;
 SELECT state, rows_done, percent BETWEEN 0 AND 100 AS percent_ok,
        eta IS NULL OR eta >= '0'::interval AS eta_ok, last_error
 FROM migration_tools.backfill_progress WHERE job_id = :job;
+
+-- 8. verify_reversible() takes the scripts apply() takes: a BEGIN ...
+-- COMMIT around a script is ignored; a COMMIT inside is refused clearly;
+-- a syntax error in up is an error with its position.
+CREATE TABLE acc2_vr (id bigint PRIMARY KEY, v text);
+SELECT migration_tools.verify_reversible('ALTER TABLE acc2_vr ADD COLUMN q int',
+                                         'ALTER TABLE acc2_vr DROP COLUMN q');
+SELECT migration_tools.verify_reversible('BEGIN; CREATE INDEX acc2_vr_v ON acc2_vr (v); COMMIT;',
+                                         'START TRANSACTION; DROP INDEX acc2_vr_v; END');
+SELECT migration_tools.verify_reversible('ALTER TABLE acc2_vr RENAME v TO w',
+                                         'ALTER TABLE acc2_vr RENAME w TO v');
+SELECT migration_tools.verify_reversible('ALTER TABLE acc2_vr ADD COLUMN q int DEFAULT 1',
+                                         'SELECT 1');
+SELECT migration_tools.verify_reversible('CREATE TABLE acc2_vr2 (id int); COMMIT', 'DROP TABLE acc2_vr2');
+SELECT migration_tools.verify_reversible('CREATE TABLE acc2_vr2 (id int)', 'DROP TABLE acc2_vr2; COMMIT');
+SELECT migration_tools.verify_reversible('CREATE TABLE acc2_vr2 (id int', 'DROP TABLE acc2_vr2');
+SELECT migration_tools.verify_reversible('CREATE INDEX CONCURRENTLY ON acc2_vr (v)', 'SELECT 1');
+-- nothing of it stayed
+SELECT count(*) FROM pg_class WHERE relname IN ('acc2_vr2', 'acc2_vr_v', 'acc2_vr_v_idx', 'acc2_vr_v_idx1');
+
+-- 9. The DDL log records DDL of every role, inside and outside apply(); a
+-- role without any right on the extension's schema can still run DDL.
+CREATE ROLE regress_acc2_app;
+GRANT CREATE ON SCHEMA public TO regress_acc2_app;
+SET ROLE regress_acc2_app;
+CREATE TABLE acc2_app_t (id bigint);
+ALTER TABLE acc2_app_t ADD COLUMN x int;
+DROP TABLE acc2_app_t;
+RESET ROLE;
+SELECT migration_tools.apply('acc2_001', 'CREATE TABLE acc2_m (id bigint PRIMARY KEY)');
+SELECT command_tag, object_type, object_identity,
+       CASE WHEN current_user_name = current_user THEN 'me' ELSE current_user_name END AS by_role,
+       migration_version
+FROM migration_tools.ddl_log
+WHERE object_identity IN ('public.acc2_app_t', 'public.acc2_m', 'public.acc2_m_pkey')
+ORDER BY id;
+
+-- 10. schema_drift() names what changed outside apply(), and nothing after
+-- the next migration.
+SELECT * FROM migration_tools.schema_drift();
+ALTER TABLE acc2_m ADD COLUMN note text DEFAULT 'x';
+CREATE INDEX acc2_m_note ON acc2_m (note);
+SELECT object_type, object, change, definition, since_version FROM migration_tools.schema_drift();
+SELECT migration_tools.apply('acc2_002', 'ALTER TABLE acc2_m DROP COLUMN note');
+SELECT * FROM migration_tools.schema_drift();
+REVOKE CREATE ON SCHEMA public FROM regress_acc2_app;
+DROP ROLE regress_acc2_app;
 
 \c :regress_db
 DROP DATABASE acceptance2_db WITH (FORCE);

@@ -89,6 +89,13 @@ extern bool mt_in_run_window(const char *window, TimestampTz now, TimestampTz *o
  */
 extern const char *mt_throttle_reason(Oid relid);
 
+/*
+ * What the throttles know of the current job's own writes: forget them
+ * when a job (re)starts; add a batch's rows before it commits.
+ */
+extern void mt_throttle_reset(Oid relid);
+extern void mt_throttle_note_rows(Oid relid, int64 rows);
+
 /* The owner of the extension: the role that writes the job tables. */
 extern Oid	mt_extension_owner(void);
 

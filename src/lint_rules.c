@@ -770,6 +770,244 @@ null_fraction(Node *arg, Oid relid)
 	return frac;
 }
 
+/*
+ * A numeric constant of a raw expression (an integer or decimal literal,
+ * possibly negated or cast), as a double.
+ */
+static bool
+numeric_constant(Node *node, double *value)
+{
+	A_Const    *c;
+
+	if (node && IsA(node, TypeCast))
+		node = ((TypeCast *) node)->arg;
+	if (node == NULL)
+		return false;
+	if (IsA(node, A_Expr) && ((A_Expr *) node)->kind == AEXPR_OP &&
+		((A_Expr *) node)->lexpr == NULL &&
+		list_length(((A_Expr *) node)->name) == 1 &&
+		strcmp(strVal(linitial(((A_Expr *) node)->name)), "-") == 0)
+	{
+		if (!numeric_constant(((A_Expr *) node)->rexpr, value))
+			return false;
+		*value = -*value;
+		return true;
+	}
+	if (!IsA(node, A_Const) || ((A_Const *) node)->isnull)
+		return false;
+	c = (A_Const *) node;
+	if (IsA(&c->val, Integer))
+		*value = (double) intVal(&c->val);
+	else if (IsA(&c->val, Float))
+		*value = strtod(castNode(Float, &c->val)->fval, NULL);
+	else
+		return false;
+	return true;
+}
+
+/* A statistics value of a number column as a double. */
+static bool
+datum_as_double(Datum d, Oid typid, double *value)
+{
+	switch (typid)
+	{
+		case INT2OID:
+			*value = DatumGetInt16(d);
+			return true;
+		case INT4OID:
+			*value = DatumGetInt32(d);
+			return true;
+		case INT8OID:
+			*value = (double) DatumGetInt64(d);
+			return true;
+		case FLOAT4OID:
+			*value = DatumGetFloat4(d);
+			return true;
+		case FLOAT8OID:
+			*value = DatumGetFloat8(d);
+			return true;
+		case NUMERICOID:
+			*value = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, d));
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * The fraction of a number column's rows below v (or at or below it), from
+ * pg_statistic: the most common values, then the histogram between its
+ * bounds, as the planner reads them.  -1 if there is nothing to go by.
+ */
+static double
+fraction_below(Oid relid, AttrNumber attnum, double v, bool inclusive)
+{
+	HeapTuple	tup;
+	Oid			typid = get_atttype(relid, attnum);
+	AttStatsSlot mcv;
+	AttStatsSlot hist;
+	double		nullfrac;
+	double		mcv_total = 0;
+	double		mcv_below = 0;
+	double		result = -1;
+	bool		have_mcv;
+	bool		have_hist;
+	int			i;
+
+	if (typid != INT2OID && typid != INT4OID && typid != INT8OID &&
+		typid != FLOAT4OID && typid != FLOAT8OID && typid != NUMERICOID)
+		return -1;
+	tup = SearchSysCache3(STATRELATTINH, ObjectIdGetDatum(relid),
+						  Int16GetDatum(attnum), BoolGetDatum(false));
+	if (!HeapTupleIsValid(tup))
+		return -1;
+	nullfrac = ((Form_pg_statistic) GETSTRUCT(tup))->stanullfrac;
+
+	have_mcv = get_attstatsslot(&mcv, tup, STATISTIC_KIND_MCV, InvalidOid,
+								ATTSTATSSLOT_VALUES | ATTSTATSSLOT_NUMBERS);
+	if (have_mcv)
+	{
+		for (i = 0; i < mcv.nvalues && i < mcv.nnumbers; i++)
+		{
+			double		x;
+
+			if (!datum_as_double(mcv.values[i], typid, &x))
+				continue;
+			mcv_total += mcv.numbers[i];
+			if (x < v || (inclusive && x == v))
+				mcv_below += mcv.numbers[i];
+		}
+		free_attstatsslot(&mcv);
+	}
+	have_hist = get_attstatsslot(&hist, tup, STATISTIC_KIND_HISTOGRAM,
+								 InvalidOid, ATTSTATSSLOT_VALUES);
+	if (have_hist && hist.nvalues >= 2)
+	{
+		double		lo,
+					hi;
+		double		frac = -1;
+		int			n = hist.nvalues;
+
+		if (datum_as_double(hist.values[0], typid, &lo) &&
+			datum_as_double(hist.values[n - 1], typid, &hi))
+		{
+			if (v < lo)
+				frac = 0;
+			else if (v >= hi)
+				frac = 1;
+			else
+			{
+				for (i = 0; i < n - 1; i++)
+				{
+					double		b0,
+								b1;
+
+					if (!datum_as_double(hist.values[i], typid, &b0) ||
+						!datum_as_double(hist.values[i + 1], typid, &b1))
+						break;
+					if (v >= b0 && v < b1)
+					{
+						frac = (i + (b1 > b0 ? (v - b0) / (b1 - b0) : 0)) /
+							(double) (n - 1);
+						break;
+					}
+				}
+			}
+		}
+		if (frac >= 0)
+			result = mcv_below + frac * Max(0.0, 1.0 - nullfrac - mcv_total);
+	}
+	else if (have_mcv && mcv_total > 0)
+	{
+		/* every non-null value is a common one */
+		result = mcv_below;
+	}
+	if (have_hist)
+		free_attstatsslot(&hist);
+	ReleaseSysCache(tup);
+	return result;
+}
+
+/*
+ * Selectivity of "col < constant" (or >, <=, >=; either side may be the
+ * column) on a number column with statistics; the planner's default of a
+ * third otherwise.
+ */
+static double
+ineq_selectivity(Node *l, const char *op, Node *r, Oid relid)
+{
+	AttrNumber	attnum;
+	double		v;
+	double		below;
+	bool		less;
+	bool		inclusive = op[1] == '=';
+	double		nullfrac;
+
+	less = op[0] == '<';
+	if (!numeric_constant(r, &v))
+	{
+		Node	   *t = l;
+
+		/* constant < col is col > constant */
+		l = r;
+		r = t;
+		less = !less;
+		if (!numeric_constant(r, &v))
+			return DEFAULT_INEQ_SEL;
+	}
+	if (sel_lookups_left <= 0)
+		return DEFAULT_INEQ_SEL;
+	sel_lookups_left--;
+	attnum = columnref_attnum(l, relid);
+	if (attnum == InvalidAttrNumber || attnum < 0 || !stats_readable(relid, attnum))
+		return DEFAULT_INEQ_SEL;
+	below = fraction_below(relid, attnum, v, inclusive);
+	if (below < 0)
+		return DEFAULT_INEQ_SEL;
+	if (less)
+		return below;
+	/* col > v: the non-null rows not at or below v */
+	nullfrac = null_fraction(l, relid);
+	below = fraction_below(relid, attnum, v, !inclusive);
+	if (below < 0)
+		return DEFAULT_INEQ_SEL;
+	return Max(0.0, 1.0 - nullfrac - below);
+}
+
+/* Selectivity of "col BETWEEN a AND b" with number constants. */
+static double
+between_selectivity(A_Expr *a, Oid relid)
+{
+	List	   *bounds = (List *) a->rexpr;
+	AttrNumber	attnum;
+	double		lo,
+				hi;
+	double		below_hi,
+				below_lo;
+
+	if (bounds == NIL || !IsA(bounds, List) || list_length(bounds) != 2 ||
+		!numeric_constant(linitial(bounds), &lo) ||
+		!numeric_constant(lsecond(bounds), &hi) || sel_lookups_left <= 0)
+		return DEFAULT_RANGE_SEL;
+	sel_lookups_left--;
+	if ((a->kind == AEXPR_BETWEEN_SYM || a->kind == AEXPR_NOT_BETWEEN_SYM) &&
+		lo > hi)
+	{
+		double		t = lo;
+
+		lo = hi;
+		hi = t;
+	}
+	attnum = columnref_attnum(a->lexpr, relid);
+	if (attnum == InvalidAttrNumber || attnum < 0 || !stats_readable(relid, attnum))
+		return DEFAULT_RANGE_SEL;
+	below_hi = fraction_below(relid, attnum, hi, true);
+	below_lo = fraction_below(relid, attnum, lo, false);
+	if (below_hi < 0 || below_lo < 0)
+		return DEFAULT_RANGE_SEL;
+	return Max(0.0, below_hi - below_lo);
+}
+
 static const char *
 aexpr_opname(A_Expr *a)
 {
@@ -839,7 +1077,8 @@ clause_selectivity(Node *node, Oid relid, double rows, int depth)
 							return 1.0 - eq_selectivity(a->lexpr, a->rexpr, relid, rows);
 						if (strcmp(op, "<") == 0 || strcmp(op, ">") == 0 ||
 							strcmp(op, "<=") == 0 || strcmp(op, ">=") == 0)
-							return DEFAULT_INEQ_SEL;
+							return ineq_selectivity(a->lexpr, op, a->rexpr,
+													relid);
 						return DEFAULT_BOOL_SEL;
 					case AEXPR_IN:
 						s = DEFAULT_EQ_SEL;
@@ -860,10 +1099,10 @@ clause_selectivity(Node *node, Oid relid, double rows, int depth)
 							1.0 - DEFAULT_MATCH_SEL : DEFAULT_MATCH_SEL;
 					case AEXPR_BETWEEN:
 					case AEXPR_BETWEEN_SYM:
-						return DEFAULT_RANGE_SEL;
+						return between_selectivity(a, relid);
 					case AEXPR_NOT_BETWEEN:
 					case AEXPR_NOT_BETWEEN_SYM:
-						return 1.0 - DEFAULT_RANGE_SEL;
+						return 1.0 - between_selectivity(a, relid);
 					case AEXPR_DISTINCT:
 						return 1.0 - eq_selectivity(a->lexpr, a->rexpr, relid, rows);
 					case AEXPR_NOT_DISTINCT:

@@ -10,6 +10,14 @@
  * Each signal has a setting that turns it off, and a name shown in
  * backfill_progress.throttled_by while it holds a job back.
  *
+ * Dead tuples are counted without the job's own: a backfill of a whole
+ * table leaves as many dead tuples as it changes rows, crosses any ratio
+ * by itself, and wakes autovacuum; holding it back for its own dead
+ * tuples (or for the vacuum they start) makes it wait on an idle server
+ * for nothing, while vacuum cleans them just as well with the job
+ * running.  What the throttles protect is vacuum's progress on the dead
+ * tuples of other sessions.
+ *
  * IDENTIFICATION
  *	  src/throttle.c
  *
@@ -40,6 +48,22 @@ static Oid	av_relid = InvalidOid;
 static int	av_pid = 0;
 static TimestampTz av_since = 0;
 
+/*
+ * The rows the current job changed in its table (own_total), and how many
+ * of them a finished vacuum could remove (own_vacuumed: changed before it
+ * began).  A vacuum's start is when it was first seen running
+ * (own_at_vacuum_start, -1 if none seen); one that came and went between
+ * two looks is taken as having removed all.  own_vacuums is the table's
+ * vacuum count at the last look (-1: not read yet).  Pruning also removes
+ * the job's dead tuples, so the difference can undercount the others':
+ * the error lets the job run, never holds it back.
+ */
+static Oid	own_relid = InvalidOid;
+static int64 own_total = 0;
+static int64 own_vacuumed = 0;
+static int64 own_at_vacuum_start = -1;
+static double own_vacuums = -1;
+
 /* Run a one-value query as the worker itself; NULL result gives -1. */
 static double
 query_double(const char *sql, Oid relid)
@@ -57,6 +81,66 @@ query_double(const char *sql, Oid relid)
 }
 
 /*
+ * A new job begins (or goes on after a restart of the worker): forget
+ * what the last one wrote.
+ */
+void
+mt_throttle_reset(Oid relid)
+{
+	own_relid = relid;
+	own_total = 0;
+	own_vacuumed = 0;
+	own_at_vacuum_start = -1;
+	own_vacuums = -1;
+	dead_relid = InvalidOid;
+	av_relid = InvalidOid;
+}
+
+/*
+ * The current job changed rows rows of relid, in a batch that committed
+ * and whose statistics were flushed (the counts must not run ahead of
+ * the dead tuples the statistics show; on releases where statistics go
+ * through the collector they may still, which only lets the job run).
+ */
+void
+mt_throttle_note_rows(Oid relid, int64 rows)
+{
+	if (relid != own_relid)
+		mt_throttle_reset(relid);
+	own_total += rows;
+}
+
+/*
+ * How many of the dead tuples of relid the current job left and no vacuum
+ * has removed yet.  Reads the vacuum count and whether a vacuum runs now.
+ */
+static double
+own_dead_tuples(Oid relid)
+{
+	double		vacuums;
+	bool		running;
+
+	if (relid != own_relid)
+		mt_throttle_reset(relid);
+	vacuums = query_double("SELECT (pg_stat_get_vacuum_count($1) + "
+						   "pg_stat_get_autovacuum_count($1))::float8", relid);
+	running = query_double("SELECT count(*)::float8 FROM pg_stat_progress_vacuum "
+						   "WHERE relid = $1", relid) > 0;
+	if (own_vacuums < 0)
+		own_vacuums = vacuums;
+	else if (vacuums > own_vacuums)
+	{
+		/* a vacuum finished: what the job wrote before it began is gone */
+		own_vacuumed = own_at_vacuum_start >= 0 ? own_at_vacuum_start : own_total;
+		own_at_vacuum_start = -1;
+		own_vacuums = vacuums;
+	}
+	if (running && own_at_vacuum_start < 0)
+		own_at_vacuum_start = own_total;
+	return (double) (own_total - own_vacuumed);
+}
+
+/*
  * The first server signal over its limit for a job on relid, as the
  * throttled_by name, or NULL.  The statistics views are read as the worker
  * itself (they hide other roles' rows from unprivileged roles), with
@@ -67,6 +151,9 @@ mt_throttle_reason(Oid relid)
 {
 	const char *reason = NULL;
 	int			nest = NewGUCNestLevel();
+	double		dead = 0;
+	double		live = 0;
+	double		others = 0;
 
 	(void) set_config_option("search_path", "pg_catalog, pg_temp",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
@@ -83,10 +170,21 @@ mt_throttle_reason(Oid relid)
 			reason = "replication_lag";
 	}
 
+	/* the table's dead tuples, and those of them the job did not leave */
+	if (reason == NULL && (mt_throttle_on_autovacuum || mt_max_dead_tuples_ratio > 0))
+	{
+		dead = Max(query_double("SELECT pg_stat_get_dead_tuples($1)::float8", relid), 0);
+		live = Max(query_double("SELECT pg_stat_get_live_tuples($1)::float8", relid), 0);
+		others = Max(dead - own_dead_tuples(relid), 0);
+	}
+
 	/*
 	 * Autovacuum working on the table: let it get ahead, for at most
 	 * migration_tools.max_throttle_wait per vacuum run (a batch does not
 	 * conflict with vacuum, and a vacuum of a big table can take minutes).
+	 * Only when it has more to do than clean up after the job: other
+	 * sessions' dead tuples (over migration_tools.min_dead_tuples), or an
+	 * anti-wraparound vacuum.
 	 */
 	if (reason == NULL && mt_throttle_on_autovacuum)
 	{
@@ -95,6 +193,13 @@ mt_throttle_reason(Oid relid)
 									   "WHERE v.relid = $1 AND a.backend_type = 'autovacuum worker'",
 									   relid);
 
+		if (pid > 0 && others <= mt_min_dead_tuples &&
+			query_double("SELECT count(*)::float8 FROM pg_stat_progress_vacuum v "
+						 "JOIN pg_stat_activity a ON a.pid = v.pid "
+						 "WHERE v.relid = $1 AND a.backend_type = 'autovacuum worker' "
+						 "AND a.query LIKE '%(to prevent wraparound)%'",
+						 relid) <= 0)
+			pid = -1;			/* only the job's own dead tuples to clean */
 		if (pid > 0)
 		{
 			TimestampTz now = GetCurrentTimestamp();
@@ -113,19 +218,17 @@ mt_throttle_reason(Oid relid)
 	}
 
 	/*
-	 * Too many dead tuples: give vacuum a chance.  But only as long as it
-	 * can help: once a vacuum of the table has finished since the throttle
-	 * began and the dead tuples are still over the limit, they are not
-	 * removable yet (an old snapshot holds them, a wait() among others), and
-	 * holding back would only wait for that snapshot, perhaps forever.  The
-	 * same after migration_tools.max_throttle_wait without a vacuum.
+	 * Too many dead tuples of other sessions: give vacuum a chance.  But
+	 * only as long as it can help: once a vacuum of the table has finished
+	 * since the throttle began and the dead tuples are still over the
+	 * limit, they are not removable yet (an old snapshot holds them, a
+	 * wait() among others), and holding back would only wait for that
+	 * snapshot, perhaps forever.  The same after
+	 * migration_tools.max_throttle_wait without a vacuum.
 	 */
 	if (reason == NULL && mt_max_dead_tuples_ratio > 0)
 	{
-		double		dead = query_double("SELECT pg_stat_get_dead_tuples($1)::float8", relid);
-		double		live = query_double("SELECT pg_stat_get_live_tuples($1)::float8", relid);
-
-		if (dead > mt_min_dead_tuples && dead > mt_max_dead_tuples_ratio * (dead + live))
+		if (others > mt_min_dead_tuples && others > mt_max_dead_tuples_ratio * (dead + live))
 		{
 			double		vacuums = query_double("SELECT (pg_stat_get_vacuum_count($1) + "
 											   "pg_stat_get_autovacuum_count($1))::float8",

@@ -61,7 +61,12 @@ BEGIN
            CASE WHEN o.key IS NULL THEN 'added'
                 WHEN n.key IS NULL THEN 'removed'
                 ELSE 'changed' END,
-           n.definition,
+           -- a view's stored query tree says nothing to a reader: show its SQL
+           CASE WHEN strpos(n.definition, 'rule ({QUERY') > 0
+                THEN regexp_replace(n.definition, 'rule \(\{QUERY.*$', 'as ')
+                     || coalesce(ltrim(pg_get_viewdef(to_regclass(substr(n.key, strpos(n.key, ':') + 1)))),
+                                 '(stored query)')
+                ELSE n.definition END,
            last.version
       FROM old o FULL JOIN now n ON n.key = o.key
      WHERE o.value IS DISTINCT FROM n.value
