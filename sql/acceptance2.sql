@@ -458,5 +458,40 @@ FROM (VALUES
   ('ANALYZE acc2_fk')
 ) v(s), locks_of(s) l;
 
+-- 12. The guard (migration_tools.guard, set by a superuser) cannot be
+-- dodged by an ordinary role: not by turning it off, not by posing as
+-- apply(), not through dynamic SQL; safe statements pass.
+CREATE ROLE regress_acc2_dev;
+GRANT CREATE ON SCHEMA public TO regress_acc2_dev;
+SET ROLE regress_acc2_dev;
+CREATE TABLE acc2_dev_t (id bigint PRIMARY KEY, n int);
+INSERT INTO acc2_dev_t SELECT g, g FROM generate_series(1, 20000) g;
+ANALYZE acc2_dev_t;
+RESET ROLE;
+SET migration_tools.guard = on;
+SET ROLE regress_acc2_dev;
+SET migration_tools.guard = off;
+BEGIN;
+SET LOCAL migration_tools.applying_version = 'pretend';
+ROLLBACK;
+CREATE INDEX acc2_dev_i ON acc2_dev_t (n);
+DO $$ BEGIN EXECUTE 'CREATE INDEX acc2_dev_i ON acc2_dev_t (n)'; END $$;
+ALTER TABLE acc2_dev_t ADD COLUMN c int CHECK (c > 0);
+ALTER TABLE acc2_dev_t ADD COLUMN c int;
+ALTER TABLE acc2_dev_t ADD CONSTRAINT acc2_dev_c CHECK (c > 0) NOT VALID;
+ALTER TABLE acc2_dev_t VALIDATE CONSTRAINT acc2_dev_c;
+-- a table created in the same transaction is new: anything goes
+BEGIN;
+CREATE TABLE acc2_dev_new (id bigint);
+CREATE INDEX ON acc2_dev_new (id);
+ALTER TABLE acc2_dev_new ALTER id TYPE int;
+COMMIT;
+DROP TABLE acc2_dev_new;
+RESET ROLE;
+RESET migration_tools.guard;
+DROP TABLE acc2_dev_t;
+REVOKE CREATE ON SCHEMA public FROM regress_acc2_dev;
+DROP ROLE regress_acc2_dev;
+
 \c :regress_db
 DROP DATABASE acceptance2_db WITH (FORCE);
