@@ -493,5 +493,21 @@ DROP TABLE acc2_dev_t;
 REVOKE CREATE ON SCHEMA public FROM regress_acc2_dev;
 DROP ROLE regress_acc2_dev;
 
+-- 13. apply() and migration_tools.lint_level: a script with DDL but no SET
+-- lock_timeout is never refused for it (apply() sets its own), even at
+-- lint_level warning; warnings refuse at that level; off lets all through.
+CREATE TABLE acc2_lv (id bigint PRIMARY KEY, a int, b int);
+SET migration_tools.lint_level = warning;
+SELECT migration_tools.apply('acc2_lv1', 'ALTER TABLE acc2_lv ADD COLUMN c int');
+SELECT migration_tools.apply('acc2_lv2', 'ALTER TABLE acc2_lv DROP COLUMN a');
+SELECT migration_tools.apply('acc2_lv2', 'ALTER TABLE acc2_lv DROP COLUMN a', allow => '{drop-column}');
+SET migration_tools.lint_level = error;
+SELECT migration_tools.apply('acc2_lv3', 'ALTER TABLE acc2_lv DROP COLUMN b');
+SELECT migration_tools.apply('acc2_lv4', 'CREATE INDEX acc2_lv_c ON acc2_lv (c)');
+SET migration_tools.lint_level = off;
+SELECT migration_tools.apply('acc2_lv4', 'CREATE INDEX acc2_lv_c ON acc2_lv (c)');
+RESET migration_tools.lint_level;
+SELECT version, state FROM migration_tools.migrations WHERE version LIKE 'acc2_lv%' ORDER BY version;
+
 \c :regress_db
 DROP DATABASE acceptance2_db WITH (FORCE);
