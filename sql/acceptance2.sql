@@ -33,6 +33,13 @@ INSERT INTO acc2_p1 SELECT g, 5 FROM generate_series(1, 20000) g;
 CREATE TABLE acc2_p2 PARTITION OF acc2_parent FOR VALUES FROM (100) TO (200);
 CREATE MATERIALIZED VIEW acc2_mv AS SELECT 1 AS x;
 ANALYZE acc2_big, acc2_small, acc2_p1;
+-- never analyzed (pg_class knows nothing of its rows yet), and analyzed
+-- while empty then filled: the linter goes by their size now
+CREATE TABLE acc2_fresh (id bigint PRIMARY KEY, n int);
+INSERT INTO acc2_fresh SELECT g, g FROM generate_series(1, 50000) g;
+CREATE TABLE acc2_grown (id bigint PRIMARY KEY, n int);
+ANALYZE acc2_grown;
+INSERT INTO acc2_grown SELECT g, g FROM generate_series(1, 50000) g;
 
 -- the rule ids of a script, one string: "statement:rule/severity ..."
 CREATE FUNCTION rules(s text) RETURNS text LANGUAGE sql AS $$
@@ -90,6 +97,8 @@ SELECT s AS bad, rules(s) FROM (VALUES
   ('LOCK TABLE acc2_big'),
   ('UPDATE acc2_big SET n = n + 1'),
   ('UPDATE acc2_big SET n = n + 1 WHERE id > 0'),
+  ('UPDATE acc2_fresh SET n = n + 1'),
+  ('DELETE FROM acc2_grown'),
   ('UPDATE acc2_big SET n = n + 1 WHERE id BETWEEN -10 AND 15000'),
   ('DELETE FROM acc2_big'),
   ('TRUNCATE acc2_big'),
@@ -138,6 +147,7 @@ SELECT s AS safe, rules(s) FROM (VALUES
   ('UPDATE acc2_big SET n = n + 1 WHERE id = 5'),
   ('DELETE FROM acc2_big WHERE id < 100'),
   ('DELETE FROM acc2_big WHERE id BETWEEN 1 AND 500'),
+  ('UPDATE acc2_fresh SET n = n + 1 WHERE id = 7'),
   ('UPDATE acc2_big SET n = n + 1 WHERE 100 >= id'),
   ('CREATE INDEX CONCURRENTLY acc2_i ON acc2_big (n)'),
   ('REINDEX TABLE CONCURRENTLY acc2_big'),
