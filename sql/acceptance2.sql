@@ -73,6 +73,10 @@ SELECT s AS bad, rules(s) FROM (VALUES
   ('ALTER TABLE acc2_small ADD CONSTRAINT f FOREIGN KEY (big_id) REFERENCES acc2_big (id)'),
   ('ALTER TABLE acc2_big ADD CONSTRAINT c CHECK (n > 0)'),
   ('ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL'),
+  ('ALTER TABLE acc2_big ADD CONSTRAINT nn CHECK (n IS NOT NULL) NOT VALID;
+    ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL'),
+  ('ALTER TABLE acc2_big ADD CONSTRAINT nn CHECK (n > 0) NOT VALID;
+    ALTER TABLE acc2_big VALIDATE CONSTRAINT nn; ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL'),
   ('ALTER TABLE acc2_big ALTER COLUMN n TYPE bigint'),
   ('ALTER TABLE acc2_big RENAME COLUMN n TO m'),
   ('ALTER TABLE acc2_big RENAME TO acc2_bigger'),
@@ -119,6 +123,10 @@ SELECT s AS safe, rules(s) FROM (VALUES
   ('ALTER TABLE acc2_big ADD CONSTRAINT nn CHECK (n IS NOT NULL) NOT VALID;
     ALTER TABLE acc2_big VALIDATE CONSTRAINT nn;
     ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL'),
+  ('ALTER TABLE acc2_big ADD CONSTRAINT nn CHECK (n IS NOT NULL AND n > 0) NOT VALID;
+    ALTER TABLE acc2_big VALIDATE CONSTRAINT nn; ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL'),
+  ('ALTER TABLE acc2_big ADD CHECK (n IS NOT NULL) NOT VALID;
+    ALTER TABLE acc2_big VALIDATE CONSTRAINT acc2_big_n_check; ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL'),
   ('ALTER TABLE acc2_big ALTER COLUMN v TYPE varchar(20)'),
   ('ALTER TABLE acc2_big ALTER COLUMN v TYPE text'),
   ('ALTER TABLE acc2_big ALTER COLUMN v TYPE varchar'),
@@ -172,6 +180,15 @@ FROM (VALUES
 ) v(s);
 
 -- SET NOT NULL after a validated CHECK (col IS NOT NULL) really skips the scan
+-- (also when the IS NOT NULL is one term of an AND; not for CHECK (n > 0))
+ALTER TABLE acc2_big ADD CONSTRAINT acc2_pos CHECK (n > 0);
+SELECT effect('ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL') AS effect,
+       rules('ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL');
+ALTER TABLE acc2_big DROP CONSTRAINT acc2_pos;
+ALTER TABLE acc2_big ADD CONSTRAINT acc2_nn CHECK (n > 0 AND n IS NOT NULL);
+SELECT effect('ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL') AS effect,
+       rules('ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL');
+ALTER TABLE acc2_big DROP CONSTRAINT acc2_nn;
 ALTER TABLE acc2_big ADD CONSTRAINT acc2_nn CHECK (n IS NOT NULL);
 SELECT effect('ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL') AS effect,
        rules('ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL');
@@ -382,6 +399,64 @@ SELECT migration_tools.apply('acc2_002', 'ALTER TABLE acc2_m DROP COLUMN note');
 SELECT * FROM migration_tools.schema_drift();
 REVOKE CREATE ON SCHEMA public FROM regress_acc2_app;
 DROP ROLE regress_acc2_app;
+
+-- 11. The relation locks apply() waits for before each attempt (from the
+-- parser, script_statements()) are the ones the server then takes: the
+-- strongest mode per table, compared with pg_locks after running the
+-- statement (rolled back).
+CREATE TABLE acc2_ref (id bigint PRIMARY KEY);
+CREATE TABLE acc2_fk (id bigint PRIMARY KEY, ref_id bigint);
+ALTER TABLE acc2_fk ADD CONSTRAINT acc2_fk_ref FOREIGN KEY (ref_id) REFERENCES acc2_ref (id) NOT VALID;
+CREATE FUNCTION locks_of(s text) RETURNS TABLE (predicted text, actual text)
+LANGUAGE plpgsql AS $$
+DECLARE
+  p text;
+  a text;
+BEGIN
+  CREATE TEMP TABLE rels ON COMMIT DROP AS
+    SELECT oid, relname FROM pg_class WHERE relname LIKE 'acc2%' AND relkind IN ('r', 'p');
+  CREATE TEMP TABLE modes (mode text, rank int) ON COMMIT DROP;
+  INSERT INTO modes VALUES ('AccessShareLock', 1), ('RowShareLock', 2),
+    ('RowExclusiveLock', 3), ('ShareUpdateExclusiveLock', 4), ('ShareLock', 5),
+    ('ShareRowExclusiveLock', 6), ('ExclusiveLock', 7), ('AccessExclusiveLock', 8);
+  SELECT string_agg(r.relname || ':' || m.mode, ' ' ORDER BY r.relname) INTO p
+  FROM (SELECT split_part(l, ':', 1) AS rel, max(mo.rank) AS rank
+        FROM migration_tools.script_statements(s), unnest(locks) l
+        JOIN modes mo ON mo.mode = split_part(l, ':', 2)
+        GROUP BY 1) x
+  JOIN rels r ON r.relname = x.rel JOIN modes m ON m.rank = x.rank;
+  BEGIN
+    EXECUTE s;
+    SELECT string_agg(r.relname || ':' || m.mode, ' ' ORDER BY r.relname) INTO a
+    FROM (SELECT l.relation, max(mo.rank) AS rank FROM pg_locks l JOIN modes mo USING (mode)
+          WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
+          GROUP BY 1) x
+    JOIN rels r ON r.oid = x.relation JOIN modes m ON m.rank = x.rank;
+    RAISE EXCEPTION 'undo';
+  EXCEPTION WHEN raise_exception THEN
+    NULL;
+  END;
+  DROP TABLE rels, modes;
+  RETURN QUERY SELECT p, a;
+END $$;
+SELECT s AS statement, l.predicted = l.actual AS same, l.predicted, l.actual
+FROM (VALUES
+  ('ALTER TABLE acc2_fk VALIDATE CONSTRAINT acc2_fk_ref'),
+  ('ALTER TABLE acc2_fk ADD CONSTRAINT acc2_fk2 FOREIGN KEY (ref_id) REFERENCES acc2_ref (id) NOT VALID'),
+  ('ALTER TABLE acc2_fk ADD COLUMN r2 bigint REFERENCES acc2_ref (id)'),
+  ('DROP TABLE acc2_fk'),
+  ('DROP TABLE acc2_ref CASCADE'),
+  ('TRUNCATE acc2_ref CASCADE'),
+  ('CREATE INDEX acc2_fk_ref_i ON acc2_fk (ref_id)'),
+  ('CREATE TRIGGER acc2_tr BEFORE UPDATE ON acc2_fk FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()'),
+  ('COMMENT ON TABLE acc2_fk IS ''x'''),
+  ('ALTER TABLE acc2_fk ALTER COLUMN ref_id SET STATISTICS 100'),
+  ('ALTER TABLE acc2_fk RENAME COLUMN ref_id TO ref'),
+  ('UPDATE acc2_fk SET ref_id = NULL WHERE id = 1'),
+  ('INSERT INTO acc2_ref SELECT id FROM acc2_fk'),
+  ('LOCK TABLE acc2_ref IN SHARE MODE'),
+  ('ANALYZE acc2_fk')
+) v(s), locks_of(s) l;
 
 \c :regress_db
 DROP DATABASE acceptance2_db WITH (FORCE);

@@ -1375,6 +1375,31 @@ type_change_rewrites(Oid oldtype, int32 oldmod, Oid newtype, int32 newmod)
 static const char *HINT_EXPAND_CONTRACT =
 "Expand and contract: add a new column, backfill it in batches with migration_tools.backfill(), switch the application to it, then drop the old column.";
 
+/*
+ * The columns a raw CHECK expression proves NOT NULL: "col IS NOT NULL",
+ * or an AND with such terms (the server proves SET NOT NULL from either).
+ */
+static const char *raw_not_null_check_column(Node *expr);
+
+static List *
+raw_not_null_check_columns(Node *expr)
+{
+	List	   *cols = NIL;
+	const char *col;
+
+	if (expr && IsA(expr, BoolExpr) && ((BoolExpr *) expr)->boolop == AND_EXPR)
+	{
+		ListCell   *lc;
+
+		check_stack_depth();
+		foreach(lc, ((BoolExpr *) expr)->args)
+			cols = list_concat(cols, raw_not_null_check_columns(lfirst(lc)));
+		return cols;
+	}
+	col = raw_not_null_check_column(expr);
+	return col ? list_make1((char *) col) : NIL;
+}
+
 /* Is a raw CHECK expression "col IS NOT NULL"?  Returns the column. */
 static const char *
 raw_not_null_check_column(Node *expr)
@@ -1437,19 +1462,38 @@ script_has_validated_check(LintState *st, RangeVar *rv)
 static void
 remember_not_null_check(LintState *st, RangeVar *rv, Constraint *c)
 {
-	const char *col = raw_not_null_check_column(c->raw_expr);
+	List	   *cols = raw_not_null_check_columns(c->raw_expr);
 	MemoryContext old;
-	NotNullCheck *nc;
+	ListCell   *lc;
+	const char *conname = c->conname;
 
 	if (rv == NULL || rv->relname == NULL)
 		return;
+	/* an unnamed CHECK is named <table>_<first column>_check */
+	if (conname == NULL && cols != NIL)
+	{
+		char	   *name = psprintf("%s_%s_check", rv->relname,
+									(char *) linitial(cols));
+
+		if (strlen(name) >= NAMEDATALEN)
+			name[NAMEDATALEN - 1] = '\0';
+		conname = name;
+	}
 	old = MemoryContextSwitchTo(st->state_cxt);
-	nc = (NotNullCheck *) palloc(sizeof(NotNullCheck));
-	nc->relname = pstrdup(rv->relname);
-	nc->column = col ? pstrdup(col) : NULL;
-	nc->conname = c->conname ? pstrdup(c->conname) : NULL;
-	nc->validated = !c->skip_validation;
-	st->nn_checks = lappend(st->nn_checks, nc);
+	/* one entry per column it proves (none: any other CHECK) */
+	if (cols == NIL)
+		cols = list_make1(NULL);
+	foreach(lc, cols)
+	{
+		NotNullCheck *nc = (NotNullCheck *) palloc(sizeof(NotNullCheck));
+		const char *col = (const char *) lfirst(lc);
+
+		nc->relname = pstrdup(rv->relname);
+		nc->column = col ? pstrdup(col) : NULL;
+		nc->conname = conname ? pstrdup(conname) : NULL;
+		nc->validated = !c->skip_validation;
+		st->nn_checks = lappend(st->nn_checks, nc);
+	}
 	MemoryContextSwitchTo(old);
 }
 
