@@ -304,6 +304,34 @@ SELECT * FROM migration_tools.lint('CREATE TABLE x (a int');
 SELECT * FROM migration_tools.lint('SELECT ''unterminated');
 SELECT * FROM migration_tools.lint('SELECT $$ unterminated');
 
+-- 6b. DO blocks that are plain SQL between BEGIN and END, as migration tools
+-- write them (Drizzle wraps foreign keys so), are linted like the script;
+-- anything that is not plain SQL is left alone.
+SELECT statement, rule FROM migration_tools.lint($x$
+CREATE TABLE acc2_c (id bigint PRIMARY KEY, big_id bigint);
+--> statement-breakpoint
+DO $$ BEGIN
+ ALTER TABLE "acc2_small" ADD CONSTRAINT "acc2_small_big_fk" FOREIGN KEY ("big_id") REFERENCES "public"."acc2_big"("id") ON DELETE no action ON UPDATE no action;
+EXCEPTION
+ WHEN duplicate_object THEN null;
+END $$;
+--> statement-breakpoint
+DO $$ BEGIN
+ ALTER TABLE "acc2_c" ADD CONSTRAINT "acc2_c_big_fk" FOREIGN KEY ("big_id") REFERENCES "public"."acc2_big"("id");
+EXCEPTION
+ WHEN duplicate_object THEN null;
+END $$;
+$x$) WHERE rule <> 'require-lock-timeout';
+SELECT s AS do_block, rules(s) FROM (VALUES
+  ('DO $$ BEGIN CREATE INDEX ON acc2_big (n); END $$'),
+  ('DO LANGUAGE plpgsql $$ begin update acc2_big set n = 1; exception when others then null; end; $$'),
+  ('DO $$ DECLARE x int; BEGIN CREATE INDEX ON acc2_big (n); END $$'),
+  ('DO $$ BEGIN IF true THEN CREATE INDEX ON acc2_big (n); END IF; END $$'),
+  ('DO $$ BEGIN EXECUTE ''CREATE INDEX ON acc2_big (n)''; END $$'),
+  ('DO $$ BEGIN PERFORM 1; END $$'),
+  ('DO $$ BEGIN END $$')
+) v(s);
+
 -- 7. backfill() and run_batched(): bad input is a clear ERROR with an
 -- error code, before anything is queued.
 CREATE TABLE acc2_bk (id bigint PRIMARY KEY, a int);

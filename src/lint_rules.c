@@ -54,6 +54,7 @@
 #include "optimizer/plancat.h"
 #include "parser/parse_coerce.h"
 #include "parser/parse_type.h"
+#include "parser/parser.h"
 #include "storage/bufmgr.h"
 #include "storage/bufpage.h"
 #include "storage/lmgr.h"
@@ -99,6 +100,7 @@ typedef struct LintState
 	bool		lock_timeout_local; /* ... by SET LOCAL, until the end of
 									 * the transaction block */
 	bool		lock_timeout_reported;
+	bool		in_do_block;	/* linting the statements of a DO block */
 	bool		touches_existing;	/* current statement works on an
 									 * existing relation */
 } LintState;
@@ -2451,6 +2453,118 @@ note_set_config_lock_timeout(LintState *st, SelectStmt *stmt)
 	}
 }
 
+static void lint_statement(LintState *st, Node *stmt);
+
+/*
+ * Does the word w (letters only) start at p, standing alone?
+ */
+static bool
+word_at(const char *body, const char *p, const char *w)
+{
+	size_t		n = strlen(w);
+
+	if (pg_strncasecmp(p, w, n) != 0)
+		return false;
+	if (p > body && (isalnum((unsigned char) p[-1]) || p[-1] == '_'))
+		return false;
+	return !(isalnum((unsigned char) p[n]) || p[n] == '_');
+}
+
+/*
+ * A DO block of PL/pgSQL whose body is nothing but plain SQL statements
+ * between BEGIN and END (optionally with an EXCEPTION part), as migration
+ * tools write them (Drizzle wraps ADD CONSTRAINT ... FOREIGN KEY so):
+ * lint those statements as if they stood in the script, under the DO's
+ * statement number.  A body with declarations, control structures or
+ * anything else that is not SQL is left alone (nothing is reported).
+ */
+static void
+lint_do_block(LintState *st, DoStmt *stmt)
+{
+	const char *body = NULL;
+	const char *language = NULL;
+	const char *p;
+	const char *end;
+	const char *cut;
+	char	   *inner;
+	ListCell   *lc;
+	List	   *stmts = NIL;
+	MemoryContext cxt = CurrentMemoryContext;
+	MtStatementInfo *outer = st->info;
+	bool		ok = true;
+
+	if (st->in_do_block)
+		return;
+	foreach(lc, stmt->args)
+	{
+		DefElem    *d = (DefElem *) lfirst(lc);
+
+		if (strcmp(d->defname, "as") == 0 && d->arg && IsA(d->arg, String))
+			body = strVal(d->arg);
+		else if (strcmp(d->defname, "language") == 0 && d->arg && IsA(d->arg, String))
+			language = strVal(d->arg);
+	}
+	if (body == NULL || (language && strcmp(language, "plpgsql") != 0))
+		return;
+
+	/* BEGIN <statements> [EXCEPTION ...] END [;] */
+	p = body;
+	while (*p && isspace((unsigned char) *p))
+		p++;
+	if (!word_at(body, p, "begin"))
+		return;
+	p += 5;
+	end = body + strlen(body);
+	while (end > p && (isspace((unsigned char) end[-1]) || end[-1] == ';'))
+		end--;
+	if (end - p < 3 || !word_at(body, end - 3, "end"))
+		return;
+	end -= 3;
+	/* the last EXCEPTION at this level ends the statements */
+	for (cut = end - 1; cut >= p; cut--)
+		if (word_at(body, cut, "exception"))
+		{
+			end = cut;
+			break;
+		}
+	inner = pnstrdup(p, end - p);
+
+	PG_TRY();
+	{
+		stmts = raw_parser(inner, RAW_PARSE_DEFAULT);
+	}
+	PG_CATCH();
+	{
+		/* not plain SQL: PL/pgSQL the linter does not read */
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		ok = false;
+	}
+	PG_END_TRY();
+	if (!ok)
+		return;
+
+	st->in_do_block = true;
+	foreach(lc, stmts)
+	{
+		RawStmt    *raw = lfirst_node(RawStmt, lc);
+		MtStatementInfo *info;
+
+		/* COMMIT in a DO block ends the block's own transaction only */
+		if (IsA(raw->stmt, TransactionStmt))
+			continue;
+		info = mt_describe_statement(inner, raw, outer->statement);
+
+		/* findings point at the DO statement of the script */
+		info->statement = outer->statement;
+		info->location = outer->location;
+		st->info = info;
+		lint_statement(st, raw->stmt);
+	}
+	st->info = outer;
+	st->in_do_block = false;
+}
+
 /*
  * Rules of one statement; the statement's info is in st->info.
  */
@@ -2511,6 +2625,9 @@ lint_statement(LintState *st, Node *stmt)
 					lint_statement(st, s->query);
 				break;
 			}
+		case T_DoStmt:
+			lint_do_block(st, (DoStmt *) stmt);
+			break;
 		case T_IndexStmt:
 			lint_index(st, (IndexStmt *) stmt);
 			break;
