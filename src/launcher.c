@@ -598,10 +598,12 @@ mt_worker_detach_slot(bool failed)
 	}
 
 	/*
-	 * A worker that fails again and again (a damaged extension table, a
-	 * missing privilege) must not be restarted in a loop: wait twice as long
-	 * after each failure in a row, up to MT_MAX_FAILURE_BACKOFF_MS (or the
-	 * naptime, if longer).  A nudge (new work queued) still starts one.
+	 * A worker that fails again and again before it can claim any work (a
+	 * damaged extension table, a missing privilege) must not be restarted
+	 * in a loop: wait twice as long after each failure in a row, up to
+	 * MT_MAX_FAILURE_BACKOFF_MS (or the naptime, if longer).  A worker that
+	 * claimed work (mt_worker_set_current) and was then terminated is
+	 * restarted as before.  A nudge (new work queued) still starts one.
 	 */
 	db = find_database(MyDatabaseId, false);
 	if (db != NULL && !failed)
@@ -667,6 +669,14 @@ mt_worker_set_current(const char *kind, int64 id, Oid relid)
 		return;
 	slot = &MtShared->slots[mt_worker_slot];
 	LWLockAcquire(MtShared->lock, LW_EXCLUSIVE);
+	if (kind != NULL)
+	{
+		/* it could claim work: whatever failed before is not failing now */
+		MtDatabase *db = find_database(MyDatabaseId, false);
+
+		if (db != NULL)
+			db->failures = 0;
+	}
 	strlcpy(slot->kind, kind ? kind : "", MT_KIND_LEN);
 	slot->work_id = id;
 	slot->relid = relid;
