@@ -31,6 +31,7 @@
 
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -50,8 +51,12 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
+#include "optimizer/plancat.h"
 #include "parser/parse_coerce.h"
 #include "parser/parse_type.h"
+#include "storage/bufmgr.h"
+#include "storage/bufpage.h"
+#include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -307,20 +312,70 @@ rangevar_in_list(List *list, const RangeVar *rv)
 	return false;
 }
 
-/* Rows of one relation by pg_class: reltuples, or relpages when unknown. */
+/*
+ * Rows of a table or materialized view by its current size, as the planner
+ * estimates them: the tuple density of the last ANALYZE or VACUUM times the
+ * blocks the table has now, or, never analyzed, a density from the width
+ * of its columns.  Measuring the size needs the relation open: only when an
+ * ACCESS SHARE lock is free right now (never queued, released at once).
+ * -1 when the lock is not free or the relation is gone.
+ */
+static double
+current_relation_rows(Oid relid)
+{
+	Relation	rel;
+	BlockNumber blocks;
+	double		density;
+	double		rows = -1;
+
+	if (!ConditionalLockRelationOid(relid, AccessShareLock))
+		return -1;
+	rel = try_relation_open(relid, NoLock);
+	if (rel != NULL)
+	{
+		if ((rel->rd_rel->relkind == RELKIND_RELATION ||
+			 rel->rd_rel->relkind == RELKIND_MATVIEW) &&
+			!RELATION_IS_OTHER_TEMP(rel))
+		{
+			blocks = RelationGetNumberOfBlocks(rel);
+			if (blocks == 0)
+				rows = 0;
+			else if (rel->rd_rel->reltuples >= 0 && rel->rd_rel->relpages > 0)
+				rows = rint(rel->rd_rel->reltuples / rel->rd_rel->relpages * blocks);
+			else
+			{
+				int32		width = get_rel_data_width(rel, NULL);
+
+				width += MAXALIGN(SizeofHeapTupleHeader) + sizeof(ItemIdData);
+				density = (BLCKSZ - SizeOfPageHeaderData) / (double) width;
+				rows = rint(density * blocks);
+			}
+		}
+		relation_close(rel, NoLock);
+	}
+	UnlockRelationOid(relid, AccessShareLock);
+	return rows;
+}
+
+/*
+ * Rows of one relation: by its current size (see above), else by pg_class
+ * alone: reltuples, or relpages when never analyzed.
+ */
 static double
 relation_rows(Oid relid, char *relkind)
 {
 	HeapTuple	tup;
 	Form_pg_class cls;
 	double		rows;
+	char		kind;
 
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
 		return -1;
 	cls = (Form_pg_class) GETSTRUCT(tup);
+	kind = cls->relkind;
 	if (relkind)
-		*relkind = cls->relkind;
+		*relkind = kind;
 	if (cls->reltuples >= 0)
 		rows = cls->reltuples;
 	else if (cls->relpages > 0)
@@ -331,6 +386,13 @@ relation_rows(Oid relid, char *relkind)
 	else
 		rows = -1;
 	ReleaseSysCache(tup);
+	if (kind == RELKIND_RELATION || kind == RELKIND_MATVIEW)
+	{
+		double		now = current_relation_rows(relid);
+
+		if (now >= 0)
+			rows = now;
+	}
 	return rows;
 }
 
