@@ -957,6 +957,7 @@ run_step_body(int64 job_id, long *sleep_ms)
 	int			nest;
 	int			waiters = 0;
 	double		wait_ms = 0;
+	bool		async_commit = false;
 
 	mt_bgw_begin(psprintf("migration_tools: backfill job " INT64_FORMAT, job_id));
 	mt_become_owner(&saved);
@@ -1217,6 +1218,7 @@ run_step_body(int64 job_id, long *sleep_ms)
 		}
 		else
 		{
+			async_commit = res.ran;
 			*sleep_ms = (long) job->sleep_ms;
 			/*
 			 * Sessions waited on the batch: leave them at least as long as
@@ -1231,6 +1233,20 @@ run_step_body(int64 job_id, long *sleep_ms)
 		result = STEP_STOP;
 
 	mt_restore_user(&saved);
+
+	/*
+	 * A batch that leaves work to do commits without waiting for its WAL
+	 * to reach disk: at 200 ms batches, that wait is most of the time
+	 * between two batches.  The checkpoint is in the same transaction as
+	 * the rows, so a crash that loses such a commit loses both, and the
+	 * batch runs again, once.  The batch that completes the job commits
+	 * synchronously, flushing every earlier one with it: once wait() says
+	 * completed, all of the job is durable (and on synchronous standbys).
+	 */
+	if (async_commit)
+		(void) set_config_option("synchronous_commit", "off",
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+								 true, 0, false);
 	mt_bgw_commit();
 
 	/*
