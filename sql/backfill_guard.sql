@@ -100,14 +100,20 @@ SELECT count(*) FILTER (WHERE slug IS NOT DISTINCT FROM md5(payload)) AS done,
 FROM gt;
 SELECT state, rows_done FROM migration_tools.backfill_progress WHERE job_id = :job;
 -- ... without it, they are written in the main pass and again by every
--- sweep pass, until the job gives up.
+-- sweep pass, until the job gives up.  (A prepared transaction holds a
+-- transaction id meanwhile, so that the job cannot tell that nothing else
+-- wrote during its main pass and must sweep.)
 ALTER TABLE gt DISABLE TRIGGER gt_hit;
 UPDATE gt SET slug = NULL, hits = 0;
 ALTER TABLE gt ENABLE TRIGGER gt_hit;
+BEGIN;
+SELECT pg_current_xact_id() IS NOT NULL AS holds_an_id;
+PREPARE TRANSACTION 'backfill_guard_hold';
 SELECT migration_tools.backfill('gt', 'slug = md5(payload)', 'slug IS NULL',
                                 strategy => 'ctid', batch_size => 400,
                                 guard => false) AS job \gset
 SELECT migration_tools.wait(:job);
+COMMIT PREPARED 'backfill_guard_hold';
 SELECT count(*) FILTER (WHERE payload IS NULL AND hits >= 6) AS six_times_or_more,
        count(*) FILTER (WHERE payload IS NOT NULL AND hits = 1) AS once, count(*)
 FROM gt;

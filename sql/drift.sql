@@ -66,6 +66,17 @@ SELECT object_type, object, change, definition, since_version
 FROM migration_tools.schema_drift();
 ROLLBACK;
 
+-- a view changed outside any migration is shown by its SQL, not its tree
+BEGIN;
+CREATE VIEW drift_test.shown AS SELECT p FROM drift_test.t;
+INSERT INTO migration_tools.migrations
+    (version, checksum, up_sql, state, started_at, finished_at, catalog_fingerprint)
+VALUES ('drift-2', 'x', '', 'applied', '2100-01-01', '2100-01-01',
+        migration_tools.catalog_fingerprint()::text);
+CREATE OR REPLACE VIEW drift_test.shown AS SELECT p, 1 AS extra FROM drift_test.t;
+SELECT object_type, object, change, definition FROM migration_tools.schema_drift();
+ROLLBACK;
+
 -- verify_reversible(): up then down, always rolled back.
 SELECT migration_tools.verify_reversible(
     'CREATE TABLE drift_test.new (id int PRIMARY KEY); CREATE INDEX ON drift_test.new (id)',

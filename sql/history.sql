@@ -222,10 +222,55 @@ SELECT migration_tools.baseline(NULL);
 SELECT migration_tools.baseline('');
 SELECT migration_tools.rollback(NULL);
 SELECT migration_tools.rollback_to('');
--- Nothing is written in a read-only transaction (nor on a standby).
+-- Versions that could not be shown or told apart are refused before
+-- anything runs: too long, control characters, spaces around.
+SELECT migration_tools.apply(repeat('v', 256), 'CREATE TABLE hist_never (id int)');
+SELECT migration_tools.apply(E'011\n', 'CREATE TABLE hist_never (id int)');
+SELECT migration_tools.baseline(E'01\t1');
+SELECT migration_tools.apply(' 011', 'CREATE TABLE hist_never (id int)');
+SELECT migration_tools.baseline('011 ');
+SELECT count(*) AS never_created FROM pg_class WHERE relname = 'hist_never';
+-- Odd but harmless versions work: punctuation, quotes, percent signs,
+-- backslashes, non-ASCII, the longest allowed.
+BEGIN;
+SELECT migration_tools.apply('2024-01-31_add "users" 100%s \ ok', 'SELECT 1', 'SELECT 2');
+SELECT migration_tools.rollback('2024-01-31_add "users" 100%s \ ok');
+SELECT migration_tools.baseline('versión_ü_版本');
+SELECT migration_tools.baseline(repeat('w', 255));
+SELECT left(version, 40) AS version, state FROM migration_tools.status
+WHERE version IN ('2024-01-31_add "users" 100%s \ ok', 'versión_ü_版本', repeat('w', 255));
+ROLLBACK;
+-- Unknown versions, however odd, are reported as unknown.
+SELECT migration_tools.rollback(repeat('v', 300));
+SELECT migration_tools.rollback_to('2024-01-31_add "users" 100%s');
+-- Nothing is written in a read-only transaction (on a standby: see
+-- t/021_history_standby.pl).
 BEGIN READ ONLY;
 SELECT migration_tools.apply('011', 'SELECT 1');
 ROLLBACK;
+BEGIN READ ONLY;
+SELECT migration_tools.baseline('011');
+ROLLBACK;
+BEGIN READ ONLY;
+SELECT migration_tools.rollback('002');
+ROLLBACK;
+BEGIN READ ONLY;
+SELECT migration_tools.rollback_to('002');
+ROLLBACK;
+BEGIN READ ONLY;
+SELECT migration_tools.import_history('rails');
+ROLLBACK;
+-- import_history(): no tool, tables of another shape;
+-- nothing is imported.
+SELECT migration_tools.import_history(NULL);
+CREATE TABLE hist_not_prisma (id int, name text);
+INSERT INTO hist_not_prisma VALUES (1, 'x');
+SELECT migration_tools.import_history('prisma', 'hist_not_prisma');
+CREATE TABLE hist_not_flyway (version int, success text, installed_rank int, type text);
+INSERT INTO hist_not_flyway VALUES (1, 'maybe', 1, 'SQL');
+SELECT migration_tools.import_history('flyway', 'hist_not_flyway');
+DROP TABLE hist_not_prisma, hist_not_flyway;
+SELECT count(*) AS imported FROM migration_tools.migrations WHERE description LIKE 'imported%';
 
 -- Privileges: status is readable by everyone, the tables are not; the
 -- functions are for migration_tools_admin.  apply() runs the script with

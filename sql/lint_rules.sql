@@ -179,7 +179,7 @@ SELECT * FROM lr('UPDATE lr_big SET note = ''x'' WHERE name = ''n1'' AND flag = 
 SELECT * FROM lr('UPDATE lr_big SET note = ''x'' WHERE note IS NULL');
 SELECT * FROM lr('UPDATE lr_big SET note = ''x'' WHERE note IS NOT NULL');
 SELECT * FROM lr('DELETE FROM lr_big');
-SELECT * FROM lr('DELETE FROM lr_big WHERE id > 900');
+SELECT * FROM lr('DELETE FROM lr_big WHERE id > 800');
 SELECT * FROM lr('DELETE FROM lr_big WHERE id IN (1, 2, 3)');
 SELECT * FROM lr('TRUNCATE lr_big; UPDATE lr_big SET note = ''x''');
 SELECT * FROM lr('UPDATE lr_big b SET note = p.id::text FROM lr_parent p WHERE p.id = b.parent_id');

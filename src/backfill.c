@@ -31,6 +31,7 @@
 #include "access/transam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/catalog.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
@@ -44,6 +45,7 @@
 #include "optimizer/optimizer.h"
 #include "parser/analyze.h"
 #include "parser/parser.h"
+#include "parser/scansup.h"
 #include "pgstat.h"
 #include "rewrite/rewriteManip.h"
 #include "storage/latch.h"
@@ -103,6 +105,9 @@ static void validate_options(const MtJobOptions *opts);
 static void analyze_backfill(Relation rel, MtJobSql *js, bool guard,
 							 bool update_ok);
 static void analyze_run_batched(Relation rel, MtJobSql *js);
+static void refuse_key_assignment(Query *query, const MtJobSql *js);
+static bool batch_params_walker(Node *node, int *used);
+static bool is_blank(const char *str);
 static void check_update_shape(List *raws, const MtJobSql *js, bool has_lower);
 static char *build_guard(Relation rel, Query *query, bool by_ctid, bool guard,
 						 bool has_where);
@@ -459,6 +464,18 @@ mt_backfill_probe_sql(const MtJobSql *js, bool has_lower, MtProbe probe, int64 l
  * Read the options shared by backfill() and run_batched(), from argument
  * number first on; NULL where a value is required is an error.
  */
+/* Is str empty or only white space? */
+static bool
+is_blank(const char *str)
+{
+	for (; *str; str++)
+	{
+		if (!scanner_isspace(*str))
+			return false;
+	}
+	return true;
+}
+
 static void
 read_options(FunctionCallInfo fcinfo, int first, MtJobOptions *opts, bool has_guard)
 {
@@ -521,7 +538,13 @@ mt_backfill(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("set_clause must not be null")));
-	if (!PG_ARGISNULL(2))
+	if (is_blank(text_to_cstring(PG_GETARG_TEXT_PP(1))))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("set_clause must not be empty"),
+				 errhint("Write the assignments as in an UPDATE, for example \"slug = md5(id::text)\".")));
+	/* an empty where_clause, as ORMs pass for "no filter", means none */
+	if (!PG_ARGISNULL(2) && !is_blank(text_to_cstring(PG_GETARG_TEXT_PP(2))))
 		where_clause = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	read_options(fcinfo, 3, &opts, true);
 
@@ -549,6 +572,11 @@ mt_run_batched(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("sql must not be null")));
+	if (is_blank(text_to_cstring(PG_GETARG_TEXT_PP(1))))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sql must not be empty"),
+				 errhint("Pass one statement that takes the batch bounds as $1 and $2.")));
 	read_options(fcinfo, 2, &opts, false);
 
 	PG_RETURN_INT64(queue_job(PG_GETARG_OID(0),
@@ -702,6 +730,18 @@ queue_job(Oid relid, const char *text1, const char *where_clause,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a table", RelationGetRelationName(rel)),
 				 errdetail("Backfills run on tables and partitioned tables only.")));
+	if (IsCatalogRelation(rel) || IsToastRelation(rel))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied: \"%s\" is a system catalog",
+						RelationGetRelationName(rel)),
+				 errdetail("Batched jobs do not run on system catalogs.")));
+	if (RelationGetNamespace(rel) == get_namespace_oid("migration_tools", true))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied: \"%s\" belongs to migration_tools",
+						RelationGetRelationName(rel)),
+				 errdetail("Batched jobs do not run on the extension's own tables.")));
 	if (rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -878,6 +918,36 @@ parse_job_sql(const char *sql)
 }
 
 /*
+ * The key strategy walks the primary key in order and checkpoints the last
+ * key done; a set clause that assigns a key column moves rows along that
+ * walk, so they would be met again (or collide) in later batches.
+ */
+static void
+refuse_key_assignment(Query *query, const MtJobSql *js)
+{
+	ListCell   *lc;
+
+	foreach(lc, query->targetList)
+	{
+		TargetEntry *tle = lfirst_node(TargetEntry, lc);
+		ListCell   *lc2;
+
+		if (tle->resjunk)
+			continue;
+		foreach(lc2, js->key_columns)
+		{
+			if (strcmp(tle->resname, (char *) lfirst(lc2)) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("the key strategy cannot assign primary key column \"%s\"",
+								tle->resname),
+						 errdetail("The job walks the table in primary key order; rows whose key it changes would be met again by later batches."),
+						 errhint("Copy into a new table with run_batched(), or use strategy => 'ctid' with a set clause that does not read the columns it assigns.")));
+		}
+	}
+}
+
+/*
  * Parse the UPDATE a backfill() job will run and parse-analyze it as the
  * caller, without running it: unknown columns, type errors and syntax
  * errors in set_clause or where_clause are reported now.  Also decides the
@@ -921,6 +991,9 @@ analyze_backfill(Relation rel, MtJobSql *js, bool guard, bool update_ok)
 								tle->resname, RelationGetRelationName(rel))));
 		}
 	}
+
+	if (!js->by_ctid)
+		refuse_key_assignment(query, js);
 
 	js->guard_clause = build_guard(rel, query, js->by_ctid, guard, js->where_clause != NULL);
 
@@ -1356,6 +1429,23 @@ build_guard(Relation rel, Query *query, bool by_ctid, bool guard, bool has_where
 	return psprintf("ROW(%s) IS DISTINCT FROM ROW(%s)", cols.data, exprs.data);
 }
 
+/* Note in *used (bit 1: $1, bit 2: $2) which batch bounds an analyzed tree uses. */
+static bool
+batch_params_walker(Node *node, int *used)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Param) && ((Param *) node)->paramkind == PARAM_EXTERN &&
+		(((Param *) node)->paramid == 1 || ((Param *) node)->paramid == 2))
+	{
+		*used |= ((Param *) node)->paramid;
+		return false;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, batch_params_walker, used, 0);
+	return expression_tree_walker(node, batch_params_walker, used);
+}
+
 /*
  * Parse-analyze a run_batched() statement as the caller, with $1 and $2
  * typed as the batch bounds will be: one statement, not a utility command.
@@ -1392,6 +1482,19 @@ analyze_run_batched(Relation rel, MtJobSql *js)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("run_batched() runs only SELECT, INSERT, UPDATE, DELETE or MERGE statements")));
+	{
+		int			used = 0;
+
+		(void) query_tree_walker(query, batch_params_walker, &used, 0);
+		if (used != 3)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("run_batched() statement must use both $1 and $2"),
+					 errdetail("$1 and $2 are the bounds of each batch; a statement that ignores one of them is not confined to its batch."),
+					 errhint(js->by_ctid ?
+							 "Restrict it to the batch, as in \"WHERE ctid >= $1 AND ctid < $2\"." :
+							 "Restrict it to the batch, as in \"WHERE id BETWEEN $1 AND $2\".")));
+	}
 }
 
 /* ---------------------------------------------------------------------

@@ -40,6 +40,7 @@
 #include <math.h>
 
 #include "access/relation.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
@@ -50,9 +51,12 @@
 #include "storage/bufmgr.h"
 #include "storage/itemptr.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -788,11 +792,121 @@ run_key_batch(MtJob *job, int32 n, MtBatchResult *res)
 }
 
 /*
+ * A quiet main pass: while a ctid job's main pass runs, no transaction
+ * but the worker's own batches holds or gets a transaction id anywhere in
+ * the cluster.  Every write to a table needs one, so then no other session
+ * can have inserted or moved a row: every row that needs the change was
+ * visible to the batch of its block, and the rows the job moved itself are
+ * done.  The sweep passes would read the whole table again to find
+ * nothing, and are skipped.
+ *
+ * Followed in this process's memory only (a new worker, after a crash or a
+ * kill, sweeps): quiet_job is the job whose main pass is quiet so far
+ * (0: none), quiet_next the next transaction id after the last batch
+ * checked.  Each step's transaction gets its id first (load_job() locks
+ * the job row), so a step continues the quiet run only if its id is
+ * quiet_next and, after the batch's statement, the next id is right after
+ * its own ids (its top-level id and its subtransactions' ids: triggers
+ * with exception blocks).  Anything else (another transaction, a throttled
+ * step, a failed batch, an aborted or overflowed subtransaction, pause and
+ * resume) ends the quiet run, and the job sweeps as usual.
+ */
+static int64 quiet_job = 0;
+static FullTransactionId quiet_next;
+
+/* The batch's own writes to the table so far in its transaction. */
+static int64 quiet_writes[3];
+
+static void
+own_writes(Oid relid, int64 *counts)
+{
+	counts[0] = DatumGetInt64(DirectFunctionCall1(pg_stat_get_xact_tuples_inserted,
+												  ObjectIdGetDatum(relid)));
+	counts[1] = DatumGetInt64(DirectFunctionCall1(pg_stat_get_xact_tuples_updated,
+												  ObjectIdGetDatum(relid)));
+	counts[2] = DatumGetInt64(DirectFunctionCall1(pg_stat_get_xact_tuples_deleted,
+												  ObjectIdGetDatum(relid)));
+}
+
+/* Before a main pass batch's statement: start or continue the quiet run. */
+static void
+quiet_before_batch(MtJob *job)
+{
+	FullTransactionId own = GetTopFullTransactionId();
+
+	own_writes(job->relid, quiet_writes);
+
+	if (job->next_block == 0)
+	{
+		Relation	rel = relation_open(job->relid, AccessShareLock);
+		BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
+
+		relation_close(rel, AccessShareLock);
+
+		/*
+		 * The first batch: quiet if no other transaction id is in progress
+		 * (prepared transactions included) and no block was added since
+		 * the plan (rows there would be beyond the main pass).
+		 */
+		quiet_job = 0;
+		if (nblocks <= job->end_block &&
+			TransactionIdEquals(GetOldestActiveTransactionId(),
+								XidFromFullTransactionId(own)) &&
+			U64FromFullTransactionId(ReadNextFullTransactionId()) ==
+			U64FromFullTransactionId(own) + 1)
+			quiet_job = job->id;
+		return;
+	}
+	if (quiet_job != job->id || !FullTransactionIdEquals(own, quiet_next))
+		quiet_job = 0;
+}
+
+/*
+ * After a main pass batch's statement, which updated "updated" rows: were
+ * all new ids its own?  And did it write nothing else to the table (a
+ * trigger, a rule or a function that inserts, deletes or updates other
+ * rows would move rows the main pass may not meet)?
+ */
+static void
+quiet_after_batch(MtJob *job, uint64 updated)
+{
+	FullTransactionId own = GetTopFullTransactionId();
+	FullTransactionId next = ReadNextFullTransactionId();
+	int64		writes[3];
+
+	if (quiet_job != job->id)
+		return;
+	own_writes(job->relid, writes);
+	if (MyProc->subxidStatus.overflowed ||
+		U64FromFullTransactionId(next) !=
+		U64FromFullTransactionId(own) + 1 + MyProc->subxidStatus.count ||
+		writes[0] != quiet_writes[0] || writes[2] != quiet_writes[2] ||
+		writes[1] - quiet_writes[1] != (int64) updated)
+	{
+		quiet_job = 0;
+		return;
+	}
+	quiet_next = next;
+}
+
+/* At the end of the main pass: was all of it quiet, up to now? */
+static bool
+quiet_main_pass(MtJob *job)
+{
+	FullTransactionId own = GetTopFullTransactionId();
+
+	return quiet_job == job->id && FullTransactionIdEquals(own, quiet_next) &&
+		U64FromFullTransactionId(ReadNextFullTransactionId()) ==
+		U64FromFullTransactionId(own) + 1;
+}
+
+/*
  * One batch of the ctid strategy: blocks [next_block, next_block + k) of
  * the current pass.  The main pass covers the blocks the table had when
  * the job started; then sweep passes cover the whole table again until
  * one changes nothing, catching rows that moved into ranges already done
- * (the guard skips rows that are done, so only moved rows change).
+ * (the guard skips rows that are done, so only moved rows change).  A
+ * quiet main pass (see above) needs no sweep.
  */
 static void
 run_ctid_batch(MtJob *job, int32 n, MtBatchResult *res)
@@ -834,6 +948,13 @@ run_ctid_batch(MtJob *job, int32 n, MtBatchResult *res)
 			res->done = true;
 			return;
 		}
+		if (strcmp(job->phase, "main") == 0 && quiet_main_pass(job))
+		{
+			quiet_job = 0;
+			res->done = true;
+			return;
+		}
+		quiet_job = 0;
 		if (strcmp(job->phase, "sweep") == 0 && job->sweep_pass >= mt_max_sweep_passes)
 		{
 			res->fail = psprintf("rows kept moving during %d sweep passes", job->sweep_pass);
@@ -860,6 +981,8 @@ run_ctid_batch(MtJob *job, int32 n, MtBatchResult *res)
 		int			nparams;
 
 		sql = mt_backfill_update_sql(&job->js, false, &nparams);
+		if (strcmp(job->phase, "main") == 0)
+			quiet_before_batch(job);
 	}
 	else
 		sql = job->js.sql;
@@ -867,6 +990,8 @@ run_ctid_batch(MtJob *job, int32 n, MtBatchResult *res)
 	ret = SPI_execute_with_args(sql, 2, types, values, NULL, false, 0);
 	if (ret < 0)
 		elog(ERROR, "batch statement failed: %s", SPI_result_code_string(ret));
+	if (job->js.is_backfill && strcmp(job->phase, "main") == 0)
+		quiet_after_batch(job, SPI_processed);
 	res->rows = SPI_processed;
 	res->ran = true;
 	res->next_block = hi;

@@ -52,6 +52,7 @@
 
 #include "drift.h"
 #include "history.h"
+#include "lint.h"
 #include "migration_tools.h"
 #include "spi_util.h"
 
@@ -541,6 +542,81 @@ report_differences(List *before, List *after)
 	return ndiff;
 }
 
+static bool
+is_tag(MtStatementInfo *info, const char *tag)
+{
+	return info->command_tag != NULL && strcmp(info->command_tag, tag) == 0;
+}
+
+/*
+ * The script as verify_reversible() runs it: like apply(), a BEGIN (or
+ * START TRANSACTION) that opens the script with a COMMIT (or END) that
+ * closes it is left out (blanked, so that error positions stay right); any
+ * other transaction control is refused, since both scripts run in one
+ * subtransaction that is rolled back.
+ */
+static void
+script_context_callback(void *arg)
+{
+	errcontext("%s of verify_reversible()", (const char *) arg);
+}
+
+static char *
+runnable_script(const char *sql, const char *what)
+{
+	ErrorContextCallback callback;
+	List	   *all;
+	char	   *result = pstrdup(sql);
+	int			n;
+	bool		wrapped = false;
+	ListCell   *lc;
+
+	callback.callback = script_context_callback;
+	callback.arg = (void *) what;
+	callback.previous = error_context_stack;
+	error_context_stack = &callback;
+	all = mt_analyze_script(sql);
+	error_context_stack = callback.previous;
+	n = list_length(all);
+
+	if (n >= 2 &&
+		(is_tag(linitial(all), "BEGIN") || is_tag(linitial(all), "START TRANSACTION")) &&
+		is_tag(llast(all), "COMMIT"))
+		wrapped = true;
+
+	foreach(lc, all)
+	{
+		MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
+		static const char *const tags[] = {
+			"BEGIN", "START TRANSACTION", "COMMIT", "ROLLBACK", "SAVEPOINT",
+			"RELEASE", "PREPARE TRANSACTION", "COMMIT PREPARED",
+			"ROLLBACK PREPARED", NULL
+		};
+		int			i;
+
+		if (wrapped && (lc == list_head(all) || foreach_current_index(lc) == n - 1))
+		{
+			int			len = info->length > 0 ? info->length :
+				(int) strlen(sql) - info->location;
+
+			memset(result + info->location, ' ', len);
+			/* the semicolon after the statement, if it is next */
+			if (result[info->location + len] == ';')
+				result[info->location + len] = ' ';
+			continue;
+		}
+		for (i = 0; tags[i] != NULL; i++)
+			if (is_tag(info, tags[i]))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
+						 errmsg("%s contains transaction control statement %s",
+								what, info->command_tag),
+						 errdetail("Statement %d is \"%s\".", info->statement, info->sql),
+						 errhint("verify_reversible() runs both scripts in one subtransaction that it rolls back: remove transaction control from them (a BEGIN ... COMMIT around a whole script is allowed and ignored).")));
+	}
+	return result;
+}
+
 /* Run a script of any number of statements through SPI. */
 static void
 run_script(const char *sql)
@@ -578,6 +654,9 @@ mt_verify_reversible(PG_FUNCTION_ARGS)
 	volatile bool in_down = false;
 	ErrorData  *volatile edata = NULL;
 
+	/* a syntax error or a COMMIT in up_sql is an error of the call */
+	up_sql = runnable_script(up_sql, "up script");
+
 	before = mt_catalog_describe();
 
 	BeginInternalSubTransaction(NULL);
@@ -588,7 +667,7 @@ mt_verify_reversible(PG_FUNCTION_ARGS)
 		run_script(up_sql);
 		CommandCounterIncrement();
 		in_down = true;
-		run_script(down_sql);
+		run_script(runnable_script(down_sql, "down script"));
 		CommandCounterIncrement();
 		MemoryContextSwitchTo(cxt);
 		after = mt_catalog_describe();

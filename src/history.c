@@ -51,6 +51,7 @@
 #include "common/sha2.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
@@ -84,6 +85,9 @@ PG_FUNCTION_INFO_V1(mt_checksum);
  */
 #define MT_APPLY_LOCK_KEY	INT64CONST(7887033719535463545)
 
+/* Longest version apply() and baseline() accept, in characters. */
+#define MT_MAX_VERSION_LENGTH	255
+
 /* How often the preflight looks at the lock manager again. */
 #define PREFLIGHT_POLL_MS	20
 
@@ -105,6 +109,8 @@ typedef struct MigrationRow
 	char	   *checksum;
 	char	   *down_sql;
 	int64		installed_rank;
+	bool		rolling_back;	/* scheduled: statements of the down script */
+	bool		rollback_failed;	/* failed in a scheduled down statement */
 } MigrationRow;
 
 /* The caller's identity while we act as the owner of the history tables. */
@@ -125,6 +131,7 @@ typedef struct RunResult
 } RunResult;
 
 static void check_text_arg(FunctionCallInfo fcinfo, int argno, const char *what);
+static void check_version(const char *version);
 static char *sha256_hex(const char *data, size_t len);
 static void lock_history(void);
 static void become_owner(OwnerSwitch *sw);
@@ -142,7 +149,9 @@ static void run_with_retries(List *statements, const char *version,
 static bool is_retryable(ErrorData *edata);
 static void sleep_ms(long ms);
 static char *describe_error(ErrorData *edata, int statement);
-static void do_rollback(const char *version, MigrationRow *row);
+static bool do_rollback(const char *version, MigrationRow *row,
+						const char *run_after);
+static void check_not_rolling_back(const char *version, MigrationRow *row);
 
 void
 mt_history_init(void)
@@ -200,8 +209,46 @@ mt_history_init(void)
 static void
 check_writable(const char *funcname)
 {
-	PreventCommandIfReadOnly(funcname);
+	/* on a standby every transaction is read-only: name the real cause */
 	PreventCommandDuringRecovery(funcname);
+	PreventCommandIfReadOnly(funcname);
+}
+
+/*
+ * A version that apply() or baseline() records: besides not null and not
+ * empty (check_text_arg), short enough to be shown and indexed, free of
+ * control characters, and without white space around it (which would make
+ * "001" and "001 " two different migrations).
+ */
+static void
+check_version(const char *version)
+{
+	int			len = pg_mbstrlen(version);
+	const unsigned char *c;
+
+	if (len > MT_MAX_VERSION_LENGTH)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("version must be at most %d characters long",
+						MT_MAX_VERSION_LENGTH),
+				 errdetail("The version given has %d characters.", len)));
+	for (c = (const unsigned char *) version; *c; c++)
+	{
+		if (*c < 0x20 || *c == 0x7f)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("version must not contain control characters"),
+					 errdetail("Byte %d of the version is the control character 0x%02x.",
+							   (int) (c - (const unsigned char *) version) + 1, *c),
+					 errhint("Use letters, digits and punctuation, for example \"20240131_add_users\".")));
+	}
+	if (version[0] == ' ' || version[strlen(version) - 1] == ' ')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("version must not begin or end with a space"),
+				 errdetail("Versions are compared exactly: \"%s\" would not match the same version without the spaces.",
+						   version),
+				 errhint("Remove the spaces around the version.")));
 }
 
 /*
@@ -316,8 +363,11 @@ read_migration(const char *version)
 
 	memset(&row, 0, sizeof(row));
 	become_owner(&sw);
-	plan = SPI_prepare("SELECT state, checksum, down_sql, installed_rank, baseline"
-					   " FROM migration_tools.migrations WHERE version = $1",
+	plan = SPI_prepare("SELECT state, checksum, down_sql, installed_rank, baseline,"
+					   "       EXISTS (SELECT FROM migration_tools.scheduled_statements s"
+					   "                WHERE s.version = m.version AND s.direction = 'down'"
+					   "                  AND s.state <> 'done')"
+					   " FROM migration_tools.migrations m WHERE version = $1",
 					   1, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -341,6 +391,12 @@ read_migration(const char *version)
 		row.installed_rank = isnull ? 0 : DatumGetInt64(d);
 		d = SPI_getbinval(tup, desc, 5, &isnull);
 		row.baseline = isnull ? false : DatumGetBool(d);
+		d = SPI_getbinval(tup, desc, 6, &isnull);
+		if (!isnull && DatumGetBool(d))
+		{
+			row.rolling_back = strcmp(row.state, "scheduled") == 0;
+			row.rollback_failed = strcmp(row.state, "failed") == 0;
+		}
 
 		/*
 		 * Can this transaction change the row?  Under REPEATABLE READ not
@@ -875,6 +931,7 @@ mt_apply(PG_FUNCTION_ARGS)
 	check_text_arg(fcinfo, 0, "version");
 	check_text_arg(fcinfo, 1, "up_sql");
 	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	check_version(version);
 	up_sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	down_sql = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
 	description = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
@@ -893,6 +950,7 @@ mt_apply(PG_FUNCTION_ARGS)
 	lock_history();
 
 	row = read_migration(version);
+	check_not_rolling_back(version, &row);
 	if (row.found && row.baseline && strcmp(row.state, "applied") == 0)
 	{
 		/* nothing to compare with: the script was never run here */
@@ -923,25 +981,7 @@ mt_apply(PG_FUNCTION_ARGS)
 	lint_or_refuse(version, up_sql, allow);
 	statements = runnable_statements(version, "up script", up_sql);
 	if (down_sql != NULL)
-	{
-		List	   *down = runnable_statements(version, "down script", down_sql);
-
-		foreach(lc, down)
-		{
-			MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
-
-			if (info->needs_top_level)
-			{
-				ereport(WARNING,
-						(errmsg("rollback() cannot run the down script of migration \"%s\"",
-								version),
-						 errdetail("Statement %d (%s) cannot run inside a transaction block.",
-								   info->statement, info->command_tag),
-						 errhint("Use a form that runs in a transaction, for example DROP INDEX without CONCURRENTLY.")));
-				break;
-			}
-		}
-	}
+		(void) runnable_statements(version, "down script", down_sql);
 	foreach(lc, statements)
 	{
 		MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
@@ -1109,11 +1149,13 @@ mt_baseline(PG_FUNCTION_ARGS)
 	check_writable("baseline()");
 	check_text_arg(fcinfo, 0, "version");
 	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	check_version(version);
 	description = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 
 	mt_spi_connect();
 	lock_history();
 	row = read_migration(version);
+	check_not_rolling_back(version, &row);
 	if (row.found && (strcmp(row.state, "applied") == 0 ||
 					  strcmp(row.state, "scheduled") == 0))
 	{
@@ -1164,7 +1206,14 @@ check_rollback(const char *version, MigrationRow *row)
 				 errmsg("migration \"%s\" does not exist", version),
 				 errdetail("No migration with this version is recorded in migration_tools.migrations."),
 				 errhint("See migration_tools.status for the recorded migrations.")));
-	if (strcmp(row->state, "applied") != 0)
+	if (row->rolling_back)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration \"%s\" is already being rolled back", version),
+				 errdetail("Statements of its down script are scheduled for the background worker."),
+				 errhint("Follow it in migration_tools.status.")));
+	/* a rollback whose scheduled statements failed may be retried */
+	if (strcmp(row->state, "applied") != 0 && !row->rollback_failed)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("migration \"%s\" is not applied", version),
@@ -1176,76 +1225,269 @@ check_rollback(const char *version, MigrationRow *row)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("migration \"%s\" has no down script", version),
+				 row->baseline ?
+				 errdetail("It was recorded by baseline() or import_history(), which record no scripts.") :
 				 errdetail("It was applied without down_sql."),
 				 errhint("Write a new migration that undoes it instead.")));
 	check_row_writable(version, row);
 }
 
 /*
- * Run the down script of an applied migration (checked) and mark it rolled
- * back.  SPI is connected and the history lock held.
+ * apply() and baseline() leave a migration alone while its rollback runs in
+ * the background.
  */
 static void
-do_rollback(const char *version, MigrationRow *row)
+check_not_rolling_back(const char *version, MigrationRow *row)
 {
-	List	   *statements;
-	ListCell   *lc;
-	RunResult	run;
-	OwnerSwitch sw;
-	char	   *fingerprint;
-	Oid			argtypes[4] = {TEXTOID, TEXTOID, INT4OID, FLOAT8OID};
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
-
-	statements = runnable_statements(version, "down script", row->down_sql);
-	foreach(lc, statements)
-	{
-		MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
-
-		if (info->needs_top_level)
-			ereport(ERROR,
-					(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-					 errmsg("cannot roll back migration \"%s\": statement %d of its down script cannot run inside a transaction block",
-							version, info->statement),
-					 errdetail("The statement is \"%s\".", info->sql),
-					 errhint("Run the down script by hand, then record the change with a new migration.")));
-	}
-
-	run_with_retries(statements, version, &run);
-	if (run.error != NULL)
-	{
-		ErrorData  *edata = run.error;
-
+	if (row->found && row->rolling_back)
 		ereport(ERROR,
-				(errcode(edata->sqlerrcode),
-				 errmsg("could not roll back migration \"%s\"", version),
-				 errdetail("Statement %d of the down script failed after %d attempt(s): %s",
-						   run.failed_statement, run.attempts,
-						   edata->message ? edata->message : "unknown error"),
-				 edata->detail ? errhint("%s", edata->detail) : 0));
-	}
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration \"%s\" is being rolled back", version),
+				 errdetail("Statements of its down script are scheduled for the background worker."),
+				 errhint("Wait until migration_tools.status shows it rolled_back, then try again.")));
+}
 
-	become_owner(&sw);
-	fingerprint = mt_catalog_fingerprint();
+/* Insert one scheduled statement of a down script.  Runs as the owner. */
+static void
+schedule_down_statement(const char *version, int seq, int statement_no,
+						const char *sql, const char *run_after, bool top_level,
+						Datum run_as)
+{
+	Oid			types[7] = {TEXTOID, INT4OID, INT4OID, TEXTOID, NAMEOID, TEXTOID, BOOLOID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
 	values[0] = CStringGetTextDatum(version);
-	values[1] = fingerprint ? CStringGetTextDatum(fingerprint) : (Datum) 0;
-	nulls[1] = fingerprint ? ' ' : 'n';
-	values[2] = Int32GetDatum(run.attempts);
-	values[3] = Float8GetDatum(run.lock_wait_ms);
+	values[1] = Int32GetDatum(seq);
+	values[2] = Int32GetDatum(statement_no);
+	values[3] = CStringGetTextDatum(sql);
+	values[4] = run_as;
+	values[5] = run_after ? CStringGetTextDatum(run_after) : (Datum) 0;
+	nulls[5] = run_after ? ' ' : 'n';
+	values[6] = BoolGetDatum(top_level);
+	(void) mt_spi_execute_checked("INSERT INTO migration_tools.scheduled_statements"
+								  " (version, seq, statement_no, sql, run_as, direction,"
+								  "  run_after, top_level)"
+								  " VALUES ($1, $2, $3, $4, $5, 'down', $6, $7)",
+								  7, types, values, nulls, false, 0,
+								  SPI_OK_INSERT,
+								  psprintf("schedule statement %d of the down script of migration \"%s\"",
+										   statement_no, version));
+}
+
+/*
+ * A rollback whose scheduled statements failed: schedule again those that
+ * are not done (the statements that ran in the transaction of the first
+ * rollback() are not run again).  Runs as the owner.
+ */
+static int
+retry_rollback(const char *version, const char *run_after)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	uint64		n;
+
+	values[0] = CStringGetTextDatum(version);
+	values[1] = run_after ? CStringGetTextDatum(run_after) : (Datum) 0;
+	nulls[1] = run_after ? ' ' : 'n';
+	n = mt_spi_execute_checked("UPDATE migration_tools.scheduled_statements"
+							   "   SET state = 'pending', attempts = 0, error = NULL,"
+							   "       not_before = pg_catalog.now(), started_at = NULL,"
+							   "       finished_at = NULL, run_after = $2"
+							   " WHERE version = $1 AND direction = 'down' AND state <> 'done'",
+							   2, types, values, nulls, false, 0,
+							   SPI_OK_UPDATE,
+							   psprintf("schedule the rollback of migration \"%s\" again", version));
 	(void) mt_spi_execute_checked("UPDATE migration_tools.migrations"
-								  " SET state = 'rolled_back', rolled_back_at = clock_timestamp(),"
-								  "     catalog_fingerprint = $2"
-								  " WHERE version = $1",
-								  4, argtypes, values, nulls, false, 0,
+								  "   SET state = 'scheduled', error = NULL"
+								  " WHERE version = $1 AND state = 'failed'",
+								  1, types, values, NULL, false, 0,
 								  SPI_OK_UPDATE,
-								  psprintf("mark migration \"%s\" rolled back", version));
+								  psprintf("mark migration \"%s\" scheduled", version));
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("could not serialize access due to a concurrent change of migration \"%s\"",
 						version),
 				 errhint("Retry the transaction.")));
+	return (int) n;
+}
+
+/*
+ * Roll back a migration (checked by check_rollback): run its down script
+ * and mark it rolled back.  SPI is connected and the history lock held.
+ *
+ * Statements that cannot run in a transaction block (DROP INDEX
+ * CONCURRENTLY, ...) are scheduled for the background worker, as apply()
+ * does, but the script's order is kept: the statements before the first
+ * such statement run here; that one and every statement after it are
+ * scheduled, in order (those that could run in a transaction block run in
+ * one transaction per group, under migration_tools.max_lock_timeout).  The
+ * migration is then 'scheduled' until the worker has run them: then
+ * 'rolled_back', or 'failed' with the error (rollback() retries what did
+ * not run).  With run_after (rollback_to(), after a newer migration whose
+ * rollback was scheduled) everything is scheduled, to run after that
+ * migration's.  Returns whether anything was scheduled.
+ */
+static bool
+do_rollback(const char *version, MigrationRow *row, const char *run_after)
+{
+	List	   *statements;
+	List	   *now = NIL;
+	List	   *later = NIL;
+	ListCell   *lc;
+	RunResult	run;
+	OwnerSwitch sw;
+	char	   *fingerprint;
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	int			nscheduled = 0;
+
+	if (row->rollback_failed)
+	{
+		mt_require_preload("rollback() of a statement that cannot run in a transaction block");
+		become_owner(&sw);
+		nscheduled = retry_rollback(version, run_after);
+		restore_caller(&sw);
+		mt_request_work_at_commit();
+		ereport(NOTICE,
+				(errmsg("rollback of migration \"%s\" is scheduled again: %d statement(s) will run in the background after commit",
+						version, nscheduled),
+				 errhint("Follow it in migration_tools.status.")));
+		return true;
+	}
+
+	statements = runnable_statements(version, "down script", row->down_sql);
+	foreach(lc, statements)
+	{
+		MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
+
+		if (run_after == NULL && later == NIL && !info->needs_top_level)
+			now = lappend(now, info);
+		else
+			later = lappend(later, info);
+	}
+	if (later != NIL)
+		mt_require_preload("rollback() of a statement that cannot run in a transaction block");
+
+	if (now != NIL)
+	{
+		run_with_retries(now, version, &run);
+		if (run.error != NULL)
+		{
+			ErrorData  *edata = run.error;
+
+			ereport(ERROR,
+					(errcode(edata->sqlerrcode),
+					 errmsg("could not roll back migration \"%s\"", version),
+					 errdetail("Statement %d of the down script failed after %d attempt(s): %s",
+							   run.failed_statement, run.attempts,
+							   edata->message ? edata->message : "unknown error"),
+					 edata->detail ? errhint("%s", edata->detail) : 0));
+		}
+	}
+
+	become_owner(&sw);
+	values[0] = CStringGetTextDatum(version);
+	if (later == NIL)
+	{
+		fingerprint = mt_catalog_fingerprint();
+		values[1] = fingerprint ? CStringGetTextDatum(fingerprint) : (Datum) 0;
+		nulls[1] = fingerprint ? ' ' : 'n';
+		(void) mt_spi_execute_checked("UPDATE migration_tools.migrations"
+									  " SET state = 'rolled_back', rolled_back_at = clock_timestamp(),"
+									  "     catalog_fingerprint = $2"
+									  " WHERE version = $1",
+									  2, argtypes, values, nulls, false, 0,
+									  SPI_OK_UPDATE,
+									  psprintf("mark migration \"%s\" rolled back", version));
+	}
+	else
+		(void) mt_spi_execute_checked("UPDATE migration_tools.migrations"
+									  " SET state = 'scheduled', error = NULL"
+									  " WHERE version = $1",
+									  1, argtypes, values, NULL, false, 0,
+									  SPI_OK_UPDATE,
+									  psprintf("mark migration \"%s\" scheduled", version));
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to a concurrent change of migration \"%s\"",
+						version),
+				 errhint("Retry the transaction.")));
+
+	if (later != NIL)
+	{
+		Datum		run_as = DirectFunctionCall1(namein,
+												 CStringGetDatum(GetUserNameFromId(sw.save_userid, false)));
+		int			seq;
+		StringInfoData group;
+		int			group_first = 0;
+
+		/* after the statements of the up script, if some were scheduled */
+		(void) mt_spi_execute_checked("SELECT coalesce(pg_catalog.max(seq), 0)"
+									  " FROM migration_tools.scheduled_statements"
+									  " WHERE version = $1",
+									  1, argtypes, values, NULL, false, 0,
+									  SPI_OK_SELECT, "read scheduled statements");
+		{
+			bool		isnull;
+
+			seq = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+											  SPI_tuptable->tupdesc, 1, &isnull));
+		}
+
+		/* consecutive statements that can run in a transaction: one group */
+		initStringInfo(&group);
+		foreach(lc, later)
+		{
+			MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
+
+			if (!info->needs_top_level)
+			{
+				if (group_first == 0)
+					group_first = info->statement;
+				else
+					appendStringInfoString(&group, ";\n");
+				appendStringInfoString(&group, info->sql);
+				continue;
+			}
+			if (group_first != 0)
+			{
+				schedule_down_statement(version, ++seq, group_first, group.data,
+										run_after, false, run_as);
+				nscheduled++;
+				resetStringInfo(&group);
+				group_first = 0;
+			}
+			schedule_down_statement(version, ++seq, info->statement, info->sql,
+									run_after, true, run_as);
+			nscheduled++;
+		}
+		if (group_first != 0)
+		{
+			schedule_down_statement(version, ++seq, group_first, group.data,
+									run_after, false, run_as);
+			nscheduled++;
+		}
+	}
 	restore_caller(&sw);
+
+	if (later != NIL)
+	{
+		mt_request_work_at_commit();
+		ereport(NOTICE,
+				(errmsg("rollback of migration \"%s\" is scheduled: %d statement(s) will run in the background after commit",
+						version, nscheduled),
+				 run_after ?
+				 errdetail("They run after the scheduled rollback of migration \"%s\".", run_after) :
+				 errdetail("Statement %d of the down script cannot run in a transaction block; it and the statements after it run in the background, in order.",
+						   ((MtStatementInfo *) linitial(later))->statement),
+				 errhint("Follow it in migration_tools.status.")));
+	}
+	return later != NIL;
 }
 
 /*
@@ -1275,13 +1517,14 @@ mt_rollback(PG_FUNCTION_ARGS)
 {
 	char	   *version;
 	MigrationRow row;
+	bool		scheduled;
 
 	version = begin_rollback(fcinfo, "rollback()");
 	row = read_migration(version);
 	check_rollback(version, &row);
-	do_rollback(version, &row);
+	scheduled = do_rollback(version, &row, NULL);
 	SPI_finish();
-	PG_RETURN_TEXT_P(cstring_to_text("rolled_back"));
+	PG_RETURN_TEXT_P(cstring_to_text(scheduled ? "scheduled" : "rolled_back"));
 }
 
 /*
@@ -1303,6 +1546,7 @@ mt_rollback_to(PG_FUNCTION_ARGS)
 	List	   *later = NIL;
 	ListCell   *lc;
 	uint64		i;
+	const char *run_after = NULL;
 
 	version = begin_rollback(fcinfo, "rollback_to()");
 	target = read_migration(version);
@@ -1321,8 +1565,12 @@ mt_rollback_to(PG_FUNCTION_ARGS)
 
 	/* The later migrations still in effect, newest first. */
 	become_owner(&sw);
-	plan = SPI_prepare("SELECT version FROM migration_tools.migrations"
-					   " WHERE installed_rank > $1 AND state IN ('applied', 'scheduled', 'running')"
+	plan = SPI_prepare("SELECT version FROM migration_tools.migrations m"
+					   " WHERE installed_rank > $1 AND (state IN ('applied', 'scheduled', 'running')"
+					   "       OR (state = 'failed' AND EXISTS"
+					   "           (SELECT FROM migration_tools.scheduled_statements s"
+					   "             WHERE s.version = m.version AND s.direction = 'down'"
+					   "               AND s.state <> 'done')))"
 					   " ORDER BY installed_rank DESC",
 					   1, argtypes);
 	if (plan == NULL)
@@ -1345,14 +1593,20 @@ mt_rollback_to(PG_FUNCTION_ARGS)
 
 		check_rollback(v, &row);
 	}
+	/*
+	 * Newest first.  Once the rollback of one of them is scheduled, the
+	 * older ones are scheduled after it, in turn.
+	 */
 	foreach(lc, later)
 	{
 		char	   *v = (char *) lfirst(lc);
 		MigrationRow row = read_migration(v);
 
-		do_rollback(v, &row);
-		ereport(NOTICE,
-				(errmsg("rolled back migration \"%s\"", v)));
+		if (do_rollback(v, &row, run_after))
+			run_after = v;
+		else
+			ereport(NOTICE,
+					(errmsg("rolled back migration \"%s\"", v)));
 	}
 
 	SPI_finish();

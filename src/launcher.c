@@ -47,7 +47,7 @@
 #include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_database.h"
-#include "catalog/pg_inherits.h"
+#include "catalog/partition.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -664,30 +664,18 @@ mt_work_is_active(Oid dboid, const char *kind, int64 id)
 }
 
 /*
- * Does a job on relation a touch rows of relation b?  A job on a
- * partitioned table updates every partition under it; a job on any other
- * relation runs on that relation only (backfills of plain tables use ONLY,
- * so inheritance children are not theirs).
+ * Does a job on relation a touch rows of relation b (a != b)?  Only when a
+ * is a partitioned table and b one of its partitions, at any depth: a job
+ * on a partitioned table updates every partition under it, a job on any
+ * other relation runs on that relation only (backfills of plain tables use
+ * ONLY, so inheritance children are not theirs).  b_ancestors is
+ * get_partition_ancestors(b).
  */
 static bool
-relation_covers(Oid a, Oid b)
+relation_covers(Oid a, List *b_ancestors)
 {
-	List	   *inheritors;
-	bool		covers;
-
-	if (a == b)
-		return true;
-	if (get_rel_relkind(a) != RELKIND_PARTITIONED_TABLE)
-		return false;
-
-	/*
-	 * No locks: only OIDs are compared, and a partition attached or detached
-	 * concurrently is at worst judged by the tree as it was.
-	 */
-	inheritors = find_all_inheritors(a, NoLock, NULL);
-	covers = list_member_oid(inheritors, b);
-	list_free(inheritors);
-	return covers;
+	return list_member_oid(b_ancestors, a) &&
+		get_rel_relkind(a) == RELKIND_PARTITIONED_TABLE;
 }
 
 /*
@@ -731,11 +719,25 @@ mt_relation_is_busy(Oid dboid, Oid relid)
 	}
 	LWLockRelease(MtShared->lock);
 
-	if (!busy && IsTransactionState())
+	/*
+	 * Partition ancestors come from pg_inherits, without locks and without
+	 * errors for relations dropped meanwhile; only OIDs are compared, and a
+	 * partition attached or detached concurrently is at worst judged by the
+	 * tree as it was.
+	 */
+	if (!busy && nothers > 0 && IsTransactionState())
 	{
+		List	   *ancestors = get_partition_ancestors(relid);
+
 		for (int i = 0; i < nothers && !busy; i++)
-			busy = relation_covers(others[i], relid) ||
-				relation_covers(relid, others[i]);
+		{
+			List	   *other_ancestors = get_partition_ancestors(others[i]);
+
+			busy = relation_covers(others[i], ancestors) ||
+				relation_covers(relid, other_ancestors);
+			list_free(other_ancestors);
+		}
+		list_free(ancestors);
 	}
 	pfree(others);
 	return busy;

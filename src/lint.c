@@ -20,9 +20,12 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_constraint.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "commands/tablecmds.h"
@@ -36,6 +39,7 @@
 #include "storage/lock.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -485,6 +489,85 @@ add_fk_locks(List *locks, List *constraints)
 }
 
 /*
+ * The tables at the other end of the foreign keys of relid: those it
+ * references (referenced = true), or those that reference it.  Dropping a
+ * foreign key takes ACCESS EXCLUSIVE on both ends (their RI triggers go),
+ * so DROP TABLE locks the tables its keys reference, and DROP ... CASCADE
+ * or TRUNCATE ... CASCADE the tables that reference it.
+ */
+static List *
+add_fk_partner_locks(List *locks, Oid relid, bool referenced, LOCKMODE mode)
+{
+	Relation	conrel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+
+	if (!OidIsValid(relid))
+		return locks;
+	conrel = table_open(ConstraintRelationId, AccessShareLock);
+	if (referenced)
+	{
+		ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(relid));
+		scan = systable_beginscan(conrel, ConstraintRelidTypidNameIndexId,
+								  true, NULL, 1, &key);
+	}
+	else
+	{
+		/* no index on confrelid: a scan of pg_constraint */
+		ScanKeyInit(&key, Anum_pg_constraint_confrelid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(relid));
+		scan = systable_beginscan(conrel, InvalidOid, false, NULL, 1, &key);
+	}
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+		Oid			other = referenced ? con->confrelid : con->conrelid;
+
+		if (con->contype == CONSTRAINT_FOREIGN && other != relid &&
+			OidIsValid(other))
+			locks = add_lock(locks, other, mode);
+	}
+	systable_endscan(scan);
+	table_close(conrel, AccessShareLock);
+	return locks;
+}
+
+/*
+ * VALIDATE CONSTRAINT of a foreign key reads the referenced table with
+ * SELECT ... FOR KEY SHARE: ROW SHARE on it.
+ */
+static List *
+add_validate_fk_locks(List *locks, RangeVar *rv, const char *conname)
+{
+	Oid			relid = mt_lookup_relation(rv);
+	Relation	conrel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+
+	if (!OidIsValid(relid) || conname == NULL)
+		return locks;
+	conrel = table_open(ConstraintRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(conrel, ConstraintRelidTypidNameIndexId,
+							  true, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+
+		if (con->contype == CONSTRAINT_FOREIGN &&
+			strcmp(NameStr(con->conname), conname) == 0)
+			locks = add_lock(locks, con->confrelid, RowShareLock);
+	}
+	systable_endscan(scan);
+	table_close(conrel, AccessShareLock);
+	return locks;
+}
+
+/*
  * Does this statement refuse to run inside a transaction block?
  */
 static bool
@@ -628,6 +711,9 @@ alter_table_locks(List *locks, AlterTableStmt *stmt)
 					locks = add_fk_locks(locks,
 										 ((ColumnDef *) cmd->def)->constraints);
 				break;
+			case AT_ValidateConstraint:
+				locks = add_validate_fk_locks(locks, stmt->relation, cmd->name);
+				break;
 			case AT_AttachPartition:
 			case AT_DetachPartition:
 				if (cmd->def && IsA(cmd->def, PartitionCmd))
@@ -721,6 +807,15 @@ statement_locks(Node *stmt)
 									locks = add_lock(locks, heap, mode);
 							}
 							locks = add_lock(locks, relid, mode);
+							if (s->removeType == OBJECT_TABLE)
+							{
+								/* its foreign keys go, and with CASCADE those to it */
+								locks = add_fk_partner_locks(locks, relid, true,
+															 AccessExclusiveLock);
+								if (s->behavior == DROP_CASCADE)
+									locks = add_fk_partner_locks(locks, relid, false,
+																 AccessExclusiveLock);
+							}
 						}
 						break;
 					case OBJECT_TRIGGER:
@@ -797,10 +892,21 @@ statement_locks(Node *stmt)
 				break;
 			}
 		case T_TruncateStmt:
-			foreach(lc, ((TruncateStmt *) stmt)->relations)
-				locks = add_rv_lock(locks, (RangeVar *) lfirst(lc),
-									AccessExclusiveLock);
-			break;
+			{
+				TruncateStmt *s = (TruncateStmt *) stmt;
+
+				foreach(lc, s->relations)
+				{
+					Oid			relid = mt_lookup_relation((RangeVar *) lfirst(lc));
+
+					locks = add_lock(locks, relid, AccessExclusiveLock);
+					/* CASCADE empties the tables that reference it too */
+					if (s->behavior == DROP_CASCADE)
+						locks = add_fk_partner_locks(locks, relid, false,
+													 AccessExclusiveLock);
+				}
+				break;
+			}
 		case T_LockStmt:
 			{
 				LockStmt   *s = (LockStmt *) stmt;

@@ -31,6 +31,7 @@
 
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -50,8 +51,12 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
+#include "optimizer/plancat.h"
 #include "parser/parse_coerce.h"
 #include "parser/parse_type.h"
+#include "storage/bufmgr.h"
+#include "storage/bufpage.h"
+#include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -307,20 +312,70 @@ rangevar_in_list(List *list, const RangeVar *rv)
 	return false;
 }
 
-/* Rows of one relation by pg_class: reltuples, or relpages when unknown. */
+/*
+ * Rows of a table or materialized view by its current size, as the planner
+ * estimates them: the tuple density of the last ANALYZE or VACUUM times the
+ * blocks the table has now, or, never analyzed, a density from the width
+ * of its columns.  Measuring the size needs the relation open: only when an
+ * ACCESS SHARE lock is free right now (never queued, released at once).
+ * -1 when the lock is not free or the relation is gone.
+ */
+static double
+current_relation_rows(Oid relid)
+{
+	Relation	rel;
+	BlockNumber blocks;
+	double		density;
+	double		rows = -1;
+
+	if (!ConditionalLockRelationOid(relid, AccessShareLock))
+		return -1;
+	rel = try_relation_open(relid, NoLock);
+	if (rel != NULL)
+	{
+		if ((rel->rd_rel->relkind == RELKIND_RELATION ||
+			 rel->rd_rel->relkind == RELKIND_MATVIEW) &&
+			!RELATION_IS_OTHER_TEMP(rel))
+		{
+			blocks = RelationGetNumberOfBlocks(rel);
+			if (blocks == 0)
+				rows = 0;
+			else if (rel->rd_rel->reltuples >= 0 && rel->rd_rel->relpages > 0)
+				rows = rint(rel->rd_rel->reltuples / rel->rd_rel->relpages * blocks);
+			else
+			{
+				int32		width = get_rel_data_width(rel, NULL);
+
+				width += MAXALIGN(SizeofHeapTupleHeader) + sizeof(ItemIdData);
+				density = (BLCKSZ - SizeOfPageHeaderData) / (double) width;
+				rows = rint(density * blocks);
+			}
+		}
+		relation_close(rel, NoLock);
+	}
+	UnlockRelationOid(relid, AccessShareLock);
+	return rows;
+}
+
+/*
+ * Rows of one relation: by its current size (see above), else by pg_class
+ * alone: reltuples, or relpages when never analyzed.
+ */
 static double
 relation_rows(Oid relid, char *relkind)
 {
 	HeapTuple	tup;
 	Form_pg_class cls;
 	double		rows;
+	char		kind;
 
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
 		return -1;
 	cls = (Form_pg_class) GETSTRUCT(tup);
+	kind = cls->relkind;
 	if (relkind)
-		*relkind = cls->relkind;
+		*relkind = kind;
 	if (cls->reltuples >= 0)
 		rows = cls->reltuples;
 	else if (cls->relpages > 0)
@@ -331,6 +386,13 @@ relation_rows(Oid relid, char *relkind)
 	else
 		rows = -1;
 	ReleaseSysCache(tup);
+	if (kind == RELKIND_RELATION || kind == RELKIND_MATVIEW)
+	{
+		double		now = current_relation_rows(relid);
+
+		if (now >= 0)
+			rows = now;
+	}
 	return rows;
 }
 
@@ -770,6 +832,244 @@ null_fraction(Node *arg, Oid relid)
 	return frac;
 }
 
+/*
+ * A numeric constant of a raw expression (an integer or decimal literal,
+ * possibly negated or cast), as a double.
+ */
+static bool
+numeric_constant(Node *node, double *value)
+{
+	A_Const    *c;
+
+	if (node && IsA(node, TypeCast))
+		node = ((TypeCast *) node)->arg;
+	if (node == NULL)
+		return false;
+	if (IsA(node, A_Expr) && ((A_Expr *) node)->kind == AEXPR_OP &&
+		((A_Expr *) node)->lexpr == NULL &&
+		list_length(((A_Expr *) node)->name) == 1 &&
+		strcmp(strVal(linitial(((A_Expr *) node)->name)), "-") == 0)
+	{
+		if (!numeric_constant(((A_Expr *) node)->rexpr, value))
+			return false;
+		*value = -*value;
+		return true;
+	}
+	if (!IsA(node, A_Const) || ((A_Const *) node)->isnull)
+		return false;
+	c = (A_Const *) node;
+	if (IsA(&c->val, Integer))
+		*value = (double) intVal(&c->val);
+	else if (IsA(&c->val, Float))
+		*value = strtod(castNode(Float, &c->val)->fval, NULL);
+	else
+		return false;
+	return true;
+}
+
+/* A statistics value of a number column as a double. */
+static bool
+datum_as_double(Datum d, Oid typid, double *value)
+{
+	switch (typid)
+	{
+		case INT2OID:
+			*value = DatumGetInt16(d);
+			return true;
+		case INT4OID:
+			*value = DatumGetInt32(d);
+			return true;
+		case INT8OID:
+			*value = (double) DatumGetInt64(d);
+			return true;
+		case FLOAT4OID:
+			*value = DatumGetFloat4(d);
+			return true;
+		case FLOAT8OID:
+			*value = DatumGetFloat8(d);
+			return true;
+		case NUMERICOID:
+			*value = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, d));
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * The fraction of a number column's rows below v (or at or below it), from
+ * pg_statistic: the most common values, then the histogram between its
+ * bounds, as the planner reads them.  -1 if there is nothing to go by.
+ */
+static double
+fraction_below(Oid relid, AttrNumber attnum, double v, bool inclusive)
+{
+	HeapTuple	tup;
+	Oid			typid = get_atttype(relid, attnum);
+	AttStatsSlot mcv;
+	AttStatsSlot hist;
+	double		nullfrac;
+	double		mcv_total = 0;
+	double		mcv_below = 0;
+	double		result = -1;
+	bool		have_mcv;
+	bool		have_hist;
+	int			i;
+
+	if (typid != INT2OID && typid != INT4OID && typid != INT8OID &&
+		typid != FLOAT4OID && typid != FLOAT8OID && typid != NUMERICOID)
+		return -1;
+	tup = SearchSysCache3(STATRELATTINH, ObjectIdGetDatum(relid),
+						  Int16GetDatum(attnum), BoolGetDatum(false));
+	if (!HeapTupleIsValid(tup))
+		return -1;
+	nullfrac = ((Form_pg_statistic) GETSTRUCT(tup))->stanullfrac;
+
+	have_mcv = get_attstatsslot(&mcv, tup, STATISTIC_KIND_MCV, InvalidOid,
+								ATTSTATSSLOT_VALUES | ATTSTATSSLOT_NUMBERS);
+	if (have_mcv)
+	{
+		for (i = 0; i < mcv.nvalues && i < mcv.nnumbers; i++)
+		{
+			double		x;
+
+			if (!datum_as_double(mcv.values[i], typid, &x))
+				continue;
+			mcv_total += mcv.numbers[i];
+			if (x < v || (inclusive && x == v))
+				mcv_below += mcv.numbers[i];
+		}
+		free_attstatsslot(&mcv);
+	}
+	have_hist = get_attstatsslot(&hist, tup, STATISTIC_KIND_HISTOGRAM,
+								 InvalidOid, ATTSTATSSLOT_VALUES);
+	if (have_hist && hist.nvalues >= 2)
+	{
+		double		lo,
+					hi;
+		double		frac = -1;
+		int			n = hist.nvalues;
+
+		if (datum_as_double(hist.values[0], typid, &lo) &&
+			datum_as_double(hist.values[n - 1], typid, &hi))
+		{
+			if (v < lo)
+				frac = 0;
+			else if (v >= hi)
+				frac = 1;
+			else
+			{
+				for (i = 0; i < n - 1; i++)
+				{
+					double		b0,
+								b1;
+
+					if (!datum_as_double(hist.values[i], typid, &b0) ||
+						!datum_as_double(hist.values[i + 1], typid, &b1))
+						break;
+					if (v >= b0 && v < b1)
+					{
+						frac = (i + (b1 > b0 ? (v - b0) / (b1 - b0) : 0)) /
+							(double) (n - 1);
+						break;
+					}
+				}
+			}
+		}
+		if (frac >= 0)
+			result = mcv_below + frac * Max(0.0, 1.0 - nullfrac - mcv_total);
+	}
+	else if (have_mcv && mcv_total > 0)
+	{
+		/* every non-null value is a common one */
+		result = mcv_below;
+	}
+	if (have_hist)
+		free_attstatsslot(&hist);
+	ReleaseSysCache(tup);
+	return result;
+}
+
+/*
+ * Selectivity of "col < constant" (or >, <=, >=; either side may be the
+ * column) on a number column with statistics; the planner's default of a
+ * third otherwise.
+ */
+static double
+ineq_selectivity(Node *l, const char *op, Node *r, Oid relid)
+{
+	AttrNumber	attnum;
+	double		v;
+	double		below;
+	bool		less;
+	bool		inclusive = op[1] == '=';
+	double		nullfrac;
+
+	less = op[0] == '<';
+	if (!numeric_constant(r, &v))
+	{
+		Node	   *t = l;
+
+		/* constant < col is col > constant */
+		l = r;
+		r = t;
+		less = !less;
+		if (!numeric_constant(r, &v))
+			return DEFAULT_INEQ_SEL;
+	}
+	if (sel_lookups_left <= 0)
+		return DEFAULT_INEQ_SEL;
+	sel_lookups_left--;
+	attnum = columnref_attnum(l, relid);
+	if (attnum == InvalidAttrNumber || attnum < 0 || !stats_readable(relid, attnum))
+		return DEFAULT_INEQ_SEL;
+	below = fraction_below(relid, attnum, v, inclusive);
+	if (below < 0)
+		return DEFAULT_INEQ_SEL;
+	if (less)
+		return below;
+	/* col > v: the non-null rows not at or below v */
+	nullfrac = null_fraction(l, relid);
+	below = fraction_below(relid, attnum, v, !inclusive);
+	if (below < 0)
+		return DEFAULT_INEQ_SEL;
+	return Max(0.0, 1.0 - nullfrac - below);
+}
+
+/* Selectivity of "col BETWEEN a AND b" with number constants. */
+static double
+between_selectivity(A_Expr *a, Oid relid)
+{
+	List	   *bounds = (List *) a->rexpr;
+	AttrNumber	attnum;
+	double		lo,
+				hi;
+	double		below_hi,
+				below_lo;
+
+	if (bounds == NIL || !IsA(bounds, List) || list_length(bounds) != 2 ||
+		!numeric_constant(linitial(bounds), &lo) ||
+		!numeric_constant(lsecond(bounds), &hi) || sel_lookups_left <= 0)
+		return DEFAULT_RANGE_SEL;
+	sel_lookups_left--;
+	if ((a->kind == AEXPR_BETWEEN_SYM || a->kind == AEXPR_NOT_BETWEEN_SYM) &&
+		lo > hi)
+	{
+		double		t = lo;
+
+		lo = hi;
+		hi = t;
+	}
+	attnum = columnref_attnum(a->lexpr, relid);
+	if (attnum == InvalidAttrNumber || attnum < 0 || !stats_readable(relid, attnum))
+		return DEFAULT_RANGE_SEL;
+	below_hi = fraction_below(relid, attnum, hi, true);
+	below_lo = fraction_below(relid, attnum, lo, false);
+	if (below_hi < 0 || below_lo < 0)
+		return DEFAULT_RANGE_SEL;
+	return Max(0.0, below_hi - below_lo);
+}
+
 static const char *
 aexpr_opname(A_Expr *a)
 {
@@ -839,7 +1139,8 @@ clause_selectivity(Node *node, Oid relid, double rows, int depth)
 							return 1.0 - eq_selectivity(a->lexpr, a->rexpr, relid, rows);
 						if (strcmp(op, "<") == 0 || strcmp(op, ">") == 0 ||
 							strcmp(op, "<=") == 0 || strcmp(op, ">=") == 0)
-							return DEFAULT_INEQ_SEL;
+							return ineq_selectivity(a->lexpr, op, a->rexpr,
+													relid);
 						return DEFAULT_BOOL_SEL;
 					case AEXPR_IN:
 						s = DEFAULT_EQ_SEL;
@@ -860,10 +1161,10 @@ clause_selectivity(Node *node, Oid relid, double rows, int depth)
 							1.0 - DEFAULT_MATCH_SEL : DEFAULT_MATCH_SEL;
 					case AEXPR_BETWEEN:
 					case AEXPR_BETWEEN_SYM:
-						return DEFAULT_RANGE_SEL;
+						return between_selectivity(a, relid);
 					case AEXPR_NOT_BETWEEN:
 					case AEXPR_NOT_BETWEEN_SYM:
-						return 1.0 - DEFAULT_RANGE_SEL;
+						return 1.0 - between_selectivity(a, relid);
 					case AEXPR_DISTINCT:
 						return 1.0 - eq_selectivity(a->lexpr, a->rexpr, relid, rows);
 					case AEXPR_NOT_DISTINCT:
@@ -1136,6 +1437,31 @@ type_change_rewrites(Oid oldtype, int32 oldmod, Oid newtype, int32 newmod)
 static const char *HINT_EXPAND_CONTRACT =
 "Expand and contract: add a new column, backfill it in batches with migration_tools.backfill(), switch the application to it, then drop the old column.";
 
+/*
+ * The columns a raw CHECK expression proves NOT NULL: "col IS NOT NULL",
+ * or an AND with such terms (the server proves SET NOT NULL from either).
+ */
+static const char *raw_not_null_check_column(Node *expr);
+
+static List *
+raw_not_null_check_columns(Node *expr)
+{
+	List	   *cols = NIL;
+	const char *col;
+
+	if (expr && IsA(expr, BoolExpr) && ((BoolExpr *) expr)->boolop == AND_EXPR)
+	{
+		ListCell   *lc;
+
+		check_stack_depth();
+		foreach(lc, ((BoolExpr *) expr)->args)
+			cols = list_concat(cols, raw_not_null_check_columns(lfirst(lc)));
+		return cols;
+	}
+	col = raw_not_null_check_column(expr);
+	return col ? list_make1((char *) col) : NIL;
+}
+
 /* Is a raw CHECK expression "col IS NOT NULL"?  Returns the column. */
 static const char *
 raw_not_null_check_column(Node *expr)
@@ -1198,19 +1524,38 @@ script_has_validated_check(LintState *st, RangeVar *rv)
 static void
 remember_not_null_check(LintState *st, RangeVar *rv, Constraint *c)
 {
-	const char *col = raw_not_null_check_column(c->raw_expr);
+	List	   *cols = raw_not_null_check_columns(c->raw_expr);
 	MemoryContext old;
-	NotNullCheck *nc;
+	ListCell   *lc;
+	const char *conname = c->conname;
 
 	if (rv == NULL || rv->relname == NULL)
 		return;
+	/* an unnamed CHECK is named <table>_<first column>_check */
+	if (conname == NULL && cols != NIL)
+	{
+		char	   *name = psprintf("%s_%s_check", rv->relname,
+									(char *) linitial(cols));
+
+		if (strlen(name) >= NAMEDATALEN)
+			name[NAMEDATALEN - 1] = '\0';
+		conname = name;
+	}
 	old = MemoryContextSwitchTo(st->state_cxt);
-	nc = (NotNullCheck *) palloc(sizeof(NotNullCheck));
-	nc->relname = pstrdup(rv->relname);
-	nc->column = col ? pstrdup(col) : NULL;
-	nc->conname = c->conname ? pstrdup(c->conname) : NULL;
-	nc->validated = !c->skip_validation;
-	st->nn_checks = lappend(st->nn_checks, nc);
+	/* one entry per column it proves (none: any other CHECK) */
+	if (cols == NIL)
+		cols = list_make1(NULL);
+	foreach(lc, cols)
+	{
+		NotNullCheck *nc = (NotNullCheck *) palloc(sizeof(NotNullCheck));
+		const char *col = (const char *) lfirst(lc);
+
+		nc->relname = pstrdup(rv->relname);
+		nc->column = col ? pstrdup(col) : NULL;
+		nc->conname = conname ? pstrdup(conname) : NULL;
+		nc->validated = !c->skip_validation;
+		st->nn_checks = lappend(st->nn_checks, nc);
+	}
 	MemoryContextSwitchTo(old);
 }
 

@@ -21,11 +21,16 @@
  * queued ahead of it, in order.  Only when that snapshot misses some waiters
  * (the queue changed meanwhile) do we ask again for one of them.
  *
- * Parallel workers are folded into their leader (leaderPid): a session is
- * its lock group.  Prepared transactions hold their locks through a dummy
+ * Parallel workers are folded into their leader (leaderPid, and for their
+ * fast-path locks the process's lockGroupLeader): a session is its lock
+ * group.  Prepared transactions hold their locks through a dummy
  * PGPROC with pid 0, which keeps the virtual transaction id of the session
  * that prepared it and holds the lock on the transaction's xid: that is how
  * we tell them apart, and how SQL finds their gid in pg_prepared_xacts.
+ *
+ * The SQL side (the lock_waits view) gets one row per waiting request, with
+ * its blockers as one array of bigint codes, and one row per blocker: it
+ * unnests the codes and joins them to the blockers (see mt_lock_waits_srf).
  *
  * The chains (depth, root blocker) are computed over the waits-for graph
  * by a breadth-first walk from the root blockers, so cycles (a deadlock not
@@ -80,6 +85,17 @@ typedef struct MtHolder
 	TransactionId xid;			/* prepared transaction's xid, else 0 */
 } MtHolder;
 
+/* Node of the waits-for graph, in a hash table keyed by node key. */
+typedef struct MtNode
+{
+	int64		key;			/* pid, or -(xid + 1) for a prepared xact */
+	MtHolder	holder;			/* the session or prepared transaction */
+	bool		waits;			/* has an outgoing edge */
+	bool		blocks;			/* has an incoming edge */
+	int			level;			/* distance to a root blocker, -1 unknown */
+	int64		root;			/* key of that root */
+} MtNode;
+
 /* A waiting lock request: a session waiting for one mode on one object. */
 typedef struct MtRequest
 {
@@ -90,16 +106,8 @@ typedef struct MtRequest
 	TimestampTz wait_start;		/* 0 if not known yet */
 	int			queue_pos;		/* position in the wait queue, PG_INT32_MAX if
 								 * unknown */
+	MtNode	   *node;			/* its session's node in the graph */
 } MtRequest;
-
-/* Node of the waits-for graph, in a hash table keyed by node key. */
-typedef struct MtNode
-{
-	int64		key;			/* pid, or -(xid + 1) for a prepared xact */
-	bool		waits;			/* has an outgoing edge */
-	int			level;			/* distance to a root blocker, -1 unknown */
-	int64		root;			/* key of that root */
-} MtNode;
 
 /* One (waiting request, blocker) pair. */
 typedef struct MtWaitEdge
@@ -108,7 +116,6 @@ typedef struct MtWaitEdge
 	MtHolder	blocker;
 	bool		hard;			/* holds a conflicting lock (else queued) */
 	LOCKMODE	blocker_mode;	/* mode held (hard) or awaited (soft) */
-	MtNode	   *waiter_node;	/* graph nodes, set by compute_chains */
 	MtNode	   *blocker_node;
 } MtWaitEdge;
 
@@ -177,8 +184,68 @@ static MtPrepared *mt_prepared = NULL;
 static int	mt_nprepared = 0;
 
 /*
- * Read the lock manager: GetLockStatusData(), plus the xids of the prepared
- * transactions found in it.
+ * GetLockStatusData() gives the lock group leader of the locks in the shared
+ * lock table, but names each process its own leader for its fast-path
+ * locks: a parallel worker's ACCESS SHARE on the tables it scans would show
+ * as a session of its own.  Set leaderPid of those from the processes'
+ * lockGroupLeader.  (Read without the leader's partition lock, the way
+ * pg_stat_activity reads leader_pid: a worker starting or ending meanwhile
+ * may be seen either way.)
+ */
+static void
+fold_fastpath_workers(LockData *data)
+{
+	int		   *worker = NULL;
+	int		   *leader = NULL;
+	int			nworkers = 0;
+	int			i;
+	int			j;
+
+	LWLockAcquire(ProcArrayLock, LW_SHARED);
+	for (i = 0; i < (int) ProcGlobal->allProcCount; i++)
+	{
+		PGPROC	   *proc = &ProcGlobal->allProcs[i];
+		PGPROC	   *group = proc->lockGroupLeader;
+		int			pid = proc->pid;
+
+		if (pid == 0 || group == NULL || group == proc || group->pid == 0)
+			continue;
+		if (worker == NULL)
+		{
+			worker = palloc(sizeof(int) * ProcGlobal->allProcCount);
+			leader = palloc(sizeof(int) * ProcGlobal->allProcCount);
+		}
+		worker[nworkers] = pid;
+		leader[nworkers] = group->pid;
+		nworkers++;
+	}
+	LWLockRelease(ProcArrayLock);
+
+	if (nworkers == 0)
+		return;
+	for (i = 0; i < data->nelements; i++)
+	{
+		LockInstanceData *inst = &data->locks[i];
+
+		if (!inst->fastpath || inst->leaderPid != inst->pid)
+			continue;
+		for (j = 0; j < nworkers; j++)
+		{
+			if (worker[j] == inst->pid)
+			{
+				inst->leaderPid = leader[j];
+				break;
+			}
+		}
+	}
+	pfree(worker);
+	pfree(leader);
+}
+
+/*
+ * Read the lock manager: GetLockStatusData(), with parallel workers' fast-
+ * path locks given their leader, plus the xids of the prepared transactions
+ * found in it.
  */
 static LockData *
 read_lock_status(void)
@@ -187,6 +254,7 @@ read_lock_status(void)
 	int			i;
 	int			j;
 
+	fold_fastpath_workers(data);
 	mt_prepared = NULL;
 	mt_nprepared = 0;
 	for (i = 0; i < data->nelements; i++)
@@ -263,12 +331,6 @@ instance_holder(const LockInstanceData *inst)
 		h.xid = InvalidTransactionId;
 	}
 	return h;
-}
-
-static bool
-holder_equal(MtHolder a, MtHolder b)
-{
-	return a.pid == b.pid && a.xid == b.xid;
 }
 
 static int64
@@ -917,10 +979,29 @@ mt_lock_waiters_of_sql(PG_FUNCTION_ARGS)
  * ----------------------------------------------------------------
  */
 
+/* The node of the waits-for graph for a holder, created if need be. */
+static MtNode *
+graph_node(HTAB *nodes, MtHolder h)
+{
+	int64		key = holder_key(h);
+	bool		found;
+	MtNode	   *n = hash_search(nodes, &key, HASH_ENTER, &found);
+
+	if (!found)
+	{
+		n->holder = h;
+		n->waits = false;
+		n->blocks = false;
+		n->level = -1;
+		n->root = 0;
+	}
+	return n;
+}
+
 /* Add a (request, blocker) pair, or strengthen the one already there. */
 static void
 add_edge(MtLockWaits *w, int first_edge, int last_edge, int request,
-		 MtHolder blocker, bool hard, LOCKMODE mode)
+		 MtNode *blocker, bool hard, LOCKMODE mode)
 {
 	int			i;
 	MtWaitEdge *e;
@@ -934,7 +1015,7 @@ add_edge(MtLockWaits *w, int first_edge, int last_edge, int request,
 	for (i = first_edge; i < last_edge; i++)
 	{
 		e = &w->edges[i];
-		if (e->request == request && holder_equal(e->blocker, blocker))
+		if (e->blocker_node == blocker)
 		{
 			/* holding a conflicting lock wins over being queued ahead */
 			if (hard && !e->hard)
@@ -955,10 +1036,19 @@ add_edge(MtLockWaits *w, int first_edge, int last_edge, int request,
 	}
 	e = &w->edges[w->nedges++];
 	e->request = request;
-	e->blocker = blocker;
+	e->blocker = blocker->holder;
 	e->hard = hard;
 	e->blocker_mode = mode;
+	e->blocker_node = blocker;
+	blocker->blocks = true;
 }
+
+/* Position in a lock's wait queue of a process, by pid. */
+typedef struct MtQueuePos
+{
+	int			pid;			/* hash key */
+	int			pos;			/* its first position in the queue */
+} MtQueuePos;
 
 /*
  * Set queue_pos of the requests [first, last) awaiting one lock object,
@@ -973,16 +1063,16 @@ add_edge(MtLockWaits *w, int first_edge, int last_edge, int request,
  * deadlock).  Each call reads its own consistent snapshot of that lock.
  */
 static void
-fetch_queue_order(MtLockWaits *w, int *idx, int start, int end,
+fetch_queue_order(MtLockWaits *w, const int *idx, int start, int end,
 				  const int *inst_req, int first, int last,
 				  MemoryContext tmpcxt)
 {
 	const LOCKTAG *tag = &w->data->locks[idx[start]].locktag;
-	int		   *queue = NULL;
+	HTAB	   *pos = NULL;		/* the longest queue seen, by pid */
 	int			qlen = 0;
 	bool	   *tried = palloc0(sizeof(bool) * (last - first));
 	int			r;
-	int			k;
+	int			i;
 
 	for (;;)
 	{
@@ -995,13 +1085,11 @@ fetch_queue_order(MtLockWaits *w, int *idx, int start, int end,
 		for (r = first; r < last; r++)
 		{
 			MtRequest  *req = &w->requests[r];
-			bool		known = false;
 
 			if (tried[r - first])
 				continue;
-			for (k = 0; k < qlen && !known; k++)
-				known = (queue[k] == req->rawpid);
-			if (known)
+			if (pos != NULL &&
+				hash_search(pos, &req->rawpid, HASH_FIND, NULL) != NULL)
 				continue;
 			if (cand < 0 ||
 				req->wait_start == 0 ||
@@ -1020,20 +1108,35 @@ fetch_queue_order(MtLockWaits *w, int *idx, int start, int end,
 		for (p = 0; p < bs->nprocs; p++)
 		{
 			BlockedProcData *bp = &bs->procs[p];
+			HASHCTL		ctl;
+			int			k;
 
 			if (bp->pid != w->requests[cand].rawpid || bp->num_locks <= 0)
 				continue;
 			if (locktag_cmp(&bs->locks[bp->first_lock].locktag, tag) != 0)
 				continue;		/* it waits for something else by now */
-			if (bp->num_waiters + 1 > qlen)
+			if (bp->num_waiters + 1 <= qlen)
+				continue;
+
+			/* a longer queue than any seen: it replaces the positions */
+			if (pos != NULL)
+				hash_destroy(pos);
+			qlen = bp->num_waiters + 1;
+			memset(&ctl, 0, sizeof(ctl));
+			ctl.keysize = sizeof(int);
+			ctl.entrysize = sizeof(MtQueuePos);
+			ctl.hcxt = CurrentMemoryContext;
+			pos = hash_create("migration_tools lock queue positions", qlen,
+							  &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+			for (k = 0; k < qlen; k++)
 			{
-				if (queue)
-					pfree(queue);
-				qlen = bp->num_waiters + 1;
-				queue = palloc(sizeof(int) * qlen);
-				memcpy(queue, &bs->waiter_pids[bp->first_waiter],
-					   sizeof(int) * bp->num_waiters);
-				queue[qlen - 1] = bp->pid;
+				int			qpid = (k < bp->num_waiters) ?
+					bs->waiter_pids[bp->first_waiter + k] : bp->pid;
+				bool		found;
+				MtQueuePos *entry = hash_search(pos, &qpid, HASH_ENTER, &found);
+
+				if (!found)
+					entry->pos = k;
 			}
 		}
 		MemoryContextReset(tmpcxt);
@@ -1041,59 +1144,23 @@ fetch_queue_order(MtLockWaits *w, int *idx, int start, int end,
 	}
 
 	/* a request's position is that of the first of its processes */
-	if (qlen > 0)
+	if (pos != NULL)
 	{
-		HASHCTL		ctl;
-		HTAB	   *pos;
-		int			i;
-
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(int);
-		ctl.entrysize = sizeof(int) * 2;
-		ctl.hcxt = tmpcxt;
-		pos = hash_create("migration_tools lock queue positions", qlen, &ctl,
-						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		for (k = 0; k < qlen; k++)
-		{
-			bool		found;
-			int		   *entry = hash_search(pos, &queue[k], HASH_ENTER, &found);
-
-			if (!found)
-				entry[1] = k;
-		}
 		for (i = start; i < end; i++)
 		{
 			LockInstanceData *inst = &w->data->locks[idx[i]];
-			int		   *entry;
+			MtQueuePos *entry;
 
 			r = inst_req[i - start];
 			if (r < 0)
 				continue;
 			entry = hash_search(pos, &inst->pid, HASH_FIND, NULL);
-			if (entry != NULL && entry[1] < w->requests[r].queue_pos)
-				w->requests[r].queue_pos = entry[1];
+			if (entry != NULL && entry->pos < w->requests[r].queue_pos)
+				w->requests[r].queue_pos = entry->pos;
 		}
-		MemoryContextReset(tmpcxt);
+		hash_destroy(pos);
 	}
-	if (queue)
-		pfree(queue);
 	pfree(tried);
-}
-
-/* The node of the waits-for graph for key, created if need be. */
-static MtNode *
-graph_node(HTAB *nodes, int64 key)
-{
-	bool		found;
-	MtNode	   *n = hash_search(nodes, &key, HASH_ENTER, &found);
-
-	if (!found)
-	{
-		n->waits = false;
-		n->level = -1;
-		n->root = 0;
-	}
-	return n;
 }
 
 /*
@@ -1106,28 +1173,10 @@ graph_node(HTAB *nodes, int64 key)
 static void
 compute_chains(MtLockWaits *w)
 {
-	HASHCTL		ctl;
 	HASH_SEQ_STATUS seq;
 	MtNode	   *n;
 	int			level;
 	int			i;
-
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(int64);
-	ctl.entrysize = sizeof(MtNode);
-	ctl.hcxt = CurrentMemoryContext;
-	w->nodes = hash_create("migration_tools lock waits graph",
-						   Max(w->nedges, 16), &ctl,
-						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-
-	for (i = 0; i < w->nedges; i++)
-	{
-		MtWaitEdge *e = &w->edges[i];
-
-		e->waiter_node = graph_node(w->nodes, w->requests[e->request].pid);
-		e->waiter_node->waits = true;
-		e->blocker_node = graph_node(w->nodes, holder_key(e->blocker));
-	}
 
 	hash_seq_init(&seq, w->nodes);
 	while ((n = hash_seq_search(&seq)) != NULL)
@@ -1147,7 +1196,7 @@ compute_chains(MtLockWaits *w)
 		{
 			MtWaitEdge *e = &w->edges[i];
 			MtNode	   *b = e->blocker_node;
-			MtNode	   *wn = e->waiter_node;
+			MtNode	   *wn = w->requests[e->request].node;
 
 			if (b->level != level)
 				continue;
@@ -1175,7 +1224,11 @@ collect_lock_waits(void)
 {
 	MtLockWaits *w = palloc0(sizeof(MtLockWaits));
 	MemoryContext tmpcxt;
+	HASHCTL		ctl;
 	int		   *idx;
+	int		   *inst_req;
+	int		   *holders;
+	MtNode	  **holder_nodes;
 	int			start;
 
 	w->data = read_lock_status();
@@ -1184,6 +1237,16 @@ collect_lock_waits(void)
 	w->requests = palloc(sizeof(MtRequest) * Max(w->data->nelements, 1));
 	w->maxedges = 64;
 	w->edges = palloc(sizeof(MtWaitEdge) * w->maxedges);
+	inst_req = palloc(sizeof(int) * Max(w->data->nelements, 1));
+	holders = palloc(sizeof(int) * Max(w->data->nelements, 1));
+	holder_nodes = palloc(sizeof(MtNode *) * Max(w->data->nelements, 1));
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(MtNode);
+	ctl.hcxt = CurrentMemoryContext;
+	w->nodes = hash_create("migration_tools lock waits graph", 64, &ctl,
+						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
 	tmpcxt = AllocSetContextCreate(CurrentMemoryContext,
 								   "migration_tools lock queue",
@@ -1193,17 +1256,24 @@ collect_lock_waits(void)
 	while (start < w->data->nelements)
 	{
 		LOCKTAG    *tag = &w->data->locks[idx[start]].locktag;
+		LockMethod	method = GetLockTagsMethodTable(tag);
 		int			end = same_object_end(w->data, idx, start);
 		int			first = w->nrequests;
+		int			nholders = 0;
+		int			nwanted[MAX_LOCKMODES];
 		int			r;
 		int			q;
 		int			i;
+		LOCKMODE	m1;
+		LOCKMODE	m2;
 		bool		need_queue = false;
-		bool		repeated_pids;
-		int		   *inst_req;
+		bool		repeated_pids = false;
 
-		/* the waiting requests on this object, one per session and mode */
-		inst_req = palloc(sizeof(int) * (end - start));
+		/*
+		 * The waiting requests on this object, one per session and mode, how
+		 * many want each mode, and the instances that hold something.
+		 */
+		memset(nwanted, 0, sizeof(nwanted));
 		for (i = start; i < end; i++)
 		{
 			LockInstanceData *inst = &w->data->locks[idx[i]];
@@ -1211,16 +1281,24 @@ collect_lock_waits(void)
 			MtRequest  *req = NULL;
 
 			inst_req[i - start] = -1;
+			if (inst->holdMask != 0)
+				holders[nholders++] = idx[i];
 			if (inst->waitLockMode == NoLock || inst->pid == 0)
 				continue;
 			h = instance_holder(inst);
-			for (r = first; r < w->nrequests && req == NULL; r++)
-				if (w->requests[r].pid == h.pid &&
-					w->requests[r].mode == inst->waitLockMode)
+			for (r = first; r < w->nrequests; r++)
+			{
+				if (w->requests[r].pid != h.pid)
+					continue;
+				if (w->requests[r].mode == inst->waitLockMode)
 				{
 					req = &w->requests[r];
 					inst_req[i - start] = r;
+					break;
 				}
+				/* a lock group waiting for two modes */
+				repeated_pids = true;
+			}
 			if (req == NULL)
 			{
 				inst_req[i - start] = w->nrequests;
@@ -1231,6 +1309,10 @@ collect_lock_waits(void)
 				req->mode = inst->waitLockMode;
 				req->wait_start = inst->waitStart;
 				req->queue_pos = PG_INT32_MAX;
+				req->node = graph_node(w->nodes, h);
+				req->node->waits = true;
+				if (req->mode > NoLock && req->mode <= method->numLockModes)
+					nwanted[req->mode]++;
 			}
 			else if (inst->waitStart != 0 &&
 					 (req->wait_start == 0 || inst->waitStart < req->wait_start))
@@ -1238,25 +1320,33 @@ collect_lock_waits(void)
 		}
 		if (w->nrequests == first)
 		{
-			pfree(inst_req);
 			start = end;
 			continue;
 		}
 
+		/* the sessions holding something here, as graph nodes */
+		for (i = 0; i < nholders; i++)
+			holder_nodes[i] = graph_node(w->nodes,
+										 instance_holder(&w->data->locks[holders[i]]));
+
 		/*
-		 * Queue order matters only if two sessions' requests conflict.  (And
-		 * note whether a session has two requests here.)
+		 * Queue order matters only if two requests conflict: two for the same
+		 * self-conflicting mode (necessarily of two sessions), or for two
+		 * conflicting modes (of one lock group, rarely: asking costs a call,
+		 * the edges below still skip the session itself).
 		 */
-		repeated_pids = false;
-		for (r = first; r < w->nrequests && !(need_queue && repeated_pids); r++)
-			for (q = r + 1; q < w->nrequests && !(need_queue && repeated_pids); q++)
+		for (m1 = 1; m1 <= method->numLockModes && !need_queue; m1++)
+		{
+			if (nwanted[m1] == 0)
+				continue;
+			for (m2 = m1; m2 <= method->numLockModes && !need_queue; m2++)
 			{
-				if (w->requests[r].pid == w->requests[q].pid)
-					repeated_pids = true;
-				else if (conflict_mask(tag, w->requests[r].mode) &
-						 LOCKBIT_ON(w->requests[q].mode))
+				if (nwanted[m2] == 0 || (m1 == m2 && nwanted[m1] < 2))
+					continue;
+				if (method->conflictTab[m1] & LOCKBIT_ON(m2))
 					need_queue = true;
 			}
+		}
 		if (need_queue)
 			fetch_queue_order(w, idx, start, end, inst_req, first,
 							  w->nrequests, tmpcxt);
@@ -1269,17 +1359,16 @@ collect_lock_waits(void)
 			int			hard_end;
 
 			/* hard: sessions holding a conflicting mode */
-			for (i = start; i < end; i++)
+			for (i = 0; i < nholders; i++)
 			{
-				LockInstanceData *inst = &w->data->locks[idx[i]];
-				MtHolder	h = instance_holder(inst);
+				LockInstanceData *inst = &w->data->locks[holders[i]];
 				LOCKMODE	m;
 
-				if (h.pid == req->pid)
+				if (holder_nodes[i] == req->node)
 					continue;
 				m = strongest_mode(inst->holdMask & conflicts);
 				if (m != NoLock)
-					add_edge(w, first_edge, -1, r, h, true, m);
+					add_edge(w, first_edge, -1, r, holder_nodes[i], true, m);
 			}
 
 			/* soft: sessions queued ahead for a conflicting mode */
@@ -1289,68 +1378,173 @@ collect_lock_waits(void)
 			for (q = first; q < w->nrequests; q++)
 			{
 				MtRequest  *ahead = &w->requests[q];
-				MtHolder	h;
 
-				if (ahead->pid == req->pid ||
+				if (ahead->node == req->node ||
 					ahead->queue_pos >= req->queue_pos ||
 					(conflicts & LOCKBIT_ON(ahead->mode)) == 0)
 					continue;
-				h.pid = ahead->pid;
-				h.xid = InvalidTransactionId;
+
 				/*
 				 * A session has one request per object unless a lock group
 				 * waits for two modes: only then can soft edges repeat.
 				 */
 				add_edge(w, first_edge, repeated_pids ? -1 : hard_end,
-						 r, h, false, ahead->mode);
+						 r, ahead->node, false, ahead->mode);
 			}
 		}
-		pfree(inst_req);
 		start = end;
 		CHECK_FOR_INTERRUPTS();
 	}
 
 	MemoryContextDelete(tmpcxt);
+	pfree(holder_nodes);
+	pfree(holders);
+	pfree(inst_req);
 	pfree(idx);
 	compute_chains(w);
 	return w;
 }
 
-#define MT_LOCK_WAITS_COLS	22
-
-/* Element type of an array column, with its storage properties. */
-typedef struct MtArrayType
+/*
+ * An edge as one bigint: its blocker's node key (pid, or -(xid + 1) for a
+ * prepared transaction) times 32, plus 16 when hard, plus the blocker's
+ * mode (1 to 8).  The lock_waits view decodes it: key = code >> 5, kind
+ * from bit 16, mode = code & 15.  One array of these per request is all
+ * the view has to unnest, which keeps the cost of each (waiter, blocker)
+ * row low when there are tens of thousands.
+ */
+static int64
+edge_code(const MtWaitEdge *e)
 {
-	Oid			type;
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-} MtArrayType;
+	return holder_key(e->blocker) * 32 + (e->hard ? 16 : 0) +
+		(int64) e->blocker_mode;
+}
 
-/* An array of n Datums of the given type, with NULLs where nulls[i]. */
-static Datum
-make_array(Datum *elems, bool *nulls, int n, const MtArrayType *t)
+/* The columns of _lock_waits() */
+enum
 {
-	int			dims[1];
-	int			lbs[1];
+	LW_BLOCKER_KEY,
+	LW_PID,
+	LW_PREPARED_XID,
+	LW_QUERY,
+	LW_ROLE,
+	LW_APPNAME,
+	LW_STATE,
+	LW_XACT_START,
+	LW_DEPTH,
+	LW_ROOT_PID,
+	LW_ROOT_PREPARED_XID,
+	LW_WAIT_STARTED,
+	LW_WAIT_DURATION,
+	LW_LOCKTYPE,
+	LW_MODE,
+	LW_DATABASE,
+	LW_RELATION_OID,
+	LW_RELATION,
+	LW_PAGE,
+	LW_TUPLE,
+	LW_VIRTUALXID,
+	LW_TRANSACTIONID,
+	LW_CLASSID,
+	LW_OBJID,
+	LW_OBJSUBID,
+	LW_BLOCKERS,
+	LW_NUM_COLS
+};
 
-	dims[0] = n;
-	lbs[0] = 1;
-	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
-											  t->type, t->typlen, t->typbyval,
-											  t->typalign));
+/* The lock object's columns of a request row, decoded as pg_locks does. */
+static void
+put_locktag(const LOCKTAG *tag, Datum *values, bool *nulls)
+{
+	bool		has_db = false;
+	bool		has_rel = false;
+
+	if (tag->locktag_type <= LOCKTAG_LAST_TYPE)
+		values[LW_LOCKTYPE] = CStringGetTextDatum(LockTagTypeNames[tag->locktag_type]);
+	else
+		values[LW_LOCKTYPE] = CStringGetTextDatum(psprintf("unknown %d",
+														   (int) tag->locktag_type));
+	nulls[LW_LOCKTYPE] = false;
+
+	switch ((LockTagType) tag->locktag_type)
+	{
+		case LOCKTAG_TUPLE:
+			values[LW_TUPLE] = Int16GetDatum(tag->locktag_field4);
+			nulls[LW_TUPLE] = false;
+			/* FALLTHROUGH */
+		case LOCKTAG_PAGE:
+			values[LW_PAGE] = Int32GetDatum(tag->locktag_field3);
+			nulls[LW_PAGE] = false;
+			/* FALLTHROUGH */
+		case LOCKTAG_RELATION:
+		case LOCKTAG_RELATION_EXTEND:
+			has_rel = true;
+			/* FALLTHROUGH */
+		case LOCKTAG_DATABASE_FROZEN_IDS:
+			has_db = true;
+			break;
+		case LOCKTAG_TRANSACTION:
+			values[LW_TRANSACTIONID] = TransactionIdGetDatum(tag->locktag_field1);
+			nulls[LW_TRANSACTIONID] = false;
+			break;
+		case LOCKTAG_VIRTUALTRANSACTION:
+			values[LW_VIRTUALXID] = CStringGetTextDatum(psprintf("%d/%u",
+																 (int) tag->locktag_field1,
+																 tag->locktag_field2));
+			nulls[LW_VIRTUALXID] = false;
+			break;
+		case LOCKTAG_SPECULATIVE_TOKEN:
+			values[LW_TRANSACTIONID] = TransactionIdGetDatum(tag->locktag_field1);
+			nulls[LW_TRANSACTIONID] = false;
+			values[LW_OBJID] = ObjectIdGetDatum(tag->locktag_field2);
+			nulls[LW_OBJID] = false;
+			break;
+		case LOCKTAG_OBJECT:
+		case LOCKTAG_USERLOCK:
+		case LOCKTAG_ADVISORY:
+		default:
+			has_db = true;
+			values[LW_CLASSID] = ObjectIdGetDatum(tag->locktag_field2);
+			values[LW_OBJID] = ObjectIdGetDatum(tag->locktag_field3);
+			values[LW_OBJSUBID] = Int16GetDatum(tag->locktag_field4);
+			nulls[LW_CLASSID] = nulls[LW_OBJID] = nulls[LW_OBJSUBID] = false;
+			break;
+	}
+	if (has_db)
+	{
+		values[LW_DATABASE] = ObjectIdGetDatum(tag->locktag_field1);
+		nulls[LW_DATABASE] = false;
+	}
+	if (has_rel)
+	{
+		values[LW_RELATION_OID] = ObjectIdGetDatum(tag->locktag_field2);
+		nulls[LW_RELATION_OID] = false;
+		/* regclass only resolves names in this database's catalogs */
+		if (tag->locktag_field1 == MyDatabaseId ||
+			tag->locktag_field1 == InvalidOid)
+		{
+			values[LW_RELATION] = ObjectIdGetDatum(tag->locktag_field2);
+			nulls[LW_RELATION] = false;
+		}
+	}
 }
 
 /*
- * SQL: migration_tools._lock_waits(): one row per waiting lock request
- * from one read of the lock manager, with its blockers in parallel arrays
- * (pid, prepared xid, kind, mode, depth, root pid, root prepared xid); the
- * lock_waits view unnests them into one row per (request, blocker) and
- * adds what _lock_sessions() shows of both sessions.
+ * SQL: migration_tools._lock_waits(): from one read of the lock manager and
+ * of the backend status, two kinds of rows:
  *
- * (Arrays keep this function's result small: a function in FROM fills a
- * tuplestore, which spills to disk beyond work_mem, and N sessions queued
- * for the same exclusive lock make N*(N+1)/2 pairs but only N requests.)
+ * - one per waiting lock request (blocker_key NULL): the waiting session
+ *   (pid, query, role, application name), the wait and the lock object,
+ *   and its blockers as an array of edge codes (see edge_code());
+ * - one per blocker (blocker_key set, as in the edge codes): its pid or
+ *   prepared xid, what pg_stat_activity shows of it, and the chain it
+ *   leads to (depth of a wait on it, root blocker).
+ *
+ * The lock_waits view unnests the codes into one row per (request,
+ * blocker) and joins them to the blockers.  A function in FROM fills a
+ * tuplestore, and N sessions queued for the same exclusive lock make
+ * N*(N+1)/2 pairs but only N requests and N + 1 blockers: this keeps what
+ * is stored and what is looked up per pair small.
  */
 PG_FUNCTION_INFO_V1(mt_lock_waits_srf);
 
@@ -1359,221 +1553,111 @@ mt_lock_waits_srf(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MtLockWaits *w;
+	HTAB	   *act;
+	Datum	   *codes;
+	Datum		prepared_d;
+	HASH_SEQ_STATUS seq;
+	MtNode	   *n;
 	int			i;
 	int			first;
-	Datum		hard_d;
-	Datum		soft_d;
-	Datum		mode_names[MAX_LOCKMODES];
-	Datum	   *arr[7];
-	bool	   *arrnull[7];
-	static const Oid arrtype[7] = {INT4OID, XIDOID, TEXTOID, TEXTOID,
-	INT4OID, INT4OID, XIDOID};
-	MtArrayType types[7];
-	int			k;
 
 	mt_init_materialized_srf(fcinfo);
-	for (k = 0; k < 7; k++)
-	{
-		types[k].type = arrtype[k];
-		get_typlenbyvalalign(arrtype[k], &types[k].typlen,
-							 &types[k].typbyval, &types[k].typalign);
-	}
-	memset(mode_names, 0, sizeof(mode_names));
-	hard_d = CStringGetTextDatum("hard");
-	soft_d = CStringGetTextDatum("soft");
 	w = collect_lock_waits();
+	if (w->nedges == 0)
+		return (Datum) 0;
+	act = read_activity();
+	codes = palloc(sizeof(Datum) * w->nedges);
 
-	for (k = 0; k < 7; k++)
-	{
-		arr[k] = palloc(sizeof(Datum) * Max(w->nedges, 1));
-		arrnull[k] = palloc(sizeof(bool) * Max(w->nedges, 1));
-	}
-
-	/* the edges of one request are consecutive */
+	/* the requests; the edges of one request are consecutive */
 	for (first = 0; first < w->nedges; first = i)
 	{
 		MtRequest  *req = &w->requests[w->edges[first].request];
 		LockInstanceData *inst = &w->data->locks[req->inst];
-		const LOCKTAG *tag = &inst->locktag;
-		Datum		values[MT_LOCK_WAITS_COLS];
-		bool		nulls[MT_LOCK_WAITS_COLS];
-		bool		has_db = false;
-		bool		has_rel = false;
-		int			n;
+		Datum		values[LW_NUM_COLS];
+		bool		nulls[LW_NUM_COLS];
+		int			nc;
 
 		memset(values, 0, sizeof(values));
 		memset(nulls, true, sizeof(nulls));
 
-		values[0] = Int32GetDatum(req->pid);
-		nulls[0] = false;
+		values[LW_PID] = Int32GetDatum(req->pid);
+		nulls[LW_PID] = false;
+		put_activity(act, req->pid, values, nulls,
+					 LW_QUERY, LW_ROLE, LW_APPNAME, -1, -1);
 		if (req->wait_start != 0)
 		{
-			values[1] = TimestampTzGetDatum(req->wait_start);
-			nulls[1] = false;
-			values[2] = DirectFunctionCall2(timestamp_mi,
-											TimestampTzGetDatum(w->taken_at),
-											TimestampTzGetDatum(req->wait_start));
-			nulls[2] = false;
+			values[LW_WAIT_STARTED] = TimestampTzGetDatum(req->wait_start);
+			nulls[LW_WAIT_STARTED] = false;
+			values[LW_WAIT_DURATION] =
+				DirectFunctionCall2(timestamp_mi,
+									TimestampTzGetDatum(w->taken_at),
+									TimestampTzGetDatum(req->wait_start));
+			nulls[LW_WAIT_DURATION] = false;
 		}
-		if (tag->locktag_type <= LOCKTAG_LAST_TYPE)
-			values[3] = CStringGetTextDatum(LockTagTypeNames[tag->locktag_type]);
-		else
-			values[3] = CStringGetTextDatum(psprintf("unknown %d",
-													 (int) tag->locktag_type));
-		nulls[3] = false;
-		values[4] = CStringGetTextDatum(GetLockmodeName(tag->locktag_lockmethodid,
-														req->mode));
-		nulls[4] = false;
+		values[LW_MODE] = CStringGetTextDatum(GetLockmodeName(inst->locktag.locktag_lockmethodid,
+															  req->mode));
+		nulls[LW_MODE] = false;
+		put_locktag(&inst->locktag, values, nulls);
 
-		/* the object, decoded as pg_locks does */
-		switch ((LockTagType) tag->locktag_type)
-		{
-			case LOCKTAG_TUPLE:
-				values[9] = Int16GetDatum(tag->locktag_field4);
-				nulls[9] = false;
-				/* FALLTHROUGH */
-			case LOCKTAG_PAGE:
-				values[8] = Int32GetDatum(tag->locktag_field3);
-				nulls[8] = false;
-				/* FALLTHROUGH */
-			case LOCKTAG_RELATION:
-			case LOCKTAG_RELATION_EXTEND:
-				has_rel = true;
-				/* FALLTHROUGH */
-			case LOCKTAG_DATABASE_FROZEN_IDS:
-				has_db = true;
-				break;
-			case LOCKTAG_TRANSACTION:
-				values[11] = TransactionIdGetDatum(tag->locktag_field1);
-				nulls[11] = false;
-				break;
-			case LOCKTAG_VIRTUALTRANSACTION:
-				values[10] = CStringGetTextDatum(psprintf("%d/%u",
-														  (int) tag->locktag_field1,
-														  tag->locktag_field2));
-				nulls[10] = false;
-				break;
-			case LOCKTAG_SPECULATIVE_TOKEN:
-				values[11] = TransactionIdGetDatum(tag->locktag_field1);
-				nulls[11] = false;
-				values[13] = ObjectIdGetDatum(tag->locktag_field2);
-				nulls[13] = false;
-				break;
-			case LOCKTAG_OBJECT:
-			case LOCKTAG_USERLOCK:
-			case LOCKTAG_ADVISORY:
-			default:
-				has_db = true;
-				values[12] = ObjectIdGetDatum(tag->locktag_field2);
-				values[13] = ObjectIdGetDatum(tag->locktag_field3);
-				values[14] = Int16GetDatum(tag->locktag_field4);
-				nulls[12] = nulls[13] = nulls[14] = false;
-				break;
-		}
-		if (has_db)
-		{
-			values[5] = ObjectIdGetDatum(tag->locktag_field1);
-			nulls[5] = false;
-		}
-		if (has_rel)
-		{
-			values[6] = ObjectIdGetDatum(tag->locktag_field2);
-			nulls[6] = false;
-			/* regclass only resolves names in this database's catalogs */
-			if (tag->locktag_field1 == MyDatabaseId ||
-				tag->locktag_field1 == InvalidOid)
-			{
-				values[7] = ObjectIdGetDatum(tag->locktag_field2);
-				nulls[7] = false;
-			}
-		}
-
-		/* its blockers, and the chain each one leads to */
-		for (i = first, n = 0;
+		for (i = first, nc = 0;
 			 i < w->nedges && w->edges[i].request == w->edges[first].request;
-			 i++, n++)
-		{
-			MtWaitEdge *e = &w->edges[i];
-			MtNode	   *b = e->blocker_node;
-
-			for (k = 0; k < 7; k++)
-				arrnull[k][n] = true;
-			if (e->blocker.pid != 0)
-			{
-				arr[0][n] = Int32GetDatum(e->blocker.pid);
-				arrnull[0][n] = false;
-			}
-			else
-			{
-				arr[1][n] = TransactionIdGetDatum(e->blocker.xid);
-				arrnull[1][n] = false;
-			}
-			arr[2][n] = e->hard ? hard_d : soft_d;
-			arrnull[2][n] = false;
-			if (mode_names[e->blocker_mode] == (Datum) 0)
-				mode_names[e->blocker_mode] =
-					CStringGetTextDatum(GetLockmodeName(DEFAULT_LOCKMETHOD,
-														e->blocker_mode));
-			arr[3][n] = mode_names[e->blocker_mode];
-			arrnull[3][n] = false;
-			if (b->level >= 0)
-			{
-				arr[4][n] = Int32GetDatum(b->level + 1);
-				arrnull[4][n] = false;
-				if (b->root >= 0)
-				{
-					arr[5][n] = Int32GetDatum((int32) b->root);
-					arrnull[5][n] = false;
-				}
-				else
-				{
-					arr[6][n] = TransactionIdGetDatum((TransactionId) (-(b->root + 1)));
-					arrnull[6][n] = false;
-				}
-			}
-		}
-		for (k = 0; k < 7; k++)
-		{
-			values[15 + k] = make_array(arr[k], arrnull[k], n, &types[k]);
-			nulls[15 + k] = false;
-		}
+			 i++, nc++)
+			codes[nc] = Int64GetDatum(edge_code(&w->edges[i]));
+		values[LW_BLOCKERS] = PointerGetDatum(construct_array(codes, nc, INT8OID,
+															  sizeof(int64),
+															  FLOAT8PASSBYVAL,
+															  TYPALIGN_DOUBLE));
+		nulls[LW_BLOCKERS] = false;
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	return (Datum) 0;
-}
 
-#define MT_SESSIONS_COLS	6
-
-/*
- * SQL: migration_tools._lock_sessions(): what pg_stat_activity shows of
- * each session (query, role, application name, state, transaction start),
- * under its visibility rules, read fresh from the backend status.
- */
-PG_FUNCTION_INFO_V1(mt_lock_sessions_srf);
-
-Datum
-mt_lock_sessions_srf(PG_FUNCTION_ARGS)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	HTAB	   *act;
-	HASH_SEQ_STATUS seq;
-	MtActivity *a;
-
-	mt_init_materialized_srf(fcinfo);
-	act = read_activity();
-
-	hash_seq_init(&seq, act);
-	while ((a = hash_seq_search(&seq)) != NULL)
+	/* the blockers */
+	prepared_d = CStringGetTextDatum("prepared");
+	hash_seq_init(&seq, w->nodes);
+	while ((n = hash_seq_search(&seq)) != NULL)
 	{
-		Datum		values[MT_SESSIONS_COLS];
-		bool		nulls[MT_SESSIONS_COLS];
+		Datum		values[LW_NUM_COLS];
+		bool		nulls[LW_NUM_COLS];
 
+		if (!n->blocks)
+			continue;
 		memset(values, 0, sizeof(values));
 		memset(nulls, true, sizeof(nulls));
-		values[0] = Int32GetDatum(a->pid);
-		nulls[0] = false;
-		put_activity(act, a->pid, values, nulls, 1, 2, 3, 4, 5);
+
+		values[LW_BLOCKER_KEY] = Int64GetDatum(n->key);
+		nulls[LW_BLOCKER_KEY] = false;
+		if (n->holder.pid != 0)
+		{
+			values[LW_PID] = Int32GetDatum(n->holder.pid);
+			nulls[LW_PID] = false;
+			put_activity(act, n->holder.pid, values, nulls,
+						 LW_QUERY, LW_ROLE, LW_APPNAME, LW_STATE,
+						 LW_XACT_START);
+		}
+		else
+		{
+			values[LW_PREPARED_XID] = TransactionIdGetDatum(n->holder.xid);
+			nulls[LW_PREPARED_XID] = false;
+			values[LW_STATE] = prepared_d;
+			nulls[LW_STATE] = false;
+		}
+		if (n->level >= 0)
+		{
+			values[LW_DEPTH] = Int32GetDatum(n->level + 1);
+			nulls[LW_DEPTH] = false;
+			if (n->root >= 0)
+			{
+				values[LW_ROOT_PID] = Int32GetDatum((int32) n->root);
+				nulls[LW_ROOT_PID] = false;
+			}
+			else
+			{
+				values[LW_ROOT_PREPARED_XID] =
+					TransactionIdGetDatum((TransactionId) (-(n->root + 1)));
+				nulls[LW_ROOT_PREPARED_XID] = false;
+			}
+		}
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -102,6 +102,8 @@ typedef struct ScheduledStatement
 	int			attempts;		/* including the one about to run */
 	bool		orphan;			/* was 'running' with no live worker */
 	int64		work_id;		/* id shown in the worker slot */
+	bool		down;			/* of a down script (rollback) */
+	bool		top_level;		/* false: could run in a transaction block */
 } ScheduledStatement;
 
 /* What a failed statement may have left behind: INVALID indexes. */
@@ -117,11 +119,12 @@ typedef struct IndexTarget
 } IndexTarget;
 
 static ScheduledStatement *claim_next(MemoryContext cxt, TimestampTz *next_due);
-static void give_up(const char *version, int seq, int statement_no, int attempts);
+static void give_up(const char *version, int seq, int statement_no, bool down,
+					int attempts);
 static void record_statement_failed(const char *version, int seq, int statement_no,
-									const char *error);
+									bool down, const char *error);
 static void run_top_level(const char *sql, const char *run_as, const char *version,
-						  MemoryContext cxt);
+						  bool one_transaction, MemoryContext cxt);
 static void set_applying_version(const char *version);
 static void abort_after_error(MemoryContext cxt, Oid userid, int sec_context,
 							  const char *lock_timeout);
@@ -286,7 +289,7 @@ mt_history_run_scheduled(TimestampTz *next_due)
 		}
 
 		if (!already_done)
-			run_top_level(st->sql, st->run_as, st->version, cxt);
+			run_top_level(st->sql, st->run_as, st->version, !st->top_level, cxt);
 	}
 	PG_CATCH();
 	{
@@ -346,13 +349,18 @@ claim_next(MemoryContext cxt, TimestampTz *next_due)
 	ntuples = mt_spi_execute_checked("SELECT s.version, s.seq, s.statement_no, s.sql, s.run_as,"
 									 "       s.attempts, s.state, m.installed_rank,"
 									 "       s.not_before <= pg_catalog.clock_timestamp() AS due,"
-									 "       s.not_before"
+									 "       s.not_before, s.direction = 'down', s.top_level"
 									 "  FROM migration_tools.scheduled_statements s"
 									 "  JOIN migration_tools.migrations m ON m.version = s.version"
 									 " WHERE m.state = 'scheduled' AND s.state IN ('pending', 'running')"
 									 "   AND NOT EXISTS (SELECT FROM migration_tools.scheduled_statements e"
 									 "                    WHERE e.version = s.version AND e.seq < s.seq"
 									 "                      AND e.state <> 'done')"
+		/* rollback_to(): after the down statements of the newer migration */
+									 "   AND (s.run_after IS NULL OR NOT EXISTS"
+									 "        (SELECT FROM migration_tools.scheduled_statements p"
+									 "          WHERE p.version = s.run_after AND p.direction = 'down'"
+									 "            AND p.state <> 'done'))"
 									 " ORDER BY m.installed_rank, s.seq"
 									 "   FOR UPDATE OF s SKIP LOCKED",
 									 0, NULL, NULL, NULL, false, 0,
@@ -382,6 +390,7 @@ claim_next(MemoryContext cxt, TimestampTz *next_due)
 			 */
 			give_up(SPI_getvalue(tup, desc, 1), seq,
 					DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull)),
+					DatumGetBool(SPI_getbinval(tup, desc, 11, &isnull)),
 					DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull)));
 			continue;
 		}
@@ -403,6 +412,8 @@ claim_next(MemoryContext cxt, TimestampTz *next_due)
 		st->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull)) + 1;
 		st->orphan = running;
 		st->work_id = work_id;
+		st->down = DatumGetBool(SPI_getbinval(tup, desc, 11, &isnull));
+		st->top_level = DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull));
 	}
 
 	if (st != NULL)
@@ -435,13 +446,13 @@ claim_next(MemoryContext cxt, TimestampTz *next_due)
  * Caller is connected to SPI, in the claim transaction.
  */
 static void
-give_up(const char *version, int seq, int statement_no, int attempts)
+give_up(const char *version, int seq, int statement_no, bool down, int attempts)
 {
 	char	   *error;
 
 	error = psprintf("the worker stopped while running this statement in each of its %d attempts",
 					 attempts);
-	record_statement_failed(version, seq, statement_no, error);
+	record_statement_failed(version, seq, statement_no, down, error);
 	ereport(WARNING,
 			(errmsg("migration_tools: scheduled statement %d of migration \"%s\" failed: %s",
 					statement_no, version, error)));
@@ -453,7 +464,7 @@ give_up(const char *version, int seq, int statement_no, int attempts)
  */
 static void
 record_statement_failed(const char *version, int seq, int statement_no,
-						const char *error)
+						bool down, const char *error)
 {
 	Oid			argtypes[3] = {TEXTOID, INT4OID, TEXTOID};
 	Datum		values[3];
@@ -470,14 +481,43 @@ record_statement_failed(const char *version, int seq, int statement_no,
 
 	/* $2 is now the statement's number, as the error message shows it */
 	values[1] = Int32GetDatum(statement_no);
-	mt_spi_execute_checked("UPDATE migration_tools.migrations"
-						   "   SET state = 'failed',"
-						   "       error = pg_catalog.format('scheduled statement %s failed: %s', $2, $3),"
-						   "       finished_at = pg_catalog.clock_timestamp(),"
-						   "       execution_time = pg_catalog.clock_timestamp() - started_at"
-						   " WHERE version = $1 AND state = 'scheduled'",
-						   3, argtypes, values, NULL, false, 0,
-						   SPI_OK_UPDATE, "record a migration");
+	if (!down)
+		mt_spi_execute_checked("UPDATE migration_tools.migrations"
+							   "   SET state = 'failed',"
+							   "       error = pg_catalog.format('scheduled statement %s failed: %s', $2, $3),"
+							   "       finished_at = pg_catalog.clock_timestamp(),"
+							   "       execution_time = pg_catalog.clock_timestamp() - started_at"
+							   " WHERE version = $1 AND state = 'scheduled'",
+							   3, argtypes, values, NULL, false, 0,
+							   SPI_OK_UPDATE, "record a migration");
+	else
+	{
+		/*
+		 * A rollback: the apply's timings stay.  The rollbacks that
+		 * rollback_to() queued after this one (run_after, transitively)
+		 * cannot run now: they fail too, and rollback() or rollback_to()
+		 * schedules what did not run again.
+		 */
+		mt_spi_execute_checked("UPDATE migration_tools.migrations"
+							   "   SET state = 'failed',"
+							   "       error = pg_catalog.format('rollback: scheduled statement %s of the down script failed: %s', $2, $3)"
+							   " WHERE version = $1 AND state = 'scheduled'",
+							   3, argtypes, values, NULL, false, 0,
+							   SPI_OK_UPDATE, "record a migration");
+		mt_spi_execute_checked("WITH RECURSIVE after_it (version) AS ("
+							   "   SELECT s.version FROM migration_tools.scheduled_statements s"
+							   "    WHERE s.run_after = $1 AND s.direction = 'down' AND s.state <> 'done'"
+							   "   UNION"
+							   "   SELECT s.version FROM migration_tools.scheduled_statements s"
+							   "     JOIN after_it a ON s.run_after = a.version"
+							   "    WHERE s.direction = 'down' AND s.state <> 'done')"
+							   " UPDATE migration_tools.migrations m"
+							   "    SET state = 'failed',"
+							   "        error = pg_catalog.format('rollback: not run, because the rollback of migration \"%s\" failed', $1)"
+							   "  WHERE m.version IN (SELECT version FROM after_it) AND m.state = 'scheduled'",
+							   1, argtypes, values, NULL, false, 0,
+							   SPI_OK_UPDATE, "record the migrations rolled back after it");
+	}
 }
 
 /*
@@ -494,7 +534,7 @@ record_statement_failed(const char *version, int seq, int statement_no,
  */
 static void
 run_top_level(const char *sql, const char *run_as, const char *version,
-			  MemoryContext cxt)
+			  bool one_transaction, MemoryContext cxt)
 {
 	List	   *parsetrees;
 	ListCell   *lc;
@@ -513,6 +553,19 @@ run_top_level(const char *sql, const char *run_as, const char *version,
 	 */
 	save_timeout = pstrdup(GetConfigOption("lock_timeout", false, false));
 	snprintf(timeout, sizeof(timeout), "%d", mt_scheduled_lock_timeout);
+	if (one_transaction)
+	{
+		/*
+		 * Statements that could have run in a transaction block (queued
+		 * behind others) are ordinary DDL: they must not stall the
+		 * application behind them in a lock queue for long.
+		 */
+		const char *max_timeout = GetConfigOption("migration_tools.max_lock_timeout",
+												  true, false);
+
+		if (max_timeout != NULL)
+			strlcpy(timeout, max_timeout, sizeof(timeout));
+	}
 	SetConfigOption("lock_timeout", timeout, PGC_SUSET, PGC_S_SESSION);
 	set_applying_version(version);
 	if (run_as != NULL)
@@ -552,7 +605,7 @@ run_top_level(const char *sql, const char *run_as, const char *version,
 			DestReceiver *receiver;
 			QueryCompletion qc;
 
-			if (lc != list_head(parsetrees))
+			if (lc != list_head(parsetrees) && !one_transaction)
 			{
 				SetCurrentStatementStartTimestamp();
 				StartTransactionCommand();
@@ -584,7 +637,10 @@ run_top_level(const char *sql, const char *run_as, const char *version,
 			PortalDrop(portal, false);
 
 			SetUserIdAndSecContext(save_userid, save_sec_context);
-			CommitTransactionCommand();
+			if (one_transaction && lnext(parsetrees, lc) != NULL)
+				CommandCounterIncrement();
+			else
+				CommitTransactionCommand();
 			MemoryContextSwitchTo(cxt);
 		}
 		if (parsetrees == NIL)
@@ -783,8 +839,12 @@ invalid_indexes(Oid tableid, MemoryContext cxt)
  * With only_known_names (before a retry or the re-run of an orphan, when
  * we cannot know what was there before), only an index of the name the
  * statement creates, or REINDEX CONCURRENTLY's "_ccnew"/"_ccold" copies of
- * the reindexed indexes; otherwise every INVALID index that was not there
- * before the run.
+ * the reindexed indexes; otherwise those of them that were not there before
+ * the run (for an unnamed build, every INVALID index that was not there
+ * before: it cannot be told from another worker's build in progress).
+ * Never by the diff alone for a named build: two workers may build indexes
+ * on the same table at once, and the other's stays INVALID until it is
+ * done; a cleanup that dropped it would later drop the finished index.
  */
 static void
 drop_invalid_indexes(IndexTarget *target, bool only_known_names, MemoryContext cxt)
@@ -835,8 +895,23 @@ drop_invalid_indexes(IndexTarget *target, bool only_known_names, MemoryContext c
 					(target->reindexed == NULL ||
 					 strncmp(name, target->reindexed, strlen(target->reindexed)) == 0);
 			}
+			else if (list_member_oid(target->invalid_before, indexid))
+				drop = false;
+			else if (target->idxname != NULL)
+			{
+				/*
+				 * Only the index this statement builds: another worker may
+				 * be building another index of the table concurrently, and
+				 * that one is INVALID until its build is done.
+				 */
+				drop = (strcmp(name, target->idxname) == 0);
+			}
+			else if (target->reindex)
+				drop = (strstr(name, "_ccnew") != NULL || strstr(name, "_ccold") != NULL) &&
+					(target->reindexed == NULL ||
+					 strncmp(name, target->reindexed, strlen(target->reindexed)) == 0);
 			else
-				drop = !list_member_oid(target->invalid_before, indexid);
+				drop = true;	/* an unnamed build: cannot be told apart */
 
 			if (drop)
 			{
@@ -860,7 +935,7 @@ drop_invalid_indexes(IndexTarget *target, bool only_known_names, MemoryContext c
 		ereport(LOG,
 				(errmsg("migration_tools: dropping an invalid index left by a failed scheduled statement"),
 				 errdetail("Running \"%s\".", drop)));
-		run_top_level(drop, NULL, NULL, cxt);
+		run_top_level(drop, NULL, NULL, false, cxt);
 	}
 }
 
@@ -903,16 +978,30 @@ record_success(ScheduledStatement *st)
 
 	values[1] = values[2];
 	argtypes[1] = TEXTOID;
-	if (mt_spi_execute_checked("UPDATE migration_tools.migrations"
-							   "   SET state = 'applied', error = NULL,"
-							   "       finished_at = pg_catalog.clock_timestamp(),"
-							   "       execution_time = pg_catalog.clock_timestamp() - started_at,"
-							   "       catalog_fingerprint = $2"
-							   " WHERE version = $1 AND state = 'scheduled'"
-							   "   AND NOT EXISTS (SELECT FROM migration_tools.scheduled_statements s"
-							   "                    WHERE s.version = $1 AND s.state <> 'done')",
-							   2, argtypes, values, nulls, false, 0,
-							   SPI_OK_UPDATE, "record a migration") > 0)
+	if (st->down)
+	{
+		if (mt_spi_execute_checked("UPDATE migration_tools.migrations"
+								   "   SET state = 'rolled_back', error = NULL,"
+								   "       rolled_back_at = pg_catalog.clock_timestamp(),"
+								   "       catalog_fingerprint = $2"
+								   " WHERE version = $1 AND state = 'scheduled'"
+								   "   AND NOT EXISTS (SELECT FROM migration_tools.scheduled_statements s"
+								   "                    WHERE s.version = $1 AND s.state <> 'done')",
+								   2, argtypes, values, nulls, false, 0,
+								   SPI_OK_UPDATE, "record a migration") > 0)
+			ereport(LOG,
+					(errmsg("migration_tools: migration \"%s\" rolled back", st->version)));
+	}
+	else if (mt_spi_execute_checked("UPDATE migration_tools.migrations"
+									"   SET state = 'applied', error = NULL,"
+									"       finished_at = pg_catalog.clock_timestamp(),"
+									"       execution_time = pg_catalog.clock_timestamp() - started_at,"
+									"       catalog_fingerprint = $2"
+									" WHERE version = $1 AND state = 'scheduled'"
+									"   AND NOT EXISTS (SELECT FROM migration_tools.scheduled_statements s"
+									"                    WHERE s.version = $1 AND s.state <> 'done')",
+									2, argtypes, values, nulls, false, 0,
+									SPI_OK_UPDATE, "record a migration") > 0)
 		ereport(LOG,
 				(errmsg("migration_tools: migration \"%s\" applied", st->version)));
 
@@ -963,7 +1052,7 @@ record_failure(ScheduledStatement *st, ErrorData *edata, bool retry)
 	}
 	else
 	{
-		record_statement_failed(st->version, st->seq, st->statement_no, error);
+		record_statement_failed(st->version, st->seq, st->statement_no, st->down, error);
 		ereport(LOG,
 				(errmsg("migration_tools: migration \"%s\" failed in scheduled statement %d",
 						st->version, st->statement_no)));

@@ -81,6 +81,9 @@ INSERT INTO ts (id, pad) SELECT g, repeat('x', 100) FROM generate_series(1, $nro
 ANALYZE ts;
 });
 $job = mt_queue($node, 'postgres', 'ts', 'v = id * 2', undef, "$slow, strategy => 'ctid'");
+# another transaction id while the main pass runs: it must sweep
+mt_running_pid($node, 'postgres', $job, 100);
+$node->safe_psql('postgres', 'SELECT pg_current_xact_id()');
 ok(mt_poll($node, 'postgres', qq{SELECT phase = 'sweep' AND state = 'running'
 	AND worker_pid IS NOT NULL
 	FROM migration_tools.backfill_progress WHERE job_id = $job}),
@@ -95,6 +98,32 @@ is($node->safe_psql('postgres', q{
 	SELECT count(*) FILTER (WHERE v IS DISTINCT FROM id * 2),
 	       count(*) FILTER (WHERE hits <> 1), count(*) FROM ts}),
 	"0|0|$nrows", 'ctid sweep: every row updated exactly once');
+
+# A quiet main pass: no other transaction holds or gets a transaction id
+# while it runs (autovacuum off, nothing else writes), so no row can have
+# moved: the job ends without a sweep pass, every row updated once.  The
+# trigger only changes the row it fires for, which the job checks too.
+$node->safe_psql('postgres', 'ALTER SYSTEM SET autovacuum = off');
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+$node->safe_psql('postgres', qq{
+CREATE TABLE tq (id int NOT NULL, v int, hits int NOT NULL DEFAULT 0, pad text NOT NULL)
+	WITH (fillfactor = 100);
+CREATE TRIGGER tq_hit BEFORE UPDATE ON tq FOR EACH ROW EXECUTE FUNCTION tc_hit();
+INSERT INTO tq (id, pad) SELECT g, repeat('x', 100) FROM generate_series(1, 6000) g;
+ANALYZE tq;
+});
+$job = mt_queue($node, 'postgres', 'tq', 'v = id * 2', 'v IS NULL',
+	"batch_size => 500, strategy => 'ctid'");
+is(mt_wait_job($node, 'postgres', $job), 'completed', 'quiet ctid job: completes');
+is($node->safe_psql('postgres',
+		"SELECT phase, sweep_pass FROM migration_tools.backfill_jobs WHERE job_id = $job"),
+	'done|0', 'quiet ctid job: no sweep pass');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FILTER (WHERE v IS DISTINCT FROM id * 2),
+	       count(*) FILTER (WHERE hits <> 1), count(*) FROM tq}),
+	"0|0|6000", 'quiet ctid job: every row updated exactly once');
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET autovacuum');
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
 
 # The same with the guard dropped by the job (its where_clause "v IS NULL"
 # already excludes every row done, since id * 2 is never NULL): killed in

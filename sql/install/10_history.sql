@@ -32,14 +32,23 @@ SELECT pg_catalog.pg_extension_config_dump('migration_tools.migrations', '');
 SELECT pg_catalog.pg_extension_config_dump('migration_tools.migrations_installed_rank_seq', '');
 
 -- Statements of a migration that cannot run in a transaction block
--- (CREATE INDEX CONCURRENTLY, VACUUM, ...).  apply() queues them here; the
--- background worker runs them, in order, after the caller commits.
+-- (CREATE INDEX CONCURRENTLY, VACUUM, ...).  apply() queues them here, and
+-- rollback() those of down scripts (direction 'down'); the background
+-- worker runs them, in order, after the caller commits.
 CREATE TABLE migration_tools.scheduled_statements (
     version         text NOT NULL REFERENCES migration_tools.migrations (version)
                     ON UPDATE CASCADE ON DELETE CASCADE,
     seq             integer NOT NULL,        -- statement order within the migration
-    statement_no    integer NOT NULL,        -- its number in up_sql (1-based)
+    statement_no    integer NOT NULL,        -- its number in up_sql or down_sql (1-based)
     sql             text NOT NULL,
+    direction       text NOT NULL DEFAULT 'up' CHECK (direction IN ('up', 'down')),
+    -- rollback_to(): the migration whose down statements must all be done
+    -- before this one runs (newest first)
+    run_after       text,
+    -- false: a statement that could run in a transaction block, queued
+    -- behind the scheduled down statements of a newer migration; it runs
+    -- under migration_tools.max_lock_timeout
+    top_level       boolean NOT NULL DEFAULT true,
     state           text NOT NULL DEFAULT 'pending'
                     CHECK (state IN ('pending', 'running', 'done', 'failed')),
     attempts        integer NOT NULL DEFAULT 0,
@@ -127,7 +136,17 @@ SELECT m.version,
        m.down_sql IS NOT NULL AS reversible,
        m.baseline,
        m.rolled_back_at,
-       m.installed_rank
+       m.installed_rank,
+       -- what the statements of a scheduled migration (or of one whose
+       -- scheduled statements failed) are for: 'apply' or 'rollback'
+       CASE WHEN m.state NOT IN ('scheduled', 'failed') THEN NULL
+            WHEN EXISTS (SELECT FROM migration_tools.scheduled_statements s
+                         WHERE s.version = m.version AND s.direction = 'down'
+                           AND s.state <> 'done') THEN 'rollback'
+            WHEN EXISTS (SELECT FROM migration_tools.scheduled_statements s
+                         WHERE s.version = m.version AND s.direction = 'up'
+                           AND s.state <> 'done') THEN 'apply'
+       END AS scheduled_for
 FROM migration_tools.migrations m
 ORDER BY m.installed_rank DESC;
 COMMENT ON VIEW migration_tools.status IS
@@ -135,7 +154,7 @@ COMMENT ON VIEW migration_tools.status IS
 GRANT SELECT ON migration_tools.status TO PUBLIC;
 
 COMMENT ON COLUMN migration_tools.migrations.checksum IS 'hex SHA-256 of up_sql (migration_tools.checksum())';
-COMMENT ON COLUMN migration_tools.migrations.state IS 'applied, failed, rolled_back, scheduled (statements pending for the worker), running';
+COMMENT ON COLUMN migration_tools.migrations.state IS 'applied, failed, rolled_back, scheduled (statements pending for the worker, of the up or of the down script: see status.scheduled_for), running';
 COMMENT ON COLUMN migration_tools.migrations.attempts IS 'attempts of the up script; more than one after lock timeouts';
 COMMENT ON COLUMN migration_tools.migrations.lock_wait_time IS 'time spent waiting for locks: preflight waits plus attempts lost to lock timeouts';
 COMMENT ON COLUMN migration_tools.migrations.error IS 'for a failed migration: statement number, message, SQLSTATE, detail';

@@ -61,7 +61,12 @@ BEGIN
            CASE WHEN o.key IS NULL THEN 'added'
                 WHEN n.key IS NULL THEN 'removed'
                 ELSE 'changed' END,
-           n.definition,
+           -- a view's stored query tree says nothing to a reader: show its SQL
+           CASE WHEN strpos(n.definition, 'rule ({QUERY') > 0
+                THEN regexp_replace(n.definition, 'rule \(\{QUERY.*$', 'as ')
+                     || coalesce(ltrim(pg_get_viewdef(to_regclass(substr(n.key, strpos(n.key, ':') + 1)))),
+                                 '(stored query)')
+                ELSE n.definition END,
            last.version
       FROM old o FULL JOIN now n ON n.key = o.key
      WHERE o.value IS DISTINCT FROM n.value
@@ -135,7 +140,22 @@ DECLARE
     -- to the description).  apply() of an imported version is a no-op, as
     -- for baseline().
     empty_checksum text := encode(sha256(''::bytea), 'hex');
+    failure text;
 BEGIN
+    IF source IS NULL THEN
+        RAISE EXCEPTION 'source must not be null'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Known tools are prisma, flyway, drizzle, golang-migrate and rails.';
+    END IF;
+    -- as apply() and baseline(): say why nothing can be written
+    IF pg_is_in_recovery() THEN
+        RAISE EXCEPTION 'cannot execute import_history() during recovery'
+            USING ERRCODE = 'read_only_sql_transaction';
+    END IF;
+    IF current_setting('transaction_read_only')::boolean THEN
+        RAISE EXCEPTION 'cannot execute import_history() in a read-only transaction'
+            USING ERRCODE = 'read_only_sql_transaction';
+    END IF;
     default_name := CASE tool
         WHEN 'prisma' THEN '_prisma_migrations'
         WHEN 'flyway' THEN 'flyway_schema_history'
@@ -192,6 +212,7 @@ BEGIN
                    rolled_back_at
               FROM (SELECT DISTINCT ON (migration_name) *
                       FROM %s
+                     WHERE migration_name IS NOT NULL AND migration_name <> ''
                      ORDER BY migration_name, started_at DESC) p
              ORDER BY p.started_at, p.migration_name $q$, tbl);
     ELSIF tool = 'flyway' THEN
@@ -253,6 +274,9 @@ BEGIN
     END IF;
 
     -- (a subquery with ORDER BY is not flattened: its order is kept)
+    -- A table of another shape fails on its columns or their types: say
+    -- which table and tool, with the server's message as the detail.
+    BEGIN
     EXECUTE format($q$
         INSERT INTO migration_tools.migrations
             (version, description, checksum, up_sql, state, applied_by, started_at,
@@ -261,8 +285,15 @@ BEGIN
                i.finished_at, i.execution_time, 1, i.error, i.rolled_back_at, true
           FROM (%s) i
         ON CONFLICT (version) DO NOTHING $q$, empty_checksum, rows_sql);
-
     GET DIAGNOSTICS n = ROW_COUNT;
+    EXCEPTION WHEN undefined_column OR undefined_function OR datatype_mismatch
+                   OR invalid_text_representation THEN
+        GET STACKED DIAGNOSTICS failure = MESSAGE_TEXT;
+        RAISE EXCEPTION 'table "%" is not a history table of %', tbl, tool
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Reading it failed: %s.', failure),
+                  HINT = format('Pass the table that %s itself writes its history to.', tool);
+    END;
     RETURN n;
 END
 $$;

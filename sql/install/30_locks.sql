@@ -69,59 +69,61 @@ COMMENT ON FUNCTION migration_tools.lock_waiters_of(integer) IS
 'How many sessions wait right now on locks held by the session pid, and the longest of their waits so far';
 
 CREATE FUNCTION migration_tools._lock_waits(
-    OUT waiting_pid integer, OUT wait_started timestamptz,
-    OUT wait_duration interval, OUT locktype text, OUT mode text,
+    OUT blocker_key bigint, OUT pid integer, OUT prepared_xid xid,
+    OUT query text, OUT role name, OUT application_name text,
+    OUT state text, OUT xact_start timestamptz,
+    OUT depth integer, OUT root_pid integer, OUT root_prepared_xid xid,
+    OUT wait_started timestamptz, OUT wait_duration interval,
+    OUT locktype text, OUT mode text,
     OUT database oid, OUT relation_oid oid, OUT relation regclass,
     OUT page integer, OUT tuple smallint, OUT virtualxid text,
     OUT transactionid xid, OUT classid oid, OUT objid oid,
-    OUT objsubid smallint, OUT blocking_pids integer[],
-    OUT blocking_prepared_xids xid[], OUT blocking_kinds text[],
-    OUT blocking_modes text[], OUT depths integer[],
-    OUT root_blocking_pids integer[], OUT root_prepared_xids xid[])
+    OUT objsubid smallint, OUT blockers bigint[])
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'mt_lock_waits_srf'
 LANGUAGE C VOLATILE STRICT ROWS 50;
 COMMENT ON FUNCTION migration_tools._lock_waits() IS
-'Every waiting lock request, with its blockers in parallel arrays, from one read of the lock manager (internal: see the lock_waits view)';
+'From one read of the lock manager and of the sessions: a row per waiting lock request (blocker_key NULL) with its blockers encoded in an array, and a row per blocker (internal: see the lock_waits view)';
 
-CREATE FUNCTION migration_tools._lock_sessions(
-    OUT pid integer, OUT query text, OUT role name,
-    OUT application_name text, OUT state text, OUT xact_start timestamptz)
-RETURNS SETOF record
-AS 'MODULE_PATHNAME', 'mt_lock_sessions_srf'
-LANGUAGE C VOLATILE STRICT ROWS 50;
-COMMENT ON FUNCTION migration_tools._lock_sessions() IS
-'What pg_stat_activity shows of each session, with its visibility rules, read fresh (internal: see the lock_waits view)';
-
+-- Each element of blockers is blocker_key * 32 + 16 if hard + the mode the
+-- blocker holds or awaits (1 AccessShareLock ... 8 AccessExclusiveLock);
+-- blocker_key is the pid, or -(xid + 1) for a prepared transaction.  The
+-- rows of the blockers have no array (unnest gives the requests' rows
+-- only), and the join to them is unique (DISTINCT ON): the planner drops it
+-- from queries that use none of their columns.  (They are picked by
+-- "blockers IS NULL" rather than by blocker_key: the planner's guess for IS
+-- NULL is a few rows, so it hashes the blockers, not the pairs.)  A LATERAL
+-- unnest in FROM costs less per pair than one in a subquery's select list,
+-- whose every column would be projected again for each pair.
 CREATE VIEW migration_tools.lock_waits AS
-WITH s AS MATERIALIZED (
-    SELECT * FROM migration_tools._lock_sessions()
+WITH r AS MATERIALIZED (
+    SELECT * FROM migration_tools._lock_waits()
 )
-SELECT w.waiting_pid,
-       ws.query AS waiting_query,
-       ws.role AS waiting_role,
+SELECT w.pid AS waiting_pid,
+       w.query AS waiting_query,
+       w.role AS waiting_role,
        w.wait_started,
        w.wait_duration,
        w.locktype,
        w.mode,
        w.relation,
-       w.blocking_pid,
-       bs.query AS blocking_query,
-       CASE WHEN w.blocking_prepared_xid IS NOT NULL THEN 'prepared'
-            ELSE bs.state END AS blocking_state,
-       bs.xact_start AS blocking_xact_start,
-       w.blocking_mode,
-       w.depth,
-       w.root_blocking_pid,
-       w.blocking_kind,
-       ws.application_name AS waiting_application_name,
-       coalesce(bs.role, pg_catalog.pg_get_userbyid(bp.ownerid)) AS blocking_role,
-       bs.application_name AS blocking_application_name,
-       w.blocking_prepared_xid,
-       bp.gid AS blocking_gid,
-       bp.prepared AS blocking_prepared_at,
-       w.root_prepared_xid,
-       rp.gid AS root_blocking_gid,
+       b.pid AS blocking_pid,
+       b.query AS blocking_query,
+       b.state AS blocking_state,
+       b.xact_start AS blocking_xact_start,
+       ('{AccessShareLock,RowShareLock,RowExclusiveLock,ShareUpdateExclusiveLock,ShareLock,ShareRowExclusiveLock,ExclusiveLock,AccessExclusiveLock}'::text[])
+           [(e.blocker & 15)::integer] AS blocking_mode,
+       b.depth,
+       b.root_pid AS root_blocking_pid,
+       CASE WHEN e.blocker & 16 = 0 THEN 'soft' ELSE 'hard' END AS blocking_kind,
+       w.application_name AS waiting_application_name,
+       b.role AS blocking_role,
+       b.application_name AS blocking_application_name,
+       b.prepared_xid AS blocking_prepared_xid,
+       b.gid AS blocking_gid,
+       b.prepared_at AS blocking_prepared_at,
+       b.root_prepared_xid,
+       b.root_gid AS root_blocking_gid,
        w.database,
        w.relation_oid,
        w.page,
@@ -133,24 +135,21 @@ SELECT w.waiting_pid,
        w.objsubid,
        CASE WHEN w.locktype = 'advisory' AND w.objsubid = 1
             THEN (w.classid::bigint << 32) | w.objid::bigint END AS advisory_key
-FROM (
-    -- set-returning functions in the select list run in step, streaming
-    SELECT r.waiting_pid, r.wait_started, r.wait_duration, r.locktype, r.mode,
-           r.database, r.relation_oid, r.relation, r.page, r.tuple, r.virtualxid,
-           r.transactionid, r.classid, r.objid, r.objsubid,
-           unnest(r.blocking_pids) AS blocking_pid,
-           unnest(r.blocking_prepared_xids) AS blocking_prepared_xid,
-           unnest(r.blocking_kinds) AS blocking_kind,
-           unnest(r.blocking_modes) AS blocking_mode,
-           unnest(r.depths) AS depth,
-           unnest(r.root_blocking_pids) AS root_blocking_pid,
-           unnest(r.root_prepared_xids) AS root_prepared_xid
-    FROM migration_tools._lock_waits() r
-) w
-LEFT JOIN s ws ON ws.pid = w.waiting_pid
-LEFT JOIN s bs ON bs.pid = w.blocking_pid
-LEFT JOIN pg_catalog.pg_prepared_xact() bp ON bp.transaction = w.blocking_prepared_xid
-LEFT JOIN pg_catalog.pg_prepared_xact() rp ON rp.transaction = w.root_prepared_xid;
+FROM r w
+CROSS JOIN LATERAL unnest(w.blockers) AS e(blocker)
+LEFT JOIN (
+    SELECT DISTINCT ON (n.blocker_key)
+           n.blocker_key, n.pid, n.prepared_xid, n.query,
+           coalesce(n.role, pg_catalog.pg_get_userbyid(p.ownerid)) AS role,
+           n.application_name, n.state, n.xact_start, n.depth, n.root_pid,
+           n.root_prepared_xid, p.gid, p.prepared AS prepared_at,
+           rp.gid AS root_gid
+    FROM r n
+    LEFT JOIN pg_catalog.pg_prepared_xact() p ON p.transaction = n.prepared_xid
+    LEFT JOIN pg_catalog.pg_prepared_xact() rp ON rp.transaction = n.root_prepared_xid
+    WHERE n.blockers IS NULL
+    ORDER BY n.blocker_key
+) b ON b.blocker_key = e.blocker >> 5;
 COMMENT ON VIEW migration_tools.lock_waits IS
 'Who waits for whom: one row per (waiting lock request, blocker), hard (holds a conflicting lock) or soft (queued ahead), with the chain depth and root blocker';
 GRANT SELECT ON migration_tools.lock_waits TO PUBLIC;
