@@ -33,6 +33,13 @@ INSERT INTO acc2_p1 SELECT g, 5 FROM generate_series(1, 20000) g;
 CREATE TABLE acc2_p2 PARTITION OF acc2_parent FOR VALUES FROM (100) TO (200);
 CREATE MATERIALIZED VIEW acc2_mv AS SELECT 1 AS x;
 ANALYZE acc2_big, acc2_small, acc2_p1;
+-- never analyzed (pg_class knows nothing of its rows yet), and analyzed
+-- while empty then filled: the linter goes by their size now
+CREATE TABLE acc2_fresh (id bigint PRIMARY KEY, n int);
+INSERT INTO acc2_fresh SELECT g, g FROM generate_series(1, 50000) g;
+CREATE TABLE acc2_grown (id bigint PRIMARY KEY, n int);
+ANALYZE acc2_grown;
+INSERT INTO acc2_grown SELECT g, g FROM generate_series(1, 50000) g;
 
 -- the rule ids of a script, one string: "statement:rule/severity ..."
 CREATE FUNCTION rules(s text) RETURNS text LANGUAGE sql AS $$
@@ -90,6 +97,8 @@ SELECT s AS bad, rules(s) FROM (VALUES
   ('LOCK TABLE acc2_big'),
   ('UPDATE acc2_big SET n = n + 1'),
   ('UPDATE acc2_big SET n = n + 1 WHERE id > 0'),
+  ('UPDATE acc2_fresh SET n = n + 1'),
+  ('DELETE FROM acc2_grown'),
   ('UPDATE acc2_big SET n = n + 1 WHERE id BETWEEN -10 AND 15000'),
   ('DELETE FROM acc2_big'),
   ('TRUNCATE acc2_big'),
@@ -138,6 +147,7 @@ SELECT s AS safe, rules(s) FROM (VALUES
   ('UPDATE acc2_big SET n = n + 1 WHERE id = 5'),
   ('DELETE FROM acc2_big WHERE id < 100'),
   ('DELETE FROM acc2_big WHERE id BETWEEN 1 AND 500'),
+  ('UPDATE acc2_fresh SET n = n + 1 WHERE id = 7'),
   ('UPDATE acc2_big SET n = n + 1 WHERE 100 >= id'),
   ('CREATE INDEX CONCURRENTLY acc2_i ON acc2_big (n)'),
   ('REINDEX TABLE CONCURRENTLY acc2_big'),
@@ -293,6 +303,34 @@ CREATE INDEX j ON acc2_big (n)');
 SELECT * FROM migration_tools.lint('CREATE TABLE x (a int');
 SELECT * FROM migration_tools.lint('SELECT ''unterminated');
 SELECT * FROM migration_tools.lint('SELECT $$ unterminated');
+
+-- 6b. DO blocks that are plain SQL between BEGIN and END, as migration tools
+-- write them (Drizzle wraps foreign keys so), are linted like the script;
+-- anything that is not plain SQL is left alone.
+SELECT statement, rule FROM migration_tools.lint($x$
+CREATE TABLE acc2_c (id bigint PRIMARY KEY, big_id bigint);
+--> statement-breakpoint
+DO $$ BEGIN
+ ALTER TABLE "acc2_small" ADD CONSTRAINT "acc2_small_big_fk" FOREIGN KEY ("big_id") REFERENCES "public"."acc2_big"("id") ON DELETE no action ON UPDATE no action;
+EXCEPTION
+ WHEN duplicate_object THEN null;
+END $$;
+--> statement-breakpoint
+DO $$ BEGIN
+ ALTER TABLE "acc2_c" ADD CONSTRAINT "acc2_c_big_fk" FOREIGN KEY ("big_id") REFERENCES "public"."acc2_big"("id");
+EXCEPTION
+ WHEN duplicate_object THEN null;
+END $$;
+$x$) WHERE rule <> 'require-lock-timeout';
+SELECT s AS do_block, rules(s) FROM (VALUES
+  ('DO $$ BEGIN CREATE INDEX ON acc2_big (n); END $$'),
+  ('DO LANGUAGE plpgsql $$ begin update acc2_big set n = 1; exception when others then null; end; $$'),
+  ('DO $$ DECLARE x int; BEGIN CREATE INDEX ON acc2_big (n); END $$'),
+  ('DO $$ BEGIN IF true THEN CREATE INDEX ON acc2_big (n); END IF; END $$'),
+  ('DO $$ BEGIN EXECUTE ''CREATE INDEX ON acc2_big (n)''; END $$'),
+  ('DO $$ BEGIN PERFORM 1; END $$'),
+  ('DO $$ BEGIN END $$')
+) v(s);
 
 -- 7. backfill() and run_batched(): bad input is a clear ERROR with an
 -- error code, before anything is queued.
@@ -457,6 +495,57 @@ FROM (VALUES
   ('LOCK TABLE acc2_ref IN SHARE MODE'),
   ('ANALYZE acc2_fk')
 ) v(s), locks_of(s) l;
+
+-- 12. The guard (migration_tools.guard, set by a superuser) cannot be
+-- dodged by an ordinary role: not by turning it off, not by posing as
+-- apply(), not through dynamic SQL; safe statements pass.
+CREATE ROLE regress_acc2_dev;
+GRANT CREATE ON SCHEMA public TO regress_acc2_dev;
+SET ROLE regress_acc2_dev;
+CREATE TABLE acc2_dev_t (id bigint PRIMARY KEY, n int);
+INSERT INTO acc2_dev_t SELECT g, g FROM generate_series(1, 20000) g;
+ANALYZE acc2_dev_t;
+RESET ROLE;
+SET migration_tools.guard = on;
+SET ROLE regress_acc2_dev;
+SET migration_tools.guard = off;
+BEGIN;
+SET LOCAL migration_tools.applying_version = 'pretend';
+ROLLBACK;
+CREATE INDEX acc2_dev_i ON acc2_dev_t (n);
+DO $$ BEGIN EXECUTE 'CREATE INDEX acc2_dev_i ON acc2_dev_t (n)'; END $$;
+ALTER TABLE acc2_dev_t ADD COLUMN c int CHECK (c > 0);
+ALTER TABLE acc2_dev_t ADD COLUMN c int;
+ALTER TABLE acc2_dev_t ADD CONSTRAINT acc2_dev_c CHECK (c > 0) NOT VALID;
+ALTER TABLE acc2_dev_t VALIDATE CONSTRAINT acc2_dev_c;
+-- a table created in the same transaction is new: anything goes
+BEGIN;
+CREATE TABLE acc2_dev_new (id bigint);
+CREATE INDEX ON acc2_dev_new (id);
+ALTER TABLE acc2_dev_new ALTER id TYPE int;
+COMMIT;
+DROP TABLE acc2_dev_new;
+RESET ROLE;
+RESET migration_tools.guard;
+DROP TABLE acc2_dev_t;
+REVOKE CREATE ON SCHEMA public FROM regress_acc2_dev;
+DROP ROLE regress_acc2_dev;
+
+-- 13. apply() and migration_tools.lint_level: a script with DDL but no SET
+-- lock_timeout is never refused for it (apply() sets its own), even at
+-- lint_level warning; warnings refuse at that level; off lets all through.
+CREATE TABLE acc2_lv (id bigint PRIMARY KEY, a int, b int);
+SET migration_tools.lint_level = warning;
+SELECT migration_tools.apply('acc2_lv1', 'ALTER TABLE acc2_lv ADD COLUMN c int');
+SELECT migration_tools.apply('acc2_lv2', 'ALTER TABLE acc2_lv DROP COLUMN a');
+SELECT migration_tools.apply('acc2_lv2', 'ALTER TABLE acc2_lv DROP COLUMN a', allow => '{drop-column}');
+SET migration_tools.lint_level = error;
+SELECT migration_tools.apply('acc2_lv3', 'ALTER TABLE acc2_lv DROP COLUMN b');
+SELECT migration_tools.apply('acc2_lv4', 'CREATE INDEX acc2_lv_c ON acc2_lv (c)');
+SET migration_tools.lint_level = off;
+SELECT migration_tools.apply('acc2_lv4', 'CREATE INDEX acc2_lv_c ON acc2_lv (c)');
+RESET migration_tools.lint_level;
+SELECT version, state FROM migration_tools.migrations WHERE version LIKE 'acc2_lv%' ORDER BY version;
 
 \c :regress_db
 DROP DATABASE acceptance2_db WITH (FORCE);

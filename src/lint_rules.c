@@ -31,6 +31,7 @@
 
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -50,8 +51,13 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
+#include "optimizer/plancat.h"
 #include "parser/parse_coerce.h"
 #include "parser/parse_type.h"
+#include "parser/parser.h"
+#include "storage/bufmgr.h"
+#include "storage/bufpage.h"
+#include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -94,6 +100,7 @@ typedef struct LintState
 	bool		lock_timeout_local; /* ... by SET LOCAL, until the end of
 									 * the transaction block */
 	bool		lock_timeout_reported;
+	bool		in_do_block;	/* linting the statements of a DO block */
 	bool		touches_existing;	/* current statement works on an
 									 * existing relation */
 } LintState;
@@ -307,20 +314,70 @@ rangevar_in_list(List *list, const RangeVar *rv)
 	return false;
 }
 
-/* Rows of one relation by pg_class: reltuples, or relpages when unknown. */
+/*
+ * Rows of a table or materialized view by its current size, as the planner
+ * estimates them: the tuple density of the last ANALYZE or VACUUM times the
+ * blocks the table has now, or, never analyzed, a density from the width
+ * of its columns.  Measuring the size needs the relation open: only when an
+ * ACCESS SHARE lock is free right now (never queued, released at once).
+ * -1 when the lock is not free or the relation is gone.
+ */
+static double
+current_relation_rows(Oid relid)
+{
+	Relation	rel;
+	BlockNumber blocks;
+	double		density;
+	double		rows = -1;
+
+	if (!ConditionalLockRelationOid(relid, AccessShareLock))
+		return -1;
+	rel = try_relation_open(relid, NoLock);
+	if (rel != NULL)
+	{
+		if ((rel->rd_rel->relkind == RELKIND_RELATION ||
+			 rel->rd_rel->relkind == RELKIND_MATVIEW) &&
+			!RELATION_IS_OTHER_TEMP(rel))
+		{
+			blocks = RelationGetNumberOfBlocks(rel);
+			if (blocks == 0)
+				rows = 0;
+			else if (rel->rd_rel->reltuples >= 0 && rel->rd_rel->relpages > 0)
+				rows = rint(rel->rd_rel->reltuples / rel->rd_rel->relpages * blocks);
+			else
+			{
+				int32		width = get_rel_data_width(rel, NULL);
+
+				width += MAXALIGN(SizeofHeapTupleHeader) + sizeof(ItemIdData);
+				density = (BLCKSZ - SizeOfPageHeaderData) / (double) width;
+				rows = rint(density * blocks);
+			}
+		}
+		relation_close(rel, NoLock);
+	}
+	UnlockRelationOid(relid, AccessShareLock);
+	return rows;
+}
+
+/*
+ * Rows of one relation: by its current size (see above), else by pg_class
+ * alone: reltuples, or relpages when never analyzed.
+ */
 static double
 relation_rows(Oid relid, char *relkind)
 {
 	HeapTuple	tup;
 	Form_pg_class cls;
 	double		rows;
+	char		kind;
 
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
 		return -1;
 	cls = (Form_pg_class) GETSTRUCT(tup);
+	kind = cls->relkind;
 	if (relkind)
-		*relkind = cls->relkind;
+		*relkind = kind;
 	if (cls->reltuples >= 0)
 		rows = cls->reltuples;
 	else if (cls->relpages > 0)
@@ -331,6 +388,13 @@ relation_rows(Oid relid, char *relkind)
 	else
 		rows = -1;
 	ReleaseSysCache(tup);
+	if (kind == RELKIND_RELATION || kind == RELKIND_MATVIEW)
+	{
+		double		now = current_relation_rows(relid);
+
+		if (now >= 0)
+			rows = now;
+	}
 	return rows;
 }
 
@@ -2389,6 +2453,118 @@ note_set_config_lock_timeout(LintState *st, SelectStmt *stmt)
 	}
 }
 
+static void lint_statement(LintState *st, Node *stmt);
+
+/*
+ * Does the word w (letters only) start at p, standing alone?
+ */
+static bool
+word_at(const char *body, const char *p, const char *w)
+{
+	size_t		n = strlen(w);
+
+	if (pg_strncasecmp(p, w, n) != 0)
+		return false;
+	if (p > body && (isalnum((unsigned char) p[-1]) || p[-1] == '_'))
+		return false;
+	return !(isalnum((unsigned char) p[n]) || p[n] == '_');
+}
+
+/*
+ * A DO block of PL/pgSQL whose body is nothing but plain SQL statements
+ * between BEGIN and END (optionally with an EXCEPTION part), as migration
+ * tools write them (Drizzle wraps ADD CONSTRAINT ... FOREIGN KEY so):
+ * lint those statements as if they stood in the script, under the DO's
+ * statement number.  A body with declarations, control structures or
+ * anything else that is not SQL is left alone (nothing is reported).
+ */
+static void
+lint_do_block(LintState *st, DoStmt *stmt)
+{
+	const char *body = NULL;
+	const char *language = NULL;
+	const char *p;
+	const char *end;
+	const char *cut;
+	char	   *inner;
+	ListCell   *lc;
+	List	   *stmts = NIL;
+	MemoryContext cxt = CurrentMemoryContext;
+	MtStatementInfo *outer = st->info;
+	bool		ok = true;
+
+	if (st->in_do_block)
+		return;
+	foreach(lc, stmt->args)
+	{
+		DefElem    *d = (DefElem *) lfirst(lc);
+
+		if (strcmp(d->defname, "as") == 0 && d->arg && IsA(d->arg, String))
+			body = strVal(d->arg);
+		else if (strcmp(d->defname, "language") == 0 && d->arg && IsA(d->arg, String))
+			language = strVal(d->arg);
+	}
+	if (body == NULL || (language && strcmp(language, "plpgsql") != 0))
+		return;
+
+	/* BEGIN <statements> [EXCEPTION ...] END [;] */
+	p = body;
+	while (*p && isspace((unsigned char) *p))
+		p++;
+	if (!word_at(body, p, "begin"))
+		return;
+	p += 5;
+	end = body + strlen(body);
+	while (end > p && (isspace((unsigned char) end[-1]) || end[-1] == ';'))
+		end--;
+	if (end - p < 3 || !word_at(body, end - 3, "end"))
+		return;
+	end -= 3;
+	/* the last EXCEPTION at this level ends the statements */
+	for (cut = end - 1; cut >= p; cut--)
+		if (word_at(body, cut, "exception"))
+		{
+			end = cut;
+			break;
+		}
+	inner = pnstrdup(p, end - p);
+
+	PG_TRY();
+	{
+		stmts = raw_parser(inner, RAW_PARSE_DEFAULT);
+	}
+	PG_CATCH();
+	{
+		/* not plain SQL: PL/pgSQL the linter does not read */
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		ok = false;
+	}
+	PG_END_TRY();
+	if (!ok)
+		return;
+
+	st->in_do_block = true;
+	foreach(lc, stmts)
+	{
+		RawStmt    *raw = lfirst_node(RawStmt, lc);
+		MtStatementInfo *info;
+
+		/* COMMIT in a DO block ends the block's own transaction only */
+		if (IsA(raw->stmt, TransactionStmt))
+			continue;
+		info = mt_describe_statement(inner, raw, outer->statement);
+
+		/* findings point at the DO statement of the script */
+		info->statement = outer->statement;
+		info->location = outer->location;
+		st->info = info;
+		lint_statement(st, raw->stmt);
+	}
+	st->info = outer;
+	st->in_do_block = false;
+}
+
 /*
  * Rules of one statement; the statement's info is in st->info.
  */
@@ -2449,6 +2625,9 @@ lint_statement(LintState *st, Node *stmt)
 					lint_statement(st, s->query);
 				break;
 			}
+		case T_DoStmt:
+			lint_do_block(st, (DoStmt *) stmt);
+			break;
 		case T_IndexStmt:
 			lint_index(st, (IndexStmt *) stmt);
 			break;
