@@ -21,6 +21,11 @@
 #          EXCLUSIVE: each is blocked by the holder and by every client
 #          queued ahead of it, N*(N+1)/2 (waiter, blocker) pairs
 #
+# Each is timed twice: as SELECT count(*) FROM (query) (the planner leaves
+# out what the count does not need: for lock_waits, every blocker column),
+# and, as "_rows" figures, with the same six columns from each (pid, role
+# and query of waiter and blocker) and every row built (count(s)).
+#
 # Each contender runs LOCK_QUERIES (default 20) times per round, for
 # LOCK_ROUNDS rounds (default 5); the best round's mean time per query is
 # kept.  Prints the times, the rows each returned, and the ratios; the
@@ -194,12 +199,23 @@ CROSS JOIN LATERAL unnest(pg_catalog.pg_blocking_pids(a.pid)) AS bp(pid)
 LEFT JOIN pg_catalog.pg_stat_activity b ON b.pid = bp.pid
 SQL
 
-# time_query SQL: "best_ms rows", the best round's mean ms per execution,
-# timed inside the server (no client round trips), and the rows returned.
+# The same six columns from each (pid, role, query of both sessions), for
+# the "_rows" figures: the planner cannot leave any of them out there.
+read -r -d '' q_lock_waits_rows <<'SQL' || true
+SELECT waiting_pid, waiting_role, waiting_query, blocking_pid, blocking_role, blocking_query
+FROM migration_tools.lock_waits
+SQL
+q_wiki_rows=$q_wiki
+q_blocking_pids_rows=$q_blocking_pids
+
+# time_query SQL [AGG]: "best_ms rows", the best round's mean ms per
+# execution of SELECT AGG FROM (SQL) s (AGG: count(*), or count(s) to build
+# every row), timed inside the server (no client round trips), and the
+# rows returned.
 time_query() {
-    q -v sql="$1" -v rounds="$rounds" -v queries="$queries" <<'PSQL'
+    q -v sql="$1" -v agg="${2:-count(*)}" -v rounds="$rounds" -v queries="$queries" <<'PSQL'
 SELECT set_config('lw.sql', :'sql', false), set_config('lw.rounds', :'rounds', false),
-       set_config('lw.queries', :'queries', false) \g /dev/null
+       set_config('lw.queries', :'queries', false), set_config('lw.agg', :'agg', false) \g /dev/null
 DO $$
 DECLARE
     sql text := current_setting('lw.sql');
@@ -211,7 +227,7 @@ BEGIN
     FOR r IN 1 .. current_setting('lw.rounds')::int LOOP
         t0 := clock_timestamp();
         FOR i IN 1 .. current_setting('lw.queries')::int LOOP
-            EXECUTE 'SELECT count(*) FROM (' || sql || ') s' INTO n;
+            EXECUTE 'SELECT ' || current_setting('lw.agg') || ' FROM (' || sql || ') s' INTO n;
         END LOOP;
         ms := extract(epoch FROM clock_timestamp() - t0) * 1000 / current_setting('lw.queries')::int;
         IF best IS NULL OR ms < best THEN best := ms; END IF;
@@ -236,6 +252,12 @@ for shape in ${LOCK_SHAPES:-hard queue pileup}; do
         lw_record "lock_waits.$shape.$c.ms" "${ms[$c]}" ms \
             "$shape shape, $waiters waiting sessions: $c, best of $rounds rounds of $queries queries (${rows[$c]} rows)"
     done
+    for c in lock_waits wiki blocking_pids; do
+        var=q_${c}_rows
+        read -r ms[${c}_rows] rows[${c}_rows] < <(time_query "${!var}" "count(s)" | tail -1)
+        lw_record "lock_waits.$shape.$c.rows_ms" "${ms[${c}_rows]}" ms \
+            "$shape shape, $waiters waiting sessions: $c, every row built with the same six columns (pid, role, query of waiter and blocker), best of $rounds rounds of $queries queries (${rows[${c}_rows]} rows)"
+    done
     lw_record "lock_waits.$shape.wiki_ratio" "$(ratio "${ms[wiki]}" "${ms[lock_waits]}")" x \
         "$shape shape: time of the wiki pg_locks self-join / time of lock_waits"
     lw_record "lock_waits.$shape.blocking_pids_ratio" "$(ratio "${ms[blocking_pids]}" "${ms[lock_waits]}")" x \
@@ -243,7 +265,12 @@ for shape in ${LOCK_SHAPES:-hard queue pileup}; do
     printf '%-6s %-14s %10s ms %7s rows\n' "$shape" lock_waits "${ms[lock_waits]}" "${rows[lock_waits]}" \
         "$shape" wiki "${ms[wiki]}" "${rows[wiki]}" \
         "$shape" blocking_pids "${ms[blocking_pids]}" "${rows[blocking_pids]}"
+    printf '%-6s %-14s %10s ms %7s rows (six columns, every row built)\n' \
+        "$shape" lock_waits "${ms[lock_waits_rows]}" "${rows[lock_waits_rows]}" \
+        "$shape" wiki "${ms[wiki_rows]}" "${rows[wiki_rows]}" \
+        "$shape" blocking_pids "${ms[blocking_pids_rows]}" "${rows[blocking_pids_rows]}"
     echo "$shape: wiki / lock_waits = $(ratio "${ms[wiki]}" "${ms[lock_waits]}"), blocking_pids / lock_waits = $(ratio "${ms[blocking_pids]}" "${ms[lock_waits]}")"
+    echo "$shape, six columns: wiki / lock_waits = $(ratio "${ms[wiki_rows]}" "${ms[lock_waits_rows]}"), blocking_pids / lock_waits = $(ratio "${ms[blocking_pids_rows]}" "${ms[lock_waits_rows]}")"
     stop_clients
     unset ms rows
 done

@@ -33,6 +33,13 @@ INSERT INTO acc2_p1 SELECT g, 5 FROM generate_series(1, 20000) g;
 CREATE TABLE acc2_p2 PARTITION OF acc2_parent FOR VALUES FROM (100) TO (200);
 CREATE MATERIALIZED VIEW acc2_mv AS SELECT 1 AS x;
 ANALYZE acc2_big, acc2_small, acc2_p1;
+-- never analyzed (pg_class knows nothing of its rows yet), and analyzed
+-- while empty then filled: the linter goes by their size now
+CREATE TABLE acc2_fresh (id bigint PRIMARY KEY, n int);
+INSERT INTO acc2_fresh SELECT g, g FROM generate_series(1, 50000) g;
+CREATE TABLE acc2_grown (id bigint PRIMARY KEY, n int);
+ANALYZE acc2_grown;
+INSERT INTO acc2_grown SELECT g, g FROM generate_series(1, 50000) g;
 
 -- the rule ids of a script, one string: "statement:rule/severity ..."
 CREATE FUNCTION rules(s text) RETURNS text LANGUAGE sql AS $$
@@ -73,6 +80,10 @@ SELECT s AS bad, rules(s) FROM (VALUES
   ('ALTER TABLE acc2_small ADD CONSTRAINT f FOREIGN KEY (big_id) REFERENCES acc2_big (id)'),
   ('ALTER TABLE acc2_big ADD CONSTRAINT c CHECK (n > 0)'),
   ('ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL'),
+  ('ALTER TABLE acc2_big ADD CONSTRAINT nn CHECK (n IS NOT NULL) NOT VALID;
+    ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL'),
+  ('ALTER TABLE acc2_big ADD CONSTRAINT nn CHECK (n > 0) NOT VALID;
+    ALTER TABLE acc2_big VALIDATE CONSTRAINT nn; ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL'),
   ('ALTER TABLE acc2_big ALTER COLUMN n TYPE bigint'),
   ('ALTER TABLE acc2_big RENAME COLUMN n TO m'),
   ('ALTER TABLE acc2_big RENAME TO acc2_bigger'),
@@ -86,11 +97,14 @@ SELECT s AS bad, rules(s) FROM (VALUES
   ('LOCK TABLE acc2_big'),
   ('UPDATE acc2_big SET n = n + 1'),
   ('UPDATE acc2_big SET n = n + 1 WHERE id > 0'),
+  ('UPDATE acc2_fresh SET n = n + 1'),
+  ('DELETE FROM acc2_grown'),
   ('UPDATE acc2_big SET n = n + 1 WHERE id BETWEEN -10 AND 15000'),
   ('DELETE FROM acc2_big'),
   ('TRUNCATE acc2_big'),
   ('BEGIN; CREATE INDEX CONCURRENTLY acc2_i ON acc2_big (n); COMMIT;'),
   ('REINDEX TABLE acc2_big'),
+  ('CREATE INDEX CONCURRENTLY ON acc2_parent (k)'),
   ('ALTER TABLE acc2_parent ATTACH PARTITION acc2_p1 FOR VALUES FROM (0) TO (100)'),
   ('ALTER TABLE acc2_big ADD COLUMN x int GENERATED ALWAYS AS (n * 2) STORED'),
   ('ALTER TABLE acc2_parent DETACH PARTITION acc2_p2'),
@@ -119,6 +133,10 @@ SELECT s AS safe, rules(s) FROM (VALUES
   ('ALTER TABLE acc2_big ADD CONSTRAINT nn CHECK (n IS NOT NULL) NOT VALID;
     ALTER TABLE acc2_big VALIDATE CONSTRAINT nn;
     ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL'),
+  ('ALTER TABLE acc2_big ADD CONSTRAINT nn CHECK (n IS NOT NULL AND n > 0) NOT VALID;
+    ALTER TABLE acc2_big VALIDATE CONSTRAINT nn; ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL'),
+  ('ALTER TABLE acc2_big ADD CHECK (n IS NOT NULL) NOT VALID;
+    ALTER TABLE acc2_big VALIDATE CONSTRAINT acc2_big_n_check; ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL'),
   ('ALTER TABLE acc2_big ALTER COLUMN v TYPE varchar(20)'),
   ('ALTER TABLE acc2_big ALTER COLUMN v TYPE text'),
   ('ALTER TABLE acc2_big ALTER COLUMN v TYPE varchar'),
@@ -130,6 +148,7 @@ SELECT s AS safe, rules(s) FROM (VALUES
   ('UPDATE acc2_big SET n = n + 1 WHERE id = 5'),
   ('DELETE FROM acc2_big WHERE id < 100'),
   ('DELETE FROM acc2_big WHERE id BETWEEN 1 AND 500'),
+  ('UPDATE acc2_fresh SET n = n + 1 WHERE id = 7'),
   ('UPDATE acc2_big SET n = n + 1 WHERE 100 >= id'),
   ('CREATE INDEX CONCURRENTLY acc2_i ON acc2_big (n)'),
   ('REINDEX TABLE CONCURRENTLY acc2_big'),
@@ -172,6 +191,15 @@ FROM (VALUES
 ) v(s);
 
 -- SET NOT NULL after a validated CHECK (col IS NOT NULL) really skips the scan
+-- (also when the IS NOT NULL is one term of an AND; not for CHECK (n > 0))
+ALTER TABLE acc2_big ADD CONSTRAINT acc2_pos CHECK (n > 0);
+SELECT effect('ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL') AS effect,
+       rules('ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL');
+ALTER TABLE acc2_big DROP CONSTRAINT acc2_pos;
+ALTER TABLE acc2_big ADD CONSTRAINT acc2_nn CHECK (n > 0 AND n IS NOT NULL);
+SELECT effect('ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL') AS effect,
+       rules('ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL');
+ALTER TABLE acc2_big DROP CONSTRAINT acc2_nn;
 ALTER TABLE acc2_big ADD CONSTRAINT acc2_nn CHECK (n IS NOT NULL);
 SELECT effect('ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL') AS effect,
        rules('ALTER TABLE acc2_big ALTER COLUMN n SET NOT NULL');
@@ -276,6 +304,34 @@ CREATE INDEX j ON acc2_big (n)');
 SELECT * FROM migration_tools.lint('CREATE TABLE x (a int');
 SELECT * FROM migration_tools.lint('SELECT ''unterminated');
 SELECT * FROM migration_tools.lint('SELECT $$ unterminated');
+
+-- 6b. DO blocks that are plain SQL between BEGIN and END, as migration tools
+-- write them (Drizzle wraps foreign keys so), are linted like the script;
+-- anything that is not plain SQL is left alone.
+SELECT statement, rule FROM migration_tools.lint($x$
+CREATE TABLE acc2_c (id bigint PRIMARY KEY, big_id bigint);
+--> statement-breakpoint
+DO $$ BEGIN
+ ALTER TABLE "acc2_small" ADD CONSTRAINT "acc2_small_big_fk" FOREIGN KEY ("big_id") REFERENCES "public"."acc2_big"("id") ON DELETE no action ON UPDATE no action;
+EXCEPTION
+ WHEN duplicate_object THEN null;
+END $$;
+--> statement-breakpoint
+DO $$ BEGIN
+ ALTER TABLE "acc2_c" ADD CONSTRAINT "acc2_c_big_fk" FOREIGN KEY ("big_id") REFERENCES "public"."acc2_big"("id");
+EXCEPTION
+ WHEN duplicate_object THEN null;
+END $$;
+$x$) WHERE rule <> 'require-lock-timeout';
+SELECT s AS do_block, rules(s) FROM (VALUES
+  ('DO $$ BEGIN CREATE INDEX ON acc2_big (n); END $$'),
+  ('DO LANGUAGE plpgsql $$ begin update acc2_big set n = 1; exception when others then null; end; $$'),
+  ('DO $$ DECLARE x int; BEGIN CREATE INDEX ON acc2_big (n); END $$'),
+  ('DO $$ BEGIN IF true THEN CREATE INDEX ON acc2_big (n); END IF; END $$'),
+  ('DO $$ BEGIN EXECUTE ''CREATE INDEX ON acc2_big (n)''; END $$'),
+  ('DO $$ BEGIN PERFORM 1; END $$'),
+  ('DO $$ BEGIN END $$')
+) v(s);
 
 -- 7. backfill() and run_batched(): bad input is a clear ERROR with an
 -- error code, before anything is queued.
@@ -382,6 +438,117 @@ SELECT migration_tools.apply('acc2_002', 'ALTER TABLE acc2_m DROP COLUMN note');
 SELECT * FROM migration_tools.schema_drift();
 REVOKE CREATE ON SCHEMA public FROM regress_acc2_app;
 DROP ROLE regress_acc2_app;
+
+-- 11. The relation locks apply() waits for before each attempt (from the
+-- parser, script_statements()) are the ones the server then takes: the
+-- strongest mode per table, compared with pg_locks after running the
+-- statement (rolled back).
+CREATE TABLE acc2_ref (id bigint PRIMARY KEY);
+CREATE TABLE acc2_fk (id bigint PRIMARY KEY, ref_id bigint);
+ALTER TABLE acc2_fk ADD CONSTRAINT acc2_fk_ref FOREIGN KEY (ref_id) REFERENCES acc2_ref (id) NOT VALID;
+CREATE FUNCTION locks_of(s text) RETURNS TABLE (predicted text, actual text)
+LANGUAGE plpgsql AS $$
+DECLARE
+  p text;
+  a text;
+BEGIN
+  CREATE TEMP TABLE rels ON COMMIT DROP AS
+    SELECT oid, relname FROM pg_class WHERE relname LIKE 'acc2%' AND relkind IN ('r', 'p');
+  CREATE TEMP TABLE modes (mode text, rank int) ON COMMIT DROP;
+  INSERT INTO modes VALUES ('AccessShareLock', 1), ('RowShareLock', 2),
+    ('RowExclusiveLock', 3), ('ShareUpdateExclusiveLock', 4), ('ShareLock', 5),
+    ('ShareRowExclusiveLock', 6), ('ExclusiveLock', 7), ('AccessExclusiveLock', 8);
+  SELECT string_agg(r.relname || ':' || m.mode, ' ' ORDER BY r.relname) INTO p
+  FROM (SELECT split_part(l, ':', 1) AS rel, max(mo.rank) AS rank
+        FROM migration_tools.script_statements(s), unnest(locks) l
+        JOIN modes mo ON mo.mode = split_part(l, ':', 2)
+        GROUP BY 1) x
+  JOIN rels r ON r.relname = x.rel JOIN modes m ON m.rank = x.rank;
+  BEGIN
+    EXECUTE s;
+    SELECT string_agg(r.relname || ':' || m.mode, ' ' ORDER BY r.relname) INTO a
+    FROM (SELECT l.relation, max(mo.rank) AS rank FROM pg_locks l JOIN modes mo USING (mode)
+          WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
+          GROUP BY 1) x
+    JOIN rels r ON r.oid = x.relation JOIN modes m ON m.rank = x.rank;
+    RAISE EXCEPTION 'undo';
+  EXCEPTION WHEN raise_exception THEN
+    NULL;
+  END;
+  DROP TABLE rels, modes;
+  RETURN QUERY SELECT p, a;
+END $$;
+SELECT s AS statement, l.predicted = l.actual AS same, l.predicted, l.actual
+FROM (VALUES
+  ('ALTER TABLE acc2_fk VALIDATE CONSTRAINT acc2_fk_ref'),
+  ('ALTER TABLE acc2_fk ADD CONSTRAINT acc2_fk2 FOREIGN KEY (ref_id) REFERENCES acc2_ref (id) NOT VALID'),
+  ('ALTER TABLE acc2_fk ADD COLUMN r2 bigint REFERENCES acc2_ref (id)'),
+  ('DROP TABLE acc2_fk'),
+  ('DROP TABLE acc2_ref CASCADE'),
+  ('TRUNCATE acc2_ref CASCADE'),
+  ('CREATE INDEX acc2_fk_ref_i ON acc2_fk (ref_id)'),
+  ('CREATE TRIGGER acc2_tr BEFORE UPDATE ON acc2_fk FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()'),
+  ('COMMENT ON TABLE acc2_fk IS ''x'''),
+  ('ALTER TABLE acc2_fk ALTER COLUMN ref_id SET STATISTICS 100'),
+  ('ALTER TABLE acc2_fk RENAME COLUMN ref_id TO ref'),
+  ('UPDATE acc2_fk SET ref_id = NULL WHERE id = 1'),
+  ('INSERT INTO acc2_ref SELECT id FROM acc2_fk'),
+  ('LOCK TABLE acc2_ref IN SHARE MODE'),
+  ('ANALYZE acc2_fk'),
+  ('DO $$ BEGIN ALTER TABLE acc2_fk ADD CONSTRAINT acc2_fk3 FOREIGN KEY (ref_id) REFERENCES acc2_ref (id) NOT VALID;
+    EXCEPTION WHEN duplicate_object THEN NULL; END $$')
+) v(s), locks_of(s) l;
+
+-- 12. The guard (migration_tools.guard, set by a superuser) cannot be
+-- dodged by an ordinary role: not by turning it off, not by posing as
+-- apply(), not through dynamic SQL; safe statements pass.
+CREATE ROLE regress_acc2_dev;
+GRANT CREATE ON SCHEMA public TO regress_acc2_dev;
+SET ROLE regress_acc2_dev;
+CREATE TABLE acc2_dev_t (id bigint PRIMARY KEY, n int);
+INSERT INTO acc2_dev_t SELECT g, g FROM generate_series(1, 20000) g;
+ANALYZE acc2_dev_t;
+RESET ROLE;
+SET migration_tools.guard = on;
+SET ROLE regress_acc2_dev;
+SET migration_tools.guard = off;
+BEGIN;
+SET LOCAL migration_tools.applying_version = 'pretend';
+ROLLBACK;
+CREATE INDEX acc2_dev_i ON acc2_dev_t (n);
+DO $$ BEGIN EXECUTE 'CREATE INDEX acc2_dev_i ON acc2_dev_t (n)'; END $$;
+ALTER TABLE acc2_dev_t ADD COLUMN c int CHECK (c > 0);
+ALTER TABLE acc2_dev_t ADD COLUMN c int;
+ALTER TABLE acc2_dev_t ADD CONSTRAINT acc2_dev_c CHECK (c > 0) NOT VALID;
+ALTER TABLE acc2_dev_t VALIDATE CONSTRAINT acc2_dev_c;
+-- a table created in the same transaction is new: anything goes
+BEGIN;
+CREATE TABLE acc2_dev_new (id bigint);
+CREATE INDEX ON acc2_dev_new (id);
+ALTER TABLE acc2_dev_new ALTER id TYPE int;
+COMMIT;
+DROP TABLE acc2_dev_new;
+RESET ROLE;
+RESET migration_tools.guard;
+DROP TABLE acc2_dev_t;
+REVOKE CREATE ON SCHEMA public FROM regress_acc2_dev;
+DROP ROLE regress_acc2_dev;
+
+-- 13. apply() and migration_tools.lint_level: a script with DDL but no SET
+-- lock_timeout is never refused for it (apply() sets its own), even at
+-- lint_level warning; warnings refuse at that level; off lets all through.
+CREATE TABLE acc2_lv (id bigint PRIMARY KEY, a int, b int);
+SET migration_tools.lint_level = warning;
+SELECT migration_tools.apply('acc2_lv1', 'ALTER TABLE acc2_lv ADD COLUMN c int');
+SELECT migration_tools.apply('acc2_lv2', 'ALTER TABLE acc2_lv DROP COLUMN a');
+SELECT migration_tools.apply('acc2_lv2', 'ALTER TABLE acc2_lv DROP COLUMN a', allow => '{drop-column}');
+SET migration_tools.lint_level = error;
+SELECT migration_tools.apply('acc2_lv3', 'ALTER TABLE acc2_lv DROP COLUMN b');
+SELECT migration_tools.apply('acc2_lv4', 'CREATE INDEX acc2_lv_c ON acc2_lv (c)');
+SET migration_tools.lint_level = off;
+SELECT migration_tools.apply('acc2_lv4', 'CREATE INDEX acc2_lv_c ON acc2_lv (c)');
+RESET migration_tools.lint_level;
+SELECT version, state FROM migration_tools.migrations WHERE version LIKE 'acc2_lv%' ORDER BY version;
 
 \c :regress_db
 DROP DATABASE acceptance2_db WITH (FORCE);

@@ -20,9 +20,12 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_constraint.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "commands/tablecmds.h"
@@ -36,6 +39,7 @@
 #include "storage/lock.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -485,6 +489,85 @@ add_fk_locks(List *locks, List *constraints)
 }
 
 /*
+ * The tables at the other end of the foreign keys of relid: those it
+ * references (referenced = true), or those that reference it.  Dropping a
+ * foreign key takes ACCESS EXCLUSIVE on both ends (their RI triggers go),
+ * so DROP TABLE locks the tables its keys reference, and DROP ... CASCADE
+ * or TRUNCATE ... CASCADE the tables that reference it.
+ */
+static List *
+add_fk_partner_locks(List *locks, Oid relid, bool referenced, LOCKMODE mode)
+{
+	Relation	conrel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+
+	if (!OidIsValid(relid))
+		return locks;
+	conrel = table_open(ConstraintRelationId, AccessShareLock);
+	if (referenced)
+	{
+		ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(relid));
+		scan = systable_beginscan(conrel, ConstraintRelidTypidNameIndexId,
+								  true, NULL, 1, &key);
+	}
+	else
+	{
+		/* no index on confrelid: a scan of pg_constraint */
+		ScanKeyInit(&key, Anum_pg_constraint_confrelid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(relid));
+		scan = systable_beginscan(conrel, InvalidOid, false, NULL, 1, &key);
+	}
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+		Oid			other = referenced ? con->confrelid : con->conrelid;
+
+		if (con->contype == CONSTRAINT_FOREIGN && other != relid &&
+			OidIsValid(other))
+			locks = add_lock(locks, other, mode);
+	}
+	systable_endscan(scan);
+	table_close(conrel, AccessShareLock);
+	return locks;
+}
+
+/*
+ * VALIDATE CONSTRAINT of a foreign key reads the referenced table with
+ * SELECT ... FOR KEY SHARE: ROW SHARE on it.
+ */
+static List *
+add_validate_fk_locks(List *locks, RangeVar *rv, const char *conname)
+{
+	Oid			relid = mt_lookup_relation(rv);
+	Relation	conrel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+
+	if (!OidIsValid(relid) || conname == NULL)
+		return locks;
+	conrel = table_open(ConstraintRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(conrel, ConstraintRelidTypidNameIndexId,
+							  true, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+
+		if (con->contype == CONSTRAINT_FOREIGN &&
+			strcmp(NameStr(con->conname), conname) == 0)
+			locks = add_lock(locks, con->confrelid, RowShareLock);
+	}
+	systable_endscan(scan);
+	table_close(conrel, AccessShareLock);
+	return locks;
+}
+
+/*
  * Does this statement refuse to run inside a transaction block?
  */
 static bool
@@ -628,6 +711,9 @@ alter_table_locks(List *locks, AlterTableStmt *stmt)
 					locks = add_fk_locks(locks,
 										 ((ColumnDef *) cmd->def)->constraints);
 				break;
+			case AT_ValidateConstraint:
+				locks = add_validate_fk_locks(locks, stmt->relation, cmd->name);
+				break;
 			case AT_AttachPartition:
 			case AT_DetachPartition:
 				if (cmd->def && IsA(cmd->def, PartitionCmd))
@@ -645,6 +731,94 @@ alter_table_locks(List *locks, AlterTableStmt *stmt)
 		}
 	}
 	return locks;
+}
+
+/*
+ * Does the word w (letters only) start at p of body, standing alone?
+ */
+static bool
+word_at(const char *body, const char *p, const char *w)
+{
+	size_t		n = strlen(w);
+
+	if (pg_strncasecmp(p, w, n) != 0)
+		return false;
+	if (p > body && (isalnum((unsigned char) p[-1]) || p[-1] == '_'))
+		return false;
+	return !(isalnum((unsigned char) p[n]) || p[n] == '_');
+}
+
+/*
+ * The statements of a DO block of PL/pgSQL whose body is nothing but plain
+ * SQL between BEGIN and END (optionally followed by an EXCEPTION part), as
+ * migration tools write them (Drizzle wraps ADD CONSTRAINT ... FOREIGN KEY
+ * so): a list of RawStmt of the text returned in *inner.  NIL for any
+ * other body (declarations, control structures, EXECUTE ...): the linter
+ * does not read PL/pgSQL.
+ */
+List *
+mt_do_block_statements(DoStmt *stmt, char **inner)
+{
+	const char *body = NULL;
+	const char *language = NULL;
+	const char *p;
+	const char *end;
+	const char *cut;
+	ListCell   *lc;
+	List	   *volatile stmts = NIL;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	*inner = NULL;
+	foreach(lc, stmt->args)
+	{
+		DefElem    *d = (DefElem *) lfirst(lc);
+
+		if (strcmp(d->defname, "as") == 0 && d->arg && IsA(d->arg, String))
+			body = strVal(d->arg);
+		else if (strcmp(d->defname, "language") == 0 && d->arg && IsA(d->arg, String))
+			language = strVal(d->arg);
+	}
+	if (body == NULL || (language && strcmp(language, "plpgsql") != 0))
+		return NIL;
+
+	/* BEGIN <statements> [EXCEPTION ...] END [;] */
+	p = body;
+	while (*p && isspace((unsigned char) *p))
+		p++;
+	if (!word_at(body, p, "begin"))
+		return NIL;
+	p += 5;
+	end = body + strlen(body);
+	while (end > p && (isspace((unsigned char) end[-1]) || end[-1] == ';'))
+		end--;
+	if (end - p < 3 || !word_at(body, end - 3, "end"))
+		return NIL;
+	end -= 3;
+	/* the last EXCEPTION ends the statements */
+	for (cut = end - 1; cut >= p; cut--)
+		if (word_at(body, cut, "exception"))
+		{
+			end = cut;
+			break;
+		}
+	*inner = pnstrdup(p, end - p);
+
+	/*
+	 * The raw parser only allocates memory: a syntax error (the body is
+	 * PL/pgSQL, not SQL) is caught and forgotten.
+	 */
+	PG_TRY();
+	{
+		stmts = raw_parser(*inner, RAW_PARSE_DEFAULT);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		stmts = NIL;
+	}
+	PG_END_TRY();
+	return stmts;
 }
 
 /*
@@ -721,6 +895,15 @@ statement_locks(Node *stmt)
 									locks = add_lock(locks, heap, mode);
 							}
 							locks = add_lock(locks, relid, mode);
+							if (s->removeType == OBJECT_TABLE)
+							{
+								/* its foreign keys go, and with CASCADE those to it */
+								locks = add_fk_partner_locks(locks, relid, true,
+															 AccessExclusiveLock);
+								if (s->behavior == DROP_CASCADE)
+									locks = add_fk_partner_locks(locks, relid, false,
+																 AccessExclusiveLock);
+							}
 						}
 						break;
 					case OBJECT_TRIGGER:
@@ -797,10 +980,21 @@ statement_locks(Node *stmt)
 				break;
 			}
 		case T_TruncateStmt:
-			foreach(lc, ((TruncateStmt *) stmt)->relations)
-				locks = add_rv_lock(locks, (RangeVar *) lfirst(lc),
-									AccessExclusiveLock);
-			break;
+			{
+				TruncateStmt *s = (TruncateStmt *) stmt;
+
+				foreach(lc, s->relations)
+				{
+					Oid			relid = mt_lookup_relation((RangeVar *) lfirst(lc));
+
+					locks = add_lock(locks, relid, AccessExclusiveLock);
+					/* CASCADE empties the tables that reference it too */
+					if (s->behavior == DROP_CASCADE)
+						locks = add_fk_partner_locks(locks, relid, false,
+													 AccessExclusiveLock);
+				}
+				break;
+			}
 		case T_LockStmt:
 			{
 				LockStmt   *s = (LockStmt *) stmt;
@@ -967,6 +1161,29 @@ statement_locks(Node *stmt)
 				{
 					check_stack_depth();
 					locks = statement_locks(s->query);
+				}
+				break;
+			}
+		case T_DoStmt:
+			{
+				char	   *inner;
+				List	   *stmts = mt_do_block_statements((DoStmt *) stmt, &inner);
+
+				/* a plain-SQL DO block takes what its statements take */
+				foreach(lc, stmts)
+				{
+					Node	   *inner_stmt = lfirst_node(RawStmt, lc)->stmt;
+					ListCell   *lc2;
+
+					if (IsA(inner_stmt, DoStmt))
+						continue;
+					check_stack_depth();
+					foreach(lc2, statement_locks(inner_stmt))
+					{
+						MtLockTarget *t = (MtLockTarget *) lfirst(lc2);
+
+						locks = add_lock(locks, t->relid, t->mode);
+					}
 				}
 				break;
 			}

@@ -31,6 +31,7 @@
 
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -50,8 +51,12 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
+#include "optimizer/plancat.h"
 #include "parser/parse_coerce.h"
 #include "parser/parse_type.h"
+#include "storage/bufmgr.h"
+#include "storage/bufpage.h"
+#include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -94,6 +99,7 @@ typedef struct LintState
 	bool		lock_timeout_local; /* ... by SET LOCAL, until the end of
 									 * the transaction block */
 	bool		lock_timeout_reported;
+	bool		in_do_block;	/* linting the statements of a DO block */
 	bool		touches_existing;	/* current statement works on an
 									 * existing relation */
 } LintState;
@@ -307,20 +313,70 @@ rangevar_in_list(List *list, const RangeVar *rv)
 	return false;
 }
 
-/* Rows of one relation by pg_class: reltuples, or relpages when unknown. */
+/*
+ * Rows of a table or materialized view by its current size, as the planner
+ * estimates them: the tuple density of the last ANALYZE or VACUUM times the
+ * blocks the table has now, or, never analyzed, a density from the width
+ * of its columns.  Measuring the size needs the relation open: only when an
+ * ACCESS SHARE lock is free right now (never queued, released at once).
+ * -1 when the lock is not free or the relation is gone.
+ */
+static double
+current_relation_rows(Oid relid)
+{
+	Relation	rel;
+	BlockNumber blocks;
+	double		density;
+	double		rows = -1;
+
+	if (!ConditionalLockRelationOid(relid, AccessShareLock))
+		return -1;
+	rel = try_relation_open(relid, NoLock);
+	if (rel != NULL)
+	{
+		if ((rel->rd_rel->relkind == RELKIND_RELATION ||
+			 rel->rd_rel->relkind == RELKIND_MATVIEW) &&
+			!RELATION_IS_OTHER_TEMP(rel))
+		{
+			blocks = RelationGetNumberOfBlocks(rel);
+			if (blocks == 0)
+				rows = 0;
+			else if (rel->rd_rel->reltuples >= 0 && rel->rd_rel->relpages > 0)
+				rows = rint(rel->rd_rel->reltuples / rel->rd_rel->relpages * blocks);
+			else
+			{
+				int32		width = get_rel_data_width(rel, NULL);
+
+				width += MAXALIGN(SizeofHeapTupleHeader) + sizeof(ItemIdData);
+				density = (BLCKSZ - SizeOfPageHeaderData) / (double) width;
+				rows = rint(density * blocks);
+			}
+		}
+		relation_close(rel, NoLock);
+	}
+	UnlockRelationOid(relid, AccessShareLock);
+	return rows;
+}
+
+/*
+ * Rows of one relation: by its current size (see above), else by pg_class
+ * alone: reltuples, or relpages when never analyzed.
+ */
 static double
 relation_rows(Oid relid, char *relkind)
 {
 	HeapTuple	tup;
 	Form_pg_class cls;
 	double		rows;
+	char		kind;
 
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
 		return -1;
 	cls = (Form_pg_class) GETSTRUCT(tup);
+	kind = cls->relkind;
 	if (relkind)
-		*relkind = cls->relkind;
+		*relkind = kind;
 	if (cls->reltuples >= 0)
 		rows = cls->reltuples;
 	else if (cls->relpages > 0)
@@ -331,6 +387,13 @@ relation_rows(Oid relid, char *relkind)
 	else
 		rows = -1;
 	ReleaseSysCache(tup);
+	if (kind == RELKIND_RELATION || kind == RELKIND_MATVIEW)
+	{
+		double		now = current_relation_rows(relid);
+
+		if (now >= 0)
+			rows = now;
+	}
 	return rows;
 }
 
@@ -1375,6 +1438,31 @@ type_change_rewrites(Oid oldtype, int32 oldmod, Oid newtype, int32 newmod)
 static const char *HINT_EXPAND_CONTRACT =
 "Expand and contract: add a new column, backfill it in batches with migration_tools.backfill(), switch the application to it, then drop the old column.";
 
+/*
+ * The columns a raw CHECK expression proves NOT NULL: "col IS NOT NULL",
+ * or an AND with such terms (the server proves SET NOT NULL from either).
+ */
+static const char *raw_not_null_check_column(Node *expr);
+
+static List *
+raw_not_null_check_columns(Node *expr)
+{
+	List	   *cols = NIL;
+	const char *col;
+
+	if (expr && IsA(expr, BoolExpr) && ((BoolExpr *) expr)->boolop == AND_EXPR)
+	{
+		ListCell   *lc;
+
+		check_stack_depth();
+		foreach(lc, ((BoolExpr *) expr)->args)
+			cols = list_concat(cols, raw_not_null_check_columns(lfirst(lc)));
+		return cols;
+	}
+	col = raw_not_null_check_column(expr);
+	return col ? list_make1((char *) col) : NIL;
+}
+
 /* Is a raw CHECK expression "col IS NOT NULL"?  Returns the column. */
 static const char *
 raw_not_null_check_column(Node *expr)
@@ -1437,19 +1525,38 @@ script_has_validated_check(LintState *st, RangeVar *rv)
 static void
 remember_not_null_check(LintState *st, RangeVar *rv, Constraint *c)
 {
-	const char *col = raw_not_null_check_column(c->raw_expr);
+	List	   *cols = raw_not_null_check_columns(c->raw_expr);
 	MemoryContext old;
-	NotNullCheck *nc;
+	ListCell   *lc;
+	const char *conname = c->conname;
 
 	if (rv == NULL || rv->relname == NULL)
 		return;
+	/* an unnamed CHECK is named <table>_<first column>_check */
+	if (conname == NULL && cols != NIL)
+	{
+		char	   *name = psprintf("%s_%s_check", rv->relname,
+									(char *) linitial(cols));
+
+		if (strlen(name) >= NAMEDATALEN)
+			name[NAMEDATALEN - 1] = '\0';
+		conname = name;
+	}
 	old = MemoryContextSwitchTo(st->state_cxt);
-	nc = (NotNullCheck *) palloc(sizeof(NotNullCheck));
-	nc->relname = pstrdup(rv->relname);
-	nc->column = col ? pstrdup(col) : NULL;
-	nc->conname = c->conname ? pstrdup(c->conname) : NULL;
-	nc->validated = !c->skip_validation;
-	st->nn_checks = lappend(st->nn_checks, nc);
+	/* one entry per column it proves (none: any other CHECK) */
+	if (cols == NIL)
+		cols = list_make1(NULL);
+	foreach(lc, cols)
+	{
+		NotNullCheck *nc = (NotNullCheck *) palloc(sizeof(NotNullCheck));
+		const char *col = (const char *) lfirst(lc);
+
+		nc->relname = pstrdup(rv->relname);
+		nc->column = col ? pstrdup(col) : NULL;
+		nc->conname = conname ? pstrdup(conname) : NULL;
+		nc->validated = !c->skip_validation;
+		st->nn_checks = lappend(st->nn_checks, nc);
+	}
 	MemoryContextSwitchTo(old);
 }
 
@@ -1988,6 +2095,16 @@ lint_index(LintState *st, IndexStmt *stmt)
 
 		remember_rangevar(st, &st->created, irv);
 	}
+	/* the server cannot build an index on a partitioned table concurrently */
+	if (stmt->concurrent && tf.relkind == RELKIND_PARTITIONED_TABLE &&
+		stmt->relation && stmt->relation->inh)
+	{
+		add_finding(st, "create-index-non-concurrently", MT_SEV_ERROR, &tf, ShareUpdateExclusiveLock, false, tf.rows,
+					"CREATE INDEX ON ONLY the parent (invalid, instant), CREATE INDEX CONCURRENTLY on each partition, then ALTER INDEX parent_index ATTACH PARTITION each one.",
+					"CREATE INDEX CONCURRENTLY fails on partitioned table %s: a partitioned table cannot be indexed concurrently",
+					tf.name);
+		return;
+	}
 	if (stmt->concurrent || !is_existing(&tf))
 		return;
 	/* ON ONLY a partitioned table: an empty, invalid index, built at once */
@@ -2345,6 +2462,44 @@ note_set_config_lock_timeout(LintState *st, SelectStmt *stmt)
 	}
 }
 
+static void lint_statement(LintState *st, Node *stmt);
+
+/*
+ * A DO block that is plain SQL (see mt_do_block_statements()): lint its
+ * statements as if they stood in the script, under the DO's statement
+ * number.  Anything else is left alone.
+ */
+static void
+lint_do_block(LintState *st, DoStmt *stmt)
+{
+	char	   *inner;
+	List	   *stmts;
+	ListCell   *lc;
+	MtStatementInfo *outer = st->info;
+
+	if (st->in_do_block)
+		return;
+	stmts = mt_do_block_statements(stmt, &inner);
+	st->in_do_block = true;
+	foreach(lc, stmts)
+	{
+		RawStmt    *raw = lfirst_node(RawStmt, lc);
+		MtStatementInfo *info;
+
+		/* COMMIT in a DO block ends the block's own transaction only */
+		if (IsA(raw->stmt, TransactionStmt))
+			continue;
+		info = mt_describe_statement(inner, raw, outer->statement);
+		/* findings point at the DO statement of the script */
+		info->statement = outer->statement;
+		info->location = outer->location;
+		st->info = info;
+		lint_statement(st, raw->stmt);
+	}
+	st->info = outer;
+	st->in_do_block = false;
+}
+
 /*
  * Rules of one statement; the statement's info is in st->info.
  */
@@ -2405,6 +2560,9 @@ lint_statement(LintState *st, Node *stmt)
 					lint_statement(st, s->query);
 				break;
 			}
+		case T_DoStmt:
+			lint_do_block(st, (DoStmt *) stmt);
+			break;
 		case T_IndexStmt:
 			lint_index(st, (IndexStmt *) stmt);
 			break;

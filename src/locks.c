@@ -21,11 +21,16 @@
  * queued ahead of it, in order.  Only when that snapshot misses some waiters
  * (the queue changed meanwhile) do we ask again for one of them.
  *
- * Parallel workers are folded into their leader (leaderPid): a session is
- * its lock group.  Prepared transactions hold their locks through a dummy
+ * Parallel workers are folded into their leader (leaderPid, and for their
+ * fast-path locks the process's lockGroupLeader): a session is its lock
+ * group.  Prepared transactions hold their locks through a dummy
  * PGPROC with pid 0, which keeps the virtual transaction id of the session
  * that prepared it and holds the lock on the transaction's xid: that is how
  * we tell them apart, and how SQL finds their gid in pg_prepared_xacts.
+ *
+ * The SQL side (the lock_waits view) gets one row per waiting request, with
+ * its blockers as one array of bigint codes, and one row per blocker: it
+ * unnests the codes and joins them to the blockers (see mt_lock_waits_srf).
  *
  * The chains (depth, root blocker) are computed over the waits-for graph
  * by a breadth-first walk from the root blockers, so cycles (a deadlock not

@@ -839,8 +839,12 @@ invalid_indexes(Oid tableid, MemoryContext cxt)
  * With only_known_names (before a retry or the re-run of an orphan, when
  * we cannot know what was there before), only an index of the name the
  * statement creates, or REINDEX CONCURRENTLY's "_ccnew"/"_ccold" copies of
- * the reindexed indexes; otherwise every INVALID index that was not there
- * before the run.
+ * the reindexed indexes; otherwise those of them that were not there before
+ * the run (for an unnamed build, every INVALID index that was not there
+ * before: it cannot be told from another worker's build in progress).
+ * Never by the diff alone for a named build: two workers may build indexes
+ * on the same table at once, and the other's stays INVALID until it is
+ * done; a cleanup that dropped it would later drop the finished index.
  */
 static void
 drop_invalid_indexes(IndexTarget *target, bool only_known_names, MemoryContext cxt)
@@ -891,8 +895,23 @@ drop_invalid_indexes(IndexTarget *target, bool only_known_names, MemoryContext c
 					(target->reindexed == NULL ||
 					 strncmp(name, target->reindexed, strlen(target->reindexed)) == 0);
 			}
+			else if (list_member_oid(target->invalid_before, indexid))
+				drop = false;
+			else if (target->idxname != NULL)
+			{
+				/*
+				 * Only the index this statement builds: another worker may
+				 * be building another index of the table concurrently, and
+				 * that one is INVALID until its build is done.
+				 */
+				drop = (strcmp(name, target->idxname) == 0);
+			}
+			else if (target->reindex)
+				drop = (strstr(name, "_ccnew") != NULL || strstr(name, "_ccold") != NULL) &&
+					(target->reindexed == NULL ||
+					 strncmp(name, target->reindexed, strlen(target->reindexed)) == 0);
 			else
-				drop = !list_member_oid(target->invalid_before, indexid);
+				drop = true;	/* an unnamed build: cannot be told apart */
 
 			if (drop)
 			{
