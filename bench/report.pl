@@ -90,12 +90,13 @@ if (@sc) {
             push @{ $kept_round{$s} }, sprintf("%.0f %%", 100 * $round_tps{$round}{$s} / $base);
         }
     }
-    print "| backfill | app TPS (best round) | TPS kept (best vs best) | TPS kept, each round vs the same round's no-backfill run | app p99 (ms) | longest lock wait caused (ms) | waits > 10 ms caused | backfill time (s) |\n";
-    print "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+    print "| backfill | app TPS (best round) | TPS kept (best vs best) | TPS kept, each round vs the same round's no-backfill run | TPS kept, each round vs the same run before and after the backfill | app p99 (ms) | longest lock wait caused (ms) | waits > 10 ms caused | backfill time (s) |\n";
+    print "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
     for my $s (@sc) {
-        printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $l{$s}, val("load.$s.tps"),
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $l{$s}, val("load.$s.tps"),
             exists $v{"load.$s.tps_kept"} ? $v{"load.$s.tps_kept"} . ' %' : '-',
             $kept_round{$s} ? join(', ', @{ $kept_round{$s} }) : '-',
+            exists $v{"load.$s.tps_kept_same_run"} ? $v{"load.$s.tps_kept_same_run"} : '-',
             val("load.$s.p99_ms"), val("load.$s.max_lock_wait_ms"),
             val("load.$s.lock_waits"), val("load.$s.backfill_seconds");
     }

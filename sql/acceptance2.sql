@@ -493,7 +493,9 @@ FROM (VALUES
   ('UPDATE acc2_fk SET ref_id = NULL WHERE id = 1'),
   ('INSERT INTO acc2_ref SELECT id FROM acc2_fk'),
   ('LOCK TABLE acc2_ref IN SHARE MODE'),
-  ('ANALYZE acc2_fk')
+  ('ANALYZE acc2_fk'),
+  ('DO $$ BEGIN ALTER TABLE acc2_fk ADD CONSTRAINT acc2_fk3 FOREIGN KEY (ref_id) REFERENCES acc2_ref (id) NOT VALID;
+    EXCEPTION WHEN duplicate_object THEN NULL; END $$')
 ) v(s), locks_of(s) l;
 
 -- 12. The guard (migration_tools.guard, set by a superuser) cannot be

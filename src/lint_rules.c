@@ -54,7 +54,6 @@
 #include "optimizer/plancat.h"
 #include "parser/parse_coerce.h"
 #include "parser/parse_type.h"
-#include "parser/parser.h"
 #include "storage/bufmgr.h"
 #include "storage/bufpage.h"
 #include "storage/lmgr.h"
@@ -2456,94 +2455,21 @@ note_set_config_lock_timeout(LintState *st, SelectStmt *stmt)
 static void lint_statement(LintState *st, Node *stmt);
 
 /*
- * Does the word w (letters only) start at p, standing alone?
- */
-static bool
-word_at(const char *body, const char *p, const char *w)
-{
-	size_t		n = strlen(w);
-
-	if (pg_strncasecmp(p, w, n) != 0)
-		return false;
-	if (p > body && (isalnum((unsigned char) p[-1]) || p[-1] == '_'))
-		return false;
-	return !(isalnum((unsigned char) p[n]) || p[n] == '_');
-}
-
-/*
- * A DO block of PL/pgSQL whose body is nothing but plain SQL statements
- * between BEGIN and END (optionally with an EXCEPTION part), as migration
- * tools write them (Drizzle wraps ADD CONSTRAINT ... FOREIGN KEY so):
- * lint those statements as if they stood in the script, under the DO's
- * statement number.  A body with declarations, control structures or
- * anything else that is not SQL is left alone (nothing is reported).
+ * A DO block that is plain SQL (see mt_do_block_statements()): lint its
+ * statements as if they stood in the script, under the DO's statement
+ * number.  Anything else is left alone.
  */
 static void
 lint_do_block(LintState *st, DoStmt *stmt)
 {
-	const char *body = NULL;
-	const char *language = NULL;
-	const char *p;
-	const char *end;
-	const char *cut;
 	char	   *inner;
+	List	   *stmts;
 	ListCell   *lc;
-	List	   *stmts = NIL;
-	MemoryContext cxt = CurrentMemoryContext;
 	MtStatementInfo *outer = st->info;
-	bool		ok = true;
 
 	if (st->in_do_block)
 		return;
-	foreach(lc, stmt->args)
-	{
-		DefElem    *d = (DefElem *) lfirst(lc);
-
-		if (strcmp(d->defname, "as") == 0 && d->arg && IsA(d->arg, String))
-			body = strVal(d->arg);
-		else if (strcmp(d->defname, "language") == 0 && d->arg && IsA(d->arg, String))
-			language = strVal(d->arg);
-	}
-	if (body == NULL || (language && strcmp(language, "plpgsql") != 0))
-		return;
-
-	/* BEGIN <statements> [EXCEPTION ...] END [;] */
-	p = body;
-	while (*p && isspace((unsigned char) *p))
-		p++;
-	if (!word_at(body, p, "begin"))
-		return;
-	p += 5;
-	end = body + strlen(body);
-	while (end > p && (isspace((unsigned char) end[-1]) || end[-1] == ';'))
-		end--;
-	if (end - p < 3 || !word_at(body, end - 3, "end"))
-		return;
-	end -= 3;
-	/* the last EXCEPTION at this level ends the statements */
-	for (cut = end - 1; cut >= p; cut--)
-		if (word_at(body, cut, "exception"))
-		{
-			end = cut;
-			break;
-		}
-	inner = pnstrdup(p, end - p);
-
-	PG_TRY();
-	{
-		stmts = raw_parser(inner, RAW_PARSE_DEFAULT);
-	}
-	PG_CATCH();
-	{
-		/* not plain SQL: PL/pgSQL the linter does not read */
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-		ok = false;
-	}
-	PG_END_TRY();
-	if (!ok)
-		return;
-
+	stmts = mt_do_block_statements(stmt, &inner);
 	st->in_do_block = true;
 	foreach(lc, stmts)
 	{
@@ -2554,7 +2480,6 @@ lint_do_block(LintState *st, DoStmt *stmt)
 		if (IsA(raw->stmt, TransactionStmt))
 			continue;
 		info = mt_describe_statement(inner, raw, outer->statement);
-
 		/* findings point at the DO statement of the script */
 		info->statement = outer->statement;
 		info->location = outer->location;

@@ -78,6 +78,34 @@ is($node->safe_psql('postgres', qq{
 	  AND n.batch_size < w.batch_size}),
 	't', 'the batch after one that made others wait is smaller');
 
+# After a batch that made sessions wait, the size grows back by a quarter
+# per batch (for 5 s), not double: doubling went straight back to a size
+# that made them wait.
+mt_make_table($node, 'postgres', 't_regrow', 30000);
+$job = mt_queue($node, 'postgres', 't_regrow', 'counter = counter + slow_one(0.0001)', undef,
+	"batch_size => 2000");
+mt_running_pid($node, 'postgres', $job, 0);
+ok(mt_poll($node, 'postgres', qq{
+	BEGIN; LOCK TABLE t_regrow IN SHARE MODE; COMMIT;
+	SELECT lock_waiters_caused > 0 OR state <> 'running'
+	FROM migration_tools.backfill_progress WHERE job_id = $job}),
+	'a session waits on a batch of the regrowing job');
+mt_check_exactly_once($node, 'postgres', 't_regrow', $job, 30000, 'regrowth');
+is($node->safe_psql('postgres', qq{
+	WITH b AS (
+		SELECT batch_no, batch_size, lock_waiters_caused, finished_at
+		FROM migration_tools.backfill_batch_history WHERE job_id = $job AND attempt = 0),
+	pairs AS (
+		SELECT a.batch_size AS before, n.batch_size AS after
+		FROM b a JOIN b n ON n.batch_no = a.batch_no + 1
+		WHERE a.lock_waiters_caused = 0
+		  AND EXISTS (SELECT FROM b w WHERE w.lock_waiters_caused > 0
+		              AND w.batch_no < a.batch_no
+		              AND n.finished_at - w.finished_at < interval '4 s'))
+	SELECT count(*) > 0, count(*) FILTER (WHERE after > before * 1.25 + 1)
+	FROM pairs}),
+	't|0', 'after a batch that made others wait, no batch grows by more than a quarter');
+
 # A row the set clause fails on: the batch holding it fails max_attempts
 # times (no halving: not a timeout), the job fails with that error, the
 # batches before it stay done; once the row is fixed, retry() goes on from
