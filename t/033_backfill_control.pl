@@ -105,6 +105,8 @@ is($node->safe_psql('postgres', q{
 # trigger only changes the row it fires for, which the job checks too.
 $node->safe_psql('postgres', 'ALTER SYSTEM SET autovacuum = off');
 $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+mt_poll($node, 'postgres', q{SELECT count(*) = 0 FROM pg_stat_activity
+	WHERE backend_type = 'autovacuum worker'});
 $node->safe_psql('postgres', qq{
 CREATE TABLE tq (id int NOT NULL, v int, hits int NOT NULL DEFAULT 0, pad text NOT NULL)
 	WITH (fillfactor = 100);
