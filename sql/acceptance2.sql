@@ -104,6 +104,7 @@ SELECT s AS bad, rules(s) FROM (VALUES
   ('TRUNCATE acc2_big'),
   ('BEGIN; CREATE INDEX CONCURRENTLY acc2_i ON acc2_big (n); COMMIT;'),
   ('REINDEX TABLE acc2_big'),
+  ('CREATE INDEX CONCURRENTLY ON acc2_parent (k)'),
   ('ALTER TABLE acc2_parent ATTACH PARTITION acc2_p1 FOR VALUES FROM (0) TO (100)'),
   ('ALTER TABLE acc2_big ADD COLUMN x int GENERATED ALWAYS AS (n * 2) STORED'),
   ('ALTER TABLE acc2_parent DETACH PARTITION acc2_p2'),
@@ -304,6 +305,34 @@ SELECT * FROM migration_tools.lint('CREATE TABLE x (a int');
 SELECT * FROM migration_tools.lint('SELECT ''unterminated');
 SELECT * FROM migration_tools.lint('SELECT $$ unterminated');
 
+-- 6b. DO blocks that are plain SQL between BEGIN and END, as migration tools
+-- write them (Drizzle wraps foreign keys so), are linted like the script;
+-- anything that is not plain SQL is left alone.
+SELECT statement, rule FROM migration_tools.lint($x$
+CREATE TABLE acc2_c (id bigint PRIMARY KEY, big_id bigint);
+--> statement-breakpoint
+DO $$ BEGIN
+ ALTER TABLE "acc2_small" ADD CONSTRAINT "acc2_small_big_fk" FOREIGN KEY ("big_id") REFERENCES "public"."acc2_big"("id") ON DELETE no action ON UPDATE no action;
+EXCEPTION
+ WHEN duplicate_object THEN null;
+END $$;
+--> statement-breakpoint
+DO $$ BEGIN
+ ALTER TABLE "acc2_c" ADD CONSTRAINT "acc2_c_big_fk" FOREIGN KEY ("big_id") REFERENCES "public"."acc2_big"("id");
+EXCEPTION
+ WHEN duplicate_object THEN null;
+END $$;
+$x$) WHERE rule <> 'require-lock-timeout';
+SELECT s AS do_block, rules(s) FROM (VALUES
+  ('DO $$ BEGIN CREATE INDEX ON acc2_big (n); END $$'),
+  ('DO LANGUAGE plpgsql $$ begin update acc2_big set n = 1; exception when others then null; end; $$'),
+  ('DO $$ DECLARE x int; BEGIN CREATE INDEX ON acc2_big (n); END $$'),
+  ('DO $$ BEGIN IF true THEN CREATE INDEX ON acc2_big (n); END IF; END $$'),
+  ('DO $$ BEGIN EXECUTE ''CREATE INDEX ON acc2_big (n)''; END $$'),
+  ('DO $$ BEGIN PERFORM 1; END $$'),
+  ('DO $$ BEGIN END $$')
+) v(s);
+
 -- 7. backfill() and run_batched(): bad input is a clear ERROR with an
 -- error code, before anything is queued.
 CREATE TABLE acc2_bk (id bigint PRIMARY KEY, a int);
@@ -465,7 +494,9 @@ FROM (VALUES
   ('UPDATE acc2_fk SET ref_id = NULL WHERE id = 1'),
   ('INSERT INTO acc2_ref SELECT id FROM acc2_fk'),
   ('LOCK TABLE acc2_ref IN SHARE MODE'),
-  ('ANALYZE acc2_fk')
+  ('ANALYZE acc2_fk'),
+  ('DO $$ BEGIN ALTER TABLE acc2_fk ADD CONSTRAINT acc2_fk3 FOREIGN KEY (ref_id) REFERENCES acc2_ref (id) NOT VALID;
+    EXCEPTION WHEN duplicate_object THEN NULL; END $$')
 ) v(s), locks_of(s) l;
 
 -- 12. The guard (migration_tools.guard, set by a superuser) cannot be

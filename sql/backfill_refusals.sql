@@ -30,6 +30,17 @@ SELECT migration_tools.run_batched('moving', 'DELETE FROM moving WHERE id >= $1'
 SELECT migration_tools.run_batched('moving', 'DELETE FROM moving WHERE id <= $2');
 SELECT migration_tools.run_batched('moving', 'DELETE FROM moving WHERE ctid >= $1', strategy => 'ctid');
 SELECT migration_tools.run_batched('moving', 'SELECT 1');
+-- under the key strategy both bounds are inclusive: a half-open range
+-- would skip a row per batch
+SELECT migration_tools.run_batched('moving', 'DELETE FROM moving WHERE id >= $1 AND id < $2');
+SELECT migration_tools.run_batched('moving', 'DELETE FROM moving WHERE id > $1 AND id <= $2');
+SELECT migration_tools.run_batched('moving', 'DELETE FROM moving WHERE $2 > id AND $1 <= id');
+SELECT migration_tools.run_batched('moving',
+    'DELETE FROM moving WHERE id IN (SELECT id FROM moving WHERE $1 < id AND id <= $2)');
+-- (the ctid strategy's range is half-open: "< $2" is what it wants)
+SELECT migration_tools.run_batched('moving', 'DELETE FROM moving WHERE ctid >= $1 AND ctid < $2',
+    strategy => 'ctid', start_at => now() + interval '1 hour') AS job \gset
+SELECT migration_tools.cancel(:job);
 -- in a subquery or a CTE they count
 SELECT migration_tools.run_batched('moving',
     'DELETE FROM moving WHERE id IN (SELECT id FROM moving WHERE id BETWEEN $1 AND $2)',

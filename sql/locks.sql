@@ -105,6 +105,13 @@ FROM pg_attribute
 WHERE attrelid = 'migration_tools.lock_waits'::regclass AND attnum > 0
 ORDER BY attnum;
 
+-- the plans: a count (or any query using no blocker column) does not join
+-- the blockers; a full read hashes the blockers, never the pairs
+EXPLAIN (COSTS OFF) SELECT count(*) FROM migration_tools.lock_waits;
+EXPLAIN (COSTS OFF) SELECT waiting_pid, waiting_query, mode, relation
+FROM migration_tools.lock_waits;
+EXPLAIN (COSTS OFF) SELECT * FROM migration_tools.lock_waits;
+
 -- ages in lock_tree do not depend on IntervalStyle
 SET IntervalStyle = postgres_verbose;
 SELECT migration_tools._lock_age(i)

@@ -107,6 +107,7 @@ static void analyze_backfill(Relation rel, MtJobSql *js, bool guard,
 static void analyze_run_batched(Relation rel, MtJobSql *js);
 static void refuse_key_assignment(Query *query, const MtJobSql *js);
 static bool batch_params_walker(Node *node, int *used);
+static bool exclusive_bound_walker(Node *node, void *context);
 static bool is_blank(const char *str);
 static void check_update_shape(List *raws, const MtJobSql *js, bool has_lower);
 static char *build_guard(Relation rel, Query *query, bool by_ctid, bool guard,
@@ -1429,6 +1430,49 @@ build_guard(Relation rel, Query *query, bool by_ctid, bool guard, bool has_where
 	return psprintf("ROW(%s) IS DISTINCT FROM ROW(%s)", cols.data, exprs.data);
 }
 
+/*
+ * Is node (under any binary-compatible relabeling) the batch bound $paramid?
+ */
+static bool
+is_batch_param(Node *node, int paramid)
+{
+	while (node && IsA(node, RelabelType))
+		node = (Node *) ((RelabelType *) node)->arg;
+	return node && IsA(node, Param) && ((Param *) node)->paramkind == PARAM_EXTERN &&
+		((Param *) node)->paramid == paramid;
+}
+
+/*
+ * Under the key strategy both batch bounds are inclusive: a comparison that
+ * excludes one ("x < $2", "x > $1", or the same written the other way
+ * round) silently skips the last or first key of every batch.
+ */
+static bool
+exclusive_bound_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, OpExpr) && list_length(((OpExpr *) node)->args) == 2)
+	{
+		OpExpr	   *op = (OpExpr *) node;
+		char	   *name = get_opname(op->opno);
+		Node	   *l = linitial(op->args);
+		Node	   *r = lsecond(op->args);
+
+		if (name != NULL &&
+			((strcmp(name, "<") == 0 && (is_batch_param(r, 2) || is_batch_param(l, 1))) ||
+			 (strcmp(name, ">") == 0 && (is_batch_param(l, 2) || is_batch_param(r, 1)))))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("with strategy 'key' both batch bounds are inclusive"),
+					 errdetail("$1 is the first key of each batch and $2 its last; a statement comparing with \"< $2\" or \"> $1\" skips a row in every batch."),
+					 errhint("Write \"WHERE id BETWEEN $1 AND $2\" (or \">= $1 AND <= $2\").")));
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, exclusive_bound_walker, context, 0);
+	return expression_tree_walker(node, exclusive_bound_walker, context);
+}
+
 /* Note in *used (bit 1: $1, bit 2: $2) which batch bounds an analyzed tree uses. */
 static bool
 batch_params_walker(Node *node, int *used)
@@ -1486,6 +1530,8 @@ analyze_run_batched(Relation rel, MtJobSql *js)
 		int			used = 0;
 
 		(void) query_tree_walker(query, batch_params_walker, &used, 0);
+		if (!js->by_ctid)
+			(void) query_tree_walker(query, exclusive_bound_walker, NULL, 0);
 		if (used != 3)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -83,6 +83,7 @@ typedef struct MtDatabase
 	Oid			dboid;			/* InvalidOid: entry unused */
 	bool		pending;		/* work may be waiting: start a worker */
 	TimestampTz next_check;		/* start a worker then even without a nudge */
+	int			failures;		/* workers in a row that exited with an error */
 } MtDatabase;
 
 typedef struct MtWorkerSlot
@@ -109,6 +110,9 @@ typedef struct MtSharedState
 /* GUCs */
 int			mt_max_workers = 2;
 static int	mt_launcher_naptime = 60000;
+
+/* longest wait before restarting a database's worker after failures */
+#define MT_MAX_FAILURE_BACKOFF_MS (5 * 60 * 1000)
 
 int			mt_worker_slot = -1;
 
@@ -401,6 +405,7 @@ find_database(Oid dboid, bool create)
 	db->dboid = dboid;
 	db->pending = true;
 	db->next_check = 0;
+	db->failures = 0;
 	return db;
 }
 
@@ -575,9 +580,12 @@ mt_worker_attach_slot(int slotno, Oid dboid, uint32 generation)
  * so that it can give the slot to the next database waiting.
  */
 void
-mt_worker_detach_slot(void)
+mt_worker_detach_slot(bool failed)
 {
 	pid_t		launcher_pid;
+	MtDatabase *db;
+	int			failures = 0;
+	long		delay = 0;
 
 	if (mt_worker_slot < 0)
 		return;
@@ -588,8 +596,35 @@ mt_worker_detach_slot(void)
 		MtShared->slots[mt_worker_slot].in_use = false;
 		MtShared->slots[mt_worker_slot].kind[0] = '\0';
 	}
+
+	/*
+	 * A worker that fails again and again before it can claim any work (a
+	 * damaged extension table, a missing privilege) must not be restarted
+	 * in a loop: wait twice as long after each failure in a row, up to
+	 * MT_MAX_FAILURE_BACKOFF_MS (or the naptime, if longer).  A worker that
+	 * claimed work (mt_worker_set_current) and was then terminated is
+	 * restarted as before.  A nudge (new work queued) still starts one.
+	 */
+	db = find_database(MyDatabaseId, false);
+	if (db != NULL && !failed)
+		db->failures = 0;
+	else if (db != NULL)
+	{
+		failures = ++db->failures;
+		delay = mt_launcher_naptime;
+		for (int i = 1; i < failures && delay < MT_MAX_FAILURE_BACKOFF_MS; i++)
+			delay *= 2;
+		delay = Min(delay, Max(MT_MAX_FAILURE_BACKOFF_MS, mt_launcher_naptime));
+		db->next_check = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay);
+	}
 	launcher_pid = MtShared->launcher_pid;
 	LWLockRelease(MtShared->lock);
+	if (failures > 1)
+		ereport(LOG,
+				(errmsg("migration_tools worker for database %u failed %d times in a row",
+						MyDatabaseId, failures),
+				 errdetail("The next worker starts in %ld ms, or as soon as new work is queued.",
+						   delay)));
 	mt_worker_slot = -1;
 	if (launcher_pid != 0)
 		kill(launcher_pid, SIGUSR1);
@@ -634,6 +669,14 @@ mt_worker_set_current(const char *kind, int64 id, Oid relid)
 		return;
 	slot = &MtShared->slots[mt_worker_slot];
 	LWLockAcquire(MtShared->lock, LW_EXCLUSIVE);
+	if (kind != NULL)
+	{
+		/* it could claim work: whatever failed before is not failing now */
+		MtDatabase *db = find_database(MyDatabaseId, false);
+
+		if (db != NULL)
+			db->failures = 0;
+	}
 	strlcpy(slot->kind, kind ? kind : "", MT_KIND_LEN);
 	slot->work_id = id;
 	slot->relid = relid;

@@ -58,7 +58,7 @@ extern int	mt_worker_slot;
 
 /* Worker side of the slot protocol (worker.c). */
 extern bool mt_worker_attach_slot(int slotno, Oid dboid, uint32 generation);
-extern void mt_worker_detach_slot(void);
+extern void mt_worker_detach_slot(bool failed);
 extern void mt_worker_report_no_extension(void);
 
 /* What the launcher passes to a worker in bgw_extra. */

@@ -36,6 +36,7 @@ extern Oid	mt_lookup_relation(RangeVar *rv);
 extern bool mt_option_is_true(List *options, const char *name);
 extern const char *mt_lint_lock_mode_name(LOCKMODE mode);
 extern char *mt_relation_display_name(Oid relid);
+extern List *mt_do_block_statements(DoStmt *stmt, char **inner);
 
 /* lint_rules.c */
 extern List *mt_lint_utility(const char *sql, RawStmt *raw);

@@ -99,6 +99,7 @@ typedef struct LintState
 	bool		lock_timeout_local; /* ... by SET LOCAL, until the end of
 									 * the transaction block */
 	bool		lock_timeout_reported;
+	bool		in_do_block;	/* linting the statements of a DO block */
 	bool		touches_existing;	/* current statement works on an
 									 * existing relation */
 } LintState;
@@ -2094,6 +2095,16 @@ lint_index(LintState *st, IndexStmt *stmt)
 
 		remember_rangevar(st, &st->created, irv);
 	}
+	/* the server cannot build an index on a partitioned table concurrently */
+	if (stmt->concurrent && tf.relkind == RELKIND_PARTITIONED_TABLE &&
+		stmt->relation && stmt->relation->inh)
+	{
+		add_finding(st, "create-index-non-concurrently", MT_SEV_ERROR, &tf, ShareUpdateExclusiveLock, false, tf.rows,
+					"CREATE INDEX ON ONLY the parent (invalid, instant), CREATE INDEX CONCURRENTLY on each partition, then ALTER INDEX parent_index ATTACH PARTITION each one.",
+					"CREATE INDEX CONCURRENTLY fails on partitioned table %s: a partitioned table cannot be indexed concurrently",
+					tf.name);
+		return;
+	}
 	if (stmt->concurrent || !is_existing(&tf))
 		return;
 	/* ON ONLY a partitioned table: an empty, invalid index, built at once */
@@ -2451,6 +2462,44 @@ note_set_config_lock_timeout(LintState *st, SelectStmt *stmt)
 	}
 }
 
+static void lint_statement(LintState *st, Node *stmt);
+
+/*
+ * A DO block that is plain SQL (see mt_do_block_statements()): lint its
+ * statements as if they stood in the script, under the DO's statement
+ * number.  Anything else is left alone.
+ */
+static void
+lint_do_block(LintState *st, DoStmt *stmt)
+{
+	char	   *inner;
+	List	   *stmts;
+	ListCell   *lc;
+	MtStatementInfo *outer = st->info;
+
+	if (st->in_do_block)
+		return;
+	stmts = mt_do_block_statements(stmt, &inner);
+	st->in_do_block = true;
+	foreach(lc, stmts)
+	{
+		RawStmt    *raw = lfirst_node(RawStmt, lc);
+		MtStatementInfo *info;
+
+		/* COMMIT in a DO block ends the block's own transaction only */
+		if (IsA(raw->stmt, TransactionStmt))
+			continue;
+		info = mt_describe_statement(inner, raw, outer->statement);
+		/* findings point at the DO statement of the script */
+		info->statement = outer->statement;
+		info->location = outer->location;
+		st->info = info;
+		lint_statement(st, raw->stmt);
+	}
+	st->info = outer;
+	st->in_do_block = false;
+}
+
 /*
  * Rules of one statement; the statement's info is in st->info.
  */
@@ -2511,6 +2560,9 @@ lint_statement(LintState *st, Node *stmt)
 					lint_statement(st, s->query);
 				break;
 			}
+		case T_DoStmt:
+			lint_do_block(st, (DoStmt *) stmt);
+			break;
 		case T_IndexStmt:
 			lint_index(st, (IndexStmt *) stmt);
 			break;

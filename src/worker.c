@@ -103,7 +103,7 @@ mt_worker_main(Datum main_arg)
 static void
 worker_on_exit(int code, Datum arg)
 {
-	mt_worker_detach_slot();
+	mt_worker_detach_slot(code != 0);
 }
 
 /*

@@ -147,6 +147,20 @@ is($node->safe_psql('postgres',
 		q{SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'c4'}),
 	'0', 'nothing of the failed migration is left');
 
+# 5. lint() never waits for a table lock: with ACCESS EXCLUSIVE held on t
+# by another session, it answers at once (from the catalogs).
+$holder->query_safe(q{BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE;});
+my $t0 = time();
+my $rules = $node->safe_psql('postgres', q{
+SET statement_timeout = '10s';
+SELECT string_agg(rule, ',' ORDER BY rule) FROM migration_tools.lint(
+  'UPDATE t SET v = ''y''; CREATE INDEX t_v ON t (v); ALTER TABLE t ALTER id TYPE numeric')});
+my $elapsed = time() - $t0;
+is($rules, 'change-column-type,create-index-non-concurrently,require-lock-timeout',
+	'lint() of a locked table gives its findings');
+cmp_ok($elapsed, '<', 5, 'without waiting for the lock');
+$holder->query_safe('COMMIT');
+
 $holder->quit;
 $node->stop;
 done_testing();
