@@ -51,9 +51,13 @@ static TimestampTz av_since = 0;
 /*
  * The rows the current job changed in its table (own_total), and how many
  * of them a finished vacuum could remove (own_vacuumed: changed before it
- * began).  A vacuum's start is when it was first seen running
- * (own_at_vacuum_start, -1 if none seen); one that came and went between
- * two looks is taken as having removed all.  own_vacuums is the table's
+ * began).  A vacuum began after the look before the one that first saw
+ * it running: own_at_vacuum_start is own_total at that earlier look
+ * (own_at_last_look; -1 if no vacuum seen), and one that came and went
+ * between two looks removed what was written up to the first of them.
+ * Taking the later look instead counted a batch or two written after the
+ * vacuum began (100,000 rows and more) as others' dead tuples, enough to
+ * hold a job back for the whole vacuum.  own_vacuums is the table's
  * vacuum count at the last look (-1: not read yet).  Pruning also removes
  * the job's dead tuples, so the difference can undercount the others':
  * the error lets the job run, never holds it back.
@@ -62,6 +66,7 @@ static Oid	own_relid = InvalidOid;
 static int64 own_total = 0;
 static int64 own_vacuumed = 0;
 static int64 own_at_vacuum_start = -1;
+static int64 own_at_last_look = 0;
 static double own_vacuums = -1;
 
 /* Run a one-value query as the worker itself; NULL result gives -1. */
@@ -91,6 +96,7 @@ mt_throttle_reset(Oid relid)
 	own_total = 0;
 	own_vacuumed = 0;
 	own_at_vacuum_start = -1;
+	own_at_last_look = 0;
 	own_vacuums = -1;
 	dead_relid = InvalidOid;
 	av_relid = InvalidOid;
@@ -131,12 +137,13 @@ own_dead_tuples(Oid relid)
 	else if (vacuums > own_vacuums)
 	{
 		/* a vacuum finished: what the job wrote before it began is gone */
-		own_vacuumed = own_at_vacuum_start >= 0 ? own_at_vacuum_start : own_total;
+		own_vacuumed = own_at_vacuum_start >= 0 ? own_at_vacuum_start : own_at_last_look;
 		own_at_vacuum_start = -1;
 		own_vacuums = vacuums;
 	}
 	if (running && own_at_vacuum_start < 0)
-		own_at_vacuum_start = own_total;
+		own_at_vacuum_start = own_at_last_look;
+	own_at_last_look = own_total;
 	return (double) (own_total - own_vacuumed);
 }
 
