@@ -1015,10 +1015,16 @@ mt_apply(PG_FUNCTION_ARGS)
 		MtFailedMigration failure;
 
 		if (is_retryable(edata) && edata->detail == NULL)
+		{
+			/* as run_with_retries: in double, clamped before the cast */
+			double		last_timeout = (double) mt_lock_timeout_ms *
+				pow(2.0, run.attempts - 1);
+
+			if (last_timeout > mt_max_lock_timeout_ms)
+				last_timeout = mt_max_lock_timeout_ms;
 			edata->detail = psprintf("Gave up after %d attempts; the last ran under lock_timeout = %d ms.",
-									 run.attempts,
-									 Min((int) (mt_lock_timeout_ms * pow(2.0, run.attempts - 1)),
-										 mt_max_lock_timeout_ms));
+									 run.attempts, (int) last_timeout);
+		}
 		memset(&failure, 0, sizeof(failure));
 		failure.version = version;
 		failure.description = description;
