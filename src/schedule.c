@@ -490,7 +490,7 @@ record_statement_failed(const char *version, int seq, int statement_no,
 							   "       error = pg_catalog.format('scheduled statement %s failed: %s', $2, $3),"
 							   "       finished_at = pg_catalog.clock_timestamp(),"
 							   "       execution_time = pg_catalog.clock_timestamp() - started_at,"
-							   "       attempts = pg_catalog.greatest(attempts,"
+							   "       attempts = GREATEST(attempts,"
 							   "           (SELECT pg_catalog.max(s.attempts)"
 							   "              FROM migration_tools.scheduled_statements s"
 							   "             WHERE s.version = $1 AND s.direction = 'up'))"
@@ -1027,7 +1027,7 @@ record_success(ScheduledStatement *st)
 									"       execution_time = pg_catalog.clock_timestamp() - started_at,"
 									"       catalog_fingerprint = $2,"
 		/* the most attempts any part of the script needed */
-									"       attempts = pg_catalog.greatest(attempts,"
+									"       attempts = GREATEST(attempts,"
 									"           (SELECT pg_catalog.max(s.attempts)"
 									"              FROM migration_tools.scheduled_statements s"
 									"             WHERE s.version = $1 AND s.direction = 'up'))"
