@@ -23,7 +23,11 @@
  *	   attempt runs after a backoff with jitter, with a longer lock_timeout.
  *	5. Statements that cannot run in a transaction block are not run here:
  *	   they go to scheduled_statements for the background worker, which
- *	   runs them after commit (schedule.c).
+ *	   runs them after commit (schedule.c).  When an earlier migration
+ *	   still has scheduled statements on a relation the script locks (a
+ *	   concurrent build waits for this transaction's snapshot while the
+ *	   script would wait for its lock), nothing runs here: the whole
+ *	   script is scheduled to run after that migration (run_after).
  *	6. On success the row is written; on failure the failed row is written
  *	   by a background worker in its own transaction (autonomous.c), and
  *	   the error is re-thrown.

@@ -11,7 +11,8 @@
  * calls mt_history_run_scheduled() until it returns false.  Each call:
  *
  *	1. claims, in a transaction of its own, the first statement of a
- *	   scheduled migration whose earlier statements are all done: a
+ *	   scheduled migration whose earlier statements are all done (and
+ *	   those of its run_after migration, if it names one): a
  *	   'pending' row that is due (not_before), or a 'running' row whose
  *	   worker died (mt_work_is_active() says nobody runs it); the row
  *	   becomes 'running' and the worker slot shows it before that commits;
