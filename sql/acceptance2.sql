@@ -104,6 +104,7 @@ SELECT s AS bad, rules(s) FROM (VALUES
   ('TRUNCATE acc2_big'),
   ('BEGIN; CREATE INDEX CONCURRENTLY acc2_i ON acc2_big (n); COMMIT;'),
   ('REINDEX TABLE acc2_big'),
+  ('CREATE INDEX CONCURRENTLY ON acc2_parent (k)'),
   ('ALTER TABLE acc2_parent ATTACH PARTITION acc2_p1 FOR VALUES FROM (0) TO (100)'),
   ('ALTER TABLE acc2_big ADD COLUMN x int GENERATED ALWAYS AS (n * 2) STORED'),
   ('ALTER TABLE acc2_parent DETACH PARTITION acc2_p2'),

@@ -2095,6 +2095,16 @@ lint_index(LintState *st, IndexStmt *stmt)
 
 		remember_rangevar(st, &st->created, irv);
 	}
+	/* the server cannot build an index on a partitioned table concurrently */
+	if (stmt->concurrent && tf.relkind == RELKIND_PARTITIONED_TABLE &&
+		stmt->relation && stmt->relation->inh)
+	{
+		add_finding(st, "create-index-non-concurrently", MT_SEV_ERROR, &tf, ShareUpdateExclusiveLock, false, tf.rows,
+					"CREATE INDEX ON ONLY the parent (invalid, instant), CREATE INDEX CONCURRENTLY on each partition, then ALTER INDEX parent_index ATTACH PARTITION each one.",
+					"CREATE INDEX CONCURRENTLY fails on partitioned table %s: a partitioned table cannot be indexed concurrently",
+					tf.name);
+		return;
+	}
 	if (stmt->concurrent || !is_existing(&tf))
 		return;
 	/* ON ONLY a partitioned table: an empty, invalid index, built at once */
