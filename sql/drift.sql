@@ -115,3 +115,15 @@ SELECT migration_tools.verify_reversible(
     'DROP VIEW drift_vv',
     'CREATE VIEW drift_vv AS SELECT a FROM drift_v WHERE b <> ''y''');
 DROP TABLE drift_v CASCADE;
+
+-- schema_drift() is for those who run migrations: migration_tools_admin
+CREATE ROLE drift_reader;
+SET ROLE drift_reader;
+SELECT count(*) >= 0 AS can_read_status FROM migration_tools.status;
+SELECT * FROM migration_tools.schema_drift();
+RESET ROLE;
+GRANT migration_tools_admin TO drift_reader;
+SET ROLE drift_reader;
+SELECT count(*) >= 0 AS admin_can_call FROM migration_tools.schema_drift();
+RESET ROLE;
+DROP ROLE drift_reader;

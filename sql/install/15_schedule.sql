@@ -33,6 +33,8 @@ CREATE FUNCTION migration_tools.schema_drift(
     OUT definition text, OUT since_version text)
 RETURNS SETOF record
 LANGUAGE plpgsql VOLATILE
+-- reads the history (not readable by PUBLIC) for those allowed to call it
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -75,6 +77,8 @@ END
 $$;
 COMMENT ON FUNCTION migration_tools.schema_drift() IS
 'Objects added, removed or changed since the latest migration, compared with the catalog fingerprint stored with it';
+REVOKE ALL ON FUNCTION migration_tools.schema_drift() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION migration_tools.schema_drift() TO migration_tools_admin;
 
 -- The DDL log: every DDL command of the database, whoever ran it.
 -- No primary key on purpose: a restore of a dump logs its own DDL before
