@@ -23,7 +23,11 @@
  *	   attempt runs after a backoff with jitter, with a longer lock_timeout.
  *	5. Statements that cannot run in a transaction block are not run here:
  *	   they go to scheduled_statements for the background worker, which
- *	   runs them after commit (schedule.c).
+ *	   runs them after commit (schedule.c).  When an earlier migration
+ *	   still has scheduled statements on a relation the script locks (a
+ *	   concurrent build waits for this transaction's snapshot while the
+ *	   script would wait for its lock), nothing runs here: the whole
+ *	   script is scheduled to run after that migration (run_after).
  *	6. On success the row is written; on failure the failed row is written
  *	   by a background worker in its own transaction (autonomous.c), and
  *	   the error is re-thrown.
@@ -152,6 +156,14 @@ static char *describe_error(ErrorData *edata, int statement);
 static bool do_rollback(const char *version, MigrationRow *row,
 						const char *run_after);
 static void check_not_rolling_back(const char *version, MigrationRow *row);
+static char *pending_before(List *statements, const char *version,
+							char **relname, bool *running);
+static void schedule_statement(const char *version, int seq, int statement_no,
+							   const char *sql, const char *direction,
+							   const char *run_after, bool top_level, Datum run_as);
+static int	schedule_in_order(const char *version, List *statements,
+							  const char *direction, const char *run_after,
+							  int seq, Datum run_as);
 
 void
 mt_history_init(void)
@@ -899,6 +911,122 @@ describe_error(ErrorData *edata, int statement)
 	return buf.data;
 }
 
+/* A scheduled statement not yet done, as pending_before() reads it. */
+typedef struct PendingStatement
+{
+	char	   *version;
+	char	   *sql;
+	bool		running;
+} PendingStatement;
+
+/*
+ * Does an earlier migration still have scheduled statements, not yet run
+ * or running, on a relation that these statements lock?  A script run now
+ * would wait for them (a concurrent build holds SHARE UPDATE EXCLUSIVE for
+ * its whole run) while they wait for this transaction (a concurrent build
+ * waits for every older snapshot), and it would reorder the migrations.
+ * Returns the newest such migration (NULL if none), with the relation and
+ * whether one of its statements is running now.  The pending statements
+ * are analyzed as the script is, by the parser; they are read with the
+ * latest snapshot (the caller holds the history lock).  SPI is connected.
+ */
+static char *
+pending_before(List *statements, const char *version, char **relname,
+			   bool *running)
+{
+	List	   *relids = NIL;
+	List	   *pending = NIL;
+	ListCell   *lc;
+	OwnerSwitch sw;
+	SPIPlanPtr	plan;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	MemoryContext cxt = CurrentMemoryContext;
+	uint64		i;
+
+	foreach(lc, statements)
+	{
+		MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
+		ListCell   *lc2;
+
+		foreach(lc2, info->locks)
+		{
+			MtLockTarget *target = (MtLockTarget *) lfirst(lc2);
+
+			if (OidIsValid(target->relid))
+				relids = list_append_unique_oid(relids, target->relid);
+		}
+	}
+	if (relids == NIL)
+		return NULL;
+
+	become_owner(&sw);
+	plan = SPI_prepare("SELECT s.version, s.sql, s.state = 'running'"
+					   "  FROM migration_tools.scheduled_statements s"
+					   "  JOIN migration_tools.migrations m ON m.version = s.version"
+					   " WHERE m.state = 'scheduled' AND s.state IN ('pending', 'running')"
+					   "   AND s.version <> $1"
+					   " ORDER BY m.installed_rank DESC, s.seq",
+					   1, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	values[0] = CStringGetTextDatum(version);
+	CommandCounterIncrement();
+	if (SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(),
+							 InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read scheduled statements");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		PendingStatement *ps = palloc(sizeof(PendingStatement));
+		bool		isnull;
+
+		ps->version = SPI_getvalue(tup, desc, 1);
+		ps->sql = SPI_getvalue(tup, desc, 2);
+		ps->running = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		pending = lappend(pending, ps);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_freeplan(plan);
+	restore_caller(&sw);
+
+	/* newest migration first: the script runs after it */
+	foreach(lc, pending)
+	{
+		PendingStatement *ps = (PendingStatement *) lfirst(lc);
+		ListCell   *lc2;
+
+		foreach(lc2, mt_analyze_script(ps->sql))
+		{
+			MtStatementInfo *info = (MtStatementInfo *) lfirst(lc2);
+			ListCell   *lc3;
+
+			foreach(lc3, info->locks)
+			{
+				MtLockTarget *target = (MtLockTarget *) lfirst(lc3);
+				ListCell   *lc4;
+
+				if (!list_member_oid(relids, target->relid))
+					continue;
+				*relname = get_rel_name(target->relid);
+				*running = ps->running;
+				/* running or not: is any statement of it running? */
+				foreach(lc4, pending)
+				{
+					PendingStatement *other = (PendingStatement *) lfirst(lc4);
+
+					if (other->running && strcmp(other->version, ps->version) == 0)
+						*running = true;
+				}
+				return ps->version;
+			}
+		}
+	}
+	return NULL;
+}
+
 /*
  * apply(version, up_sql, down_sql, description, allow) returns text
  */
@@ -925,6 +1053,9 @@ mt_apply(PG_FUNCTION_ARGS)
 	const char *state;
 	bool		seen_scheduled = false;
 	bool		runs_after_scheduled = false;
+	char	   *after = NULL;
+	char	   *after_relname = NULL;
+	bool		after_running = false;
 	OwnerSwitch sw;
 
 	check_writable("apply()");
@@ -996,6 +1127,20 @@ mt_apply(PG_FUNCTION_ARGS)
 	}
 	if (scheduled != NIL)
 		mt_require_preload("apply() of a statement that cannot run in a transaction block");
+
+	/*
+	 * Behind scheduled statements of an earlier migration on the same
+	 * relations: do not wait for them here, in the caller's statement,
+	 * whose snapshot a concurrent build waits for; the whole script runs in
+	 * the background after them, in script order.
+	 */
+	after = pending_before(statements, version, &after_relname, &after_running);
+	if (after != NULL)
+	{
+		mt_require_preload("apply() of a migration behind scheduled statements");
+		scheduled = statements;
+		runs_after_scheduled = false;
+	}
 	if (runs_after_scheduled)
 		ereport(NOTICE,
 				(errmsg("statements of migration \"%s\" that cannot run in a transaction block will run after the others",
@@ -1003,7 +1148,7 @@ mt_apply(PG_FUNCTION_ARGS)
 				 errdetail("They run in the background after this transaction commits, in script order.")));
 
 	started_at = GetCurrentTimestamp();
-	if (list_length(scheduled) < list_length(statements))
+	if (after == NULL && list_length(scheduled) < list_length(statements))
 		run_with_retries(statements, version, &run);
 	else
 		memset(&run, 0, sizeof(run));
@@ -1015,10 +1160,16 @@ mt_apply(PG_FUNCTION_ARGS)
 		MtFailedMigration failure;
 
 		if (is_retryable(edata) && edata->detail == NULL)
+		{
+			/* as run_with_retries: in double, clamped before the cast */
+			double		last_timeout = (double) mt_lock_timeout_ms *
+				pow(2.0, run.attempts - 1);
+
+			if (last_timeout > mt_max_lock_timeout_ms)
+				last_timeout = mt_max_lock_timeout_ms;
 			edata->detail = psprintf("Gave up after %d attempts; the last ran under lock_timeout = %d ms.",
-									 run.attempts,
-									 Min((int) (mt_lock_timeout_ms * pow(2.0, run.attempts - 1)),
-										 mt_max_lock_timeout_ms));
+									 run.attempts, (int) last_timeout);
+		}
 		memset(&failure, 0, sizeof(failure));
 		failure.version = version;
 		failure.description = description;
@@ -1040,7 +1191,7 @@ mt_apply(PG_FUNCTION_ARGS)
 		ReThrowError(edata);
 	}
 
-	waiters = mt_lock_waiters_of(MyProcPid, &longest_wait_ms);
+	waiters = after != NULL ? 0 : mt_lock_waiters_of(MyProcPid, &longest_wait_ms);
 	state = scheduled != NIL ? "scheduled" : "applied";
 
 	/* Record it, as the owner of the history. */
@@ -1091,30 +1242,36 @@ mt_apply(PG_FUNCTION_ARGS)
 									  SPI_OK_INSERT,
 									  psprintf("record migration \"%s\"", version));
 
-		i = 0;
-		foreach(lc, scheduled)
+		if (after != NULL)
+			(void) schedule_in_order(version, statements, "up", after, 0, values[6]);
+		else
 		{
-			MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
-			Oid			stypes[5] = {TEXTOID, INT4OID, INT4OID, TEXTOID, NAMEOID};
-			Datum		svalues[5];
+			i = 0;
+			foreach(lc, scheduled)
+			{
+				MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
 
-			svalues[0] = CStringGetTextDatum(version);
-			svalues[1] = Int32GetDatum(++i);
-			svalues[2] = Int32GetDatum(info->statement);
-			svalues[3] = CStringGetTextDatum(info->sql);
-			svalues[4] = values[6];
-			(void) mt_spi_execute_checked("INSERT INTO migration_tools.scheduled_statements"
-										  " (version, seq, statement_no, sql, run_as)"
-										  " VALUES ($1, $2, $3, $4, $5)",
-										  5, stypes, svalues, NULL, false, 0,
-										  SPI_OK_INSERT,
-										  psprintf("schedule statement %d of migration \"%s\"",
-												   info->statement, version));
+				schedule_statement(version, ++i, info->statement, info->sql,
+								   "up", NULL, true, values[6]);
+			}
 		}
 	}
 	restore_caller(&sw);
 
-	if (scheduled != NIL)
+	if (after != NULL)
+	{
+		mt_request_work_at_commit();
+		ereport(NOTICE,
+				(errmsg("migration \"%s\" is scheduled to run after migration \"%s\"",
+						version, after),
+				 errdetail("Scheduled statements of migration \"%s\" on relation \"%s\" %s; run now, this script would wait for them while they wait for this transaction. The background worker runs the whole script, in order, once migration \"%s\" is done; if that one fails, this one is not run and fails too.",
+						   after, after_relname ? after_relname : "?",
+						   after_running ? "are running" : "have not run yet",
+						   after),
+				 errhint("Wait until migration_tools.status shows it no longer scheduled: SELECT state, error FROM migration_tools.status WHERE version = %s;",
+						 quote_literal_cstr(version))));
+	}
+	else if (scheduled != NIL)
 	{
 		mt_request_work_at_commit();
 		ereport(NOTICE,
@@ -1247,15 +1404,16 @@ check_not_rolling_back(const char *version, MigrationRow *row)
 				 errhint("Wait until migration_tools.status shows it rolled_back, then try again.")));
 }
 
-/* Insert one scheduled statement of a down script.  Runs as the owner. */
+/* Insert one scheduled statement.  Runs as the owner. */
 static void
-schedule_down_statement(const char *version, int seq, int statement_no,
-						const char *sql, const char *run_after, bool top_level,
-						Datum run_as)
+schedule_statement(const char *version, int seq, int statement_no,
+				   const char *sql, const char *direction, const char *run_after,
+				   bool top_level, Datum run_as)
 {
-	Oid			types[7] = {TEXTOID, INT4OID, INT4OID, TEXTOID, NAMEOID, TEXTOID, BOOLOID};
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[8] = {TEXTOID, INT4OID, INT4OID, TEXTOID, NAMEOID, TEXTOID,
+		BOOLOID, TEXTOID};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 	values[0] = CStringGetTextDatum(version);
 	values[1] = Int32GetDatum(seq);
@@ -1265,14 +1423,70 @@ schedule_down_statement(const char *version, int seq, int statement_no,
 	values[5] = run_after ? CStringGetTextDatum(run_after) : (Datum) 0;
 	nulls[5] = run_after ? ' ' : 'n';
 	values[6] = BoolGetDatum(top_level);
+	values[7] = CStringGetTextDatum(direction);
 	(void) mt_spi_execute_checked("INSERT INTO migration_tools.scheduled_statements"
 								  " (version, seq, statement_no, sql, run_as, direction,"
 								  "  run_after, top_level)"
-								  " VALUES ($1, $2, $3, $4, $5, 'down', $6, $7)",
-								  7, types, values, nulls, false, 0,
+								  " VALUES ($1, $2, $3, $4, $5, $8, $6, $7)",
+								  8, types, values, nulls, false, 0,
 								  SPI_OK_INSERT,
+								  strcmp(direction, "down") == 0 ?
 								  psprintf("schedule statement %d of the down script of migration \"%s\"",
+										   statement_no, version) :
+								  psprintf("schedule statement %d of migration \"%s\"",
 										   statement_no, version));
+}
+
+/*
+ * Schedule statements in script order, numbered from seq + 1: each one
+ * that needs the top level is a row of its own; consecutive ones that can
+ * run in a transaction block form one row (top_level = false), which the
+ * worker runs in one transaction under migration_tools.max_lock_timeout.
+ * Runs as the owner.  Returns how many rows were inserted.
+ */
+static int
+schedule_in_order(const char *version, List *statements, const char *direction,
+				  const char *run_after, int seq, Datum run_as)
+{
+	ListCell   *lc;
+	StringInfoData group;
+	int			group_first = 0;
+	int			n = 0;
+
+	initStringInfo(&group);
+	foreach(lc, statements)
+	{
+		MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
+
+		if (!info->needs_top_level)
+		{
+			if (group_first == 0)
+				group_first = info->statement;
+			else
+				appendStringInfoString(&group, ";\n");
+			appendStringInfoString(&group, info->sql);
+			continue;
+		}
+		if (group_first != 0)
+		{
+			schedule_statement(version, ++seq, group_first, group.data,
+							   direction, run_after, false, run_as);
+			n++;
+			resetStringInfo(&group);
+			group_first = 0;
+		}
+		schedule_statement(version, ++seq, info->statement, info->sql,
+						   direction, run_after, true, run_as);
+		n++;
+	}
+	if (group_first != 0)
+	{
+		schedule_statement(version, ++seq, group_first, group.data,
+						   direction, run_after, false, run_as);
+		n++;
+	}
+	pfree(group.data);
+	return n;
 }
 
 /*
@@ -1423,8 +1637,6 @@ do_rollback(const char *version, MigrationRow *row, const char *run_after)
 		Datum		run_as = DirectFunctionCall1(namein,
 												 CStringGetDatum(GetUserNameFromId(sw.save_userid, false)));
 		int			seq;
-		StringInfoData group;
-		int			group_first = 0;
 
 		/* after the statements of the up script, if some were scheduled */
 		(void) mt_spi_execute_checked("SELECT coalesce(pg_catalog.max(seq), 0)"
@@ -1438,40 +1650,7 @@ do_rollback(const char *version, MigrationRow *row, const char *run_after)
 			seq = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 											  SPI_tuptable->tupdesc, 1, &isnull));
 		}
-
-		/* consecutive statements that can run in a transaction: one group */
-		initStringInfo(&group);
-		foreach(lc, later)
-		{
-			MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
-
-			if (!info->needs_top_level)
-			{
-				if (group_first == 0)
-					group_first = info->statement;
-				else
-					appendStringInfoString(&group, ";\n");
-				appendStringInfoString(&group, info->sql);
-				continue;
-			}
-			if (group_first != 0)
-			{
-				schedule_down_statement(version, ++seq, group_first, group.data,
-										run_after, false, run_as);
-				nscheduled++;
-				resetStringInfo(&group);
-				group_first = 0;
-			}
-			schedule_down_statement(version, ++seq, info->statement, info->sql,
-									run_after, true, run_as);
-			nscheduled++;
-		}
-		if (group_first != 0)
-		{
-			schedule_down_statement(version, ++seq, group_first, group.data,
-									run_after, false, run_as);
-			nscheduled++;
-		}
+		nscheduled = schedule_in_order(version, later, "down", run_after, seq, run_as);
 	}
 	restore_caller(&sw);
 

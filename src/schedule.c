@@ -11,7 +11,8 @@
  * calls mt_history_run_scheduled() until it returns false.  Each call:
  *
  *	1. claims, in a transaction of its own, the first statement of a
- *	   scheduled migration whose earlier statements are all done: a
+ *	   scheduled migration whose earlier statements are all done (and
+ *	   those of its run_after migration, if it names one): a
  *	   'pending' row that is due (not_before), or a 'running' row whose
  *	   worker died (mt_work_is_active() says nobody runs it); the row
  *	   becomes 'running' and the worker slot shows it before that commits;
@@ -356,11 +357,14 @@ claim_next(MemoryContext cxt, TimestampTz *next_due)
 									 "   AND NOT EXISTS (SELECT FROM migration_tools.scheduled_statements e"
 									 "                    WHERE e.version = s.version AND e.seq < s.seq"
 									 "                      AND e.state <> 'done')"
-		/* rollback_to(): after the down statements of the newer migration */
+		/*
+		 * run_after: rollback_to(), after the down statements of the newer
+		 * migration; apply() behind an earlier migration's scheduled
+		 * statements, after those
+		 */
 									 "   AND (s.run_after IS NULL OR NOT EXISTS"
 									 "        (SELECT FROM migration_tools.scheduled_statements p"
-									 "          WHERE p.version = s.run_after AND p.direction = 'down'"
-									 "            AND p.state <> 'done'))"
+									 "          WHERE p.version = s.run_after AND p.state <> 'done'))"
 									 " ORDER BY m.installed_rank, s.seq"
 									 "   FOR UPDATE OF s SKIP LOCKED",
 									 0, NULL, NULL, NULL, false, 0,
@@ -486,7 +490,11 @@ record_statement_failed(const char *version, int seq, int statement_no,
 							   "   SET state = 'failed',"
 							   "       error = pg_catalog.format('scheduled statement %s failed: %s', $2, $3),"
 							   "       finished_at = pg_catalog.clock_timestamp(),"
-							   "       execution_time = pg_catalog.clock_timestamp() - started_at"
+							   "       execution_time = pg_catalog.clock_timestamp() - started_at,"
+							   "       attempts = GREATEST(attempts,"
+							   "           (SELECT pg_catalog.max(s.attempts)"
+							   "              FROM migration_tools.scheduled_statements s"
+							   "             WHERE s.version = $1 AND s.direction = 'up'))"
 							   " WHERE version = $1 AND state = 'scheduled'",
 							   3, argtypes, values, NULL, false, 0,
 							   SPI_OK_UPDATE, "record a migration");
@@ -504,20 +512,42 @@ record_statement_failed(const char *version, int seq, int statement_no,
 							   " WHERE version = $1 AND state = 'scheduled'",
 							   3, argtypes, values, NULL, false, 0,
 							   SPI_OK_UPDATE, "record a migration");
-		mt_spi_execute_checked("WITH RECURSIVE after_it (version) AS ("
-							   "   SELECT s.version FROM migration_tools.scheduled_statements s"
-							   "    WHERE s.run_after = $1 AND s.direction = 'down' AND s.state <> 'done'"
-							   "   UNION"
-							   "   SELECT s.version FROM migration_tools.scheduled_statements s"
-							   "     JOIN after_it a ON s.run_after = a.version"
-							   "    WHERE s.direction = 'down' AND s.state <> 'done')"
-							   " UPDATE migration_tools.migrations m"
-							   "    SET state = 'failed',"
-							   "        error = pg_catalog.format('rollback: not run, because the rollback of migration \"%s\" failed', $1)"
-							   "  WHERE m.version IN (SELECT version FROM after_it) AND m.state = 'scheduled'",
-							   1, argtypes, values, NULL, false, 0,
-							   SPI_OK_UPDATE, "record the migrations rolled back after it");
 	}
+
+	/*
+	 * The migrations queued after this one (run_after, transitively:
+	 * rollback_to()'s older rollbacks, apply()'s migrations behind
+	 * scheduled statements) cannot run now: they fail too, without
+	 * running anything.  rollback() or rollback_to() schedules a rollback
+	 * again; apply() runs a failed migration again.
+	 */
+	values[1] = BoolGetDatum(down);
+	argtypes[1] = BOOLOID;
+	mt_spi_execute_checked("WITH RECURSIVE after_it (version) AS ("
+						   "   SELECT s.version FROM migration_tools.scheduled_statements s"
+						   "    WHERE s.run_after = $1 AND s.state <> 'done'"
+						   "   UNION"
+						   "   SELECT s.version FROM migration_tools.scheduled_statements s"
+						   "     JOIN after_it a ON s.run_after = a.version"
+						   "    WHERE s.state <> 'done')"
+						   " UPDATE migration_tools.migrations m"
+						   "    SET state = 'failed',"
+						   "        error = CASE WHEN EXISTS (SELECT FROM migration_tools.scheduled_statements d"
+						   "                                   WHERE d.version = m.version AND d.direction = 'down'"
+						   "                                     AND d.state <> 'done')"
+						   "                     THEN 'rollback: ' ELSE '' END"
+						   "                || CASE WHEN $2"
+						   "                     THEN pg_catalog.format('not run, because the rollback of migration \"%s\" failed', $1)"
+						   "                     ELSE pg_catalog.format('not run, because migration \"%s\" failed', $1) END,"
+		/* a rollback keeps the timings of the apply */
+						   "        finished_at = CASE WHEN m.finished_at IS NULL"
+						   "                           THEN pg_catalog.clock_timestamp() ELSE m.finished_at END,"
+						   "        execution_time = CASE WHEN m.finished_at IS NULL"
+						   "                              THEN pg_catalog.clock_timestamp() - m.started_at"
+						   "                              ELSE m.execution_time END"
+						   "  WHERE m.version IN (SELECT version FROM after_it) AND m.state = 'scheduled'",
+						   2, argtypes, values, NULL, false, 0,
+						   SPI_OK_UPDATE, "record the migrations queued after it");
 }
 
 /*
@@ -996,7 +1026,12 @@ record_success(ScheduledStatement *st)
 									"   SET state = 'applied', error = NULL,"
 									"       finished_at = pg_catalog.clock_timestamp(),"
 									"       execution_time = pg_catalog.clock_timestamp() - started_at,"
-									"       catalog_fingerprint = $2"
+									"       catalog_fingerprint = $2,"
+		/* the most attempts any part of the script needed */
+									"       attempts = GREATEST(attempts,"
+									"           (SELECT pg_catalog.max(s.attempts)"
+									"              FROM migration_tools.scheduled_statements s"
+									"             WHERE s.version = $1 AND s.direction = 'up'))"
 									" WHERE version = $1 AND state = 'scheduled'"
 									"   AND NOT EXISTS (SELECT FROM migration_tools.scheduled_statements s"
 									"                    WHERE s.version = $1 AND s.state <> 'done')",
@@ -1023,6 +1058,27 @@ record_failure(ScheduledStatement *st, ErrorData *edata, bool retry)
 		error = pstrdup(edata->message);
 
 	mt_bgw_begin("migration_tools: recording a scheduled statement");
+
+	/*
+	 * An attempt of the up script lost to a lock timeout: its time counts
+	 * into the migration's lock_wait_time, as apply()'s lost attempts do.
+	 */
+	if (!st->down && edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+	{
+		Oid			argtypes[2] = {TEXTOID, INT4OID};
+		Datum		values[2];
+
+		values[0] = CStringGetTextDatum(st->version);
+		values[1] = Int32GetDatum(st->seq);
+		mt_spi_execute_checked("UPDATE migration_tools.migrations m"
+							   "   SET lock_wait_time = m.lock_wait_time"
+							   "       + (pg_catalog.clock_timestamp() - s.started_at)"
+							   "  FROM migration_tools.scheduled_statements s"
+							   " WHERE s.version = $1 AND s.seq = $2 AND m.version = s.version"
+							   "   AND m.state = 'scheduled' AND s.started_at IS NOT NULL",
+							   2, argtypes, values, NULL, false, 0,
+							   SPI_OK_UPDATE, "record the lock wait of a scheduled statement");
+	}
 
 	if (retry)
 	{

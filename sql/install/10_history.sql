@@ -42,8 +42,9 @@ CREATE TABLE migration_tools.scheduled_statements (
     statement_no    integer NOT NULL,        -- its number in up_sql or down_sql (1-based)
     sql             text NOT NULL,
     direction       text NOT NULL DEFAULT 'up' CHECK (direction IN ('up', 'down')),
-    -- rollback_to(): the migration whose down statements must all be done
-    -- before this one runs (newest first)
+    -- the migration whose scheduled statements must all be done before
+    -- this one runs: rollback_to(), the newer one (newest first); apply()
+    -- behind scheduled statements on the same relations, the earlier one
     run_after       text,
     -- false: a statement that could run in a transaction block, queued
     -- behind the scheduled down statements of a newer migration; it runs
@@ -155,7 +156,7 @@ GRANT SELECT ON migration_tools.status TO PUBLIC;
 
 COMMENT ON COLUMN migration_tools.migrations.checksum IS 'hex SHA-256 of up_sql (migration_tools.checksum())';
 COMMENT ON COLUMN migration_tools.migrations.state IS 'applied, failed, rolled_back, scheduled (statements pending for the worker, of the up or of the down script: see status.scheduled_for), running';
-COMMENT ON COLUMN migration_tools.migrations.attempts IS 'attempts of the up script; more than one after lock timeouts';
+COMMENT ON COLUMN migration_tools.migrations.attempts IS 'attempts of the up script; more than one after lock timeouts; with scheduled statements, the most attempts any part needed';
 COMMENT ON COLUMN migration_tools.migrations.lock_wait_time IS 'time spent waiting for locks: preflight waits plus attempts lost to lock timeouts';
 COMMENT ON COLUMN migration_tools.migrations.error IS 'for a failed migration: statement number, message, SQLSTATE, detail';
 COMMENT ON COLUMN migration_tools.migrations.installed_rank IS 'order of recording; status lists the highest first';
