@@ -78,6 +78,7 @@ bool		mt_throttle_on_autovacuum = true;
 bool		mt_throttle_on_lock_waiters = true;
 int			mt_throttle_sleep = 1000;
 int			mt_max_throttle_wait = 10000;
+double		mt_busy_duty_cycle = 0.25;
 int			mt_batch_history_retention = 1000;
 int			mt_max_sweep_passes = 5;
 
@@ -190,6 +191,12 @@ mt_backfill_init(void)
 							&mt_max_throttle_wait,
 							10000, 0, 24 * 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomRealVariable("migration_tools.busy_duty_cycle",
+							 "Share of the time a backfill runs batches while the server's CPUs are busy with other sessions.",
+							 "Busy: at least as many other processes run a query, not waiting, as there are CPUs. After each batch the job then sleeps so that its batches take this share of the time (at most migration_tools.throttle_sleep). 1 turns this throttle off.",
+							 &mt_busy_duty_cycle,
+							 0.25, 0.01, 1.0,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("migration_tools.batch_history_retention",
 							"Batches kept per job in migration_tools.backfill_batches.",
 							"0 keeps no history.",

@@ -29,6 +29,7 @@ extern bool mt_throttle_on_autovacuum;
 extern bool mt_throttle_on_lock_waiters;
 extern int	mt_throttle_sleep;
 extern int	mt_max_throttle_wait;
+extern double mt_busy_duty_cycle;
 extern int	mt_batch_history_retention;
 extern int	mt_max_sweep_passes;
 
@@ -88,6 +89,7 @@ extern bool mt_in_run_window(const char *window, TimestampTz now, TimestampTz *o
  * queries through SPI: call inside a transaction with SPI connected.
  */
 extern const char *mt_throttle_reason(Oid relid);
+extern bool mt_server_busy(void);
 
 /*
  * What the throttles know of the current job's own writes: forget them

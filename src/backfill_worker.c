@@ -1091,6 +1091,7 @@ run_step_body(int64 job_id, long *sleep_ms)
 	int			waiters = 0;
 	double		wait_ms = 0;
 	bool		async_commit = false;
+	bool		busy = false;
 
 	mt_bgw_begin(psprintf("migration_tools: backfill job " INT64_FORMAT, job_id));
 	mt_become_owner(&saved);
@@ -1208,6 +1209,9 @@ run_step_body(int64 job_id, long *sleep_ms)
 		return STEP_CONTINUE;
 	}
 
+	/* the CPUs busy with others?  Looked at before the batch holds locks */
+	busy = mt_server_busy();
+
 	/* the batch */
 	n = job->batch_size > 0 ? job->batch_size :
 		(job->fixed_batch_size > 0 ? job->fixed_batch_size : mt_initial_batch_size);
@@ -1310,6 +1314,8 @@ run_step_body(int64 job_id, long *sleep_ms)
 
 		types[k] = BOOLOID;
 		values[k++] = BoolGetDatum(res.ran);	/* $14 */
+		types[k] = BOOLOID;
+		values[k++] = BoolGetDatum(busy);	/* $15 */
 
 		set_job(job_id,
 				"rows_done = rows_done + $2, rows_scanned = rows_scanned + $3, "
@@ -1317,7 +1323,8 @@ run_step_body(int64 job_id, long *sleep_ms)
 				"busy_ms = busy_ms + $6, last_key = $7, next_block = $8, phase = $9, "
 				"sweep_pass = $10, sweep_rows = $11, end_block = $12, attempts = 0, "
 				"lock_waiters_caused = lock_waiters_caused + $13, "
-				"throttled_by = CASE WHEN $13 > 0 THEN 'lock_waiters' END",
+				"throttled_by = CASE WHEN $13 > 0 THEN 'lock_waiters' "
+				"WHEN $15 THEN 'busy_server' END",
 				k, types, values, nulls);
 		if (wait_ms > 0)
 		{
@@ -1380,6 +1387,14 @@ run_step_body(int64 job_id, long *sleep_ms)
 			 */
 			if (waiters > 0)
 				*sleep_ms += (long) Min((double) mt_throttle_sleep, 2 * Max(ms, wait_ms));
+
+			/*
+			 * The CPUs were busy with other sessions: take only
+			 * busy_duty_cycle of the time, as a background job should.
+			 */
+			else if (busy)
+				*sleep_ms += (long) Min((double) mt_throttle_sleep,
+										ms * (1.0 / mt_busy_duty_cycle - 1.0));
 		}
 	}
 	if (res.fail)

@@ -25,13 +25,20 @@
  */
 #include "postgres.h"
 
+#include <unistd.h>
+
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "pgstat.h"
 #include "pgtime.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "utils/backend_status.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
 #include "backfill_int.h"
+#include "migration_tools.h"
 
 /*
  * The dead tuple throttle of the current job: on which table it began, the
@@ -302,4 +309,57 @@ mt_in_run_window(const char *window, TimestampTz now, TimestampTz *opens_at)
 		(now % USECS_PER_SEC + USECS_PER_SEC) % USECS_PER_SEC +
 		(int64) wait_min * 60 * USECS_PER_SEC;
 	return false;
+}
+
+/* The number of CPUs the server can run on (1 when unknown). */
+static int
+cpu_count(void)
+{
+#ifdef _SC_NPROCESSORS_ONLN
+	long		n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 ? (int) n : 1;
+#else
+	return 1;
+#endif
+}
+
+/*
+ * Is the server's CPU busy with other work right now: are at least as many
+ * other processes running a query, and not waiting for anything (a lock,
+ * I/O, a latch, the client), as there are CPUs?  Then every moment a batch
+ * runs is taken from them, and the job should only take its share
+ * (migration_tools.busy_duty_cycle).  Read from the backend status table
+ * and the wait events, without locks beyond the process array's.
+ */
+bool
+mt_server_busy(void)
+{
+	int			ncpu;
+	int			running = 0;
+	int			n;
+
+	if (mt_busy_duty_cycle >= 1.0)
+		return false;
+	ncpu = cpu_count();
+	n = pgstat_fetch_stat_numbackends();
+	for (int i = 1; i <= n && running < ncpu; i++)
+	{
+		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
+		PgBackendStatus *be;
+		PGPROC	   *proc;
+
+		if (local == NULL)
+			continue;
+		be = &local->backendStatus;
+		if (be->st_procpid == MyProcPid || be->st_procpid <= 0 ||
+			(be->st_state != STATE_RUNNING && be->st_state != STATE_FASTPATH))
+			continue;
+		proc = BackendPidGetProc(be->st_procpid);
+		if (proc != NULL && *((volatile uint32 *) &proc->wait_event_info) == 0)
+			running++;
+	}
+	/* the status table is read again at the next look */
+	pgstat_clear_backend_activity_snapshot();
+	return running >= ncpu;
 }
