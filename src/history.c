@@ -428,6 +428,21 @@ read_migration(const char *version)
 }
 
 /*
+ * The row of version changed under us: another transaction that committed
+ * after our snapshot wrote it.
+ */
+static void
+report_concurrent_change(const char *version)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("could not serialize access due to a concurrent change of migration \"%s\"",
+					version),
+			 errdetail("The row was written by a transaction that committed after this transaction's snapshot was taken."),
+			 errhint("Retry the transaction.")));
+}
+
+/*
  * A REPEATABLE READ (or SERIALIZABLE) transaction cannot replace a row that
  * another transaction committed after its snapshot: say so before anything
  * runs.
@@ -462,12 +477,7 @@ delete_replaced_migration(const char *version, bool seen)
 									 1, argtypes, values, NULL, false, 0,
 									 SPI_OK_DELETE, "replace a migration");
 	if (seen && deleted == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not serialize access due to a concurrent change of migration \"%s\"",
-						version),
-				 errdetail("The row was written by a transaction that committed after this transaction's snapshot was taken."),
-				 errhint("Retry the transaction.")));
+		report_concurrent_change(version);
 }
 
 /* errcontext of the parse of a script: which script of which migration */
@@ -1520,11 +1530,7 @@ retry_rollback(const char *version, const char *run_after)
 								  SPI_OK_UPDATE,
 								  psprintf("mark migration \"%s\" scheduled", version));
 	if (SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not serialize access due to a concurrent change of migration \"%s\"",
-						version),
-				 errhint("Retry the transaction.")));
+		report_concurrent_change(version);
 	return (int) n;
 }
 
@@ -1626,11 +1632,7 @@ do_rollback(const char *version, MigrationRow *row, const char *run_after)
 									  SPI_OK_UPDATE,
 									  psprintf("mark migration \"%s\" scheduled", version));
 	if (SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not serialize access due to a concurrent change of migration \"%s\"",
-						version),
-				 errhint("Retry the transaction.")));
+		report_concurrent_change(version);
 
 	if (later != NIL)
 	{
