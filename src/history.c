@@ -1101,6 +1101,37 @@ versions_array(List *versions)
 }
 
 /*
+ * For a NOTICE: the versions of a list of RunAfter ("5" and "6"), and why
+ * each one is waited for (Scheduled statements of migration "5" on
+ * relation "a" are running and of migration "6" ...).
+ */
+static void
+describe_run_after(List *after, char **names, char **why)
+{
+	StringInfoData n;
+	StringInfoData w;
+	ListCell   *lc;
+
+	initStringInfo(&n);
+	initStringInfo(&w);
+	foreach(lc, after)
+	{
+		RunAfter   *ra = (RunAfter *) lfirst(lc);
+		bool		first = foreach_current_index(lc) == 0;
+		bool		last = lnext(after, lc) == NULL;
+
+		appendStringInfo(&n, "%s\"%s\"",
+						 first ? "" : last ? " and " : ", ", ra->version);
+		appendStringInfo(&w, "%s of migration \"%s\" on relation \"%s\" %s",
+						 first ? "Scheduled statements" : last ? " and" : ",",
+						 ra->version, ra->relname ? ra->relname : "?",
+						 ra->running ? "are running" : "have not run yet");
+	}
+	*names = n.data;
+	*why = w.data;
+}
+
+/*
  * apply(version, up_sql, down_sql, description, allow) returns text
  */
 Datum
@@ -1332,48 +1363,27 @@ mt_apply(PG_FUNCTION_ARGS)
 
 	if (after != NIL)
 	{
-		RunAfter   *newest = (RunAfter *) linitial(after);
+		char	   *names;
+		char	   *why;
 
+		describe_run_after(after, &names, &why);
 		mt_request_work_at_commit();
 		if (list_length(after) == 1)
 			ereport(NOTICE,
-					(errmsg("migration \"%s\" is scheduled to run after migration \"%s\"",
-							version, newest->version),
-					 errdetail("Scheduled statements of migration \"%s\" on relation \"%s\" %s; run now, this script would wait for them while they wait for this transaction. The background worker runs the whole script, in order, once migration \"%s\" is done; if that one fails, this one is not run and fails too.",
-							   newest->version, newest->relname ? newest->relname : "?",
-							   newest->running ? "are running" : "have not run yet",
-							   newest->version),
+					(errmsg("migration \"%s\" is scheduled to run after migration %s",
+							version, names),
+					 errdetail("%s; run now, this script would wait for them while they wait for this transaction. The background worker runs the whole script, in order, once migration %s is done; if that one fails, this one is not run and fails too.",
+							   why, names),
 					 errhint("Wait until migration_tools.status shows it no longer scheduled: SELECT state, error FROM migration_tools.status WHERE version = %s;",
 							 quote_literal_cstr(version))));
 		else
-		{
-			StringInfoData names;
-			StringInfoData why;
-
-			initStringInfo(&names);
-			initStringInfo(&why);
-			foreach(lc, after)
-			{
-				RunAfter   *ra = (RunAfter *) lfirst(lc);
-				bool		last = lnext(after, lc) == NULL;
-
-				appendStringInfo(&names, "%s\"%s\"",
-								 foreach_current_index(lc) == 0 ? "" : last ? " and " : ", ",
-								 ra->version);
-				appendStringInfo(&why, "%s of migration \"%s\" on relation \"%s\" %s",
-								 foreach_current_index(lc) == 0 ? "Scheduled statements" :
-								 last ? " and" : ",",
-								 ra->version, ra->relname ? ra->relname : "?",
-								 ra->running ? "are running" : "have not run yet");
-			}
 			ereport(NOTICE,
 					(errmsg("migration \"%s\" is scheduled to run after migrations %s",
-							version, names.data),
+							version, names),
 					 errdetail("%s; run now, this script would wait for them while they wait for this transaction. The background worker runs the whole script, in order, once migrations %s are all done; if one of them fails, this one is not run and fails too.",
-							   why.data, names.data),
+							   why, names),
 					 errhint("Wait until migration_tools.status shows it no longer scheduled: SELECT state, error FROM migration_tools.status WHERE version = %s;",
 							 quote_literal_cstr(version))));
-		}
 	}
 	else if (scheduled != NIL)
 	{
@@ -1670,7 +1680,9 @@ retry_rollback(const char *version, const char *run_after)
  * 'rolled_back', or 'failed' with the error (rollback() retries what did
  * not run).  With run_after (rollback_to(), after a newer migration whose
  * rollback was scheduled) everything is scheduled, to run after that
- * migration's.  Returns whether anything was scheduled.
+ * migration's; so it is, as for apply(), when other migrations still have
+ * scheduled statements on the relations the down script locks (it runs
+ * after all of them).  Returns whether anything was scheduled.
  */
 static bool
 do_rollback(const char *version, MigrationRow *row, const char *run_after)
@@ -1686,6 +1698,8 @@ do_rollback(const char *version, MigrationRow *row, const char *run_after)
 	Datum		values[2];
 	char		nulls[2] = {' ', ' '};
 	int			nscheduled = 0;
+	List	   *after = NIL;
+	List	   *waits = NIL;
 
 	if (row->rollback_failed)
 	{
@@ -1702,16 +1716,38 @@ do_rollback(const char *version, MigrationRow *row, const char *run_after)
 	}
 
 	statements = runnable_statements(version, "down script", row->down_sql);
+
+	/*
+	 * Behind scheduled statements of other migrations on the relations the
+	 * down script locks: as for apply(), nothing runs here (it would wait
+	 * for a concurrent build that waits for this transaction); the whole
+	 * down script runs in the background after all of them.
+	 */
+	if (run_after != NULL)
+		waits = list_make1((char *) run_after);
+	foreach(lc, pending_before(statements, version))
+	{
+		RunAfter   *ra = (RunAfter *) lfirst(lc);
+
+		/* (rollback_to(): the newer migration is waited for anyway) */
+		if (run_after != NULL && strcmp(ra->version, run_after) == 0)
+			continue;
+		after = lappend(after, ra);
+		waits = lappend(waits, ra->version);
+	}
+
 	foreach(lc, statements)
 	{
 		MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
 
-		if (run_after == NULL && later == NIL && !info->needs_top_level)
+		if (waits == NIL && later == NIL && !info->needs_top_level)
 			now = lappend(now, info);
 		else
 			later = lappend(later, info);
 	}
-	if (later != NIL)
+	if (after != NIL)
+		mt_require_preload("rollback() of a migration behind scheduled statements");
+	else if (later != NIL)
 		mt_require_preload("rollback() of a statement that cannot run in a transaction block");
 
 	if (now != NIL)
@@ -1774,13 +1810,36 @@ do_rollback(const char *version, MigrationRow *row, const char *run_after)
 			seq = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 											  SPI_tuptable->tupdesc, 1, &isnull));
 		}
-		nscheduled = schedule_in_order(version, later, "down",
-									   run_after ? list_make1((char *) run_after) : NIL,
-									   seq, run_as);
+		nscheduled = schedule_in_order(version, later, "down", waits, seq, run_as);
 	}
 	restore_caller(&sw);
 
-	if (later != NIL)
+	if (after != NIL)
+	{
+		char	   *names;
+		char	   *why;
+		char	   *also = "";
+
+		describe_run_after(after, &names, &why);
+		if (run_after != NULL)
+			also = psprintf(" and after the scheduled rollback of migration \"%s\"", run_after);
+		mt_request_work_at_commit();
+		if (list_length(after) == 1)
+			ereport(NOTICE,
+					(errmsg("rollback of migration \"%s\" is scheduled: %d statement(s) will run in the background after commit",
+							version, nscheduled),
+					 errdetail("%s; run now, the down script would wait for them while they wait for this transaction. The background worker runs it, in order, once migration %s is done%s; if that one fails, this rollback is not run and fails too.",
+							   why, names, also),
+					 errhint("Follow it in migration_tools.status.")));
+		else
+			ereport(NOTICE,
+					(errmsg("rollback of migration \"%s\" is scheduled: %d statement(s) will run in the background after commit",
+							version, nscheduled),
+					 errdetail("%s; run now, the down script would wait for them while they wait for this transaction. The background worker runs it, in order, once migrations %s are all done%s; if one of them fails, this rollback is not run and fails too.",
+							   why, names, also),
+					 errhint("Follow it in migration_tools.status.")));
+	}
+	else if (later != NIL)
 	{
 		mt_request_work_at_commit();
 		ereport(NOTICE,

@@ -20,6 +20,8 @@ migration_tools.max_workers = 3
 migration_tools.scheduled_retry_delay = '100ms'
 migration_tools.scheduled_retries = 50
 migration_tools.max_lock_timeout = '100ms'
+migration_tools.max_preflight_wait = '200ms'
+migration_tools.lock_retries = 3
 });
 $node->safe_psql('postgres', q{
 CREATE TABLE a (id int PRIMARY KEY, x int, dup int);
@@ -92,6 +94,37 @@ is(sql(q{SELECT min(id) FILTER (WHERE migration_version = '7')
 is(sql(q{SELECT count(*) FROM pg_attribute WHERE attrelid IN ('a'::regclass, 'b'::regclass)
 		  AND attname = 'y' AND NOT attisdropped}),
 	'2', 'both columns were added');
+
+# rollback() of 7 while a build on a (migration 11) runs: its down script
+# (ALTER TABLE a, b) would wait for the build while the build waits for
+# the caller's transaction; it is scheduled to run after the build, as
+# apply() does, instead of failing after its lock retries.
+$ha->query_safe(q{BEGIN; UPDATE a SET x = x WHERE id = 1;});
+is(sql(q{SELECT migration_tools.apply('11', 'CREATE INDEX CONCURRENTLY a_x_id ON a (x, id)')}),
+	'scheduled', 'another build on a is scheduled');
+ok(running('11'), 'it runs');
+($ret, $out, $err) = $node->psql('postgres', q{SELECT migration_tools.rollback('7')});
+is($out, 'scheduled', 'rollback() of the migration of both tables is scheduled');
+like($err, qr/NOTICE:  rollback of migration "7" is scheduled: 1 statement\(s\) will run in the background after commit/,
+	'NOTICE: scheduled');
+like($err, qr/DETAIL:  Scheduled statements of migration "11" on relation "a" are running; run now, the down script would wait for them while they wait for this transaction. The background worker runs it, in order, once migration "11" is done; if that one fails, this rollback is not run and fails too./,
+	'DETAIL: behind which migration, and why');
+is(sql(q{SELECT string_agg(direction || ' ' || run_after::text || ' ' || top_level || ' ' || state, ',' ORDER BY seq)
+		  FROM migration_tools.scheduled_statements WHERE version = '7' AND direction = 'down'}),
+	'down {11} false pending', 'the down script waits for 11, as one in-transaction group');
+is(sql(q{SELECT count(*) FROM pg_attribute WHERE attrelid IN ('a'::regclass, 'b'::regclass)
+		  AND attname = 'y' AND NOT attisdropped}),
+	'2', 'nothing of it ran yet');
+$ha->query_safe('COMMIT');
+ok(mt_poll($node, 'postgres',
+		q{SELECT count(*) = 0 FROM migration_tools.migrations WHERE state = 'scheduled'}),
+	'the build and the rollback ran');
+is(sql(q{SELECT string_agg(version || '=' || state, ',' ORDER BY installed_rank)
+		  FROM migration_tools.migrations WHERE version IN ('7', '11')}),
+	'7=rolled_back,11=applied', '7 rolled back, 11 applied');
+is(sql(q{SELECT count(*) FROM pg_attribute WHERE attrelid IN ('a'::regclass, 'b'::regclass)
+		  AND attname = 'y' AND NOT attisdropped}),
+	'0', 'the columns y are gone');
 
 # The failure cascade through either dependency: 8 (a unique build on a
 # that fails on duplicates) and 9 (a build on b that succeeds, later), and
