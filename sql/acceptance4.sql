@@ -212,9 +212,10 @@ SELECT migration_tools.run_batched('"Orders"',
 SELECT wait_job(:j1) AS copy, wait_job(:j2) AS transform;
 SELECT count(*), count(DISTINCT "Order Id"), sum("Total") FROM orders_copy;
 SELECT count(*), sum(cents) FROM "New ""Shop"""."Orders v2";
--- one job per table: the second ran after the first
-SELECT (SELECT finished_at FROM migration_tools.backfill_progress WHERE job_id = :j1)
-       <= (SELECT started_at FROM migration_tools.backfill_progress WHERE job_id = :j2) AS one_at_a_time;
+-- one job per table: one ran after the other
+SELECT a.finished_at <= b.started_at OR b.finished_at <= a.started_at AS one_at_a_time
+FROM migration_tools.backfill_progress a, migration_tools.backfill_progress b
+WHERE a.job_id = :j1 AND b.job_id = :j2;
 SELECT relation, kind, rows_done FROM migration_tools.backfill_progress
 WHERE job_id IN (:j1, :j2) ORDER BY job_id;
 -- delete in batches, logging what was deleted: nothing skipped, nothing twice
