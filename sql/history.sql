@@ -174,9 +174,12 @@ SELECT migration_tools.rollback('007');
 SELECT version, state, rolled_back_at IS NOT NULL AS when_recorded
 FROM migration_tools.status WHERE version = '007';
 SELECT count(*) AS index_left FROM pg_class WHERE relname = 'hist_name_idx';
--- errors: unknown, not applied, no down script
-SELECT migration_tools.rollback('nope');
+-- again: already rolled back, a no-op (NOTICE), as apply() of an applied
+-- version; concurrent callers: specs/rollback_concurrent.spec
 SELECT migration_tools.rollback('007');
+-- errors: unknown, not applied (failed), no down script
+SELECT migration_tools.rollback('nope');
+SELECT migration_tools.rollback('005');
 SELECT migration_tools.rollback('000');
 -- a failing down script: the error is wrapped, nothing changes
 BEGIN;

@@ -22,7 +22,8 @@ FROM migration_tools.status WHERE version = 'sr2';
 SELECT version, seq, statement_no, direction, run_after, top_level, state, sql
 FROM migration_tools.scheduled_statements WHERE version LIKE 'sr%' ORDER BY version, seq;
 SELECT to_regclass('sr_scratch') IS NOT NULL AS ran_now;
--- while its rollback is scheduled, nothing else may touch it
+-- while its rollback is scheduled, apply() and baseline() may not touch
+-- it; rollback() and rollback_to() leave it to the worker (NOTICE)
 SAVEPOINT s;
 SELECT migration_tools.apply('sr2', 'CREATE INDEX sr_items_a ON sr_items (a)');
 ROLLBACK TO SAVEPOINT s;
@@ -30,8 +31,18 @@ SELECT migration_tools.baseline('sr2');
 ROLLBACK TO SAVEPOINT s;
 SELECT migration_tools.rollback('sr2');
 ROLLBACK TO SAVEPOINT s;
+-- but rollback_to() does not roll back sr3, newer, after it: an error
 SELECT migration_tools.rollback_to('sr1');
 ROLLBACK TO SAVEPOINT s;
+ROLLBACK;
+-- sr3 and sr2 scheduled by one rollback_to(): another one finds both
+-- scheduled and skips them
+BEGIN;
+SELECT migration_tools.rollback_to('sr1');
+SELECT migration_tools.rollback_to('sr1');
+SELECT migration_tools.rollback('sr3');
+SELECT version, seq, direction, run_after, state
+FROM migration_tools.scheduled_statements WHERE version LIKE 'sr%' ORDER BY version, seq;
 ROLLBACK;
 
 -- rollback_to(): newest first.  sr3's DROP INDEX CONCURRENTLY is

@@ -1373,12 +1373,8 @@ check_rollback(const char *version, MigrationRow *row)
 				 errmsg("migration \"%s\" does not exist", version),
 				 errdetail("No migration with this version is recorded in migration_tools.migrations."),
 				 errhint("See migration_tools.status for the recorded migrations.")));
-	if (row->rolling_back)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("migration \"%s\" is already being rolled back", version),
-				 errdetail("Statements of its down script are scheduled for the background worker."),
-				 errhint("Follow it in migration_tools.status.")));
+	/* rollback() and rollback_to() skip these before (rollback_done()) */
+	Assert(!row->rolling_back && strcmp(row->state, "rolled_back") != 0);
 	/* a rollback whose scheduled statements failed may be retried */
 	if (strcmp(row->state, "applied") != 0 && !row->rollback_failed)
 		ereport(ERROR,
@@ -1397,6 +1393,38 @@ check_rollback(const char *version, MigrationRow *row)
 				 errdetail("It was applied without down_sql."),
 				 errhint("Write a new migration that undoes it instead.")));
 	check_row_writable(version, row);
+}
+
+/*
+ * Is the rollback of a migration already done, or already scheduled for the
+ * worker?  Then rollback() and rollback_to() have nothing to do for it: the
+ * same rollback requested from many sessions (a deployment tool that runs
+ * it from every host) is done once, the others wait for the history lock,
+ * find it done and return with a NOTICE, as apply() does for an applied
+ * version.  The row was read under the history lock with the latest
+ * snapshot (read_migration()).
+ */
+static bool
+rollback_done(const char *version, MigrationRow *row)
+{
+	if (!row->found)
+		return false;
+	if (row->rolling_back)
+	{
+		ereport(NOTICE,
+				(errmsg("rollback of migration \"%s\" is already scheduled, skipping",
+						version),
+				 errdetail("Statements of its down script are scheduled for the background worker."),
+				 errhint("Follow it in migration_tools.status.")));
+		return true;
+	}
+	if (strcmp(row->state, "rolled_back") == 0)
+	{
+		ereport(NOTICE,
+				(errmsg("migration \"%s\" is already rolled back, skipping", version)));
+		return true;
+	}
+	return false;
 }
 
 /*
@@ -1692,6 +1720,10 @@ begin_rollback(FunctionCallInfo fcinfo, const char *funcname)
 
 /*
  * rollback(version) returns text
+ *
+ * A version already rolled back, or whose rollback is already scheduled, is
+ * a no-op with a NOTICE (returns its state), as apply() of an applied
+ * version is.
  */
 Datum
 mt_rollback(PG_FUNCTION_ARGS)
@@ -1702,6 +1734,11 @@ mt_rollback(PG_FUNCTION_ARGS)
 
 	version = begin_rollback(fcinfo, "rollback()");
 	row = read_migration(version);
+	if (rollback_done(version, &row))
+	{
+		SPI_finish();
+		PG_RETURN_TEXT_P(cstring_to_text(row.rolling_back ? "scheduled" : "rolled_back"));
+	}
 	check_rollback(version, &row);
 	scheduled = do_rollback(version, &row, NULL);
 	SPI_finish();
@@ -1713,7 +1750,10 @@ mt_rollback(PG_FUNCTION_ARGS)
  *
  * Roll back every applied migration recorded after the target, newest
  * first; the target stays applied.  Everything is checked before anything
- * runs.  Returns how many migrations were rolled back.
+ * runs.  Returns how many migrations were rolled back or scheduled for
+ * rollback by this call: a migration whose rollback is already scheduled
+ * (the same rollback_to() from another session got the history lock first)
+ * is skipped with a NOTICE, and one already rolled back is not in effect.
  */
 Datum
 mt_rollback_to(PG_FUNCTION_ARGS)
@@ -1728,6 +1768,8 @@ mt_rollback_to(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 	uint64		i;
 	const char *run_after = NULL;
+	const char *newest = NULL;
+	int			done = 0;
 
 	version = begin_rollback(fcinfo, "rollback_to()");
 	target = read_migration(version);
@@ -1766,30 +1808,61 @@ mt_rollback_to(PG_FUNCTION_ARGS)
 	SPI_freeplan(plan);
 	restore_caller(&sw);
 
-	/* Check them all first. */
-	foreach(lc, later)
-	{
-		char	   *v = (char *) lfirst(lc);
-		MigrationRow row = read_migration(v);
+	if (later == NIL)
+		ereport(NOTICE,
+				(errmsg("no migration after \"%s\" is in effect, nothing to roll back",
+						version)));
 
-		check_rollback(v, &row);
-	}
 	/*
-	 * Newest first.  Once the rollback of one of them is scheduled, the
-	 * older ones are scheduled after it, in turn.
+	 * Check them all first.  Those whose rollback is already scheduled (by
+	 * another rollback_to() of the same target, which held the history
+	 * lock before us) are left to it; but not behind a newer migration
+	 * still to roll back here, which would then be undone after it.
 	 */
 	foreach(lc, later)
 	{
 		char	   *v = (char *) lfirst(lc);
 		MigrationRow row = read_migration(v);
 
-		if (do_rollback(v, &row, run_after))
+		if (!row.rolling_back)
+		{
+			check_rollback(v, &row);
+			if (newest == NULL)
+				newest = v;
+		}
+		else if (newest != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("migration \"%s\" is already being rolled back, before the newer migration \"%s\"",
+							v, newest),
+					 errdetail("rollback_to() rolls back newest first, but the rollback of migration \"%s\" was scheduled for the background worker while migration \"%s\" was in effect.",
+							   v, newest),
+					 errhint("Wait until migration_tools.status shows migration \"%s\" rolled_back, then call rollback_to() again.",
+							 v)));
+	}
+
+	/*
+	 * Newest first.  Once the rollback of one of them is scheduled (here,
+	 * or before), the older ones are scheduled after it, in turn.
+	 */
+	foreach(lc, later)
+	{
+		char	   *v = (char *) lfirst(lc);
+		MigrationRow row = read_migration(v);
+
+		if (rollback_done(v, &row))
 			run_after = v;
 		else
-			ereport(NOTICE,
-					(errmsg("rolled back migration \"%s\"", v)));
+		{
+			if (do_rollback(v, &row, run_after))
+				run_after = v;
+			else
+				ereport(NOTICE,
+						(errmsg("rolled back migration \"%s\"", v)));
+			done++;
+		}
 	}
 
 	SPI_finish();
-	PG_RETURN_INT32(list_length(later));
+	PG_RETURN_INT32(done);
 }

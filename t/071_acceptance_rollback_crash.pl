@@ -68,9 +68,12 @@ my $wpid = sql($wpid_sql);
 is(sql(q{SELECT indisvalid FROM pg_index WHERE indexrelid = 'items_c'::regclass}), 'f',
 	'the index is already marked invalid');
 
-# Meanwhile the version is locked against other changes.
+# Meanwhile the version is locked against other changes; the same
+# rollback requested again is a no-op.
 my ($ret, $out, $err) = $node->psql('postgres', q{SELECT migration_tools.rollback('3')});
-like($err, qr/being rolled back/, 'rollback() of a version being rolled back is refused');
+is($ret . ' ' . $out, '0 scheduled', 'rollback() of a version being rolled back returns scheduled');
+like($err, qr/NOTICE:  rollback of migration "3" is already scheduled, skipping/,
+	'with a NOTICE, and nothing else happens');
 ($ret, $out, $err) = $node->psql('postgres',
 	q{SELECT migration_tools.apply('3', 'CREATE INDEX CONCURRENTLY items_c ON items (c)', 'DROP INDEX CONCURRENTLY items_c')});
 like($err, qr/being rolled back/, 'apply() of it too');
