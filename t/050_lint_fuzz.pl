@@ -109,7 +109,7 @@ my @corpus = (
 	q{DO $$ DECLARE r record; BEGIN FOR r IN SELECT id FROM accounts LIMIT 5 LOOP UPDATE accounts SET status = 1 WHERE id = r.id; END LOOP; END $$},
 	q{DO $$ BEGIN IF (SELECT count(*) FROM orders) > 0 THEN EXECUTE 'CREATE INDEX ON orders (total)'; ELSE ALTER TABLE orders ADD COLUMN x int NOT NULL; END IF; END $$},
 	q{DO $$ DECLARE t text := 'orders'; BEGIN EXECUTE format('ALTER TABLE %I ADD COLUMN y int', t); RETURN; EXCEPTION WHEN others THEN RAISE NOTICE '%', SQLERRM; END $$},
-	q{DO $d$ <<outer>> DECLARE n int := 0; BEGIN WHILE n < 3 LOOP n := n + 1; END LOOP; CASE n WHEN 3 THEN DELETE FROM orders WHERE id = outer.n; ELSE NULL; END CASE; END $d$},
+	q{DO $d$ <<blk>> DECLARE n int := 0; BEGIN WHILE n < 3 LOOP n := n + 1; END LOOP; CASE n WHEN 3 THEN DELETE FROM orders WHERE id = blk.n; ELSE NULL; END CASE; END $d$},
 	q{DO LANGUAGE plpgsql 'BEGIN EXECUTE ''VACUUM FULL orders''; COMMIT; END'},
 	q{CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $f$ SELECT 1 $f$},
 	q{COMMENT ON TABLE accounts IS 'x'; GRANT SELECT ON accounts TO PUBLIC},
