@@ -1841,6 +1841,15 @@ remember_rangevar(LintState *st, List **list, RangeVar *rv)
 	MemoryContextSwitchTo(old);
 }
 
+/* Is a raw expression the NULL constant (possibly cast)? */
+static bool
+is_null_constant(Node *expr)
+{
+	while (expr && IsA(expr, TypeCast))
+		expr = ((TypeCast *) expr)->arg;
+	return expr != NULL && IsA(expr, A_Const) && ((A_Const *) expr)->isnull;
+}
+
 /* Rules of one ADD COLUMN. */
 static void
 lint_add_column(LintState *st, const TableFacts *tf, AlterTableCmd *cmd)
@@ -1892,7 +1901,8 @@ lint_add_column(LintState *st, const TableFacts *tf, AlterTableCmd *cmd)
 					"adding column \"%s\" with a volatile default to existing table %s rewrites the table under an ACCESS EXCLUSIVE lock",
 					col->colname, tf->name);
 	if ((col->is_not_null || find_constraint(col->constraints, CONSTR_NOTNULL)) &&
-		def == NULL && gen == NULL && ident == NULL && !is_serial_type(t))
+		(def == NULL || is_null_constant(def->raw_expr)) &&
+		gen == NULL && ident == NULL && !is_serial_type(t))
 		add_finding(st, "add-column-not-null-no-default", MT_SEV_ERROR, tf, mode, false, tf->rows,
 					"Add the column with a constant DEFAULT (no rewrite since PostgreSQL 11), or add it nullable, backfill it, add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT, then SET NOT NULL.",
 					"adding NOT NULL column \"%s\" without a default to existing table %s fails as soon as the table has rows",
@@ -1972,6 +1982,89 @@ pk_index_nullable_column(LintState *st, const TableFacts *tf, RangeVar *rv,
 	return result;
 }
 
+#if PG_VERSION_NUM < 180000
+static const char *HINT_PARTITIONED_FK =
+"Partitioned tables take no NOT VALID foreign key before PostgreSQL 18: add the foreign key to each partition with NOT VALID and VALIDATE CONSTRAINT it in a separate transaction, then add it to the partitioned table, which adopts the validated keys of the partitions without scanning them.";
+
+/*
+ * Has every leaf partition of a partitioned table a validated foreign key
+ * to the same table on the same columns?  Then ADD FOREIGN KEY on the
+ * partitioned table adopts them and scans nothing.
+ */
+static bool
+partitions_have_validated_fk(Oid relid, Constraint *c)
+{
+	Oid			pkrel;
+	List	   *parts;
+	ListCell   *lc;
+	int			leaves = 0;
+
+	if (!OidIsValid(relid) || c->pktable == NULL || c->fk_attrs == NIL)
+		return false;
+	pkrel = mt_lookup_relation(c->pktable);
+	if (!OidIsValid(pkrel))
+		return false;
+	parts = find_all_inheritors(relid, NoLock, NULL);
+	foreach(lc, parts)
+	{
+		Oid			part = lfirst_oid(lc);
+		Relation	conrel;
+		SysScanDesc scan;
+		ScanKeyData key;
+		HeapTuple	tup;
+		bool		found = false;
+
+		if (get_rel_relkind(part) != RELKIND_RELATION)
+			continue;
+		leaves++;
+		conrel = table_open(ConstraintRelationId, AccessShareLock);
+		ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(part));
+		scan = systable_beginscan(conrel, ConstraintRelidTypidNameIndexId, true,
+								  NULL, 1, &key);
+		while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+		{
+			Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+			Datum		d;
+			bool		isnull;
+			ArrayType  *arr;
+			int16	   *keys;
+			int			n;
+			int			i;
+			ListCell   *lc2;
+
+			if (con->contype != CONSTRAINT_FOREIGN || !con->convalidated ||
+				con->confrelid != pkrel)
+				continue;
+			d = heap_getattr(tup, Anum_pg_constraint_conkey,
+							 RelationGetDescr(conrel), &isnull);
+			if (isnull)
+				continue;
+			arr = DatumGetArrayTypeP(d);
+			n = ARR_DIMS(arr)[0];
+			keys = (int16 *) ARR_DATA_PTR(arr);
+			if (n != list_length(c->fk_attrs))
+				continue;
+			found = true;
+			i = 0;
+			foreach(lc2, c->fk_attrs)
+			{
+				char	   *att = get_attname(part, keys[i++], true);
+
+				if (att == NULL || !IsA(lfirst(lc2), String) ||
+					strcmp(att, strVal(lfirst(lc2))) != 0)
+					found = false;
+			}
+		}
+		systable_endscan(scan);
+		table_close(conrel, AccessShareLock);
+		if (!found)
+			return false;
+	}
+	return leaves > 0;
+}
+#endif
+
 /* Rules of one ADD CONSTRAINT. */
 static void
 lint_add_constraint(LintState *st, const TableFacts *tf, RangeVar *rv,
@@ -1990,6 +2083,23 @@ lint_add_constraint(LintState *st, const TableFacts *tf, RangeVar *rv,
 	switch (c->contype)
 	{
 		case CONSTR_FOREIGN:
+#if PG_VERSION_NUM < 180000
+			if (tf->relkind == RELKIND_PARTITIONED_TABLE)
+			{
+				/* NOT VALID is refused there; the partitions' keys are adopted */
+				if (c->skip_validation)
+					add_finding(st, "add-foreign-key-validated", MT_SEV_ERROR, tf, mode, false, tf->rows,
+								HINT_PARTITIONED_FK,
+								"adding a NOT VALID foreign key to partitioned table %s fails: PostgreSQL before 18 does not support NOT VALID foreign keys on partitioned tables",
+								tf->name);
+				else if (!partitions_have_validated_fk(tf->relid, c))
+					add_finding(st, "add-foreign-key-validated", MT_SEV_ERROR, tf, mode, false, tf->rows,
+								HINT_PARTITIONED_FK,
+								"adding a validated foreign key on partitioned table %s scans every partition while holding SHARE ROW EXCLUSIVE locks, blocking writes to it and to the referenced table",
+								tf->name);
+				break;
+			}
+#endif
 			if (!c->skip_validation)
 			{
 				TableFacts pk;
