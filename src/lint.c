@@ -112,6 +112,28 @@ mt_lint_severity_level(const char *severity)
 #define MT_ERROR_WINDOW		1000
 
 /*
+ * Does an ALTER TABLE detach a partition CONCURRENTLY (which, like the
+ * other CONCURRENTLY commands, cannot run in a transaction block)?
+ */
+bool
+mt_detaches_concurrently(AlterTableStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+
+		if (IsA(cmd, AlterTableCmd) &&
+			cmd->subtype == AT_DetachPartition &&
+			cmd->def && IsA(cmd->def, PartitionCmd) &&
+			((PartitionCmd *) cmd->def)->concurrent)
+			return true;
+	}
+	return false;
+}
+
+/*
  * Error context callback while the script is parsed: move the parser's
  * cursor position, relative to the script, to an internal position with the
  * script as the internal query, so that clients point into the script and
@@ -685,21 +707,7 @@ statement_needs_top_level(Node *stmt)
 					t->kind == TRANS_STMT_ROLLBACK_PREPARED;
 			}
 		case T_AlterTableStmt:
-			{
-				ListCell   *lc;
-
-				foreach(lc, ((AlterTableStmt *) stmt)->cmds)
-				{
-					AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
-
-					if (IsA(cmd, AlterTableCmd) &&
-						cmd->subtype == AT_DetachPartition &&
-						cmd->def && IsA(cmd->def, PartitionCmd) &&
-						((PartitionCmd *) cmd->def)->concurrent)
-						return true;
-				}
-				return false;
-			}
+			return mt_detaches_concurrently((AlterTableStmt *) stmt);
 		case T_AlterEnumStmt:
 			/* ADD VALUE runs in a transaction block since PostgreSQL 12 */
 			return false;

@@ -34,6 +34,7 @@ extern MtStatementInfo *mt_describe_statement(const char *sql, RawStmt *raw,
 											  int number);
 extern Oid	mt_lookup_relation(RangeVar *rv);
 extern bool mt_option_is_true(List *options, const char *name);
+extern bool mt_detaches_concurrently(AlterTableStmt *stmt);
 extern const char *mt_lint_lock_mode_name(LOCKMODE mode);
 extern char *mt_relation_display_name(Oid relid);
 extern void mt_script_error(const char *script, int position,

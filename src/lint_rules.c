@@ -2743,21 +2743,7 @@ waits_for_old_snapshots(Node *stmt)
 			return mt_option_is_true(((ReindexStmt *) stmt)->params,
 									 "concurrently");
 		case T_AlterTableStmt:
-			{
-				ListCell   *lc;
-
-				foreach(lc, ((AlterTableStmt *) stmt)->cmds)
-				{
-					AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
-
-					if (IsA(cmd, AlterTableCmd) &&
-						cmd->subtype == AT_DetachPartition &&
-						cmd->def && IsA(cmd->def, PartitionCmd) &&
-						((PartitionCmd *) cmd->def)->concurrent)
-						return true;
-				}
-				return false;
-			}
+			return mt_detaches_concurrently((AlterTableStmt *) stmt);
 		default:
 			return false;
 	}

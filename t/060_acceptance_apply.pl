@@ -52,7 +52,7 @@ my @sessions = map { $node->background_psql('postgres', on_error_stop => 0) } 1 
 my $script = q{SELECT pg_sleep(0.5); ALTER TABLE t ADD COLUMN c1 int};
 for my $s (@sessions)
 {
-	$s->query_until(qr/sent/, qq{\\echo sent
+	mt_send($s, qr/sent/, qq{\\echo sent
 SELECT migration_tools.apply('001', \$s\$$script\$s\$) AS result \\gset
 \\echo done :result
 });
@@ -61,7 +61,7 @@ my %results;
 for my $s (@sessions)
 {
 	# each session prints "done <result>" once its apply() has returned
-	my $out = $s->query(q{SELECT 'ok'});
+	my $out = mt_collect($s, qr/done \w+/);
 	$results{$1}++ if $out =~ /done (\w+)/;
 }
 is(join(',', map { "$_=$results{$_}" } sort keys %results), 'applied=5',

@@ -77,7 +77,7 @@ for my $m (@migrations)
 	$deploy .= "SELECT 'result ' || migration_tools.apply('$version', \$u\$$up\$u\$, \$d\$$down\$d\$);\n";
 }
 $deploy .= "\\echo finished\n";
-$_->query_until(qr/sent/, $deploy) for @deployers;
+mt_send($_, qr/sent/, $deploy) for @deployers;
 
 # The application runs for ~3 s, then the long transaction ends.
 $node->safe_psql('postgres', 'CALL probe(60)');
@@ -88,7 +88,7 @@ my $errors = '';
 for my $d (@deployers)
 {
 	# wait until the deployer has run its three apply() calls
-	my $out = $d->query_until(qr/finished/, '');
+	my $out = mt_collect($d, qr/finished/);
 	$results{join(',', $out =~ /result (\w+)/g)}++;
 	$errors .= $d->{stderr} if $d->{stderr} =~ /ERROR/;
 }
@@ -192,13 +192,13 @@ $d->query(q{SELECT migration_tools.apply('2024_04_customers_id_email',
 ok($node->poll_query_until('postgres', q{SELECT state = 'running'
 		FROM migration_tools.scheduled_statements WHERE version = '2024_04_customers_id_email'}),
 	'the build of 2024_04 is running');
-$d->query_until(qr/sent/, q{\echo sent
+mt_send($d, qr/sent/, q{\echo sent
 SELECT 'result ' || migration_tools.apply('2024_05_customers_vip', 'ALTER TABLE customers ADD COLUMN vip boolean');
 \echo finished
 });
 sleep 1;
 $holder->query_safe('COMMIT');
-my $out5 = $d->query_until(qr/finished/, '');
+my $out5 = mt_collect($d, qr/finished/);
 ok($node->poll_query_until('postgres',
 		q{SELECT count(*) = 0 FROM migration_tools.migrations WHERE state = 'scheduled'}),
 	'the second build finished');

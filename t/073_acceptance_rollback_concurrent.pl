@@ -69,7 +69,7 @@ my $holder = $node->background_psql('postgres');
 $holder->query_safe(q{BEGIN; SELECT count(*) FROM other;});
 
 my @deployers = map { $node->background_psql('postgres', on_error_stop => 0) } 1 .. 3;
-$_->query_until(qr/sent/, qq{\\echo sent
+mt_send($_, qr/sent/, qq{\\echo sent
 SELECT 'result ' || migration_tools.rollback_to('0');
 \\echo finished
 }) for @deployers;
@@ -77,7 +77,7 @@ SELECT 'result ' || migration_tools.rollback_to('0');
 # The application runs ~4 s; the lock is released once the worker has
 # lost two attempts to it.
 my $probe = $node->background_psql('postgres');
-$probe->query_until(qr/sent/, qq{\\echo sent
+mt_send($probe, qr/sent/, qq{\\echo sent
 CALL probe(80);
 \\echo finished
 });
@@ -85,13 +85,13 @@ ok(mt_poll($node, 'postgres', q{SELECT attempts >= 2 AND state <> 'done' FROM mi
 		WHERE version = '1' AND direction = 'down'}),
 	'the down statement of 1 waits for the application lock, retrying');
 $holder->query_safe('COMMIT');
-$probe->query_until(qr/finished/, '');
+mt_collect($probe, qr/finished/);
 
 my @results;
 my ($errors, $skipped) = ('', 0);
 for my $d (@deployers)
 {
-	my $out = $d->query_until(qr/finished/, '');
+	my $out = mt_collect($d, qr/finished/);
 	push @results, join(',', $out =~ /result (\w+)/g);
 	$errors .= join("\n", grep { /ERROR/ } split /\n/, $d->{stderr});
 	# (the worker may be done with "2" before they look; "1" waits for the

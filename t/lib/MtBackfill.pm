@@ -12,7 +12,7 @@ use Test::More;
 use Time::HiRes qw(usleep);
 
 our @EXPORT = qw(mt_node mt_make_table mt_queue mt_running_pid mt_job_field
-  mt_poll mt_wait_job mt_check_exactly_once);
+  mt_poll mt_wait_job mt_check_exactly_once mt_send mt_collect);
 
 # Like poll_query_until (with an optional timeout in seconds), but survives a server that is restarting (after a
 # crash psql may exit before reading its input, and IPC::Run then dies of
@@ -130,6 +130,31 @@ sub mt_check_exactly_once
 		$nrows, "$what: no row lost");
 	is(mt_job_field($node, $db, $job, 'rows_done'), $nrows,
 		"$what: rows_done equals the row count");
+}
+
+# Background psql sessions: start input in $session and wait until its
+# output matches $started (e.g. an "\echo sent" written before the
+# statements), keeping whatever else was read with it.  query_until()
+# returns and clears everything read so far, so output that arrived in the
+# same read (a fast statement and its "\echo finished") would otherwise be
+# lost, and a later wait for it would hang until the harness timeout.
+my %mt_pending;
+
+sub mt_send
+{
+	my ($session, $started, $input) = @_;
+	$mt_pending{$session} = $session->query_until($started, $input);
+	return;
+}
+
+# The output of $session since mt_send, once it matches $until.
+sub mt_collect
+{
+	my ($session, $until) = @_;
+	my $out = delete $mt_pending{$session} // '';
+
+	$out .= $session->query_until($until, '') unless $out =~ $until;
+	return $out;
 }
 
 1;
