@@ -229,6 +229,34 @@ parse_script(const char *sql)
 }
 
 /*
+ * Raise an error found inside the script (a syntax error in the body of a
+ * DO block, say) at a character position of the script (from 1; 0 for
+ * none), shown as the syntax errors of the script itself are.
+ */
+void
+mt_script_error(const char *script, int position, ErrorData *edata,
+				const char *context)
+{
+	ErrorContextCallback errcallback;
+
+	if (script != NULL)
+	{
+		errcallback.callback = script_parse_error_callback;
+		errcallback.arg = (void *) script;
+		errcallback.previous = error_context_stack;
+		error_context_stack = &errcallback;
+	}
+	ereport(ERROR,
+			(errcode(edata->sqlerrcode),
+			 errmsg_internal("%s", edata->message),
+			 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
+			 edata->hint ? errhint("%s", edata->hint) : 0,
+			 context ? errcontext("%s", context) : 0,
+			 position > 0 ? errposition(position) : 0));
+	pg_unreachable();
+}
+
+/*
  * Skip white space and comments from offset *start of sql, within *len bytes
  * (len 0: to the end), so that a statement's text starts with its first
  * token.  Trailing white space is trimmed as well.
@@ -742,94 +770,6 @@ alter_table_locks(List *locks, AlterTableStmt *stmt)
 }
 
 /*
- * Does the word w (letters only) start at p of body, standing alone?
- */
-static bool
-word_at(const char *body, const char *p, const char *w)
-{
-	size_t		n = strlen(w);
-
-	if (pg_strncasecmp(p, w, n) != 0)
-		return false;
-	if (p > body && (isalnum((unsigned char) p[-1]) || p[-1] == '_'))
-		return false;
-	return !(isalnum((unsigned char) p[n]) || p[n] == '_');
-}
-
-/*
- * The statements of a DO block of PL/pgSQL whose body is nothing but plain
- * SQL between BEGIN and END (optionally followed by an EXCEPTION part), as
- * migration tools write them (Drizzle wraps ADD CONSTRAINT ... FOREIGN KEY
- * so): a list of RawStmt of the text returned in *inner.  NIL for any
- * other body (declarations, control structures, EXECUTE ...): the linter
- * does not read PL/pgSQL.
- */
-List *
-mt_do_block_statements(DoStmt *stmt, char **inner)
-{
-	const char *body = NULL;
-	const char *language = NULL;
-	const char *p;
-	const char *end;
-	const char *cut;
-	ListCell   *lc;
-	List	   *volatile stmts = NIL;
-	MemoryContext cxt = CurrentMemoryContext;
-
-	*inner = NULL;
-	foreach(lc, stmt->args)
-	{
-		DefElem    *d = (DefElem *) lfirst(lc);
-
-		if (strcmp(d->defname, "as") == 0 && d->arg && IsA(d->arg, String))
-			body = strVal(d->arg);
-		else if (strcmp(d->defname, "language") == 0 && d->arg && IsA(d->arg, String))
-			language = strVal(d->arg);
-	}
-	if (body == NULL || (language && strcmp(language, "plpgsql") != 0))
-		return NIL;
-
-	/* BEGIN <statements> [EXCEPTION ...] END [;] */
-	p = body;
-	while (*p && isspace((unsigned char) *p))
-		p++;
-	if (!word_at(body, p, "begin"))
-		return NIL;
-	p += 5;
-	end = body + strlen(body);
-	while (end > p && (isspace((unsigned char) end[-1]) || end[-1] == ';'))
-		end--;
-	if (end - p < 3 || !word_at(body, end - 3, "end"))
-		return NIL;
-	end -= 3;
-	/* the last EXCEPTION ends the statements */
-	for (cut = end - 1; cut >= p; cut--)
-		if (word_at(body, cut, "exception"))
-		{
-			end = cut;
-			break;
-		}
-	*inner = pnstrdup(p, end - p);
-
-	/*
-	 * The raw parser only allocates memory: a syntax error (the body is
-	 * PL/pgSQL, not SQL) is caught and forgotten.
-	 */
-	PG_TRY();
-	{
-		stmts = raw_parser(*inner, RAW_PARSE_DEFAULT);
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-		stmts = NIL;
-	}
-	PG_END_TRY();
-	return stmts;
-}
-
-/*
  * The relation locks one raw statement would take.
  */
 static List *
@@ -1174,13 +1114,13 @@ statement_locks(Node *stmt)
 			}
 		case T_DoStmt:
 			{
-				char	   *inner;
-				List	   *stmts = mt_do_block_statements((DoStmt *) stmt, &inner);
+				MtDoBlock  *block = mt_do_block_analyze((DoStmt *) stmt, NULL,
+														0, false);
 
-				/* a plain-SQL DO block takes what its statements take */
-				foreach(lc, stmts)
+				/* a DO block takes what the statements it runs take */
+				foreach(lc, block->statements)
 				{
-					Node	   *inner_stmt = lfirst_node(RawStmt, lc)->stmt;
+					Node	   *inner_stmt = ((MtDoStatement *) lfirst(lc))->raw->stmt;
 					ListCell   *lc2;
 
 					if (IsA(inner_stmt, DoStmt))

@@ -100,9 +100,33 @@ typedef struct LintState
 									 * the transaction block */
 	bool		lock_timeout_reported;
 	bool		in_do_block;	/* linting the statements of a DO block */
+	void	   *do_ns;			/* PL/pgSQL names of the current statement of
+								 * a DO block */
+	char	   *do_where;		/* where in the DO block it is, for messages */
+	const char *script;			/* the whole script (NULL in the guard) */
+	List	   *held_locks;		/* HeldLock *, taken by the current
+								 * transaction of the script so far */
 	bool		touches_existing;	/* current statement works on an
 									 * existing relation */
 } LintState;
+
+/*
+ * A relation lock that an earlier statement of the script took and that the
+ * script's transaction still holds (a script runs in one transaction under
+ * apply() and under most migration tools, until a COMMIT of its own).
+ * Existing relations are known by OID; a relation that is not in the
+ * catalog (but not created by the script either) by the name ALTER TABLE
+ * gave it.
+ */
+typedef struct HeldLock
+{
+	Oid			relid;
+	char	   *schemaname;
+	char	   *relname;
+	LOCKMODE	mode;
+	int			statement;		/* the first statement that took it so strong */
+	bool		not_valid_add;	/* ... was an ADD CONSTRAINT ... NOT VALID */
+} HeldLock;
 
 /* What the catalogs tell about a relation the script names. */
 typedef struct TableFacts
@@ -129,6 +153,26 @@ typedef struct TableFacts
  * of searching pg_index and pg_statistic thousands of times.
  */
 static int	sel_lookups_left;
+
+/*
+ * The PL/pgSQL names the statement being estimated sees (in a DO block):
+ * a ColumnRef that names a variable is a value, not a column.
+ */
+static void *sel_do_ns = NULL;
+
+static bool
+is_do_variable(Node *node)
+{
+	return sel_do_ns != NULL && node != NULL && IsA(node, ColumnRef) &&
+		mt_do_is_variable(sel_do_ns, (ColumnRef *) node);
+}
+
+/* A raw node that names a table column (not a PL/pgSQL variable). */
+static bool
+is_column_ref(Node *node)
+{
+	return node != NULL && IsA(node, ColumnRef) && !is_do_variable(node);
+}
 
 /* ----------------------------------------------------------------
  * The rules, as lint_rules() lists them
@@ -216,6 +260,12 @@ static const MtLintRule lint_rule_list[] = {
 	"a timestamp without time zone column: prefer timestamptz"},
 	{"require-lock-timeout", "warning",
 	"DDL on existing tables with no SET lock_timeout before it"},
+	{"dynamic-sql", "warning",
+	"an EXECUTE in a DO block runs SQL built at run time, which the linter cannot check"},
+	{"do-block-not-checked", "info",
+	"a DO block that the linter could not read (another language, or PL/pgSQL that does not compile yet)"},
+	{"validate-in-same-transaction", "warning",
+	"VALIDATE CONSTRAINT in the transaction that added the constraint (or otherwise locked the table) scans under that stronger lock"},
 	{"table-rewrite", "error",
 	"SET LOGGED/UNLOGGED, SET TABLESPACE, SET ACCESS METHOD, or a column of a constrained domain, copies the table under ACCESS EXCLUSIVE"},
 };
@@ -268,6 +318,9 @@ add_finding(LintState *st, const char *rule, int sev, const TableFacts *tf,
 			break;
 		enlargeStringInfo(&buf, needed);
 	}
+	/* which statement of a DO block */
+	if (st->do_where)
+		appendStringInfo(&buf, " (%s)", st->do_where);
 
 	f->statement = st->info->statement;
 	f->rule = rule;
@@ -731,7 +784,7 @@ columnref_attnum(Node *node, Oid relid)
 		return InvalidAttrNumber;
 	if (IsA(node, TypeCast))
 		node = ((TypeCast *) node)->arg;
-	if (node == NULL || !IsA(node, ColumnRef))
+	if (!is_column_ref(node))
 		return InvalidAttrNumber;
 	cr = (ColumnRef *) node;
 	last = llast(cr->fields);
@@ -747,7 +800,8 @@ is_constant_like(Node *node)
 		return false;
 	if (IsA(node, TypeCast))
 		node = ((TypeCast *) node)->arg;
-	return node != NULL && (IsA(node, A_Const) || IsA(node, ParamRef));
+	return node != NULL && (IsA(node, A_Const) || IsA(node, ParamRef) ||
+							is_do_variable(node));
 }
 
 /*
@@ -772,7 +826,7 @@ eq_selectivity(Node *l, Node *r, Oid relid, double rows)
 	HeapTuple	tup;
 	double		sel = DEFAULT_EQ_SEL;
 
-	if (l && r && IsA(l, ColumnRef) && IsA(r, ColumnRef))
+	if (is_column_ref(l) && is_column_ref(r))
 		return 1.0;				/* a join or self-comparison: any row */
 	if (is_constant_like(l))
 	{
@@ -1198,14 +1252,16 @@ clause_selectivity(Node *node, Oid relid, double rows, int depth)
 
 /* Estimated rows an UPDATE or DELETE touches, -1 if unknown. */
 static double
-estimate_dml_rows(const TableFacts *tf, Node *where)
+estimate_dml_rows(const TableFacts *tf, Node *where, void *do_ns)
 {
 	double		sel;
 
 	if (tf->rows < 0)
 		return -1;
 	sel_lookups_left = MAX_SEL_LOOKUPS;
+	sel_do_ns = do_ns;
 	sel = clause_selectivity(where, tf->relid, tf->rows, 0);
+	sel_do_ns = NULL;
 	return rint(tf->rows * Min(Max(sel, 0.0), 1.0));
 }
 
@@ -1430,6 +1486,200 @@ type_change_rewrites(Oid oldtype, int32 oldmod, Oid newtype, int32 newmod)
 	return true;
 }
 
+
+/* ----------------------------------------------------------------
+ * Locks the script's transaction holds
+ * ----------------------------------------------------------------
+ */
+
+/* A lock mode as the documentation writes it ("ACCESS EXCLUSIVE"). */
+static const char *
+lock_mode_words(LOCKMODE mode)
+{
+	switch (mode)
+	{
+		case AccessShareLock:
+			return "ACCESS SHARE";
+		case RowShareLock:
+			return "ROW SHARE";
+		case RowExclusiveLock:
+			return "ROW EXCLUSIVE";
+		case ShareUpdateExclusiveLock:
+			return "SHARE UPDATE EXCLUSIVE";
+		case ShareLock:
+			return "SHARE";
+		case ShareRowExclusiveLock:
+			return "SHARE ROW EXCLUSIVE";
+		case ExclusiveLock:
+			return "EXCLUSIVE";
+		case AccessExclusiveLock:
+			return "ACCESS EXCLUSIVE";
+		default:
+			return "unknown";
+	}
+}
+
+/* The held lock on a relation (by OID, else by name), or NULL. */
+static HeldLock *
+find_held_lock(LintState *st, Oid relid, const char *schemaname,
+			   const char *relname)
+{
+	ListCell   *lc;
+
+	foreach(lc, st->held_locks)
+	{
+		HeldLock   *h = (HeldLock *) lfirst(lc);
+
+		if (OidIsValid(relid))
+		{
+			if (h->relid == relid)
+				return h;
+		}
+		else if (!OidIsValid(h->relid) && relname && h->relname &&
+				 strcmp(h->relname, relname) == 0 &&
+				 (schemaname == NULL || h->schemaname == NULL ||
+				  strcmp(h->schemaname, schemaname) == 0))
+			return h;
+	}
+	return NULL;
+}
+
+/* Note a lock the current statement takes; the strongest one counts. */
+static void
+hold_lock(LintState *st, Oid relid, const char *schemaname,
+		  const char *relname, LOCKMODE mode, bool not_valid_add)
+{
+	HeldLock   *h = find_held_lock(st, relid, schemaname, relname);
+	MemoryContext old;
+
+	if (h != NULL)
+	{
+		if (mode > h->mode)
+		{
+			h->mode = mode;
+			h->statement = st->info->statement;
+			h->not_valid_add = not_valid_add;
+		}
+		return;
+	}
+	old = MemoryContextSwitchTo(st->state_cxt);
+	h = (HeldLock *) palloc0(sizeof(HeldLock));
+	h->relid = relid;
+	h->schemaname = schemaname ? pstrdup(schemaname) : NULL;
+	h->relname = relname ? pstrdup(relname) : NULL;
+	h->mode = mode;
+	h->statement = st->info->statement;
+	h->not_valid_add = not_valid_add;
+	st->held_locks = lappend(st->held_locks, h);
+	MemoryContextSwitchTo(old);
+}
+
+/* Does an ALTER TABLE add a CHECK or FOREIGN KEY constraint NOT VALID? */
+static bool
+adds_not_valid_constraint(AlterTableStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+		Constraint *c;
+
+		if (!IsA(cmd, AlterTableCmd) || cmd->subtype != AT_AddConstraint ||
+			cmd->def == NULL || !IsA(cmd->def, Constraint))
+			continue;
+		c = (Constraint *) cmd->def;
+		if ((c->contype == CONSTR_CHECK || c->contype == CONSTR_FOREIGN) &&
+			c->skip_validation)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * After a statement: the relation locks it took stay held until the
+ * script's transaction ends.
+ */
+static void
+remember_held_locks(LintState *st, Node *stmt)
+{
+	ListCell   *lc;
+	bool		not_valid = false;
+	Oid			target = InvalidOid;
+
+	if (IsA(stmt, AlterTableStmt))
+	{
+		AlterTableStmt *a = (AlterTableStmt *) stmt;
+
+		not_valid = adds_not_valid_constraint(a);
+		if (a->relation && a->relation->relname)
+		{
+			target = script_lookup_relation(st, a->relation);
+			/* not in the catalog, not created here: known by its name */
+			if (!OidIsValid(target) && !rangevar_in_list(st->created, a->relation))
+				hold_lock(st, InvalidOid, a->relation->schemaname,
+						  a->relation->relname,
+						  AlterTableGetLockLevel(a->cmds), not_valid);
+		}
+	}
+	foreach(lc, st->info->locks)
+	{
+		MtLockTarget *t = (MtLockTarget *) lfirst(lc);
+
+		if (OidIsValid(t->relid))
+			hold_lock(st, t->relid, NULL, NULL, t->mode,
+					  not_valid && t->relid == target);
+	}
+}
+
+/* The script's transaction ends (or a new one begins): its locks go. */
+static void
+release_held_locks(LintState *st)
+{
+	st->held_locks = NIL;
+}
+
+/*
+ * VALIDATE CONSTRAINT takes only SHARE UPDATE EXCLUSIVE, which is the point
+ * of NOT VALID.  But when the same transaction already holds a lock on the
+ * table that blocks writes (the ADD CONSTRAINT ... NOT VALID itself, or
+ * any other DDL), the validating scan runs under that lock.
+ */
+static void
+lint_validate_constraint(LintState *st, const TableFacts *tf,
+						 AlterTableStmt *stmt, AlterTableCmd *cmd)
+{
+	HeldLock   *h;
+	LOCKMODE	own = AlterTableGetLockLevel(stmt->cmds);
+	const char *hint = "Validate in a migration (transaction) of its own: add the constraint NOT VALID and commit, then run ALTER TABLE ... VALIDATE CONSTRAINT in a later transaction, where it takes only a SHARE UPDATE EXCLUSIVE lock.";
+
+	if (!is_existing(tf) || cmd->name == NULL)
+		return;
+	h = find_held_lock(st, tf->relid,
+					   OidIsValid(tf->relid) ? NULL : stmt->relation->schemaname,
+					   OidIsValid(tf->relid) ? NULL : stmt->relation->relname);
+	if (h != NULL && h->mode >= ShareLock && h->mode >= own)
+	{
+		if (h->not_valid_add)
+			add_finding(st, "validate-in-same-transaction", MT_SEV_WARNING, tf, h->mode, false, tf->rows,
+						hint,
+						"VALIDATE CONSTRAINT %s scans %s while the %s lock taken by the NOT VALID ADD CONSTRAINT of statement %d is still held: when the script runs as one transaction (as under apply()), NOT VALID buys nothing",
+						quote_identifier(cmd->name), tf->name,
+						lock_mode_words(h->mode), h->statement);
+		else
+			add_finding(st, "validate-in-same-transaction", MT_SEV_WARNING, tf, h->mode, false, tf->rows,
+						hint,
+						"VALIDATE CONSTRAINT %s scans %s while the %s lock taken by statement %d in the same transaction is still held, blocking writes for the whole scan",
+						quote_identifier(cmd->name), tf->name,
+						lock_mode_words(h->mode), h->statement);
+	}
+	else if (own >= ShareLock)
+		add_finding(st, "validate-in-same-transaction", MT_SEV_WARNING, tf, own, false, tf->rows,
+					hint,
+					"VALIDATE CONSTRAINT %s scans %s under the %s lock that the other subcommands of this ALTER TABLE take",
+					quote_identifier(cmd->name), tf->name, lock_mode_words(own));
+}
+
 /* ----------------------------------------------------------------
  * Rules per statement
  * ----------------------------------------------------------------
@@ -1591,6 +1841,15 @@ remember_rangevar(LintState *st, List **list, RangeVar *rv)
 	MemoryContextSwitchTo(old);
 }
 
+/* Is a raw expression the NULL constant (possibly cast)? */
+static bool
+is_null_constant(Node *expr)
+{
+	while (expr && IsA(expr, TypeCast))
+		expr = ((TypeCast *) expr)->arg;
+	return expr != NULL && IsA(expr, A_Const) && ((A_Const *) expr)->isnull;
+}
+
 /* Rules of one ADD COLUMN. */
 static void
 lint_add_column(LintState *st, const TableFacts *tf, AlterTableCmd *cmd)
@@ -1642,7 +1901,8 @@ lint_add_column(LintState *st, const TableFacts *tf, AlterTableCmd *cmd)
 					"adding column \"%s\" with a volatile default to existing table %s rewrites the table under an ACCESS EXCLUSIVE lock",
 					col->colname, tf->name);
 	if ((col->is_not_null || find_constraint(col->constraints, CONSTR_NOTNULL)) &&
-		def == NULL && gen == NULL && ident == NULL && !is_serial_type(t))
+		(def == NULL || is_null_constant(def->raw_expr)) &&
+		gen == NULL && ident == NULL && !is_serial_type(t))
 		add_finding(st, "add-column-not-null-no-default", MT_SEV_ERROR, tf, mode, false, tf->rows,
 					"Add the column with a constant DEFAULT (no rewrite since PostgreSQL 11), or add it nullable, backfill it, add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT, then SET NOT NULL.",
 					"adding NOT NULL column \"%s\" without a default to existing table %s fails as soon as the table has rows",
@@ -1722,6 +1982,89 @@ pk_index_nullable_column(LintState *st, const TableFacts *tf, RangeVar *rv,
 	return result;
 }
 
+#if PG_VERSION_NUM < 180000
+static const char *HINT_PARTITIONED_FK =
+"Partitioned tables take no NOT VALID foreign key before PostgreSQL 18: add the foreign key to each partition with NOT VALID and VALIDATE CONSTRAINT it in a separate transaction, then add it to the partitioned table, which adopts the validated keys of the partitions without scanning them.";
+
+/*
+ * Has every leaf partition of a partitioned table a validated foreign key
+ * to the same table on the same columns?  Then ADD FOREIGN KEY on the
+ * partitioned table adopts them and scans nothing.
+ */
+static bool
+partitions_have_validated_fk(Oid relid, Constraint *c)
+{
+	Oid			pkrel;
+	List	   *parts;
+	ListCell   *lc;
+	int			leaves = 0;
+
+	if (!OidIsValid(relid) || c->pktable == NULL || c->fk_attrs == NIL)
+		return false;
+	pkrel = mt_lookup_relation(c->pktable);
+	if (!OidIsValid(pkrel))
+		return false;
+	parts = find_all_inheritors(relid, NoLock, NULL);
+	foreach(lc, parts)
+	{
+		Oid			part = lfirst_oid(lc);
+		Relation	conrel;
+		SysScanDesc scan;
+		ScanKeyData key;
+		HeapTuple	tup;
+		bool		found = false;
+
+		if (get_rel_relkind(part) != RELKIND_RELATION)
+			continue;
+		leaves++;
+		conrel = table_open(ConstraintRelationId, AccessShareLock);
+		ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(part));
+		scan = systable_beginscan(conrel, ConstraintRelidTypidNameIndexId, true,
+								  NULL, 1, &key);
+		while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+		{
+			Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+			Datum		d;
+			bool		isnull;
+			ArrayType  *arr;
+			int16	   *keys;
+			int			n;
+			int			i;
+			ListCell   *lc2;
+
+			if (con->contype != CONSTRAINT_FOREIGN || !con->convalidated ||
+				con->confrelid != pkrel)
+				continue;
+			d = heap_getattr(tup, Anum_pg_constraint_conkey,
+							 RelationGetDescr(conrel), &isnull);
+			if (isnull)
+				continue;
+			arr = DatumGetArrayTypeP(d);
+			n = ARR_DIMS(arr)[0];
+			keys = (int16 *) ARR_DATA_PTR(arr);
+			if (n != list_length(c->fk_attrs))
+				continue;
+			found = true;
+			i = 0;
+			foreach(lc2, c->fk_attrs)
+			{
+				char	   *att = get_attname(part, keys[i++], true);
+
+				if (att == NULL || !IsA(lfirst(lc2), String) ||
+					strcmp(att, strVal(lfirst(lc2))) != 0)
+					found = false;
+			}
+		}
+		systable_endscan(scan);
+		table_close(conrel, AccessShareLock);
+		if (!found)
+			return false;
+	}
+	return leaves > 0;
+}
+#endif
+
 /* Rules of one ADD CONSTRAINT. */
 static void
 lint_add_constraint(LintState *st, const TableFacts *tf, RangeVar *rv,
@@ -1740,6 +2083,23 @@ lint_add_constraint(LintState *st, const TableFacts *tf, RangeVar *rv,
 	switch (c->contype)
 	{
 		case CONSTR_FOREIGN:
+#if PG_VERSION_NUM < 180000
+			if (tf->relkind == RELKIND_PARTITIONED_TABLE)
+			{
+				/* NOT VALID is refused there; the partitions' keys are adopted */
+				if (c->skip_validation)
+					add_finding(st, "add-foreign-key-validated", MT_SEV_ERROR, tf, mode, false, tf->rows,
+								HINT_PARTITIONED_FK,
+								"adding a NOT VALID foreign key to partitioned table %s fails: PostgreSQL before 18 does not support NOT VALID foreign keys on partitioned tables",
+								tf->name);
+				else if (!partitions_have_validated_fk(tf->relid, c))
+					add_finding(st, "add-foreign-key-validated", MT_SEV_ERROR, tf, mode, false, tf->rows,
+								HINT_PARTITIONED_FK,
+								"adding a validated foreign key on partitioned table %s scans every partition while holding SHARE ROW EXCLUSIVE locks, blocking writes to it and to the referenced table",
+								tf->name);
+				break;
+			}
+#endif
 			if (!c->skip_validation)
 			{
 				TableFacts pk;
@@ -1970,6 +2330,7 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 				lint_add_constraint(st, &tf, stmt->relation, cmd);
 				break;
 			case AT_ValidateConstraint:
+				lint_validate_constraint(st, &tf, stmt, cmd);
 				validate_not_null_check(st, stmt->relation, cmd->name);
 				break;
 			case AT_SetNotNull:
@@ -2295,7 +2656,7 @@ lint_dml(LintState *st, RangeVar *relation, Node *where, bool is_update)
 	table_facts(st, relation, &tf);
 	if (!is_existing(&tf))
 		return;
-	rows = estimate_dml_rows(&tf, where);
+	rows = estimate_dml_rows(&tf, where, st->do_ns);
 	if (rows < 0 || rows <= mt_lint_large_rows)
 		return;
 	if (is_update)
@@ -2451,38 +2812,71 @@ note_set_config_lock_timeout(LintState *st, SelectStmt *stmt)
 static void lint_statement(LintState *st, Node *stmt);
 
 /*
- * A DO block that is plain SQL (see mt_do_block_statements()): lint its
- * statements as if they stood in the script, under the DO's statement
- * number.  Anything else is left alone.
+ * A DO block: lint the statements it runs (see mt_do_block_analyze()) as if
+ * they stood in the script, under the DO's statement number, each finding
+ * saying where in the block it is; report an EXECUTE of text built at run
+ * time, and a block that could not be read.
  */
 static void
 lint_do_block(LintState *st, DoStmt *stmt)
 {
-	char	   *inner;
-	List	   *stmts;
+	MtDoBlock  *block;
 	ListCell   *lc;
 	MtStatementInfo *outer = st->info;
 
 	if (st->in_do_block)
 		return;
-	stmts = mt_do_block_statements(stmt, &inner);
+	block = mt_do_block_analyze(stmt, st->script, outer->statement,
+								st->script != NULL);
+	if (block->not_checked)
+		add_finding(st, "do-block-not-checked", MT_SEV_INFO, NULL, NoLock, false, -1,
+					"Review the block by hand, or write its statements out in the script.",
+					"the statements of the DO block were not checked: %s",
+					block->not_checked);
+
 	st->in_do_block = true;
-	foreach(lc, stmts)
+	foreach(lc, block->statements)
 	{
-		RawStmt    *raw = lfirst_node(RawStmt, lc);
+		MtDoStatement *ds = (MtDoStatement *) lfirst(lc);
 		MtStatementInfo *info;
 
 		/* COMMIT in a DO block ends the block's own transaction only */
-		if (IsA(raw->stmt, TransactionStmt))
+		if (IsA(ds->raw->stmt, TransactionStmt))
 			continue;
-		info = mt_describe_statement(inner, raw, outer->statement);
+		info = mt_describe_statement(ds->sql, ds->raw, outer->statement);
 		/* findings point at the DO statement of the script */
 		info->statement = outer->statement;
 		info->location = outer->location;
 		st->info = info;
-		lint_statement(st, raw->stmt);
+		st->do_ns = ds->ns;
+		if (ds->lineno <= 0)
+			st->do_where = pstrdup("in the DO block");
+		else
+			st->do_where = psprintf("%s line %d of the DO block%s",
+									ds->from_execute ? "EXECUTE at" : "at",
+									ds->lineno,
+									ds->in_loop ? ", in a loop" : "");
+		lint_statement(st, ds->raw->stmt);
 	}
 	st->info = outer;
+	st->do_ns = NULL;
+	st->do_where = NULL;
+
+	foreach(lc, block->unchecked)
+	{
+		MtDoUnchecked *u = (MtDoUnchecked *) lfirst(lc);
+
+		if (u->reason)
+			add_finding(st, "dynamic-sql", MT_SEV_WARNING, NULL, NoLock, false, -1,
+						"Fix the statement text.",
+						"the EXECUTE at line %d of the DO block runs a string that is not valid SQL (%s): it fails when it runs",
+						u->lineno, u->reason);
+		else
+			add_finding(st, "dynamic-sql", MT_SEV_WARNING, NULL, NoLock, false, -1,
+						"Write the statements out, in the script or as constant strings, so that they are linted and apply() knows the locks they take; otherwise review the generated SQL by hand.",
+						"the EXECUTE at line %d of the DO block%s runs SQL built at run time: the linter cannot check it, and apply() cannot know the locks it takes",
+						u->lineno, u->in_loop ? " (in a loop)" : "");
+	}
 	st->in_do_block = false;
 }
 
@@ -2497,7 +2891,7 @@ lint_statement(LintState *st, Node *stmt)
 	check_stack_depth();
 	st->touches_existing = false;
 
-	if (info->needs_top_level && st->in_xact)
+	if (info->needs_top_level && (st->in_xact || st->in_do_block))
 	{
 		TableFacts	tf;
 		ListCell   *lc;
@@ -2514,10 +2908,16 @@ lint_statement(LintState *st, Node *stmt)
 				break;
 			}
 		}
-		add_finding(st, "concurrently-in-transaction", MT_SEV_ERROR, &tf, NoLock, false, -1,
-					"Run this statement outside BEGIN ... COMMIT, on its own (apply() schedules such statements to run after commit).",
-					"%s cannot run inside the transaction block opened by statement %d",
-					info->command_tag, st->xact_statement);
+		if (st->in_do_block)
+			add_finding(st, "concurrently-in-transaction", MT_SEV_ERROR, &tf, NoLock, false, -1,
+						"Run this statement on its own, outside the DO block (apply() schedules such statements to run after commit).",
+						"%s cannot run inside a DO block",
+						info->command_tag);
+		else
+			add_finding(st, "concurrently-in-transaction", MT_SEV_ERROR, &tf, NoLock, false, -1,
+						"Run this statement outside BEGIN ... COMMIT, on its own (apply() schedules such statements to run after commit).",
+						"%s cannot run inside the transaction block opened by statement %d",
+						info->command_tag, st->xact_statement);
 	}
 
 	switch (nodeTag(stmt))
@@ -2658,6 +3058,7 @@ lint_statement(LintState *st, Node *stmt)
 					case TRANS_STMT_START:
 						if (!st->in_xact)
 						{
+							release_held_locks(st);
 							st->in_xact = true;
 							st->xact_statement = info->statement;
 							st->xact_location = info->location;
@@ -2668,6 +3069,7 @@ lint_statement(LintState *st, Node *stmt)
 					case TRANS_STMT_PREPARE:
 						if (s->kind == TRANS_STMT_PREPARE || !s->chain)
 							st->in_xact = false;
+						release_held_locks(st);
 						/* a SET LOCAL ends with the transaction block */
 						if (st->lock_timeout_local)
 						{
@@ -2759,6 +3161,10 @@ lint_statement(LintState *st, Node *stmt)
 						info->command_tag);
 		}
 	}
+
+	/* what it locked stays locked until the transaction ends */
+	if (!IsA(stmt, TransactionStmt))
+		remember_held_locks(st, stmt);
 }
 
 /* What lint_script_statement() works with. */
@@ -2777,6 +3183,7 @@ lint_script_statement(const char *sql, RawStmt *raw, int number, void *arg)
 	MemoryContext oldcxt = MemoryContextSwitchTo(ls->stmtcxt);
 
 	st->info = mt_describe_statement(sql, raw, number);
+	st->script = sql;
 	lint_statement(st, raw->stmt);
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextReset(ls->stmtcxt);
