@@ -103,6 +103,7 @@ typedef struct LintState
 	void	   *do_ns;			/* PL/pgSQL names of the current statement of
 								 * a DO block */
 	char	   *do_where;		/* where in the DO block it is, for messages */
+	MtDoStatement *do_stmt;		/* the statement of the DO block being linted */
 	const char *script;			/* the whole script (NULL in the guard) */
 	List	   *held_locks;		/* HeldLock *, taken by the current
 								 * transaction of the script so far */
@@ -2644,21 +2645,74 @@ lint_reindex(LintState *st, ReindexStmt *stmt)
 }
 
 /*
+ * How many times the innermost loop around a statement of a DO block runs:
+ * the constant bounds of an integer FOR loop, or the rows of the query of
+ * a FOR loop over one table (its WHERE estimated as for DML, a constant
+ * LIMIT respected); -1 when unknown.
+ */
+static double
+loop_iterations(LintState *st, MtDoStatement *ds)
+{
+	SelectStmt *q;
+	RangeVar   *rv;
+	TableFacts	tf;
+	double		rows;
+	bool		touched = st->touches_existing;
+
+	if (ds->loop_count >= 0)
+		return ds->loop_count;
+	if (ds->loop_query == NULL || !IsA(ds->loop_query, SelectStmt))
+		return -1;
+	q = (SelectStmt *) ds->loop_query;
+	if (q->op != SETOP_NONE || list_length(q->fromClause) != 1 ||
+		!IsA(linitial(q->fromClause), RangeVar) || q->groupClause != NIL ||
+		q->distinctClause != NIL)
+		return -1;
+	rv = (RangeVar *) linitial(q->fromClause);
+	table_facts(st, rv, &tf);
+	st->touches_existing = touched;
+	if (!OidIsValid(tf.relid) && !tf.is_new)
+		return -1;
+	rows = estimate_dml_rows(&tf, q->whereClause, ds->loop_ns);
+	if (rows >= 0 && q->limitCount && IsA(q->limitCount, A_Const) &&
+		!((A_Const *) q->limitCount)->isnull &&
+		IsA(&((A_Const *) q->limitCount)->val, Integer))
+		rows = Min(rows, (double) intVal(&((A_Const *) q->limitCount)->val));
+	return rows;
+}
+
+/*
  * UPDATE or DELETE estimated to touch more than lint_large_rows rows of an
- * existing table.
+ * existing table; in a loop of a DO block, over all its iterations (the
+ * block runs in one transaction).
  */
 static void
 lint_dml(LintState *st, RangeVar *relation, Node *where, bool is_update)
 {
 	TableFacts	tf;
 	double		rows;
+	double		iterations = -1;
+	double		per_iteration = -1;
+	const char *loop_note = "";
 
 	table_facts(st, relation, &tf);
 	if (!is_existing(&tf))
 		return;
 	rows = estimate_dml_rows(&tf, where, st->do_ns);
+	if (rows >= 0 && st->do_stmt && st->do_stmt->in_loop)
+	{
+		iterations = loop_iterations(st, st->do_stmt);
+		if (iterations > 1)
+		{
+			per_iteration = rows;
+			rows = Min(rows * iterations, tf.rows);
+		}
+	}
 	if (rows < 0 || rows <= mt_lint_large_rows)
 		return;
+	if (per_iteration >= 0)
+		loop_note = psprintf(" (about %.0f per iteration of a loop that runs about %.0f times)",
+							 per_iteration, iterations);
 	if (is_update)
 	{
 		char	   *hint = psprintf("Update in small committed batches in the background: SELECT migration_tools.backfill(%s, '<set clause>', '<where clause>').",
@@ -2666,8 +2720,8 @@ lint_dml(LintState *st, RangeVar *relation, Node *where, bool is_update)
 
 		add_finding(st, "unbatched-update", MT_SEV_WARNING, &tf, RowExclusiveLock, false, rows,
 					hint,
-					"UPDATE of about %.0f rows of %s in one transaction holds their row locks until commit and bloats the table",
-					rows, tf.name);
+					"UPDATE of about %.0f rows of %s%s in one transaction holds their row locks until commit and bloats the table",
+					rows, tf.name, loop_note);
 	}
 	else
 	{
@@ -2679,8 +2733,8 @@ lint_dml(LintState *st, RangeVar *relation, Node *where, bool is_update)
 
 		add_finding(st, "unbatched-delete", MT_SEV_WARNING, &tf, RowExclusiveLock, false, rows,
 					hint,
-					"DELETE of about %.0f rows of %s in one transaction holds their row locks until commit and bloats the table",
-					rows, tf.name);
+					"DELETE of about %.0f rows of %s%s in one transaction holds their row locks until commit and bloats the table",
+					rows, tf.name, loop_note);
 	}
 }
 
@@ -2848,6 +2902,7 @@ lint_do_block(LintState *st, DoStmt *stmt)
 		info->statement = outer->statement;
 		info->location = outer->location;
 		st->info = info;
+		st->do_stmt = ds;
 		st->do_ns = ds->ns;
 		if (ds->lineno <= 0)
 			st->do_where = pstrdup("in the DO block");
@@ -2859,6 +2914,7 @@ lint_do_block(LintState *st, DoStmt *stmt)
 		lint_statement(st, ds->raw->stmt);
 	}
 	st->info = outer;
+	st->do_stmt = NULL;
 	st->do_ns = NULL;
 	st->do_where = NULL;
 
