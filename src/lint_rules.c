@@ -35,6 +35,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_depend.h"
@@ -2301,6 +2302,42 @@ alter_is_no_op(const TableFacts *tf, AlterTableCmd *cmd)
 	return no_op;
 }
 
+/*
+ * A new partition (CREATE TABLE ... PARTITION OF, ATTACH PARTITION) of a
+ * table with a DEFAULT partition: the server scans the default partition,
+ * under an ACCESS EXCLUSIVE lock, for rows that belong in the new one,
+ * unless a CHECK constraint of the default partition proves there are none
+ * (judged, as for ATTACH, by the presence of a validated CHECK).
+ */
+static void
+lint_default_partition_scan(LintState *st, const TableFacts *parent,
+							PartitionBoundSpec *bound, const char *what)
+{
+	Oid			def;
+	TableFacts	dtf;
+
+	if (!OidIsValid(parent->relid) ||
+		parent->relkind != RELKIND_PARTITIONED_TABLE ||
+		(bound && IsA(bound, PartitionBoundSpec) && bound->is_default))
+		return;
+	def = get_default_partition_oid(parent->relid);
+	if (!OidIsValid(def) || list_member_oid(st->gone, def) ||
+		created_in_current_transaction(def) ||
+		catalog_has_validated_check(def))
+		return;
+	memset(&dtf, 0, sizeof(dtf));
+	dtf.relid = def;
+	dtf.name = mt_relation_display_name(def);
+	dtf.rows = table_rows(def, &dtf.relkind);
+	if (dtf.name == NULL || dtf.rows == 0)
+		return;
+	add_finding(st, "attach-partition-unvalidated", MT_SEV_ERROR, &dtf,
+				AccessExclusiveLock, false, dtf.rows,
+				"Move the rows of the new partition's range out of the default partition first and give the default partition a CHECK constraint that excludes that range (NOT VALID, then VALIDATE CONSTRAINT); or do without a default partition.",
+				"%s %s scans its default partition %s under an ACCESS EXCLUSIVE lock, to check that none of its rows belong in the new partition",
+				what, parent->name, dtf.name);
+}
+
 /* Rules of ALTER TABLE, subcommand by subcommand. */
 static void
 lint_alter_table(LintState *st, AlterTableStmt *stmt)
@@ -2363,6 +2400,8 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 
 					if (pc == NULL || !IsA(pc, PartitionCmd))
 						break;
+					lint_default_partition_scan(st, &tf, pc->bound,
+												"attaching a partition to");
 					table_facts(st, pc->name, &part);
 					if (!is_existing(&part) ||
 						catalog_has_validated_check(part.relid) ||
@@ -2425,6 +2464,16 @@ lint_create_table(LintState *st, CreateStmt *stmt)
 	if (!OidIsValid(relid))
 		remember_rangevar(st, &st->created, stmt->relation);
 	table_facts(st, stmt->relation, &tf);
+
+	if (stmt->partbound && list_length(stmt->inhRelations) == 1 &&
+		IsA(linitial(stmt->inhRelations), RangeVar))
+	{
+		TableFacts	parent;
+
+		table_facts(st, (RangeVar *) linitial(stmt->inhRelations), &parent);
+		lint_default_partition_scan(st, &parent, stmt->partbound,
+									"creating a partition of");
+	}
 
 	foreach(lc, stmt->constraints)
 	{
