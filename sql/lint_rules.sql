@@ -268,6 +268,9 @@ SELECT * FROM lr('CREATE TABLE lr_new (a int, EXCLUDE USING btree (a WITH =))');
 SELECT * FROM lr('ALTER DOMAIN lr_positive ADD CONSTRAINT lr_pos CHECK (VALUE > 0)');
 SELECT * FROM lr('ALTER DOMAIN lr_positive ADD CONSTRAINT lr_pos CHECK (VALUE > 0) NOT VALID');
 SELECT * FROM lr('ALTER DOMAIN lr_unused ADD CONSTRAINT lr_pos CHECK (VALUE > 0)');
+SELECT * FROM lr('ALTER DOMAIN lr_positive SET NOT NULL');
+SELECT * FROM lr('ALTER DOMAIN lr_unused SET NOT NULL');
+SELECT * FROM lr('ALTER DOMAIN lr_positive DROP NOT NULL');
 SELECT * FROM lr('ALTER DOMAIN lr_nosuch ADD CONSTRAINT lr_pos CHECK (VALUE > 0)');
 
 -- drop-not-null (info)

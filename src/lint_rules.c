@@ -3151,6 +3151,15 @@ lint_statement(LintState *st, Node *stmt)
 								"Add the domain constraint with NOT VALID, then ALTER DOMAIN ... VALIDATE CONSTRAINT separately.",
 								"adding a validated CHECK constraint to domain %s scans every column of that domain while blocking writes to their tables",
 								NameListToString(s->typeName));
+				/* SET NOT NULL (or ADD ... NOT NULL) checks every column too */
+				else if ((s->subtype == 'O' ||
+						  (s->subtype == 'C' && c && IsA(c, Constraint) &&
+						   c->contype == CONSTR_NOTNULL)) &&
+						 domain_column_count(s->typeName) != 0)
+					add_finding(st, "domain-check-constraint", MT_SEV_WARNING, NULL, ShareLock, false, -1,
+								"Add CHECK (VALUE IS NOT NULL) to the domain with NOT VALID, then ALTER DOMAIN ... VALIDATE CONSTRAINT separately.",
+								"setting NOT NULL on domain %s scans every column of that domain while blocking writes to their tables",
+								NameListToString(s->typeName));
 				break;
 			}
 		case T_TransactionStmt:
