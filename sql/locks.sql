@@ -37,7 +37,7 @@ SELECT n, count(*) AS spellings,
 FROM s GROUP BY n ORDER BY min(canonical);
 
 -- unrecognized: close but wrong, or with something more
-SELECT migration_tools.lock_mode('ACCESS EXCLUSIVE MODE');
+SELECT migration_tools.lock_mode('ACCESS EXCLUSIVE MODE LOCK');
 SELECT migration_tools.lock_mode('AccessExclusiveLockLock');
 SELECT migration_tools.lock_mode('NoLock');
 SELECT migration_tools.lock_mode('share, exclusive');

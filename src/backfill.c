@@ -509,7 +509,30 @@ read_options(FunctionCallInfo fcinfo, int first, MtJobOptions *opts, bool has_gu
 				 errmsg("max_attempts must not be null")));
 	opts->max_attempts = PG_GETARG_INT32(a);
 	a++;
-	opts->strategy = PG_ARGISNULL(a) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(a));
+	if (PG_ARGISNULL(a))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("strategy must not be null"),
+				 errhint("Use \"key\" (primary key order) or \"ctid\" (heap block ranges).")));
+	/* 'KEY', ' ctid ': as a DBA may type it; stored as 'key' or 'ctid' */
+	{
+		char	   *given = text_to_cstring(PG_GETARG_TEXT_PP(a));
+		char	   *trimmed = given;
+		size_t		len;
+
+		while (scanner_isspace(*trimmed))
+			trimmed++;
+		len = strlen(trimmed);
+		while (len > 0 && scanner_isspace(trimmed[len - 1]))
+			len--;
+		trimmed = pnstrdup(trimmed, len);
+		if (pg_strcasecmp(trimmed, "key") == 0)
+			opts->strategy = pstrdup("key");
+		else if (pg_strcasecmp(trimmed, "ctid") == 0)
+			opts->strategy = pstrdup("ctid");
+		else
+			opts->strategy = given;
+	}
 	a++;
 	opts->run_window = PG_ARGISNULL(a) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(a));
 	a++;
@@ -630,8 +653,7 @@ validate_options(const MtJobOptions *opts)
 		(strcmp(opts->strategy, "key") != 0 && strcmp(opts->strategy, "ctid") != 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unrecognized strategy \"%s\"",
-						opts->strategy ? opts->strategy : "(null)"),
+				 errmsg("unrecognized strategy \"%s\"", opts->strategy),
 				 errhint("Use \"key\" (primary key order) or \"ctid\" (heap block ranges).")));
 	if (opts->run_window && !mt_parse_run_window(opts->run_window, &s, &e))
 		ereport(ERROR,

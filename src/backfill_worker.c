@@ -147,6 +147,54 @@ static TimestampTz contended_at = 0;
 static TimestampTz batch_start = 0;
 static int32 batch_size_tried = 0;
 
+/*
+ * Lock waits the batch suffers.  The lock manager keeps no running total
+ * of a backend's waits, so while a batch runs a periodic timeout looks
+ * every MT_LOCK_SAMPLE_MS whether the worker is waiting for a heavyweight
+ * lock (its wait event class is Lock) and counts the ticks: the wait time
+ * within a tick per wait.
+ */
+#define MT_LOCK_SAMPLE_MS	10
+static TimeoutId lock_sample_timeout;
+static bool lock_sample_registered = false;
+static bool lock_sample_armed = false;
+static volatile sig_atomic_t lock_wait_ticks = 0;
+
+static void
+lock_sample_handler(void)
+{
+	if (MyProc != NULL &&
+		(((volatile PGPROC *) MyProc)->wait_event_info & 0xFF000000) == PG_WAIT_LOCK)
+		lock_wait_ticks++;
+}
+
+static void
+lock_sample_start(void)
+{
+	if (!lock_sample_registered)
+	{
+		lock_sample_timeout = RegisterTimeout(USER_TIMEOUT, lock_sample_handler);
+		lock_sample_registered = true;
+	}
+	lock_wait_ticks = 0;
+	enable_timeout_every(lock_sample_timeout,
+						 TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MT_LOCK_SAMPLE_MS),
+						 MT_LOCK_SAMPLE_MS);
+	lock_sample_armed = true;
+}
+
+/* Stop sampling; the lock wait of the batch, ms. */
+static double
+lock_sample_stop(void)
+{
+	if (lock_sample_armed)
+	{
+		disable_timeout(lock_sample_timeout, false);
+		lock_sample_armed = false;
+	}
+	return (double) lock_wait_ticks * MT_LOCK_SAMPLE_MS;
+}
+
 static void run_job(int64 job_id);
 static bool job_still_running(int64 job_id);
 static MtStep run_step(int64 job_id, long *sleep_ms);
@@ -1045,6 +1093,7 @@ run_step(int64 job_id, long *sleep_ms)
 	batch_start = 0;
 	batch_size_tried = 0;
 	timeout_armed = false;
+	lock_wait_ticks = 0;
 	PG_TRY();
 	{
 		result = run_step_body(job_id, sleep_ms);
@@ -1056,6 +1105,7 @@ run_step(int64 job_id, long *sleep_ms)
 		MemoryContextSwitchTo(cxt);
 		if (timeout_armed)
 			disable_timeout(STATEMENT_TIMEOUT, false);
+		(void) lock_sample_stop();
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
@@ -1090,6 +1140,7 @@ run_step_body(int64 job_id, long *sleep_ms)
 	int			nest;
 	int			waiters = 0;
 	double		wait_ms = 0;
+	double		suffered_ms = 0;
 	bool		async_commit = false;
 	bool		busy = false;
 
@@ -1164,8 +1215,12 @@ run_step_body(int64 job_id, long *sleep_ms)
 		Oid			type = TIMESTAMPTZOID;
 		Datum		value = TimestampTzGetDatum(opens);
 
+		/* a job that never ran a batch shows no start yet */
 		set_job(job_id, "state = 'queued', worker_pid = NULL, "
-				"throttled_by = 'run_window', next_due = $2", 1, &type, &value, NULL);
+				"throttled_by = 'run_window', next_due = $2, "
+				"started_at = CASE WHEN phase = 'plan' THEN NULL ELSE started_at END, "
+				"run_started_at = CASE WHEN phase = 'plan' THEN NULL ELSE run_started_at END",
+				1, &type, &value, NULL);
 		mt_restore_user(&saved);
 		mt_bgw_commit();
 		return STEP_STOP;
@@ -1229,10 +1284,12 @@ run_step_body(int64 job_id, long *sleep_ms)
 		timeout_armed = true;
 	}
 	nest = enter_job_owner(job, &save_user, &save_sec);
+	lock_sample_start();
 	if (job->js.by_ctid)
 		run_ctid_batch(job, n, &res);
 	else
 		run_key_batch(job, n, &res);
+	suffered_ms = lock_sample_stop();
 	leave_job_owner(nest, save_user, save_sec);
 	if (timeout_armed)
 	{
@@ -1333,11 +1390,20 @@ run_step_body(int64 job_id, long *sleep_ms)
 
 			set_job(job_id, "lock_wait_ms = lock_wait_ms + $2", 1, &t, &v, NULL);
 		}
+		if (suffered_ms > 0)
+		{
+			Oid			t = FLOAT8OID;
+			Datum		v = Float8GetDatum(suffered_ms);
+
+			set_job(job_id, "lock_waits_suffered = lock_waits_suffered + 1, "
+					"lock_wait_suffered_ms = lock_wait_suffered_ms + $2",
+					1, &t, &v, NULL);
+		}
 
 		if (mt_batch_history_retention > 0 && res.ran)
 		{
-			Oid			ht[6] = {INT8OID, INT8OID, FLOAT8OID, INT4OID, INT4OID, FLOAT8OID};
-			Datum		hv[6];
+			Oid			ht[7] = {INT8OID, INT8OID, FLOAT8OID, INT4OID, INT4OID, FLOAT8OID, FLOAT8OID};
+			Datum		hv[7];
 
 			hv[0] = Int64GetDatum(job_id);
 			hv[1] = Int64GetDatum(res.rows);
@@ -1345,13 +1411,14 @@ run_step_body(int64 job_id, long *sleep_ms)
 			hv[3] = Int32GetDatum(n);
 			hv[4] = Int32GetDatum(waiters);
 			hv[5] = Float8GetDatum(wait_ms);
+			hv[6] = Float8GetDatum(suffered_ms);
 			if (SPI_execute_with_args("INSERT INTO migration_tools.backfill_batches "
 									  "(job_id, batch_no, rows, duration_ms, batch_size, "
-									  " lock_waiters_caused, lock_wait_caused_ms) "
-									  "SELECT $1, batches, $2, $3, $4, $5, $6 "
+									  " lock_waiters_caused, lock_wait_caused_ms, lock_wait_ms) "
+									  "SELECT $1, batches, $2, $3, $4, $5, $6, $7 "
 									  "FROM migration_tools.backfill_jobs WHERE job_id = $1 "
 									  "ON CONFLICT DO NOTHING",
-									  6, ht, hv, NULL, false, 0) != SPI_OK_INSERT)
+									  7, ht, hv, NULL, false, 0) != SPI_OK_INSERT)
 				elog(ERROR, "could not record batch");
 			if ((job->batches + 1) % 100 == 0)
 			{
@@ -1466,6 +1533,12 @@ record_failure(int64 job_id, ErrorData *edata, long *sleep_ms)
 	MtStep		step = STEP_STOP;
 	int			attempts = 0;
 	Oid			owner;
+	double		suffered_ms = (double) lock_wait_ticks * MT_LOCK_SAMPLE_MS;
+	bool		recorded;
+
+	/* a lock timeout waited that long, whatever the samples saw */
+	if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+		suffered_ms = Max(suffered_ms, (double) mt_batch_lock_timeout);
 
 	ereport(LOG,
 			(errmsg("migration_tools backfill job " INT64_FORMAT ": batch failed: %s",
@@ -1516,7 +1589,22 @@ record_failure(int64 job_id, ErrorData *edata, long *sleep_ms)
 			step = STEP_CONTINUE;
 		attempts = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	}
-	if (SPI_processed == 1 && mt_batch_history_retention > 0)
+	recorded = SPI_processed == 1;
+	if (recorded && suffered_ms > 0)
+	{
+		Oid			st[2] = {INT8OID, FLOAT8OID};
+		Datum		sv[2];
+
+		sv[0] = Int64GetDatum(job_id);
+		sv[1] = Float8GetDatum(suffered_ms);
+		if (SPI_execute_with_args("UPDATE migration_tools.backfill_jobs SET "
+								  "lock_waits_suffered = lock_waits_suffered + 1, "
+								  "lock_wait_suffered_ms = lock_wait_suffered_ms + $2 "
+								  "WHERE job_id = $1",
+								  2, st, sv, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not record the lock wait of backfill job " INT64_FORMAT, job_id);
+	}
+	if (recorded && mt_batch_history_retention > 0)
 	{
 		Oid			ht[5] = {INT8OID, TEXTOID, FLOAT8OID, FLOAT8OID, INT4OID};
 		Datum		hv[5];
@@ -1525,8 +1613,7 @@ record_failure(int64 job_id, ErrorData *edata, long *sleep_ms)
 		hv[1] = CStringGetTextDatum(edata->message);
 		hv[2] = Float8GetDatum(batch_start > 0 ?
 							   (double) TimestampDifferenceMilliseconds(batch_start, GetCurrentTimestamp()) : 0);
-		hv[3] = Float8GetDatum(edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ?
-							   (double) mt_batch_lock_timeout : 0);
+		hv[3] = Float8GetDatum(suffered_ms);
 		hv[4] = Int32GetDatum(batch_size_tried);
 		if (SPI_execute_with_args("INSERT INTO migration_tools.backfill_batches "
 								  "(job_id, batch_no, attempt, rows, duration_ms, batch_size, "

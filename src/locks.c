@@ -474,6 +474,15 @@ mt_lock_mode_from_name(const char *name)
 	StringInfoData valid;
 
 	squeeze_name(name, given, sizeof(given));
+	/*
+	 * "IN ACCESS EXCLUSIVE MODE", copied from a LOCK TABLE statement: the
+	 * words around the mode are optional (no mode name starts with "in"
+	 * nor ends with "mode")
+	 */
+	if (strncmp(given, "in", 2) == 0)
+		memmove(given, given + 2, strlen(given + 2) + 1);
+	if (strlen(given) > 4 && strcmp(given + strlen(given) - 4, "mode") == 0)
+		given[strlen(given) - 4] = '\0';
 	/* "ShareLock", "SHARE LOCK": the suffix is optional */
 	if (strlen(given) > 4 && strcmp(given + strlen(given) - 4, "lock") == 0)
 		given[strlen(given) - 4] = '\0';

@@ -56,7 +56,9 @@ CREATE TABLE migration_tools.backfill_jobs (
     next_due        timestamptz,             -- not before (throttling, run window, retry)
     worker_pid      integer,
     lock_waiters_caused bigint NOT NULL DEFAULT 0,
-    lock_wait_ms    double precision NOT NULL DEFAULT 0  -- longest waits others suffered, summed per batch
+    lock_wait_ms    double precision NOT NULL DEFAULT 0, -- longest waits others suffered, summed per batch
+    lock_waits_suffered bigint NOT NULL DEFAULT 0,  -- batch attempts that waited for a lock
+    lock_wait_suffered_ms double precision NOT NULL DEFAULT 0  -- how long, in all
 );
 COMMENT ON TABLE migration_tools.backfill_jobs IS
 'Batched jobs queued by backfill() and run_batched(): definition, state, checkpoint and counters';
@@ -75,7 +77,7 @@ CREATE TABLE migration_tools.backfill_batches (
     rows            bigint NOT NULL,         -- rows the statement processed
     duration_ms     double precision NOT NULL,
     batch_size      integer NOT NULL,
-    lock_wait_ms    double precision NOT NULL DEFAULT 0,   -- lock waits the batch suffered (a lock timeout)
+    lock_wait_ms    double precision NOT NULL DEFAULT 0,   -- lock waits the batch suffered (sampled every 10 ms; a lock timeout counts in full)
     lock_waiters_caused integer NOT NULL DEFAULT 0,        -- sessions waiting on the batch at its end
     lock_wait_caused_ms double precision NOT NULL DEFAULT 0, -- the longest of their waits
     error           text,                    -- failed attempt: the error
@@ -199,7 +201,9 @@ SELECT j.job_id,
        j.run_window,
        j.queued_at,
        j.lock_waiters_caused,
-       j.lock_wait_ms
+       j.lock_wait_ms,
+       j.lock_waits_suffered,
+       j.lock_wait_suffered_ms
 FROM migration_tools.backfill_jobs j
 WHERE pg_catalog.pg_has_role(j.owner, 'USAGE')
    OR pg_catalog.pg_has_role('migration_tools_admin', 'MEMBER');

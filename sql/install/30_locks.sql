@@ -259,7 +259,14 @@ AS $$
                           WHEN 'virtualxid' THEN 'virtual transaction ' || p.virtualxid
                           WHEN 'advisory' THEN 'advisory lock ' ||
                                coalesce(p.advisory_key::text, p.classid || ',' || p.objid)
-                          WHEN 'object' THEN format('object %s/%s/%s', p.classid, p.objid, p.objsubid)
+                          -- "function f(integer)", "schema s", "role r": objects of
+                          -- this database and shared ones are named
+                          WHEN 'object' THEN
+                               coalesce(CASE WHEN p.database = 0
+                                              OR p.database = (SELECT d.oid FROM pg_database d
+                                                               WHERE d.datname = current_database())
+                                         THEN pg_describe_object(p.classid, p.objid, p.objsubid) END,
+                                        format('object %s/%s/%s', p.classid, p.objid, p.objsubid))
                           ELSE p.locktype END,
                       p.blocking_kind, p.blocking_verb, p.blocking_mode,
                       coalesce(', also blocked by ' || o.also, ''),
