@@ -1865,6 +1865,10 @@ lint_add_column(LintState *st, const TableFacts *tf, AlterTableCmd *cmd)
 
 	if (col == NULL || !IsA(col, ColumnDef) || col->colname == NULL)
 		return;
+	/* ADD COLUMN IF NOT EXISTS of a column that exists adds nothing */
+	if (cmd->missing_ok && OidIsValid(tf->relid) &&
+		get_attnum(tf->relid, col->colname) != InvalidAttrNumber)
+		return;
 	lint_column_type(st, tf, col->colname, col->typeName, col->constraints, NIL);
 	if (!is_existing(tf))
 		return;
@@ -2499,6 +2503,10 @@ lint_index(LintState *st, IndexStmt *stmt)
 	TableFacts	tf;
 
 	table_facts(st, stmt->relation, &tf);
+	/* IF NOT EXISTS of an index that exists builds nothing */
+	if (stmt->if_not_exists && stmt->idxname && OidIsValid(tf.relid) &&
+		OidIsValid(get_relname_relid(stmt->idxname, get_rel_namespace(tf.relid))))
+		return;
 	if (stmt->idxname)
 	{
 		RangeVar   *irv = makeRangeVar(stmt->relation ? stmt->relation->schemaname : NULL,
