@@ -1662,7 +1662,13 @@ lint_validate_constraint(LintState *st, const TableFacts *tf,
 					   OidIsValid(tf->relid) ? NULL : stmt->relation->relname);
 	if (h != NULL && h->mode >= ShareLock && h->mode >= own)
 	{
-		if (h->not_valid_add)
+		if (h->not_valid_add && h->statement == st->info->statement)
+			add_finding(st, "validate-in-same-transaction", MT_SEV_WARNING, tf, h->mode, false, tf->rows,
+						hint,
+						"VALIDATE CONSTRAINT %s scans %s while the %s lock taken by the NOT VALID ADD CONSTRAINT earlier in the same DO block is still held: NOT VALID buys nothing",
+						quote_identifier(cmd->name), tf->name,
+						lock_mode_words(h->mode));
+		else if (h->not_valid_add)
 			add_finding(st, "validate-in-same-transaction", MT_SEV_WARNING, tf, h->mode, false, tf->rows,
 						hint,
 						"VALIDATE CONSTRAINT %s scans %s while the %s lock taken by the NOT VALID ADD CONSTRAINT of statement %d is still held: when the script runs as one transaction (as under apply()), NOT VALID buys nothing",
