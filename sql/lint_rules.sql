@@ -280,6 +280,38 @@ SELECT statement, rule, severity FROM migration_tools.lint('SELECT 1; TRUNCATE l
 SELECT statement, rule, severity FROM migration_tools.lint('LOCK lr_parent IN ACCESS SHARE MODE; LOCK lr_parent IN SHARE MODE');
 SELECT statement, rule, severity FROM migration_tools.lint('VACUUM lr_parent; CLUSTER lr_parent USING lr_parent_pkey');
 
+-- validate-in-same-transaction: the VALIDATE scans under the lock of the
+-- NOT VALID ADD (or of any earlier statement blocking writes) while the
+-- script's transaction holds it; not after a COMMIT of the script's own,
+-- not for a new or emptied table, not when nothing else locked the table
+SELECT * FROM lr('ALTER TABLE lr_big ADD CONSTRAINT lr_fk FOREIGN KEY (parent_id) REFERENCES lr_parent (id) NOT VALID;
+                  ALTER TABLE lr_big VALIDATE CONSTRAINT lr_fk');
+SELECT * FROM lr('BEGIN;
+                  ALTER TABLE lr_big ADD CONSTRAINT lr_fk FOREIGN KEY (parent_id) REFERENCES lr_parent (id) NOT VALID;
+                  COMMIT;
+                  ALTER TABLE lr_big VALIDATE CONSTRAINT lr_fk');
+SELECT * FROM lr('ALTER TABLE lr_big ADD CONSTRAINT lr_nn CHECK (flag IS NOT NULL) NOT VALID;
+                  ALTER TABLE lr_big VALIDATE CONSTRAINT lr_nn;
+                  ALTER TABLE lr_big ALTER COLUMN flag SET NOT NULL');
+SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN c1 int;
+                  ALTER TABLE lr_big VALIDATE CONSTRAINT lr_code_nn');
+SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN c1 int, VALIDATE CONSTRAINT lr_code_nn');
+SELECT * FROM lr('ALTER TABLE lr_parent ADD COLUMN c1 int;
+                  ALTER TABLE lr_big VALIDATE CONSTRAINT lr_code_nn');
+SELECT * FROM lr('ALTER TABLE lr_big VALIDATE CONSTRAINT lr_code_nn');
+SELECT * FROM lr('CREATE TABLE lr_new (a int);
+                  ALTER TABLE lr_new ADD CONSTRAINT lr_new_ck CHECK (a > 0) NOT VALID;
+                  ALTER TABLE lr_new VALIDATE CONSTRAINT lr_new_ck');
+SELECT * FROM lr('TRUNCATE lr_big;
+                  ALTER TABLE lr_big ADD CONSTRAINT lr_ck CHECK (flag >= 0) NOT VALID;
+                  ALTER TABLE lr_big VALIDATE CONSTRAINT lr_ck');
+SELECT * FROM lr('ALTER TABLE lr_elsewhere ADD CONSTRAINT lr_ck CHECK (a > 0) NOT VALID;
+                  ALTER TABLE lr_elsewhere VALIDATE CONSTRAINT lr_ck');
+SELECT statement, message, hint FROM migration_tools.lint(
+    'ALTER TABLE lr_big ADD CONSTRAINT lr_ck CHECK (flag >= 0) NOT VALID;
+     ALTER TABLE lr_big VALIDATE CONSTRAINT lr_ck')
+WHERE rule = 'validate-in-same-transaction';
+
 -- the whole finding, with message, hint and location
 SELECT * FROM migration_tools.lint($$
 SET lock_timeout = '1s';

@@ -27,7 +27,7 @@
  *	   still has scheduled statements on a relation the script locks (a
  *	   concurrent build waits for this transaction's snapshot while the
  *	   script would wait for its lock), nothing runs here: the whole
- *	   script is scheduled to run after that migration (run_after).
+ *	   script is scheduled to run after every such migration (run_after).
  *	6. On success the row is written; on failure the failed row is written
  *	   by a background worker in its own transaction (autonomous.c), and
  *	   the error is re-thrown.
@@ -60,6 +60,7 @@
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -156,13 +157,12 @@ static char *describe_error(ErrorData *edata, int statement);
 static bool do_rollback(const char *version, MigrationRow *row,
 						const char *run_after);
 static void check_not_rolling_back(const char *version, MigrationRow *row);
-static char *pending_before(List *statements, const char *version,
-							char **relname, bool *running);
+static List *pending_before(List *statements, const char *version);
 static void schedule_statement(const char *version, int seq, int statement_no,
 							   const char *sql, const char *direction,
-							   const char *run_after, bool top_level, Datum run_as);
+							   List *run_after, bool top_level, Datum run_as);
 static int	schedule_in_order(const char *version, List *statements,
-							  const char *direction, const char *run_after,
+							  const char *direction, List *run_after,
 							  int seq, Datum run_as);
 
 void
@@ -359,6 +359,31 @@ restore_caller(OwnerSwitch *sw)
 }
 
 /*
+ * Run a read-only query of the history tables with the latest snapshot,
+ * not the transaction's: the functions call it under the history lock, and
+ * must see what the previous holder of the lock committed even in
+ * REPEATABLE READ.  The rows are in SPI_tuptable; returns SPI_processed.
+ * what completes "could not ..." in an error.  SPI must be connected.
+ */
+static uint64
+read_latest(const char *sql, int nargs, Oid *argtypes, Datum *values,
+			long count, const char *what)
+{
+	SPIPlanPtr	plan;
+
+	plan = SPI_prepare(sql, nargs, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	/* our own earlier writes count too */
+	CommandCounterIncrement();
+	if (SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(),
+							 InvalidSnapshot, true, false, count) != SPI_OK_SELECT)
+		elog(ERROR, "could not %s", what);
+	SPI_freeplan(plan);
+	return SPI_processed;
+}
+
+/*
  * Read the row of a version with the latest snapshot, not the
  * transaction's: called under the history lock, it must see what the
  * previous holder of the lock committed even in REPEATABLE READ.
@@ -369,26 +394,18 @@ read_migration(const char *version)
 {
 	MigrationRow row;
 	OwnerSwitch sw;
-	SPIPlanPtr plan;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 
 	memset(&row, 0, sizeof(row));
 	become_owner(&sw);
-	plan = SPI_prepare("SELECT state, checksum, down_sql, installed_rank, baseline,"
-					   "       EXISTS (SELECT FROM migration_tools.scheduled_statements s"
-					   "                WHERE s.version = m.version AND s.direction = 'down'"
-					   "                  AND s.state <> 'done')"
-					   " FROM migration_tools.migrations m WHERE version = $1",
-					   1, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	values[0] = CStringGetTextDatum(version);
-	CommandCounterIncrement();
-	if (SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(),
-							 InvalidSnapshot, true, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read migration \"%s\"", version);
-	if (SPI_processed > 0)
+	if (read_latest("SELECT state, checksum, down_sql, installed_rank, baseline,"
+					"       EXISTS (SELECT FROM migration_tools.scheduled_statements s"
+					"                WHERE s.version = m.version AND s.direction = 'down'"
+					"                  AND s.state <> 'done')"
+					" FROM migration_tools.migrations m WHERE version = $1",
+					1, argtypes, values, 1, "read a migration") > 0)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[0];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
@@ -416,13 +433,11 @@ read_migration(const char *version)
 		 */
 		row.visible = true;
 		if (IsolationUsesXactSnapshot())
-		{
-			if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT)
-				elog(ERROR, "could not read migration \"%s\"", version);
-			row.visible = (SPI_processed > 0);
-		}
+			row.visible = mt_spi_execute_checked("SELECT FROM migration_tools.migrations"
+												 " WHERE version = $1",
+												 1, argtypes, values, NULL, false, 1,
+												 SPI_OK_SELECT, "read a migration") > 0;
 	}
-	SPI_freeplan(plan);
 	restore_caller(&sw);
 	return row;
 }
@@ -929,29 +944,39 @@ typedef struct PendingStatement
 	bool		running;
 } PendingStatement;
 
+/* A migration that a script has to run after, found by pending_before(). */
+typedef struct RunAfter
+{
+	char	   *version;
+	char	   *relname;		/* a relation both lock */
+	bool		running;		/* one of its statements runs now */
+} RunAfter;
+
 /*
- * Does an earlier migration still have scheduled statements, not yet run
- * or running, on a relation that these statements lock?  A script run now
+ * Do earlier migrations still have scheduled statements, not yet run or
+ * running, on relations that these statements lock?  A script run now
  * would wait for them (a concurrent build holds SHARE UPDATE EXCLUSIVE for
  * its whole run) while they wait for this transaction (a concurrent build
  * waits for every older snapshot), and it would reorder the migrations.
- * Returns the newest such migration (NULL if none), with the relation and
- * whether one of its statements is running now.  The pending statements
- * are analyzed as the script is, by the parser; they are read with the
- * latest snapshot (the caller holds the history lock).  SPI is connected.
+ * Returns every such migration (a RunAfter each), newest first: the script
+ * has to run after all of them, not only the newest, since two of them may
+ * be independent (builds on two of the script's tables).  The pending
+ * statements are analyzed as the script is, by the parser; they are read
+ * with the latest snapshot (the caller holds the history lock).  SPI is
+ * connected.
  */
-static char *
-pending_before(List *statements, const char *version, char **relname,
-			   bool *running)
+static List *
+pending_before(List *statements, const char *version)
 {
 	List	   *relids = NIL;
 	List	   *pending = NIL;
+	List	   *result = NIL;
 	ListCell   *lc;
 	OwnerSwitch sw;
-	SPIPlanPtr	plan;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 	MemoryContext cxt = CurrentMemoryContext;
+	uint64		n;
 	uint64		i;
 
 	foreach(lc, statements)
@@ -968,24 +993,18 @@ pending_before(List *statements, const char *version, char **relname,
 		}
 	}
 	if (relids == NIL)
-		return NULL;
+		return NIL;
 
 	become_owner(&sw);
-	plan = SPI_prepare("SELECT s.version, s.sql, s.state = 'running'"
-					   "  FROM migration_tools.scheduled_statements s"
-					   "  JOIN migration_tools.migrations m ON m.version = s.version"
-					   " WHERE m.state = 'scheduled' AND s.state IN ('pending', 'running')"
-					   "   AND s.version <> $1"
-					   " ORDER BY m.installed_rank DESC, s.seq",
-					   1, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	values[0] = CStringGetTextDatum(version);
-	CommandCounterIncrement();
-	if (SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(),
-							 InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read scheduled statements");
-	for (i = 0; i < SPI_processed; i++)
+	n = read_latest("SELECT s.version, s.sql, s.state = 'running'"
+					"  FROM migration_tools.scheduled_statements s"
+					"  JOIN migration_tools.migrations m ON m.version = s.version"
+					" WHERE m.state = 'scheduled' AND s.state IN ('pending', 'running')"
+					"   AND s.version <> $1"
+					" ORDER BY m.installed_rank DESC, s.seq",
+					1, argtypes, values, 0, "read scheduled statements");
+	for (i = 0; i < n; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
@@ -999,14 +1018,24 @@ pending_before(List *statements, const char *version, char **relname,
 		pending = lappend(pending, ps);
 		MemoryContextSwitchTo(old);
 	}
-	SPI_freeplan(plan);
 	restore_caller(&sw);
 
-	/* newest migration first: the script runs after it */
+	/* newest migration first */
 	foreach(lc, pending)
 	{
 		PendingStatement *ps = (PendingStatement *) lfirst(lc);
+		RunAfter   *found = NULL;
 		ListCell   *lc2;
+
+		foreach(lc2, result)
+		{
+			RunAfter   *ra = (RunAfter *) lfirst(lc2);
+
+			if (strcmp(ra->version, ps->version) == 0)
+				found = ra;
+		}
+		if (found != NULL)
+			continue;			/* already known */
 
 		foreach(lc2, mt_analyze_script(ps->sql))
 		{
@@ -1016,25 +1045,90 @@ pending_before(List *statements, const char *version, char **relname,
 			foreach(lc3, info->locks)
 			{
 				MtLockTarget *target = (MtLockTarget *) lfirst(lc3);
-				ListCell   *lc4;
 
-				if (!list_member_oid(relids, target->relid))
+				if (found != NULL || !list_member_oid(relids, target->relid))
 					continue;
-				*relname = get_rel_name(target->relid);
-				*running = ps->running;
-				/* running or not: is any statement of it running? */
-				foreach(lc4, pending)
-				{
-					PendingStatement *other = (PendingStatement *) lfirst(lc4);
-
-					if (other->running && strcmp(other->version, ps->version) == 0)
-						*running = true;
-				}
-				return ps->version;
+				found = palloc(sizeof(RunAfter));
+				found->version = ps->version;
+				found->relname = get_rel_name(target->relid);
+				found->running = ps->running;
+				result = lappend(result, found);
 			}
 		}
 	}
-	return NULL;
+
+	/* running or not: is any statement of it running? */
+	foreach(lc, pending)
+	{
+		PendingStatement *ps = (PendingStatement *) lfirst(lc);
+		ListCell   *lc2;
+
+		foreach(lc2, result)
+		{
+			RunAfter   *ra = (RunAfter *) lfirst(lc2);
+
+			if (ps->running && strcmp(ra->version, ps->version) == 0)
+				ra->running = true;
+		}
+	}
+	return result;
+}
+
+/* The versions of a list of RunAfter. */
+static List *
+run_after_versions(List *after)
+{
+	List	   *versions = NIL;
+	ListCell   *lc;
+
+	foreach(lc, after)
+		versions = lappend(versions, ((RunAfter *) lfirst(lc))->version);
+	return versions;
+}
+
+/* A list of versions as a text[] datum (run_after). */
+static Datum
+versions_array(List *versions)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(versions), 1));
+	int			n = 0;
+	ListCell   *lc;
+
+	foreach(lc, versions)
+		elems[n++] = CStringGetTextDatum((char *) lfirst(lc));
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false,
+										   TYPALIGN_INT));
+}
+
+/*
+ * For a NOTICE: the versions of a list of RunAfter ("5" and "6"), and why
+ * each one is waited for (Scheduled statements of migration "5" on
+ * relation "a" are running and of migration "6" ...).
+ */
+static void
+describe_run_after(List *after, char **names, char **why)
+{
+	StringInfoData n;
+	StringInfoData w;
+	ListCell   *lc;
+
+	initStringInfo(&n);
+	initStringInfo(&w);
+	foreach(lc, after)
+	{
+		RunAfter   *ra = (RunAfter *) lfirst(lc);
+		bool		first = foreach_current_index(lc) == 0;
+		bool		last = lnext(after, lc) == NULL;
+
+		appendStringInfo(&n, "%s\"%s\"",
+						 first ? "" : last ? " and " : ", ", ra->version);
+		appendStringInfo(&w, "%s of migration \"%s\" on relation \"%s\" %s",
+						 first ? "Scheduled statements" : last ? " and" : ",",
+						 ra->version, ra->relname ? ra->relname : "?",
+						 ra->running ? "are running" : "have not run yet");
+	}
+	*names = n.data;
+	*why = w.data;
 }
 
 /*
@@ -1063,9 +1157,7 @@ mt_apply(PG_FUNCTION_ARGS)
 	const char *state;
 	bool		seen_scheduled = false;
 	bool		runs_after_scheduled = false;
-	char	   *after = NULL;
-	char	   *after_relname = NULL;
-	bool		after_running = false;
+	List	   *after = NIL;
 	OwnerSwitch sw;
 
 	check_writable("apply()");
@@ -1144,8 +1236,8 @@ mt_apply(PG_FUNCTION_ARGS)
 	 * whose snapshot a concurrent build waits for; the whole script runs in
 	 * the background after them, in script order.
 	 */
-	after = pending_before(statements, version, &after_relname, &after_running);
-	if (after != NULL)
+	after = pending_before(statements, version);
+	if (after != NIL)
 	{
 		mt_require_preload("apply() of a migration behind scheduled statements");
 		scheduled = statements;
@@ -1158,7 +1250,7 @@ mt_apply(PG_FUNCTION_ARGS)
 				 errdetail("They run in the background after this transaction commits, in script order.")));
 
 	started_at = GetCurrentTimestamp();
-	if (after == NULL && list_length(scheduled) < list_length(statements))
+	if (after == NIL && list_length(scheduled) < list_length(statements))
 		run_with_retries(statements, version, &run);
 	else
 		memset(&run, 0, sizeof(run));
@@ -1201,7 +1293,7 @@ mt_apply(PG_FUNCTION_ARGS)
 		ReThrowError(edata);
 	}
 
-	waiters = after != NULL ? 0 : mt_lock_waiters_of(MyProcPid, &longest_wait_ms);
+	waiters = after != NIL ? 0 : mt_lock_waiters_of(MyProcPid, &longest_wait_ms);
 	state = scheduled != NIL ? "scheduled" : "applied";
 
 	/* Record it, as the owner of the history. */
@@ -1252,8 +1344,9 @@ mt_apply(PG_FUNCTION_ARGS)
 									  SPI_OK_INSERT,
 									  psprintf("record migration \"%s\"", version));
 
-		if (after != NULL)
-			(void) schedule_in_order(version, statements, "up", after, 0, values[6]);
+		if (after != NIL)
+			(void) schedule_in_order(version, statements, "up",
+									 run_after_versions(after), 0, values[6]);
 		else
 		{
 			i = 0;
@@ -1262,24 +1355,35 @@ mt_apply(PG_FUNCTION_ARGS)
 				MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
 
 				schedule_statement(version, ++i, info->statement, info->sql,
-								   "up", NULL, true, values[6]);
+								   "up", NIL, true, values[6]);
 			}
 		}
 	}
 	restore_caller(&sw);
 
-	if (after != NULL)
+	if (after != NIL)
 	{
+		char	   *names;
+		char	   *why;
+
+		describe_run_after(after, &names, &why);
 		mt_request_work_at_commit();
-		ereport(NOTICE,
-				(errmsg("migration \"%s\" is scheduled to run after migration \"%s\"",
-						version, after),
-				 errdetail("Scheduled statements of migration \"%s\" on relation \"%s\" %s; run now, this script would wait for them while they wait for this transaction. The background worker runs the whole script, in order, once migration \"%s\" is done; if that one fails, this one is not run and fails too.",
-						   after, after_relname ? after_relname : "?",
-						   after_running ? "are running" : "have not run yet",
-						   after),
-				 errhint("Wait until migration_tools.status shows it no longer scheduled: SELECT state, error FROM migration_tools.status WHERE version = %s;",
-						 quote_literal_cstr(version))));
+		if (list_length(after) == 1)
+			ereport(NOTICE,
+					(errmsg("migration \"%s\" is scheduled to run after migration %s",
+							version, names),
+					 errdetail("%s; run now, this script would wait for them while they wait for this transaction. The background worker runs the whole script, in order, once migration %s is done; if that one fails, this one is not run and fails too.",
+							   why, names),
+					 errhint("Wait until migration_tools.status shows it no longer scheduled: SELECT state, error FROM migration_tools.status WHERE version = %s;",
+							 quote_literal_cstr(version))));
+		else
+			ereport(NOTICE,
+					(errmsg("migration \"%s\" is scheduled to run after migrations %s",
+							version, names),
+					 errdetail("%s; run now, this script would wait for them while they wait for this transaction. The background worker runs the whole script, in order, once migrations %s are all done; if one of them fails, this one is not run and fails too.",
+							   why, names),
+					 errhint("Wait until migration_tools.status shows it no longer scheduled: SELECT state, error FROM migration_tools.status WHERE version = %s;",
+							 quote_literal_cstr(version))));
 	}
 	else if (scheduled != NIL)
 	{
@@ -1445,10 +1549,10 @@ check_not_rolling_back(const char *version, MigrationRow *row)
 /* Insert one scheduled statement.  Runs as the owner. */
 static void
 schedule_statement(const char *version, int seq, int statement_no,
-				   const char *sql, const char *direction, const char *run_after,
+				   const char *sql, const char *direction, List *run_after,
 				   bool top_level, Datum run_as)
 {
-	Oid			types[8] = {TEXTOID, INT4OID, INT4OID, TEXTOID, NAMEOID, TEXTOID,
+	Oid			types[8] = {TEXTOID, INT4OID, INT4OID, TEXTOID, NAMEOID, TEXTARRAYOID,
 		BOOLOID, TEXTOID};
 	Datum		values[8];
 	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
@@ -1458,8 +1562,8 @@ schedule_statement(const char *version, int seq, int statement_no,
 	values[2] = Int32GetDatum(statement_no);
 	values[3] = CStringGetTextDatum(sql);
 	values[4] = run_as;
-	values[5] = run_after ? CStringGetTextDatum(run_after) : (Datum) 0;
-	nulls[5] = run_after ? ' ' : 'n';
+	values[5] = run_after != NIL ? versions_array(run_after) : (Datum) 0;
+	nulls[5] = run_after != NIL ? ' ' : 'n';
 	values[6] = BoolGetDatum(top_level);
 	values[7] = CStringGetTextDatum(direction);
 	(void) mt_spi_execute_checked("INSERT INTO migration_tools.scheduled_statements"
@@ -1484,7 +1588,7 @@ schedule_statement(const char *version, int seq, int statement_no,
  */
 static int
 schedule_in_order(const char *version, List *statements, const char *direction,
-				  const char *run_after, int seq, Datum run_as)
+				  List *run_after, int seq, Datum run_as)
 {
 	ListCell   *lc;
 	StringInfoData group;
@@ -1535,13 +1639,13 @@ schedule_in_order(const char *version, List *statements, const char *direction,
 static int
 retry_rollback(const char *version, const char *run_after)
 {
-	Oid			types[2] = {TEXTOID, TEXTOID};
+	Oid			types[2] = {TEXTOID, TEXTARRAYOID};
 	Datum		values[2];
 	char		nulls[2] = {' ', ' '};
 	uint64		n;
 
 	values[0] = CStringGetTextDatum(version);
-	values[1] = run_after ? CStringGetTextDatum(run_after) : (Datum) 0;
+	values[1] = run_after ? versions_array(list_make1((char *) run_after)) : (Datum) 0;
 	nulls[1] = run_after ? ' ' : 'n';
 	n = mt_spi_execute_checked("UPDATE migration_tools.scheduled_statements"
 							   "   SET state = 'pending', attempts = 0, error = NULL,"
@@ -1576,7 +1680,9 @@ retry_rollback(const char *version, const char *run_after)
  * 'rolled_back', or 'failed' with the error (rollback() retries what did
  * not run).  With run_after (rollback_to(), after a newer migration whose
  * rollback was scheduled) everything is scheduled, to run after that
- * migration's.  Returns whether anything was scheduled.
+ * migration's; so it is, as for apply(), when other migrations still have
+ * scheduled statements on the relations the down script locks (it runs
+ * after all of them).  Returns whether anything was scheduled.
  */
 static bool
 do_rollback(const char *version, MigrationRow *row, const char *run_after)
@@ -1592,6 +1698,8 @@ do_rollback(const char *version, MigrationRow *row, const char *run_after)
 	Datum		values[2];
 	char		nulls[2] = {' ', ' '};
 	int			nscheduled = 0;
+	List	   *after = NIL;
+	List	   *waits = NIL;
 
 	if (row->rollback_failed)
 	{
@@ -1608,16 +1716,38 @@ do_rollback(const char *version, MigrationRow *row, const char *run_after)
 	}
 
 	statements = runnable_statements(version, "down script", row->down_sql);
+
+	/*
+	 * Behind scheduled statements of other migrations on the relations the
+	 * down script locks: as for apply(), nothing runs here (it would wait
+	 * for a concurrent build that waits for this transaction); the whole
+	 * down script runs in the background after all of them.
+	 */
+	if (run_after != NULL)
+		waits = list_make1((char *) run_after);
+	foreach(lc, pending_before(statements, version))
+	{
+		RunAfter   *ra = (RunAfter *) lfirst(lc);
+
+		/* (rollback_to(): the newer migration is waited for anyway) */
+		if (run_after != NULL && strcmp(ra->version, run_after) == 0)
+			continue;
+		after = lappend(after, ra);
+		waits = lappend(waits, ra->version);
+	}
+
 	foreach(lc, statements)
 	{
 		MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
 
-		if (run_after == NULL && later == NIL && !info->needs_top_level)
+		if (waits == NIL && later == NIL && !info->needs_top_level)
 			now = lappend(now, info);
 		else
 			later = lappend(later, info);
 	}
-	if (later != NIL)
+	if (after != NIL)
+		mt_require_preload("rollback() of a migration behind scheduled statements");
+	else if (later != NIL)
 		mt_require_preload("rollback() of a statement that cannot run in a transaction block");
 
 	if (now != NIL)
@@ -1680,11 +1810,36 @@ do_rollback(const char *version, MigrationRow *row, const char *run_after)
 			seq = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 											  SPI_tuptable->tupdesc, 1, &isnull));
 		}
-		nscheduled = schedule_in_order(version, later, "down", run_after, seq, run_as);
+		nscheduled = schedule_in_order(version, later, "down", waits, seq, run_as);
 	}
 	restore_caller(&sw);
 
-	if (later != NIL)
+	if (after != NIL)
+	{
+		char	   *names;
+		char	   *why;
+		char	   *also = "";
+
+		describe_run_after(after, &names, &why);
+		if (run_after != NULL)
+			also = psprintf(" and after the scheduled rollback of migration \"%s\"", run_after);
+		mt_request_work_at_commit();
+		if (list_length(after) == 1)
+			ereport(NOTICE,
+					(errmsg("rollback of migration \"%s\" is scheduled: %d statement(s) will run in the background after commit",
+							version, nscheduled),
+					 errdetail("%s; run now, the down script would wait for them while they wait for this transaction. The background worker runs it, in order, once migration %s is done%s; if that one fails, this rollback is not run and fails too.",
+							   why, names, also),
+					 errhint("Follow it in migration_tools.status.")));
+		else
+			ereport(NOTICE,
+					(errmsg("rollback of migration \"%s\" is scheduled: %d statement(s) will run in the background after commit",
+							version, nscheduled),
+					 errdetail("%s; run now, the down script would wait for them while they wait for this transaction. The background worker runs it, in order, once migrations %s are all done%s; if one of them fails, this rollback is not run and fails too.",
+							   why, names, also),
+					 errhint("Follow it in migration_tools.status.")));
+	}
+	else if (later != NIL)
 	{
 		mt_request_work_at_commit();
 		ereport(NOTICE,
@@ -1761,12 +1916,12 @@ mt_rollback_to(PG_FUNCTION_ARGS)
 	char	   *version;
 	MigrationRow target;
 	OwnerSwitch sw;
-	SPIPlanPtr	plan;
 	Oid			argtypes[1] = {INT8OID};
 	Datum		values[1];
 	List	   *later = NIL;
 	ListCell   *lc;
 	uint64		i;
+	uint64		n;
 	const char *run_after = NULL;
 	const char *newest = NULL;
 	int			done = 0;
@@ -1788,24 +1943,18 @@ mt_rollback_to(PG_FUNCTION_ARGS)
 
 	/* The later migrations still in effect, newest first. */
 	become_owner(&sw);
-	plan = SPI_prepare("SELECT version FROM migration_tools.migrations m"
-					   " WHERE installed_rank > $1 AND (state IN ('applied', 'scheduled', 'running')"
-					   "       OR (state = 'failed' AND EXISTS"
-					   "           (SELECT FROM migration_tools.scheduled_statements s"
-					   "             WHERE s.version = m.version AND s.direction = 'down'"
-					   "               AND s.state <> 'done')))"
-					   " ORDER BY installed_rank DESC",
-					   1, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	values[0] = Int64GetDatum(target.installed_rank);
-	if (SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(),
-							 InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the migrations after \"%s\"", version);
-	for (i = 0; i < SPI_processed; i++)
+	n = read_latest("SELECT version FROM migration_tools.migrations m"
+					" WHERE installed_rank > $1 AND (state IN ('applied', 'scheduled', 'running')"
+					"       OR (state = 'failed' AND EXISTS"
+					"           (SELECT FROM migration_tools.scheduled_statements s"
+					"             WHERE s.version = m.version AND s.direction = 'down'"
+					"               AND s.state <> 'done')))"
+					" ORDER BY installed_rank DESC",
+					1, argtypes, values, 0, "read the later migrations");
+	for (i = 0; i < n; i++)
 		later = lappend(later, SPI_getvalue(SPI_tuptable->vals[i],
 											SPI_tuptable->tupdesc, 1));
-	SPI_freeplan(plan);
 	restore_caller(&sw);
 
 	if (later == NIL)

@@ -100,9 +100,29 @@ typedef struct LintState
 									 * the transaction block */
 	bool		lock_timeout_reported;
 	bool		in_do_block;	/* linting the statements of a DO block */
+	List	   *held_locks;		/* HeldLock *, taken by the current
+								 * transaction of the script so far */
 	bool		touches_existing;	/* current statement works on an
 									 * existing relation */
 } LintState;
+
+/*
+ * A relation lock that an earlier statement of the script took and that the
+ * script's transaction still holds (a script runs in one transaction under
+ * apply() and under most migration tools, until a COMMIT of its own).
+ * Existing relations are known by OID; a relation that is not in the
+ * catalog (but not created by the script either) by the name ALTER TABLE
+ * gave it.
+ */
+typedef struct HeldLock
+{
+	Oid			relid;
+	char	   *schemaname;
+	char	   *relname;
+	LOCKMODE	mode;
+	int			statement;		/* the first statement that took it so strong */
+	bool		not_valid_add;	/* ... was an ADD CONSTRAINT ... NOT VALID */
+} HeldLock;
 
 /* What the catalogs tell about a relation the script names. */
 typedef struct TableFacts
@@ -216,6 +236,8 @@ static const MtLintRule lint_rule_list[] = {
 	"a timestamp without time zone column: prefer timestamptz"},
 	{"require-lock-timeout", "warning",
 	"DDL on existing tables with no SET lock_timeout before it"},
+	{"validate-in-same-transaction", "warning",
+	"VALIDATE CONSTRAINT in the transaction that added the constraint (or otherwise locked the table) scans under that stronger lock"},
 	{"table-rewrite", "error",
 	"SET LOGGED/UNLOGGED, SET TABLESPACE, SET ACCESS METHOD, or a column of a constrained domain, copies the table under ACCESS EXCLUSIVE"},
 };
@@ -1430,6 +1452,200 @@ type_change_rewrites(Oid oldtype, int32 oldmod, Oid newtype, int32 newmod)
 	return true;
 }
 
+
+/* ----------------------------------------------------------------
+ * Locks the script's transaction holds
+ * ----------------------------------------------------------------
+ */
+
+/* A lock mode as the documentation writes it ("ACCESS EXCLUSIVE"). */
+static const char *
+lock_mode_words(LOCKMODE mode)
+{
+	switch (mode)
+	{
+		case AccessShareLock:
+			return "ACCESS SHARE";
+		case RowShareLock:
+			return "ROW SHARE";
+		case RowExclusiveLock:
+			return "ROW EXCLUSIVE";
+		case ShareUpdateExclusiveLock:
+			return "SHARE UPDATE EXCLUSIVE";
+		case ShareLock:
+			return "SHARE";
+		case ShareRowExclusiveLock:
+			return "SHARE ROW EXCLUSIVE";
+		case ExclusiveLock:
+			return "EXCLUSIVE";
+		case AccessExclusiveLock:
+			return "ACCESS EXCLUSIVE";
+		default:
+			return "unknown";
+	}
+}
+
+/* The held lock on a relation (by OID, else by name), or NULL. */
+static HeldLock *
+find_held_lock(LintState *st, Oid relid, const char *schemaname,
+			   const char *relname)
+{
+	ListCell   *lc;
+
+	foreach(lc, st->held_locks)
+	{
+		HeldLock   *h = (HeldLock *) lfirst(lc);
+
+		if (OidIsValid(relid))
+		{
+			if (h->relid == relid)
+				return h;
+		}
+		else if (!OidIsValid(h->relid) && relname && h->relname &&
+				 strcmp(h->relname, relname) == 0 &&
+				 (schemaname == NULL || h->schemaname == NULL ||
+				  strcmp(h->schemaname, schemaname) == 0))
+			return h;
+	}
+	return NULL;
+}
+
+/* Note a lock the current statement takes; the strongest one counts. */
+static void
+hold_lock(LintState *st, Oid relid, const char *schemaname,
+		  const char *relname, LOCKMODE mode, bool not_valid_add)
+{
+	HeldLock   *h = find_held_lock(st, relid, schemaname, relname);
+	MemoryContext old;
+
+	if (h != NULL)
+	{
+		if (mode > h->mode)
+		{
+			h->mode = mode;
+			h->statement = st->info->statement;
+			h->not_valid_add = not_valid_add;
+		}
+		return;
+	}
+	old = MemoryContextSwitchTo(st->state_cxt);
+	h = (HeldLock *) palloc0(sizeof(HeldLock));
+	h->relid = relid;
+	h->schemaname = schemaname ? pstrdup(schemaname) : NULL;
+	h->relname = relname ? pstrdup(relname) : NULL;
+	h->mode = mode;
+	h->statement = st->info->statement;
+	h->not_valid_add = not_valid_add;
+	st->held_locks = lappend(st->held_locks, h);
+	MemoryContextSwitchTo(old);
+}
+
+/* Does an ALTER TABLE add a CHECK or FOREIGN KEY constraint NOT VALID? */
+static bool
+adds_not_valid_constraint(AlterTableStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+		Constraint *c;
+
+		if (!IsA(cmd, AlterTableCmd) || cmd->subtype != AT_AddConstraint ||
+			cmd->def == NULL || !IsA(cmd->def, Constraint))
+			continue;
+		c = (Constraint *) cmd->def;
+		if ((c->contype == CONSTR_CHECK || c->contype == CONSTR_FOREIGN) &&
+			c->skip_validation)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * After a statement: the relation locks it took stay held until the
+ * script's transaction ends.
+ */
+static void
+remember_held_locks(LintState *st, Node *stmt)
+{
+	ListCell   *lc;
+	bool		not_valid = false;
+	Oid			target = InvalidOid;
+
+	if (IsA(stmt, AlterTableStmt))
+	{
+		AlterTableStmt *a = (AlterTableStmt *) stmt;
+
+		not_valid = adds_not_valid_constraint(a);
+		if (a->relation && a->relation->relname)
+		{
+			target = script_lookup_relation(st, a->relation);
+			/* not in the catalog, not created here: known by its name */
+			if (!OidIsValid(target) && !rangevar_in_list(st->created, a->relation))
+				hold_lock(st, InvalidOid, a->relation->schemaname,
+						  a->relation->relname,
+						  AlterTableGetLockLevel(a->cmds), not_valid);
+		}
+	}
+	foreach(lc, st->info->locks)
+	{
+		MtLockTarget *t = (MtLockTarget *) lfirst(lc);
+
+		if (OidIsValid(t->relid))
+			hold_lock(st, t->relid, NULL, NULL, t->mode,
+					  not_valid && t->relid == target);
+	}
+}
+
+/* The script's transaction ends (or a new one begins): its locks go. */
+static void
+release_held_locks(LintState *st)
+{
+	st->held_locks = NIL;
+}
+
+/*
+ * VALIDATE CONSTRAINT takes only SHARE UPDATE EXCLUSIVE, which is the point
+ * of NOT VALID.  But when the same transaction already holds a lock on the
+ * table that blocks writes (the ADD CONSTRAINT ... NOT VALID itself, or
+ * any other DDL), the validating scan runs under that lock.
+ */
+static void
+lint_validate_constraint(LintState *st, const TableFacts *tf,
+						 AlterTableStmt *stmt, AlterTableCmd *cmd)
+{
+	HeldLock   *h;
+	LOCKMODE	own = AlterTableGetLockLevel(stmt->cmds);
+	const char *hint = "Validate in a migration (transaction) of its own: add the constraint NOT VALID and commit, then run ALTER TABLE ... VALIDATE CONSTRAINT in a later transaction, where it takes only a SHARE UPDATE EXCLUSIVE lock.";
+
+	if (!is_existing(tf) || cmd->name == NULL)
+		return;
+	h = find_held_lock(st, tf->relid,
+					   OidIsValid(tf->relid) ? NULL : stmt->relation->schemaname,
+					   OidIsValid(tf->relid) ? NULL : stmt->relation->relname);
+	if (h != NULL && h->mode >= ShareLock && h->mode >= own)
+	{
+		if (h->not_valid_add)
+			add_finding(st, "validate-in-same-transaction", MT_SEV_WARNING, tf, h->mode, false, tf->rows,
+						hint,
+						"VALIDATE CONSTRAINT %s scans %s while the %s lock taken by the NOT VALID ADD CONSTRAINT of statement %d is still held: when the script runs as one transaction (as under apply()), NOT VALID buys nothing",
+						quote_identifier(cmd->name), tf->name,
+						lock_mode_words(h->mode), h->statement);
+		else
+			add_finding(st, "validate-in-same-transaction", MT_SEV_WARNING, tf, h->mode, false, tf->rows,
+						hint,
+						"VALIDATE CONSTRAINT %s scans %s while the %s lock taken by statement %d in the same transaction is still held, blocking writes for the whole scan",
+						quote_identifier(cmd->name), tf->name,
+						lock_mode_words(h->mode), h->statement);
+	}
+	else if (own >= ShareLock)
+		add_finding(st, "validate-in-same-transaction", MT_SEV_WARNING, tf, own, false, tf->rows,
+					hint,
+					"VALIDATE CONSTRAINT %s scans %s under the %s lock that the other subcommands of this ALTER TABLE take",
+					quote_identifier(cmd->name), tf->name, lock_mode_words(own));
+}
+
 /* ----------------------------------------------------------------
  * Rules per statement
  * ----------------------------------------------------------------
@@ -1970,6 +2186,7 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 				lint_add_constraint(st, &tf, stmt->relation, cmd);
 				break;
 			case AT_ValidateConstraint:
+				lint_validate_constraint(st, &tf, stmt, cmd);
 				validate_not_null_check(st, stmt->relation, cmd->name);
 				break;
 			case AT_SetNotNull:
@@ -2658,6 +2875,7 @@ lint_statement(LintState *st, Node *stmt)
 					case TRANS_STMT_START:
 						if (!st->in_xact)
 						{
+							release_held_locks(st);
 							st->in_xact = true;
 							st->xact_statement = info->statement;
 							st->xact_location = info->location;
@@ -2668,6 +2886,7 @@ lint_statement(LintState *st, Node *stmt)
 					case TRANS_STMT_PREPARE:
 						if (s->kind == TRANS_STMT_PREPARE || !s->chain)
 							st->in_xact = false;
+						release_held_locks(st);
 						/* a SET LOCAL ends with the transaction block */
 						if (st->lock_timeout_local)
 						{
@@ -2759,6 +2978,10 @@ lint_statement(LintState *st, Node *stmt)
 						info->command_tag);
 		}
 	}
+
+	/* what it locked stays locked until the transaction ends */
+	if (!IsA(stmt, TransactionStmt))
+		remember_held_locks(st, stmt);
 }
 
 /* What lint_script_statement() works with. */

@@ -12,7 +12,7 @@
  *
  *	1. claims, in a transaction of its own, the first statement of a
  *	   scheduled migration whose earlier statements are all done (and
- *	   those of its run_after migration, if it names one): a
+ *	   those of every migration in its run_after): a
  *	   'pending' row that is due (not_before), or a 'running' row whose
  *	   worker died (mt_work_is_active() says nobody runs it); the row
  *	   becomes 'running' and the worker slot shows it before that commits;
@@ -359,12 +359,12 @@ claim_next(MemoryContext cxt, TimestampTz *next_due)
 									 "                      AND e.state <> 'done')"
 		/*
 		 * run_after: rollback_to(), after the down statements of the newer
-		 * migration; apply() behind an earlier migration's scheduled
-		 * statements, after those
+		 * migration; apply() behind earlier migrations' scheduled
+		 * statements, after all of those
 		 */
 									 "   AND (s.run_after IS NULL OR NOT EXISTS"
 									 "        (SELECT FROM migration_tools.scheduled_statements p"
-									 "          WHERE p.version = s.run_after AND p.state <> 'done'))"
+									 "          WHERE p.version = ANY (s.run_after) AND p.state <> 'done'))"
 									 " ORDER BY m.installed_rank, s.seq"
 									 "   FOR UPDATE OF s SKIP LOCKED",
 									 0, NULL, NULL, NULL, false, 0,
@@ -525,10 +525,10 @@ record_statement_failed(const char *version, int seq, int statement_no,
 	argtypes[1] = BOOLOID;
 	mt_spi_execute_checked("WITH RECURSIVE after_it (version) AS ("
 						   "   SELECT s.version FROM migration_tools.scheduled_statements s"
-						   "    WHERE s.run_after = $1 AND s.state <> 'done'"
+						   "    WHERE $1 = ANY (s.run_after) AND s.state <> 'done'"
 						   "   UNION"
 						   "   SELECT s.version FROM migration_tools.scheduled_statements s"
-						   "     JOIN after_it a ON s.run_after = a.version"
+						   "     JOIN after_it a ON a.version = ANY (s.run_after)"
 						   "    WHERE s.state <> 'done')"
 						   " UPDATE migration_tools.migrations m"
 						   "    SET state = 'failed',"

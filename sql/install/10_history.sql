@@ -42,10 +42,11 @@ CREATE TABLE migration_tools.scheduled_statements (
     statement_no    integer NOT NULL,        -- its number in up_sql or down_sql (1-based)
     sql             text NOT NULL,
     direction       text NOT NULL DEFAULT 'up' CHECK (direction IN ('up', 'down')),
-    -- the migration whose scheduled statements must all be done before
+    -- the migrations whose scheduled statements must all be done before
     -- this one runs: rollback_to(), the newer one (newest first); apply()
-    -- behind scheduled statements on the same relations, the earlier one
-    run_after       text,
+    -- behind scheduled statements on the same relations, every earlier
+    -- one with such statements (newest first)
+    run_after       text[],
     -- false: a statement that could run in a transaction block, queued
     -- behind the scheduled down statements of a newer migration; it runs
     -- under migration_tools.max_lock_timeout
