@@ -307,7 +307,8 @@ SELECT * FROM migration_tools.lint('SELECT $$ unterminated');
 
 -- 6b. DO blocks that are plain SQL between BEGIN and END, as migration tools
 -- write them (Drizzle wraps foreign keys so), are linted like the script;
--- anything that is not plain SQL is left alone.
+-- so is any PL/pgSQL (declarations, IF, EXECUTE of a constant string), read
+-- with the server's PL/pgSQL compiler.
 SELECT statement, rule FROM migration_tools.lint($x$
 CREATE TABLE acc2_c (id bigint PRIMARY KEY, big_id bigint);
 --> statement-breakpoint

@@ -75,6 +75,8 @@ SELECT * FROM lr('CREATE TABLE lr_new (a int); CREATE INDEX lr_tmp ON lr_new (a)
 -- add-column-not-null-no-default
 SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN c1 int NOT NULL');
 SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN c1 int NOT NULL DEFAULT 0');
+SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN c1 int NOT NULL DEFAULT NULL');
+SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN c1 int DEFAULT NULL::int NOT NULL');
 SELECT * FROM lr('CREATE TABLE lr_new (a int); ALTER TABLE lr_new ADD COLUMN c1 int NOT NULL');
 
 -- add-column-volatile-default: provolatile of the function, by name
@@ -91,6 +93,21 @@ SELECT * FROM lr('ALTER TABLE lr_big ADD CONSTRAINT lr_fk FOREIGN KEY (parent_id
 SELECT * FROM lr('ALTER TABLE lr_big ADD CONSTRAINT lr_fk FOREIGN KEY (parent_id) REFERENCES lr_parent (id) NOT VALID;
                   ALTER TABLE lr_big VALIDATE CONSTRAINT lr_fk');
 SELECT * FROM lr('CREATE TABLE lr_new (a bigint REFERENCES lr_parent)');
+-- a partitioned table takes no NOT VALID foreign key before PostgreSQL 18;
+-- validated keys on every partition are adopted without a scan
+CREATE TABLE lr_pfk (id bigint, parent_id bigint) PARTITION BY RANGE (id);
+CREATE TABLE lr_pfk_1 PARTITION OF lr_pfk FOR VALUES FROM (0) TO (100);
+CREATE TABLE lr_pfk_2 PARTITION OF lr_pfk FOR VALUES FROM (100) TO (200);
+SELECT * FROM lr('ALTER TABLE lr_pfk ADD CONSTRAINT lr_pfk_fk FOREIGN KEY (parent_id) REFERENCES lr_parent (id) NOT VALID');
+SELECT * FROM lr('ALTER TABLE lr_pfk ADD CONSTRAINT lr_pfk_fk FOREIGN KEY (parent_id) REFERENCES lr_parent (id)');
+ALTER TABLE lr_pfk_1 ADD FOREIGN KEY (parent_id) REFERENCES lr_parent (id);
+SELECT * FROM lr('ALTER TABLE lr_pfk ADD CONSTRAINT lr_pfk_fk FOREIGN KEY (parent_id) REFERENCES lr_parent (id)');
+ALTER TABLE lr_pfk_2 ADD FOREIGN KEY (parent_id) REFERENCES lr_parent (id) NOT VALID;
+SELECT * FROM lr('ALTER TABLE lr_pfk ADD CONSTRAINT lr_pfk_fk FOREIGN KEY (parent_id) REFERENCES lr_parent (id)');
+ALTER TABLE lr_pfk_2 VALIDATE CONSTRAINT lr_pfk_2_parent_id_fkey;
+SELECT * FROM lr('ALTER TABLE lr_pfk ADD CONSTRAINT lr_pfk_fk FOREIGN KEY (parent_id) REFERENCES lr_parent (id)');
+SELECT hint FROM migration_tools.lint('ALTER TABLE lr_pfk ADD FOREIGN KEY (parent_id) REFERENCES lr_parent (id) NOT VALID');
+DROP TABLE lr_pfk;
 
 -- add-check-validated
 SELECT * FROM lr('ALTER TABLE lr_big ADD CONSTRAINT lr_ck CHECK (flag >= 0)');
@@ -251,6 +268,9 @@ SELECT * FROM lr('CREATE TABLE lr_new (a int, EXCLUDE USING btree (a WITH =))');
 SELECT * FROM lr('ALTER DOMAIN lr_positive ADD CONSTRAINT lr_pos CHECK (VALUE > 0)');
 SELECT * FROM lr('ALTER DOMAIN lr_positive ADD CONSTRAINT lr_pos CHECK (VALUE > 0) NOT VALID');
 SELECT * FROM lr('ALTER DOMAIN lr_unused ADD CONSTRAINT lr_pos CHECK (VALUE > 0)');
+SELECT * FROM lr('ALTER DOMAIN lr_positive SET NOT NULL');
+SELECT * FROM lr('ALTER DOMAIN lr_unused SET NOT NULL');
+SELECT * FROM lr('ALTER DOMAIN lr_positive DROP NOT NULL');
 SELECT * FROM lr('ALTER DOMAIN lr_nosuch ADD CONSTRAINT lr_pos CHECK (VALUE > 0)');
 
 -- drop-not-null (info)
@@ -279,6 +299,23 @@ SELECT statement, rule, severity FROM migration_tools.lint('UPDATE lr_parent SET
 SELECT statement, rule, severity FROM migration_tools.lint('SELECT 1; TRUNCATE lr_unknown');
 SELECT statement, rule, severity FROM migration_tools.lint('LOCK lr_parent IN ACCESS SHARE MODE; LOCK lr_parent IN SHARE MODE');
 SELECT statement, rule, severity FROM migration_tools.lint('VACUUM lr_parent; CLUSTER lr_parent USING lr_parent_pkey');
+
+-- a new partition of a table with a non-empty DEFAULT partition: the
+-- default partition is scanned under ACCESS EXCLUSIVE (not when it is
+-- empty, nor when it has a validated CHECK)
+CREATE TABLE lr_dp (id bigint, at date) PARTITION BY RANGE (at);
+CREATE TABLE lr_dp_default PARTITION OF lr_dp DEFAULT;
+SELECT * FROM lr('CREATE TABLE lr_dp_2020 PARTITION OF lr_dp FOR VALUES FROM (''2020-01-01'') TO (''2021-01-01'')');
+INSERT INTO lr_dp SELECT g, '2030-01-01' FROM generate_series(1, 500) g;
+ANALYZE lr_dp_default;
+SELECT * FROM lr('CREATE TABLE lr_dp_2020 PARTITION OF lr_dp FOR VALUES FROM (''2020-01-01'') TO (''2021-01-01'')');
+SELECT * FROM lr('CREATE TABLE lr_dp_new (id bigint, at date);
+                  ALTER TABLE lr_dp ATTACH PARTITION lr_dp_new FOR VALUES FROM (''2020-01-01'') TO (''2021-01-01'')');
+SELECT statement, locks FROM migration_tools.script_statements(
+    'CREATE TABLE lr_dp_2020 PARTITION OF lr_dp FOR VALUES FROM (''2020-01-01'') TO (''2021-01-01'')');
+ALTER TABLE lr_dp_default ADD CONSTRAINT lr_dp_not_2020 CHECK (at >= '2021-01-01');
+SELECT * FROM lr('CREATE TABLE lr_dp_2020 PARTITION OF lr_dp FOR VALUES FROM (''2020-01-01'') TO (''2021-01-01'')');
+DROP TABLE lr_dp;
 
 -- validate-in-same-transaction: the VALIDATE scans under the lock of the
 -- NOT VALID ADD (or of any earlier statement blocking writes) while the

@@ -82,5 +82,24 @@ FROM migration_tools.status WHERE version = 'sr3';
 SELECT seq, state, attempts, error FROM migration_tools.scheduled_statements WHERE version = 'sr3';
 ROLLBACK;
 
+-- Behind another migration's scheduled statements on the same table (a
+-- concurrent build queued, sr4): a rollback, fresh or retried, does not
+-- run in the caller's transaction (it would wait for the build, which
+-- waits for this transaction); it is scheduled after sr4 (run_after).
+BEGIN;
+SELECT migration_tools.apply('sr4', 'CREATE INDEX CONCURRENTLY sr_items_ab ON sr_items (a, b)');
+SELECT migration_tools.rollback('sr1');
+SELECT migration_tools.rollback('sr3');
+UPDATE migration_tools.scheduled_statements SET state = 'failed', attempts = 1, error = 'canceled'
+WHERE version = 'sr3';
+UPDATE migration_tools.migrations SET state = 'failed',
+       error = 'rollback: scheduled statement 1 of the down script failed: canceled'
+WHERE version = 'sr3';
+SELECT migration_tools.rollback('sr3');
+SELECT version, seq, direction, run_after, top_level, state, sql
+FROM migration_tools.scheduled_statements WHERE version LIKE 'sr%' ORDER BY version, seq;
+SELECT attname FROM pg_attribute WHERE attrelid = 'sr_items'::regclass AND attname = 'c';
+ROLLBACK;
+
 DROP TABLE sr_items;
 DELETE FROM migration_tools.migrations WHERE version LIKE 'sr%';

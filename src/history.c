@@ -1632,12 +1632,45 @@ schedule_in_order(const char *version, List *statements, const char *direction,
 }
 
 /*
+ * The statements of the down script of a migration that are scheduled and
+ * not done (a rollback whose scheduled statements failed), analyzed as a
+ * script is, in order.  SPI is connected.
+ */
+static List *
+down_statements_not_done(const char *version)
+{
+	OwnerSwitch sw;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	List	   *sqls = NIL;
+	List	   *statements = NIL;
+	ListCell   *lc;
+	uint64		n;
+
+	become_owner(&sw);
+	values[0] = CStringGetTextDatum(version);
+	n = read_latest("SELECT sql FROM migration_tools.scheduled_statements"
+					" WHERE version = $1 AND direction = 'down' AND state <> 'done'"
+					" ORDER BY seq",
+					1, argtypes, values, 0, "read scheduled statements");
+	for (uint64 i = 0; i < n; i++)
+		sqls = lappend(sqls, SPI_getvalue(SPI_tuptable->vals[i],
+										  SPI_tuptable->tupdesc, 1));
+	restore_caller(&sw);
+
+	/* as the caller, with the caller's search_path, as apply() does */
+	foreach(lc, sqls)
+		statements = list_concat(statements, mt_analyze_script((char *) lfirst(lc)));
+	return statements;
+}
+
+/*
  * A rollback whose scheduled statements failed: schedule again those that
  * are not done (the statements that ran in the transaction of the first
  * rollback() are not run again).  Runs as the owner.
  */
 static int
-retry_rollback(const char *version, const char *run_after)
+retry_rollback(const char *version, List *run_after)
 {
 	Oid			types[2] = {TEXTOID, TEXTARRAYOID};
 	Datum		values[2];
@@ -1645,8 +1678,8 @@ retry_rollback(const char *version, const char *run_after)
 	uint64		n;
 
 	values[0] = CStringGetTextDatum(version);
-	values[1] = run_after ? versions_array(list_make1((char *) run_after)) : (Datum) 0;
-	nulls[1] = run_after ? ' ' : 'n';
+	values[1] = run_after != NIL ? versions_array(run_after) : (Datum) 0;
+	nulls[1] = run_after != NIL ? ' ' : 'n';
 	n = mt_spi_execute_checked("UPDATE migration_tools.scheduled_statements"
 							   "   SET state = 'pending', attempts = 0, error = NULL,"
 							   "       not_before = pg_catalog.now(), started_at = NULL,"
@@ -1702,20 +1735,9 @@ do_rollback(const char *version, MigrationRow *row, const char *run_after)
 	List	   *waits = NIL;
 
 	if (row->rollback_failed)
-	{
-		mt_require_preload("rollback() of a statement that cannot run in a transaction block");
-		become_owner(&sw);
-		nscheduled = retry_rollback(version, run_after);
-		restore_caller(&sw);
-		mt_request_work_at_commit();
-		ereport(NOTICE,
-				(errmsg("rollback of migration \"%s\" is scheduled again: %d statement(s) will run in the background after commit",
-						version, nscheduled),
-				 errhint("Follow it in migration_tools.status.")));
-		return true;
-	}
-
-	statements = runnable_statements(version, "down script", row->down_sql);
+		statements = down_statements_not_done(version);
+	else
+		statements = runnable_statements(version, "down script", row->down_sql);
 
 	/*
 	 * Behind scheduled statements of other migrations on the relations the
@@ -1734,6 +1756,29 @@ do_rollback(const char *version, MigrationRow *row, const char *run_after)
 			continue;
 		after = lappend(after, ra);
 		waits = lappend(waits, ra->version);
+	}
+
+	if (row->rollback_failed)
+	{
+		char	   *names = NULL;
+		char	   *why = NULL;
+
+		mt_require_preload("rollback() of a statement that cannot run in a transaction block");
+		become_owner(&sw);
+		nscheduled = retry_rollback(version, waits);
+		restore_caller(&sw);
+		mt_request_work_at_commit();
+		if (after != NIL)
+			describe_run_after(after, &names, &why);
+		ereport(NOTICE,
+				(errmsg("rollback of migration \"%s\" is scheduled again: %d statement(s) will run in the background after commit",
+						version, nscheduled),
+				 after == NIL ? 0 :
+				 list_length(after) == 1 ?
+				 errdetail("%s: they run once migration %s is done.", why, names) :
+				 errdetail("%s: they run once migrations %s are all done.", why, names),
+				 errhint("Follow it in migration_tools.status.")));
+		return true;
 	}
 
 	foreach(lc, statements)

@@ -25,6 +25,8 @@
 #include "access/table.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
@@ -226,6 +228,34 @@ parse_script(const char *sql)
 	error_context_stack = errcallback.previous;
 
 	return stmts;
+}
+
+/*
+ * Raise an error found inside the script (a syntax error in the body of a
+ * DO block, say) at a character position of the script (from 1; 0 for
+ * none), shown as the syntax errors of the script itself are.
+ */
+void
+mt_script_error(const char *script, int position, ErrorData *edata,
+				const char *context)
+{
+	ErrorContextCallback errcallback;
+
+	if (script != NULL)
+	{
+		errcallback.callback = script_parse_error_callback;
+		errcallback.arg = (void *) script;
+		errcallback.previous = error_context_stack;
+		error_context_stack = &errcallback;
+	}
+	ereport(ERROR,
+			(errcode(edata->sqlerrcode),
+			 errmsg_internal("%s", edata->message),
+			 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
+			 edata->hint ? errhint("%s", edata->hint) : 0,
+			 context ? errcontext("%s", context) : 0,
+			 position > 0 ? errposition(position) : 0));
+	pg_unreachable();
 }
 
 /*
@@ -689,6 +719,24 @@ statement_needs_top_level(Node *stmt)
 }
 
 /*
+ * A new partition of a table with a DEFAULT partition: the default one is
+ * locked ACCESS EXCLUSIVE while it is checked for rows of the new one.
+ */
+static List *
+add_default_partition_lock(List *locks, Oid parent, PartitionBoundSpec *bound)
+{
+	Oid			def;
+
+	if (!OidIsValid(parent) || get_rel_relkind(parent) != RELKIND_PARTITIONED_TABLE ||
+		(bound && IsA(bound, PartitionBoundSpec) && bound->is_default))
+		return locks;
+	def = get_default_partition_oid(parent);
+	if (OidIsValid(def))
+		locks = add_lock(locks, def, AccessExclusiveLock);
+	return locks;
+}
+
+/*
  * The relation locks of an ALTER TABLE: the table at the level the server
  * computes for the subcommands, plus what some subcommands take elsewhere
  * (the referenced table of a foreign key, the partition of ATTACH/DETACH).
@@ -732,6 +780,10 @@ alter_table_locks(List *locks, AlterTableStmt *stmt)
 					locks = add_rv_lock(locks, pc->name,
 										pc->concurrent ? ShareUpdateExclusiveLock :
 										AccessExclusiveLock);
+					if (cmd->subtype == AT_AttachPartition)
+						locks = add_default_partition_lock(locks,
+														   mt_lookup_relation(stmt->relation),
+														   pc->bound);
 				}
 				break;
 			default:
@@ -739,94 +791,6 @@ alter_table_locks(List *locks, AlterTableStmt *stmt)
 		}
 	}
 	return locks;
-}
-
-/*
- * Does the word w (letters only) start at p of body, standing alone?
- */
-static bool
-word_at(const char *body, const char *p, const char *w)
-{
-	size_t		n = strlen(w);
-
-	if (pg_strncasecmp(p, w, n) != 0)
-		return false;
-	if (p > body && (isalnum((unsigned char) p[-1]) || p[-1] == '_'))
-		return false;
-	return !(isalnum((unsigned char) p[n]) || p[n] == '_');
-}
-
-/*
- * The statements of a DO block of PL/pgSQL whose body is nothing but plain
- * SQL between BEGIN and END (optionally followed by an EXCEPTION part), as
- * migration tools write them (Drizzle wraps ADD CONSTRAINT ... FOREIGN KEY
- * so): a list of RawStmt of the text returned in *inner.  NIL for any
- * other body (declarations, control structures, EXECUTE ...): the linter
- * does not read PL/pgSQL.
- */
-List *
-mt_do_block_statements(DoStmt *stmt, char **inner)
-{
-	const char *body = NULL;
-	const char *language = NULL;
-	const char *p;
-	const char *end;
-	const char *cut;
-	ListCell   *lc;
-	List	   *volatile stmts = NIL;
-	MemoryContext cxt = CurrentMemoryContext;
-
-	*inner = NULL;
-	foreach(lc, stmt->args)
-	{
-		DefElem    *d = (DefElem *) lfirst(lc);
-
-		if (strcmp(d->defname, "as") == 0 && d->arg && IsA(d->arg, String))
-			body = strVal(d->arg);
-		else if (strcmp(d->defname, "language") == 0 && d->arg && IsA(d->arg, String))
-			language = strVal(d->arg);
-	}
-	if (body == NULL || (language && strcmp(language, "plpgsql") != 0))
-		return NIL;
-
-	/* BEGIN <statements> [EXCEPTION ...] END [;] */
-	p = body;
-	while (*p && isspace((unsigned char) *p))
-		p++;
-	if (!word_at(body, p, "begin"))
-		return NIL;
-	p += 5;
-	end = body + strlen(body);
-	while (end > p && (isspace((unsigned char) end[-1]) || end[-1] == ';'))
-		end--;
-	if (end - p < 3 || !word_at(body, end - 3, "end"))
-		return NIL;
-	end -= 3;
-	/* the last EXCEPTION ends the statements */
-	for (cut = end - 1; cut >= p; cut--)
-		if (word_at(body, cut, "exception"))
-		{
-			end = cut;
-			break;
-		}
-	*inner = pnstrdup(p, end - p);
-
-	/*
-	 * The raw parser only allocates memory: a syntax error (the body is
-	 * PL/pgSQL, not SQL) is caught and forgotten.
-	 */
-	PG_TRY();
-	{
-		stmts = raw_parser(*inner, RAW_PARSE_DEFAULT);
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-		stmts = NIL;
-	}
-	PG_END_TRY();
-	return stmts;
 }
 
 /*
@@ -860,6 +824,11 @@ statement_locks(Node *stmt)
 					locks = add_rv_lock(locks, (RangeVar *) lfirst(lc),
 										s->partbound ? AccessExclusiveLock :
 										ShareUpdateExclusiveLock);
+				/* a new partition: the default one is checked for its rows */
+				if (s->partbound && list_length(s->inhRelations) == 1)
+					locks = add_default_partition_lock(locks,
+													   mt_lookup_relation((RangeVar *) linitial(s->inhRelations)),
+													   s->partbound);
 				foreach(lc, s->tableElts)
 				{
 					Node	   *e = lfirst(lc);
@@ -1174,13 +1143,13 @@ statement_locks(Node *stmt)
 			}
 		case T_DoStmt:
 			{
-				char	   *inner;
-				List	   *stmts = mt_do_block_statements((DoStmt *) stmt, &inner);
+				MtDoBlock  *block = mt_do_block_analyze((DoStmt *) stmt, NULL,
+														0, false);
 
-				/* a plain-SQL DO block takes what its statements take */
-				foreach(lc, stmts)
+				/* a DO block takes what the statements it runs take */
+				foreach(lc, block->statements)
 				{
-					Node	   *inner_stmt = lfirst_node(RawStmt, lc)->stmt;
+					Node	   *inner_stmt = ((MtDoStatement *) lfirst(lc))->raw->stmt;
 					ListCell   *lc2;
 
 					if (IsA(inner_stmt, DoStmt))

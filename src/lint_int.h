@@ -37,7 +37,55 @@ extern bool mt_option_is_true(List *options, const char *name);
 extern bool mt_detaches_concurrently(AlterTableStmt *stmt);
 extern const char *mt_lint_lock_mode_name(LOCKMODE mode);
 extern char *mt_relation_display_name(Oid relid);
-extern List *mt_do_block_statements(DoStmt *stmt, char **inner);
+extern void mt_script_error(const char *script, int position,
+							ErrorData *edata, const char *context)
+			pg_attribute_noreturn();
+
+/* lint_plpgsql.c */
+
+/* One SQL statement of a DO block. */
+typedef struct MtDoStatement
+{
+	RawStmt    *raw;			/* the parsed statement */
+	const char *sql;			/* the text raw's locations point into */
+	int			lineno;			/* its line in the DO body (0: unknown) */
+	bool		from_execute;	/* the constant string of an EXECUTE */
+	bool		in_loop;		/* inside a loop of the block */
+	void	   *ns;				/* the PL/pgSQL names it sees, or NULL */
+	/* the innermost loop around it, when in_loop: */
+	Node	   *loop_query;		/* FOR ... IN <query>: the raw SELECT, or NULL */
+	void	   *loop_ns;		/* the names that query sees */
+	double		loop_count;		/* FOR i IN a..b of constants: iterations;
+								 * -1 unknown */
+} MtDoStatement;
+
+/* An EXECUTE whose statement the linter cannot read. */
+typedef struct MtDoUnchecked
+{
+	int			lineno;
+	const char *reason;			/* NULL: the text is built at run time */
+	bool		in_loop;
+} MtDoUnchecked;
+
+/* What a DO block runs, as far as it can be known without running it. */
+typedef struct MtDoBlock
+{
+	bool		compiled;		/* read by the PL/pgSQL compiler */
+	List	   *statements;		/* MtDoStatement *, in the order written */
+	List	   *unchecked;		/* MtDoUnchecked * */
+	char	   *not_checked;	/* why the block could not be read, or NULL */
+	bool		has_commit;		/* it has COMMIT or ROLLBACK statements */
+} MtDoBlock;
+
+/*
+ * The SQL statements of a DO block.  With raise_syntax_errors, a syntax
+ * error in the body is an ERROR placed in script (the text the DO was
+ * parsed from, whose statement number it was); otherwise a body that does
+ * not compile is read as plain SQL if it can be.
+ */
+extern MtDoBlock *mt_do_block_analyze(DoStmt *stmt, const char *script,
+									  int statement, bool raise_syntax_errors);
+extern bool mt_do_is_variable(void *ns, ColumnRef *cref);
 
 /* lint_rules.c */
 extern List *mt_lint_utility(const char *sql, RawStmt *raw);

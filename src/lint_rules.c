@@ -35,6 +35,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_depend.h"
@@ -100,6 +101,11 @@ typedef struct LintState
 									 * the transaction block */
 	bool		lock_timeout_reported;
 	bool		in_do_block;	/* linting the statements of a DO block */
+	void	   *do_ns;			/* PL/pgSQL names of the current statement of
+								 * a DO block */
+	char	   *do_where;		/* where in the DO block it is, for messages */
+	MtDoStatement *do_stmt;		/* the statement of the DO block being linted */
+	const char *script;			/* the whole script (NULL in the guard) */
 	List	   *held_locks;		/* HeldLock *, taken by the current
 								 * transaction of the script so far */
 	bool		touches_existing;	/* current statement works on an
@@ -149,6 +155,26 @@ typedef struct TableFacts
  * of searching pg_index and pg_statistic thousands of times.
  */
 static int	sel_lookups_left;
+
+/*
+ * The PL/pgSQL names the statement being estimated sees (in a DO block):
+ * a ColumnRef that names a variable is a value, not a column.
+ */
+static void *sel_do_ns = NULL;
+
+static bool
+is_do_variable(Node *node)
+{
+	return sel_do_ns != NULL && node != NULL && IsA(node, ColumnRef) &&
+		mt_do_is_variable(sel_do_ns, (ColumnRef *) node);
+}
+
+/* A raw node that names a table column (not a PL/pgSQL variable). */
+static bool
+is_column_ref(Node *node)
+{
+	return node != NULL && IsA(node, ColumnRef) && !is_do_variable(node);
+}
 
 /* ----------------------------------------------------------------
  * The rules, as lint_rules() lists them
@@ -236,6 +262,10 @@ static const MtLintRule lint_rule_list[] = {
 	"a timestamp without time zone column: prefer timestamptz"},
 	{"require-lock-timeout", "warning",
 	"DDL on existing tables with no SET lock_timeout before it"},
+	{"dynamic-sql", "warning",
+	"an EXECUTE in a DO block runs SQL built at run time, which the linter cannot check"},
+	{"do-block-not-checked", "info",
+	"a DO block that the linter could not read (another language, or PL/pgSQL that does not compile yet)"},
 	{"validate-in-same-transaction", "warning",
 	"VALIDATE CONSTRAINT in the transaction that added the constraint (or otherwise locked the table) scans under that stronger lock"},
 	{"table-rewrite", "error",
@@ -290,6 +320,9 @@ add_finding(LintState *st, const char *rule, int sev, const TableFacts *tf,
 			break;
 		enlargeStringInfo(&buf, needed);
 	}
+	/* which statement of a DO block */
+	if (st->do_where)
+		appendStringInfo(&buf, " (%s)", st->do_where);
 
 	f->statement = st->info->statement;
 	f->rule = rule;
@@ -753,7 +786,7 @@ columnref_attnum(Node *node, Oid relid)
 		return InvalidAttrNumber;
 	if (IsA(node, TypeCast))
 		node = ((TypeCast *) node)->arg;
-	if (node == NULL || !IsA(node, ColumnRef))
+	if (!is_column_ref(node))
 		return InvalidAttrNumber;
 	cr = (ColumnRef *) node;
 	last = llast(cr->fields);
@@ -769,7 +802,8 @@ is_constant_like(Node *node)
 		return false;
 	if (IsA(node, TypeCast))
 		node = ((TypeCast *) node)->arg;
-	return node != NULL && (IsA(node, A_Const) || IsA(node, ParamRef));
+	return node != NULL && (IsA(node, A_Const) || IsA(node, ParamRef) ||
+							is_do_variable(node));
 }
 
 /*
@@ -794,7 +828,7 @@ eq_selectivity(Node *l, Node *r, Oid relid, double rows)
 	HeapTuple	tup;
 	double		sel = DEFAULT_EQ_SEL;
 
-	if (l && r && IsA(l, ColumnRef) && IsA(r, ColumnRef))
+	if (is_column_ref(l) && is_column_ref(r))
 		return 1.0;				/* a join or self-comparison: any row */
 	if (is_constant_like(l))
 	{
@@ -1220,14 +1254,16 @@ clause_selectivity(Node *node, Oid relid, double rows, int depth)
 
 /* Estimated rows an UPDATE or DELETE touches, -1 if unknown. */
 static double
-estimate_dml_rows(const TableFacts *tf, Node *where)
+estimate_dml_rows(const TableFacts *tf, Node *where, void *do_ns)
 {
 	double		sel;
 
 	if (tf->rows < 0)
 		return -1;
 	sel_lookups_left = MAX_SEL_LOOKUPS;
+	sel_do_ns = do_ns;
 	sel = clause_selectivity(where, tf->relid, tf->rows, 0);
+	sel_do_ns = NULL;
 	return rint(tf->rows * Min(Max(sel, 0.0), 1.0));
 }
 
@@ -1807,6 +1843,15 @@ remember_rangevar(LintState *st, List **list, RangeVar *rv)
 	MemoryContextSwitchTo(old);
 }
 
+/* Is a raw expression the NULL constant (possibly cast)? */
+static bool
+is_null_constant(Node *expr)
+{
+	while (expr && IsA(expr, TypeCast))
+		expr = ((TypeCast *) expr)->arg;
+	return expr != NULL && IsA(expr, A_Const) && ((A_Const *) expr)->isnull;
+}
+
 /* Rules of one ADD COLUMN. */
 static void
 lint_add_column(LintState *st, const TableFacts *tf, AlterTableCmd *cmd)
@@ -1858,7 +1903,8 @@ lint_add_column(LintState *st, const TableFacts *tf, AlterTableCmd *cmd)
 					"adding column \"%s\" with a volatile default to existing table %s rewrites the table under an ACCESS EXCLUSIVE lock",
 					col->colname, tf->name);
 	if ((col->is_not_null || find_constraint(col->constraints, CONSTR_NOTNULL)) &&
-		def == NULL && gen == NULL && ident == NULL && !is_serial_type(t))
+		(def == NULL || is_null_constant(def->raw_expr)) &&
+		gen == NULL && ident == NULL && !is_serial_type(t))
 		add_finding(st, "add-column-not-null-no-default", MT_SEV_ERROR, tf, mode, false, tf->rows,
 					"Add the column with a constant DEFAULT (no rewrite since PostgreSQL 11), or add it nullable, backfill it, add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT, then SET NOT NULL.",
 					"adding NOT NULL column \"%s\" without a default to existing table %s fails as soon as the table has rows",
@@ -1938,6 +1984,89 @@ pk_index_nullable_column(LintState *st, const TableFacts *tf, RangeVar *rv,
 	return result;
 }
 
+#if PG_VERSION_NUM < 180000
+static const char *HINT_PARTITIONED_FK =
+"Partitioned tables take no NOT VALID foreign key before PostgreSQL 18: add the foreign key to each partition with NOT VALID and VALIDATE CONSTRAINT it in a separate transaction, then add it to the partitioned table, which adopts the validated keys of the partitions without scanning them.";
+
+/*
+ * Has every leaf partition of a partitioned table a validated foreign key
+ * to the same table on the same columns?  Then ADD FOREIGN KEY on the
+ * partitioned table adopts them and scans nothing.
+ */
+static bool
+partitions_have_validated_fk(Oid relid, Constraint *c)
+{
+	Oid			pkrel;
+	List	   *parts;
+	ListCell   *lc;
+	int			leaves = 0;
+
+	if (!OidIsValid(relid) || c->pktable == NULL || c->fk_attrs == NIL)
+		return false;
+	pkrel = mt_lookup_relation(c->pktable);
+	if (!OidIsValid(pkrel))
+		return false;
+	parts = find_all_inheritors(relid, NoLock, NULL);
+	foreach(lc, parts)
+	{
+		Oid			part = lfirst_oid(lc);
+		Relation	conrel;
+		SysScanDesc scan;
+		ScanKeyData key;
+		HeapTuple	tup;
+		bool		found = false;
+
+		if (get_rel_relkind(part) != RELKIND_RELATION)
+			continue;
+		leaves++;
+		conrel = table_open(ConstraintRelationId, AccessShareLock);
+		ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(part));
+		scan = systable_beginscan(conrel, ConstraintRelidTypidNameIndexId, true,
+								  NULL, 1, &key);
+		while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+		{
+			Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+			Datum		d;
+			bool		isnull;
+			ArrayType  *arr;
+			int16	   *keys;
+			int			n;
+			int			i;
+			ListCell   *lc2;
+
+			if (con->contype != CONSTRAINT_FOREIGN || !con->convalidated ||
+				con->confrelid != pkrel)
+				continue;
+			d = heap_getattr(tup, Anum_pg_constraint_conkey,
+							 RelationGetDescr(conrel), &isnull);
+			if (isnull)
+				continue;
+			arr = DatumGetArrayTypeP(d);
+			n = ARR_DIMS(arr)[0];
+			keys = (int16 *) ARR_DATA_PTR(arr);
+			if (n != list_length(c->fk_attrs))
+				continue;
+			found = true;
+			i = 0;
+			foreach(lc2, c->fk_attrs)
+			{
+				char	   *att = get_attname(part, keys[i++], true);
+
+				if (att == NULL || !IsA(lfirst(lc2), String) ||
+					strcmp(att, strVal(lfirst(lc2))) != 0)
+					found = false;
+			}
+		}
+		systable_endscan(scan);
+		table_close(conrel, AccessShareLock);
+		if (!found)
+			return false;
+	}
+	return leaves > 0;
+}
+#endif
+
 /* Rules of one ADD CONSTRAINT. */
 static void
 lint_add_constraint(LintState *st, const TableFacts *tf, RangeVar *rv,
@@ -1956,6 +2085,23 @@ lint_add_constraint(LintState *st, const TableFacts *tf, RangeVar *rv,
 	switch (c->contype)
 	{
 		case CONSTR_FOREIGN:
+#if PG_VERSION_NUM < 180000
+			if (tf->relkind == RELKIND_PARTITIONED_TABLE)
+			{
+				/* NOT VALID is refused there; the partitions' keys are adopted */
+				if (c->skip_validation)
+					add_finding(st, "add-foreign-key-validated", MT_SEV_ERROR, tf, mode, false, tf->rows,
+								HINT_PARTITIONED_FK,
+								"adding a NOT VALID foreign key to partitioned table %s fails: PostgreSQL before 18 does not support NOT VALID foreign keys on partitioned tables",
+								tf->name);
+				else if (!partitions_have_validated_fk(tf->relid, c))
+					add_finding(st, "add-foreign-key-validated", MT_SEV_ERROR, tf, mode, false, tf->rows,
+								HINT_PARTITIONED_FK,
+								"adding a validated foreign key on partitioned table %s scans every partition while holding SHARE ROW EXCLUSIVE locks, blocking writes to it and to the referenced table",
+								tf->name);
+				break;
+			}
+#endif
 			if (!c->skip_validation)
 			{
 				TableFacts pk;
@@ -2156,6 +2302,42 @@ alter_is_no_op(const TableFacts *tf, AlterTableCmd *cmd)
 	return no_op;
 }
 
+/*
+ * A new partition (CREATE TABLE ... PARTITION OF, ATTACH PARTITION) of a
+ * table with a DEFAULT partition: the server scans the default partition,
+ * under an ACCESS EXCLUSIVE lock, for rows that belong in the new one,
+ * unless a CHECK constraint of the default partition proves there are none
+ * (judged, as for ATTACH, by the presence of a validated CHECK).
+ */
+static void
+lint_default_partition_scan(LintState *st, const TableFacts *parent,
+							PartitionBoundSpec *bound, const char *what)
+{
+	Oid			def;
+	TableFacts	dtf;
+
+	if (!OidIsValid(parent->relid) ||
+		parent->relkind != RELKIND_PARTITIONED_TABLE ||
+		(bound && IsA(bound, PartitionBoundSpec) && bound->is_default))
+		return;
+	def = get_default_partition_oid(parent->relid);
+	if (!OidIsValid(def) || list_member_oid(st->gone, def) ||
+		created_in_current_transaction(def) ||
+		catalog_has_validated_check(def))
+		return;
+	memset(&dtf, 0, sizeof(dtf));
+	dtf.relid = def;
+	dtf.name = mt_relation_display_name(def);
+	dtf.rows = table_rows(def, &dtf.relkind);
+	if (dtf.name == NULL || dtf.rows == 0)
+		return;
+	add_finding(st, "attach-partition-unvalidated", MT_SEV_ERROR, &dtf,
+				AccessExclusiveLock, false, dtf.rows,
+				"Move the rows of the new partition's range out of the default partition first and give the default partition a CHECK constraint that excludes that range (NOT VALID, then VALIDATE CONSTRAINT); or do without a default partition.",
+				"%s %s scans its default partition %s under an ACCESS EXCLUSIVE lock, to check that none of its rows belong in the new partition",
+				what, parent->name, dtf.name);
+}
+
 /* Rules of ALTER TABLE, subcommand by subcommand. */
 static void
 lint_alter_table(LintState *st, AlterTableStmt *stmt)
@@ -2218,6 +2400,8 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 
 					if (pc == NULL || !IsA(pc, PartitionCmd))
 						break;
+					lint_default_partition_scan(st, &tf, pc->bound,
+												"attaching a partition to");
 					table_facts(st, pc->name, &part);
 					if (!is_existing(&part) ||
 						catalog_has_validated_check(part.relid) ||
@@ -2280,6 +2464,16 @@ lint_create_table(LintState *st, CreateStmt *stmt)
 	if (!OidIsValid(relid))
 		remember_rangevar(st, &st->created, stmt->relation);
 	table_facts(st, stmt->relation, &tf);
+
+	if (stmt->partbound && list_length(stmt->inhRelations) == 1 &&
+		IsA(linitial(stmt->inhRelations), RangeVar))
+	{
+		TableFacts	parent;
+
+		table_facts(st, (RangeVar *) linitial(stmt->inhRelations), &parent);
+		lint_default_partition_scan(st, &parent, stmt->partbound,
+									"creating a partition of");
+	}
 
 	foreach(lc, stmt->constraints)
 	{
@@ -2500,21 +2694,74 @@ lint_reindex(LintState *st, ReindexStmt *stmt)
 }
 
 /*
+ * How many times the innermost loop around a statement of a DO block runs:
+ * the constant bounds of an integer FOR loop, or the rows of the query of
+ * a FOR loop over one table (its WHERE estimated as for DML, a constant
+ * LIMIT respected); -1 when unknown.
+ */
+static double
+loop_iterations(LintState *st, MtDoStatement *ds)
+{
+	SelectStmt *q;
+	RangeVar   *rv;
+	TableFacts	tf;
+	double		rows;
+	bool		touched = st->touches_existing;
+
+	if (ds->loop_count >= 0)
+		return ds->loop_count;
+	if (ds->loop_query == NULL || !IsA(ds->loop_query, SelectStmt))
+		return -1;
+	q = (SelectStmt *) ds->loop_query;
+	if (q->op != SETOP_NONE || list_length(q->fromClause) != 1 ||
+		!IsA(linitial(q->fromClause), RangeVar) || q->groupClause != NIL ||
+		q->distinctClause != NIL)
+		return -1;
+	rv = (RangeVar *) linitial(q->fromClause);
+	table_facts(st, rv, &tf);
+	st->touches_existing = touched;
+	if (!OidIsValid(tf.relid) && !tf.is_new)
+		return -1;
+	rows = estimate_dml_rows(&tf, q->whereClause, ds->loop_ns);
+	if (rows >= 0 && q->limitCount && IsA(q->limitCount, A_Const) &&
+		!((A_Const *) q->limitCount)->isnull &&
+		IsA(&((A_Const *) q->limitCount)->val, Integer))
+		rows = Min(rows, (double) intVal(&((A_Const *) q->limitCount)->val));
+	return rows;
+}
+
+/*
  * UPDATE or DELETE estimated to touch more than lint_large_rows rows of an
- * existing table.
+ * existing table; in a loop of a DO block, over all its iterations (the
+ * block runs in one transaction).
  */
 static void
 lint_dml(LintState *st, RangeVar *relation, Node *where, bool is_update)
 {
 	TableFacts	tf;
 	double		rows;
+	double		iterations = -1;
+	double		per_iteration = -1;
+	const char *loop_note = "";
 
 	table_facts(st, relation, &tf);
 	if (!is_existing(&tf))
 		return;
-	rows = estimate_dml_rows(&tf, where);
+	rows = estimate_dml_rows(&tf, where, st->do_ns);
+	if (rows >= 0 && st->do_stmt && st->do_stmt->in_loop)
+	{
+		iterations = loop_iterations(st, st->do_stmt);
+		if (iterations > 1)
+		{
+			per_iteration = rows;
+			rows = Min(rows * iterations, tf.rows);
+		}
+	}
 	if (rows < 0 || rows <= mt_lint_large_rows)
 		return;
+	if (per_iteration >= 0)
+		loop_note = psprintf(" (about %.0f per iteration of a loop that runs about %.0f times)",
+							 per_iteration, iterations);
 	if (is_update)
 	{
 		char	   *hint = psprintf("Update in small committed batches in the background: SELECT migration_tools.backfill(%s, '<set clause>', '<where clause>').",
@@ -2522,8 +2769,8 @@ lint_dml(LintState *st, RangeVar *relation, Node *where, bool is_update)
 
 		add_finding(st, "unbatched-update", MT_SEV_WARNING, &tf, RowExclusiveLock, false, rows,
 					hint,
-					"UPDATE of about %.0f rows of %s in one transaction holds their row locks until commit and bloats the table",
-					rows, tf.name);
+					"UPDATE of about %.0f rows of %s%s in one transaction holds their row locks until commit and bloats the table",
+					rows, tf.name, loop_note);
 	}
 	else
 	{
@@ -2535,8 +2782,8 @@ lint_dml(LintState *st, RangeVar *relation, Node *where, bool is_update)
 
 		add_finding(st, "unbatched-delete", MT_SEV_WARNING, &tf, RowExclusiveLock, false, rows,
 					hint,
-					"DELETE of about %.0f rows of %s in one transaction holds their row locks until commit and bloats the table",
-					rows, tf.name);
+					"DELETE of about %.0f rows of %s%s in one transaction holds their row locks until commit and bloats the table",
+					rows, tf.name, loop_note);
 	}
 }
 
@@ -2668,38 +2915,73 @@ note_set_config_lock_timeout(LintState *st, SelectStmt *stmt)
 static void lint_statement(LintState *st, Node *stmt);
 
 /*
- * A DO block that is plain SQL (see mt_do_block_statements()): lint its
- * statements as if they stood in the script, under the DO's statement
- * number.  Anything else is left alone.
+ * A DO block: lint the statements it runs (see mt_do_block_analyze()) as if
+ * they stood in the script, under the DO's statement number, each finding
+ * saying where in the block it is; report an EXECUTE of text built at run
+ * time, and a block that could not be read.
  */
 static void
 lint_do_block(LintState *st, DoStmt *stmt)
 {
-	char	   *inner;
-	List	   *stmts;
+	MtDoBlock  *block;
 	ListCell   *lc;
 	MtStatementInfo *outer = st->info;
 
 	if (st->in_do_block)
 		return;
-	stmts = mt_do_block_statements(stmt, &inner);
+	block = mt_do_block_analyze(stmt, st->script, outer->statement,
+								st->script != NULL);
+	if (block->not_checked)
+		add_finding(st, "do-block-not-checked", MT_SEV_INFO, NULL, NoLock, false, -1,
+					"Review the block by hand, or write its statements out in the script.",
+					"the statements of the DO block were not checked: %s",
+					block->not_checked);
+
 	st->in_do_block = true;
-	foreach(lc, stmts)
+	foreach(lc, block->statements)
 	{
-		RawStmt    *raw = lfirst_node(RawStmt, lc);
+		MtDoStatement *ds = (MtDoStatement *) lfirst(lc);
 		MtStatementInfo *info;
 
 		/* COMMIT in a DO block ends the block's own transaction only */
-		if (IsA(raw->stmt, TransactionStmt))
+		if (IsA(ds->raw->stmt, TransactionStmt))
 			continue;
-		info = mt_describe_statement(inner, raw, outer->statement);
+		info = mt_describe_statement(ds->sql, ds->raw, outer->statement);
 		/* findings point at the DO statement of the script */
 		info->statement = outer->statement;
 		info->location = outer->location;
 		st->info = info;
-		lint_statement(st, raw->stmt);
+		st->do_stmt = ds;
+		st->do_ns = ds->ns;
+		if (ds->lineno <= 0)
+			st->do_where = pstrdup("in the DO block");
+		else
+			st->do_where = psprintf("%s line %d of the DO block%s",
+									ds->from_execute ? "EXECUTE at" : "at",
+									ds->lineno,
+									ds->in_loop ? ", in a loop" : "");
+		lint_statement(st, ds->raw->stmt);
 	}
 	st->info = outer;
+	st->do_stmt = NULL;
+	st->do_ns = NULL;
+	st->do_where = NULL;
+
+	foreach(lc, block->unchecked)
+	{
+		MtDoUnchecked *u = (MtDoUnchecked *) lfirst(lc);
+
+		if (u->reason)
+			add_finding(st, "dynamic-sql", MT_SEV_WARNING, NULL, NoLock, false, -1,
+						"Fix the statement text.",
+						"the EXECUTE at line %d of the DO block runs a string that is not valid SQL (%s): it fails when it runs",
+						u->lineno, u->reason);
+		else
+			add_finding(st, "dynamic-sql", MT_SEV_WARNING, NULL, NoLock, false, -1,
+						"Write the statements out, in the script or as constant strings, so that they are linted and apply() knows the locks they take; otherwise review the generated SQL by hand.",
+						"the EXECUTE at line %d of the DO block%s runs SQL built at run time: the linter cannot check it, and apply() cannot know the locks it takes",
+						u->lineno, u->in_loop ? " (in a loop)" : "");
+	}
 	st->in_do_block = false;
 }
 
@@ -2714,7 +2996,7 @@ lint_statement(LintState *st, Node *stmt)
 	check_stack_depth();
 	st->touches_existing = false;
 
-	if (info->needs_top_level && st->in_xact)
+	if (info->needs_top_level && (st->in_xact || st->in_do_block))
 	{
 		TableFacts	tf;
 		ListCell   *lc;
@@ -2731,10 +3013,16 @@ lint_statement(LintState *st, Node *stmt)
 				break;
 			}
 		}
-		add_finding(st, "concurrently-in-transaction", MT_SEV_ERROR, &tf, NoLock, false, -1,
-					"Run this statement outside BEGIN ... COMMIT, on its own (apply() schedules such statements to run after commit).",
-					"%s cannot run inside the transaction block opened by statement %d",
-					info->command_tag, st->xact_statement);
+		if (st->in_do_block)
+			add_finding(st, "concurrently-in-transaction", MT_SEV_ERROR, &tf, NoLock, false, -1,
+						"Run this statement on its own, outside the DO block (apply() schedules such statements to run after commit).",
+						"%s cannot run inside a DO block",
+						info->command_tag);
+		else
+			add_finding(st, "concurrently-in-transaction", MT_SEV_ERROR, &tf, NoLock, false, -1,
+						"Run this statement outside BEGIN ... COMMIT, on its own (apply() schedules such statements to run after commit).",
+						"%s cannot run inside the transaction block opened by statement %d",
+						info->command_tag, st->xact_statement);
 	}
 
 	switch (nodeTag(stmt))
@@ -2862,6 +3150,15 @@ lint_statement(LintState *st, Node *stmt)
 					add_finding(st, "domain-check-constraint", MT_SEV_WARNING, NULL, ShareLock, false, -1,
 								"Add the domain constraint with NOT VALID, then ALTER DOMAIN ... VALIDATE CONSTRAINT separately.",
 								"adding a validated CHECK constraint to domain %s scans every column of that domain while blocking writes to their tables",
+								NameListToString(s->typeName));
+				/* SET NOT NULL (or ADD ... NOT NULL) checks every column too */
+				else if ((s->subtype == 'O' ||
+						  (s->subtype == 'C' && c && IsA(c, Constraint) &&
+						   c->contype == CONSTR_NOTNULL)) &&
+						 domain_column_count(s->typeName) != 0)
+					add_finding(st, "domain-check-constraint", MT_SEV_WARNING, NULL, ShareLock, false, -1,
+								"Add CHECK (VALUE IS NOT NULL) to the domain with NOT VALID, then ALTER DOMAIN ... VALIDATE CONSTRAINT separately.",
+								"setting NOT NULL on domain %s scans every column of that domain while blocking writes to their tables",
 								NameListToString(s->typeName));
 				break;
 			}
@@ -3000,6 +3297,7 @@ lint_script_statement(const char *sql, RawStmt *raw, int number, void *arg)
 	MemoryContext oldcxt = MemoryContextSwitchTo(ls->stmtcxt);
 
 	st->info = mt_describe_statement(sql, raw, number);
+	st->script = sql;
 	lint_statement(st, raw->stmt);
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextReset(ls->stmtcxt);
