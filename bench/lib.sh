@@ -120,22 +120,44 @@ worker_pid() {
            WHERE backend_type = 'migration_tools worker'
              AND datname = current_database() LIMIT 1" 2>/dev/null || true
 }
-# sample_memory OUTFILE: until OUTFILE.stop exists, read VmHWM and RssAnon
-# of the worker every 0.1 s and keep the largest values in OUTFILE.
+# sample_memory OUTFILE: until OUTFILE.stop exists, read the worker's
+# /proc/PID/status every 20 ms (without starting a process per reading)
+# and keep in OUTFILE the peaks of VmHWM, RssAnon and RssFile, then
+# RssAnon and RssFile at the last reading: a peak that is still there at
+# the end was kept, not transient.  RssFile shows libraries loaded on the
+# way (LLVM, when a statement is JIT-compiled, maps about 50 MB).  Each
+# reading also goes to trace_BASENAME beside OUTFILE (time, VmHWM,
+# RssAnon, RssFile, RssShmem in kB), to line a peak up with the job's
+# batches (backfill_batches.finished_at).
 sample_memory() {
-    local out=$1 pid="" hwm=0 anon=0 h a
+    local out=$1 pid="" hwm=0 anon=0 file=0 k v rest h a f sh
+    local trace=${out%/*}/trace_${out##*/}
+    : >"$trace"
     while [ ! -e "$out.stop" ]; do
         if [ -z "$pid" ] || [ ! -r "/proc/$pid/status" ]; then
             pid=$(worker_pid)
+            if [ -z "$pid" ]; then
+                sleep 0.1
+                continue
+            fi
         fi
-        if [ -n "$pid" ] && [ -r "/proc/$pid/status" ]; then
-            h=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
-            a=$(awk '/^RssAnon:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
-            [ -n "$h" ] && [ "$h" -gt "$hwm" ] && hwm=$h
-            [ -n "$a" ] && [ "$a" -gt "$anon" ] && anon=$a
-            echo "$hwm $anon" >"$out"
+        h="" a=0 f=0 sh=0
+        while read -r k v rest; do
+            case $k in
+                VmHWM:) h=$v ;;
+                RssAnon:) a=$v ;;
+                RssFile:) f=$v ;;
+                RssShmem:) sh=$v ;;
+            esac
+        done 2>/dev/null <"/proc/$pid/status" || true
+        if [ -n "$h" ]; then
+            [ "$h" -gt "$hwm" ] && hwm=$h
+            [ "$a" -gt "$anon" ] && anon=$a
+            [ "$f" -gt "$file" ] && file=$f
+            echo "$hwm $anon $file $a $f" >"$out"
+            echo "$EPOCHREALTIME $h $a $f $sh" >>"$trace"
         fi
-        sleep 0.1
+        sleep 0.02
     done
 }
 
@@ -207,17 +229,21 @@ growth_stats() {
         }' "$3" >>"$BENCH_OUT"
 }
 
-# memory_stats N JOBNAME FILES...: the peak VmHWM and RssAnon over the
-# sampler files of a job's rounds.
+# memory_stats N JOBNAME FILES...: the peak VmHWM, RssAnon and RssFile
+# over the sampler files of a job's rounds, and the largest RssAnon at the
+# end of a round.
 memory_stats() {
-    local n=$1 m=$2 hwm anon
+    local n=$1 m=$2 hwm anon file end
     shift 2
-    read -r hwm anon < <(cat "$@" 2>/dev/null |
-        awk '{ if ($1 > h) h = $1; if ($2 > a) a = $2 } END { print h + 0, a + 0 }')
+    read -r hwm anon file end < <(cat "$@" 2>/dev/null |
+        awk '{ if ($1 > h) h = $1; if ($2 > a) a = $2; if ($3 > f) f = $3; if ($4 > e) e = $4 }
+             END { print h + 0, a + 0, f + 0, e + 0 }')
     if [ "$hwm" = 0 ]; then
         record "memory.$n.$m.vmhwm_kb" - kB "the job ended before the sampler found the worker"
         return 0
     fi
     record "memory.$n.$m.vmhwm_kb" "$hwm" kB "worker peak resident set (VmHWM); includes the shared buffers it touched"
-    record "memory.$n.$m.rssanon_kb" "$anon" kB "worker peak private memory (RssAnon)"
+    record "memory.$n.$m.rssanon_kb" "$anon" kB "worker peak private memory (RssAnon), sampled every 20 ms"
+    record "memory.$n.$m.rssanon_end_kb" "$end" kB "worker private memory (RssAnon) at the end of the job (the largest of the rounds)"
+    record "memory.$n.$m.rssfile_kb" "$file" kB "worker peak file-backed resident memory (RssFile): the binary and the libraries it loaded"
 }

@@ -133,13 +133,14 @@ if (@g) {
 }
 my @mem = grep { /^memory\./ } @order;
 if (@mem) {
-    print "| rows | job | worker VmHWM (kB) | worker RssAnon (kB) |\n";
-    print "| ---: | --- | ---: | ---: |\n";
+    print "| rows | job | worker VmHWM (kB) | worker RssAnon, peak (kB) | RssAnon at the end (kB) | RssFile, peak (kB) |\n";
+    print "| ---: | --- | ---: | ---: | ---: | ---: |\n";
     my %seen;
     for (@mem) {
-        /^memory\.(\d+)\.(\w+?)\.(?:vmhwm|rssanon)/ or next;
+        /^memory\.(\d+)\.(\w+?)\.(?:vmhwm|rssanon|rssfile)/ or next;
         next if $seen{"$1.$2"}++;
-        printf "| %s | %s | %s | %s |\n", $1, $2, val("memory.$1.$2.vmhwm_kb"), val("memory.$1.$2.rssanon_kb");
+        printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, val("memory.$1.$2.vmhwm_kb"), val("memory.$1.$2.rssanon_kb"),
+            val("memory.$1.$2.rssanon_end_kb"), val("memory.$1.$2.rssfile_kb");
     }
     print "\n";
 }

@@ -611,6 +611,18 @@ fail_job(int64 job_id, const char *message)
  * Switch to the job's owner, with its search_path and the batch's
  * lock_timeout, for the job's own statements.  Returns the GUC nest level
  * to pass to leave_job_owner.
+ *
+ * The statements run without JIT compilation.  Each batch is planned
+ * afresh for its bounds, so JIT would compile it again for every batch,
+ * and a batch lasts about target_batch_time: the compilation (tens of
+ * milliseconds, hundreds once the estimate passes jit_optimize_above_cost)
+ * is a large share of the batch and gains nothing back.  It also loads
+ * LLVM into the worker: about 50 MB of library pages and 9 MB of private
+ * memory kept until the worker exits.  A key-strategy batch crosses
+ * jit_above_cost as soon as an ANALYZE during the job sees that the rows
+ * already done moved to the end of the table (the key's correlation with
+ * the heap order falls, and the planner prices the range's heap pages as
+ * random reads), so this happened in the middle of long jobs.
  */
 static int
 enter_job_owner(MtJob *job, Oid *save_user, int *save_sec)
@@ -624,6 +636,8 @@ enter_job_owner(MtJob *job, Oid *save_user, int *save_sec)
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	snprintf(buf, sizeof(buf), "%d", mt_batch_lock_timeout);
 	(void) set_config_option("lock_timeout", buf,
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("jit", "off",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	SetUserIdAndSecContext(job->owner,
 						   *save_sec | SECURITY_LOCAL_USERID_CHANGE |
