@@ -99,7 +99,24 @@ SELECT migration_tools.verify_reversible(
 -- an up that fails, or that cannot run in a transaction block: ERROR
 SELECT migration_tools.verify_reversible('CREATE TABLE drift_test.new (', 'SELECT 1');
 SELECT migration_tools.verify_reversible(
+    'CREATE DATABASE drift_test_db', 'DROP DATABASE drift_test_db');
+-- concurrent index builds and drops are verified as the plain statements
+-- (same catalog effect); VACUUM and REINDEX are left out
+SELECT migration_tools.verify_reversible(
+    'CREATE INDEX CONCURRENTLY drift_p ON drift_test.t (p)',
+    'DROP INDEX CONCURRENTLY drift_test.drift_p');
+SELECT migration_tools.verify_reversible(
     'CREATE INDEX CONCURRENTLY ON drift_test.t (p)', 'SELECT 1');
+-- the keyword, not a name or a comment that says concurrently
+SELECT migration_tools.verify_reversible(
+    'CREATE UNIQUE INDEX /* concurrently */ CONCURRENTLY "concurrently" ON drift_test.t (p)',
+    'DROP INDEX CONCURRENTLY IF EXISTS drift_test."concurrently"; VACUUM drift_test.t');
+SELECT migration_tools.verify_reversible(
+    'DROP INDEX CONCURRENTLY drift_test.t_lower; REINDEX (CONCURRENTLY) TABLE drift_test.t',
+    'CREATE INDEX CONCURRENTLY t_lower ON drift_test.t (lower(name), id)');
+SELECT count(*) AS nothing_stayed FROM pg_class
+WHERE relname IN ('drift_p', 'concurrently', 't_p_idx') OR relname LIKE '%ccnew%';
+SELECT indexdef FROM pg_indexes WHERE indexname = 't_lower';
 SELECT migration_tools.verify_reversible(NULL, 'SELECT 1') IS NULL AS strict;
 
 DROP SCHEMA drift_test CASCADE;

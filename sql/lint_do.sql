@@ -61,6 +61,35 @@ END
 $do$;
 $$);
 
+-- a statement in a loop runs once per iteration, all in one transaction:
+-- a loop over a query or an integer range multiplies the rows it touches
+SELECT * FROM ld($$
+DO $do$
+DECLARE r record; i int;
+BEGIN
+    FOR r IN SELECT id FROM ld_parent LOOP
+        UPDATE ld_big SET note = 'y' WHERE id = r.id;
+    END LOOP;
+    FOR r IN SELECT id FROM ld_parent WHERE id < 50 LOOP
+        UPDATE ld_big SET note = 'y' WHERE id = r.id;
+    END LOOP;
+    FOR r IN SELECT id FROM ld_parent LIMIT 10 LOOP
+        DELETE FROM ld_big WHERE id = r.id;
+    END LOOP;
+    FOR i IN 1 .. 50 LOOP
+        DELETE FROM ld_big WHERE id = i;
+    END LOOP;
+    FOR i IN REVERSE 100000 .. 1 BY 10 LOOP
+        DELETE FROM ld_big WHERE id = i;
+    END LOOP;
+    LOOP
+        UPDATE ld_big SET flag = 3 WHERE id = 1;
+        EXIT;
+    END LOOP;
+END
+$do$;
+$$);
+
 -- EXECUTE of text built at run time cannot be checked
 SELECT * FROM ld($$
 DO $do$

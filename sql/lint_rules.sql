@@ -268,6 +268,9 @@ SELECT * FROM lr('CREATE TABLE lr_new (a int, EXCLUDE USING btree (a WITH =))');
 SELECT * FROM lr('ALTER DOMAIN lr_positive ADD CONSTRAINT lr_pos CHECK (VALUE > 0)');
 SELECT * FROM lr('ALTER DOMAIN lr_positive ADD CONSTRAINT lr_pos CHECK (VALUE > 0) NOT VALID');
 SELECT * FROM lr('ALTER DOMAIN lr_unused ADD CONSTRAINT lr_pos CHECK (VALUE > 0)');
+SELECT * FROM lr('ALTER DOMAIN lr_positive SET NOT NULL');
+SELECT * FROM lr('ALTER DOMAIN lr_unused SET NOT NULL');
+SELECT * FROM lr('ALTER DOMAIN lr_positive DROP NOT NULL');
 SELECT * FROM lr('ALTER DOMAIN lr_nosuch ADD CONSTRAINT lr_pos CHECK (VALUE > 0)');
 
 -- drop-not-null (info)
@@ -296,6 +299,23 @@ SELECT statement, rule, severity FROM migration_tools.lint('UPDATE lr_parent SET
 SELECT statement, rule, severity FROM migration_tools.lint('SELECT 1; TRUNCATE lr_unknown');
 SELECT statement, rule, severity FROM migration_tools.lint('LOCK lr_parent IN ACCESS SHARE MODE; LOCK lr_parent IN SHARE MODE');
 SELECT statement, rule, severity FROM migration_tools.lint('VACUUM lr_parent; CLUSTER lr_parent USING lr_parent_pkey');
+
+-- a new partition of a table with a non-empty DEFAULT partition: the
+-- default partition is scanned under ACCESS EXCLUSIVE (not when it is
+-- empty, nor when it has a validated CHECK)
+CREATE TABLE lr_dp (id bigint, at date) PARTITION BY RANGE (at);
+CREATE TABLE lr_dp_default PARTITION OF lr_dp DEFAULT;
+SELECT * FROM lr('CREATE TABLE lr_dp_2020 PARTITION OF lr_dp FOR VALUES FROM (''2020-01-01'') TO (''2021-01-01'')');
+INSERT INTO lr_dp SELECT g, '2030-01-01' FROM generate_series(1, 500) g;
+ANALYZE lr_dp_default;
+SELECT * FROM lr('CREATE TABLE lr_dp_2020 PARTITION OF lr_dp FOR VALUES FROM (''2020-01-01'') TO (''2021-01-01'')');
+SELECT * FROM lr('CREATE TABLE lr_dp_new (id bigint, at date);
+                  ALTER TABLE lr_dp ATTACH PARTITION lr_dp_new FOR VALUES FROM (''2020-01-01'') TO (''2021-01-01'')');
+SELECT statement, locks FROM migration_tools.script_statements(
+    'CREATE TABLE lr_dp_2020 PARTITION OF lr_dp FOR VALUES FROM (''2020-01-01'') TO (''2021-01-01'')');
+ALTER TABLE lr_dp_default ADD CONSTRAINT lr_dp_not_2020 CHECK (at >= '2021-01-01');
+SELECT * FROM lr('CREATE TABLE lr_dp_2020 PARTITION OF lr_dp FOR VALUES FROM (''2020-01-01'') TO (''2021-01-01'')');
+DROP TABLE lr_dp;
 
 -- validate-in-same-transaction: the VALIDATE scans under the lock of the
 -- NOT VALID ADD (or of any earlier statement blocking writes) while the

@@ -40,7 +40,9 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "access/transam.h"
+#include "common/keywords.h"
 #include "common/md5.h"
+#include "parser/scanner.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
@@ -548,12 +550,91 @@ is_tag(MtStatementInfo *info, const char *tag)
 	return info->command_tag != NULL && strcmp(info->command_tag, tag) == 0;
 }
 
+/* Blank len bytes of script at offset, and the semicolon right after. */
+static void
+blank_statement(char *script, int offset, int len)
+{
+	memset(script + offset, ' ', len);
+	if (script[offset + len] == ';')
+		script[offset + len] = ' ';
+}
+
+/*
+ * Byte offset, within the statement text stmt, of its first CONCURRENTLY
+ * keyword, or -1.  Read with the server's own lexer, so that a quoted
+ * identifier, a string or a comment that says "concurrently" is not taken
+ * for it.  In CREATE INDEX, DROP INDEX and ALTER TABLE ... DETACH
+ * PARTITION the unquoted keyword can only be the option (it is not a valid
+ * name there).
+ */
+static int
+concurrently_offset(const char *stmt)
+{
+	core_yy_extra_type yyextra;
+	core_yyscan_t scanner;
+	core_YYSTYPE yylval;
+	YYLTYPE		yylloc;
+	int			kwnum = ScanKeywordLookup("concurrently", &ScanKeywords);
+	int			result = -1;
+
+	Assert(kwnum >= 0);
+	scanner = scanner_init(stmt, &yyextra, &ScanKeywords, ScanKeywordTokens);
+	for (;;)
+	{
+		int			token = core_yylex(&yylval, &yylloc, scanner);
+
+		if (token == 0)
+			break;
+		if (token == ScanKeywordTokens[kwnum])
+		{
+			result = yylloc;
+			break;
+		}
+	}
+	scanner_finish(scanner);
+	return result;
+}
+
+/*
+ * A statement that cannot run in a transaction block, made verifiable in
+ * the subtransaction: the concurrent forms of CREATE INDEX, DROP INDEX and
+ * DETACH PARTITION have the same catalog effect as the plain ones, which
+ * run instead (CONCURRENTLY is blanked out); VACUUM and REINDEX change
+ * nothing that is compared, and are left out.  Anything else stays as it
+ * is (and fails, with the hint that it cannot be verified).
+ */
+static void
+make_verifiable(char *script, MtStatementInfo *info, int len,
+				const char *what)
+{
+	if (is_tag(info, "VACUUM") || is_tag(info, "REINDEX"))
+	{
+		ereport(NOTICE,
+				(errmsg("statement %d of the %s (%s) is left out: it changes nothing that verify_reversible() compares",
+						info->statement, what, info->command_tag)));
+		blank_statement(script, info->location, len);
+		return;
+	}
+	if (is_tag(info, "CREATE INDEX") || is_tag(info, "DROP INDEX") ||
+		is_tag(info, "ALTER TABLE"))
+	{
+		char	   *stmt = pnstrdup(script + info->location, len);
+		int			offset = concurrently_offset(stmt);
+
+		if (offset >= 0)
+			memset(script + info->location + offset, ' ', strlen("concurrently"));
+		pfree(stmt);
+	}
+}
+
 /*
  * The script as verify_reversible() runs it: like apply(), a BEGIN (or
  * START TRANSACTION) that opens the script with a COMMIT (or END) that
  * closes it is left out (blanked, so that error positions stay right); any
  * other transaction control is refused, since both scripts run in one
- * subtransaction that is rolled back.
+ * subtransaction that is rolled back.  Statements that cannot run in a
+ * transaction block are made verifiable where that keeps their catalog
+ * effect (make_verifiable()).
  */
 static void
 script_context_callback(void *arg)
@@ -599,10 +680,15 @@ runnable_script(const char *sql, const char *what)
 			int			len = info->length > 0 ? info->length :
 				(int) strlen(sql) - info->location;
 
-			memset(result + info->location, ' ', len);
-			/* the semicolon after the statement, if it is next */
-			if (result[info->location + len] == ';')
-				result[info->location + len] = ' ';
+			blank_statement(result, info->location, len);
+			continue;
+		}
+		if (info->needs_top_level)
+		{
+			int			len = info->length > 0 ? info->length :
+				(int) strlen(sql) - info->location;
+
+			make_verifiable(result, info, len, what);
 			continue;
 		}
 		for (i = 0; tags[i] != NULL; i++)

@@ -25,6 +25,8 @@
 #include "access/table.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
@@ -717,6 +719,24 @@ statement_needs_top_level(Node *stmt)
 }
 
 /*
+ * A new partition of a table with a DEFAULT partition: the default one is
+ * locked ACCESS EXCLUSIVE while it is checked for rows of the new one.
+ */
+static List *
+add_default_partition_lock(List *locks, Oid parent, PartitionBoundSpec *bound)
+{
+	Oid			def;
+
+	if (!OidIsValid(parent) || get_rel_relkind(parent) != RELKIND_PARTITIONED_TABLE ||
+		(bound && IsA(bound, PartitionBoundSpec) && bound->is_default))
+		return locks;
+	def = get_default_partition_oid(parent);
+	if (OidIsValid(def))
+		locks = add_lock(locks, def, AccessExclusiveLock);
+	return locks;
+}
+
+/*
  * The relation locks of an ALTER TABLE: the table at the level the server
  * computes for the subcommands, plus what some subcommands take elsewhere
  * (the referenced table of a foreign key, the partition of ATTACH/DETACH).
@@ -760,6 +780,10 @@ alter_table_locks(List *locks, AlterTableStmt *stmt)
 					locks = add_rv_lock(locks, pc->name,
 										pc->concurrent ? ShareUpdateExclusiveLock :
 										AccessExclusiveLock);
+					if (cmd->subtype == AT_AttachPartition)
+						locks = add_default_partition_lock(locks,
+														   mt_lookup_relation(stmt->relation),
+														   pc->bound);
 				}
 				break;
 			default:
@@ -800,6 +824,11 @@ statement_locks(Node *stmt)
 					locks = add_rv_lock(locks, (RangeVar *) lfirst(lc),
 										s->partbound ? AccessExclusiveLock :
 										ShareUpdateExclusiveLock);
+				/* a new partition: the default one is checked for its rows */
+				if (s->partbound && list_length(s->inhRelations) == 1)
+					locks = add_default_partition_lock(locks,
+													   mt_lookup_relation((RangeVar *) linitial(s->inhRelations)),
+													   s->partbound);
 				foreach(lc, s->tableElts)
 				{
 					Node	   *e = lfirst(lc);

@@ -30,6 +30,7 @@
 #include "postgres.h"
 
 #include <ctype.h>
+#include <math.h>
 
 #include "access/xact.h"
 #include "commands/proclang.h"
@@ -175,6 +176,7 @@ make_do_statement(RawStmt *raw, const char *sql, int lineno, bool from_execute,
 	ds->from_execute = from_execute;
 	ds->in_loop = in_loop;
 	ds->ns = ns;
+	ds->loop_count = -1;
 	return ds;
 }
 
@@ -227,7 +229,21 @@ typedef struct WalkState
 	PLpgSQL_function *func;
 	int			loops;			/* loops around the current statement */
 	int			count;
+	/* the innermost loop: see MtDoStatement */
+	Node	   *loop_query;
+	void	   *loop_ns;
+	double		loop_count;
 } WalkState;
+
+/* Fill in the innermost loop of a statement about to be added. */
+static MtDoStatement *
+with_loop(WalkState *ws, MtDoStatement *ds)
+{
+	ds->loop_query = ws->loop_query;
+	ds->loop_ns = ws->loop_ns;
+	ds->loop_count = ws->loop_count;
+	return ds;
+}
 
 static void walk_statements(WalkState *ws, List *stmts);
 
@@ -272,9 +288,10 @@ add_sql(WalkState *ws, PLpgSQL_expr *expr, int lineno)
 		ws->count++;
 		ws->block->statements =
 			lappend(ws->block->statements,
-					make_do_statement(lfirst_node(RawStmt, lc), expr->query,
-									  lineno, false, ws->loops > 0,
-									  (void *) expr->ns));
+					with_loop(ws, make_do_statement(lfirst_node(RawStmt, lc),
+													expr->query, lineno, false,
+													ws->loops > 0,
+													(void *) expr->ns)));
 	}
 }
 
@@ -392,8 +409,9 @@ add_dynamic(WalkState *ws, PLpgSQL_expr *expr, int lineno)
 		ws->count++;
 		ws->block->statements =
 			lappend(ws->block->statements,
-					make_do_statement(lfirst_node(RawStmt, lc), text, lineno,
-									  true, ws->loops > 0, NULL));
+					with_loop(ws, make_do_statement(lfirst_node(RawStmt, lc),
+													text, lineno, true,
+													ws->loops > 0, NULL)));
 	}
 }
 
@@ -410,13 +428,109 @@ add_cursor_query(WalkState *ws, int curvar, int lineno)
 		add_sql(ws, var->cursor_explicit_expr, lineno);
 }
 
-/* A loop body: its statements run once per iteration. */
+/*
+ * A loop body: its statements run once per iteration.  query is the raw
+ * SELECT a FOR loop runs over (with the names it sees), count the
+ * iterations of an integer FOR loop with constant bounds (-1 unknown).
+ */
 static void
-walk_loop(WalkState *ws, List *body)
+walk_loop(WalkState *ws, List *body, Node *query, void *ns, double count)
 {
+	Node	   *save_query = ws->loop_query;
+	void	   *save_ns = ws->loop_ns;
+	double		save_count = ws->loop_count;
+
 	ws->loops++;
+	ws->loop_query = query;
+	ws->loop_ns = ns;
+	ws->loop_count = count;
 	walk_statements(ws, body);
 	ws->loops--;
+	ws->loop_query = save_query;
+	ws->loop_ns = save_ns;
+	ws->loop_count = save_count;
+}
+
+/* The raw SELECT of a static query expression, or NULL. */
+static Node *
+loop_select(PLpgSQL_expr *expr)
+{
+	List	   *stmts;
+	Node	   *s;
+
+	if (expr == NULL || expr->query == NULL ||
+		expr->parseMode != RAW_PARSE_DEFAULT)
+		return NULL;
+	stmts = parse_expr_text(expr->query, RAW_PARSE_DEFAULT);
+	if (list_length(stmts) != 1)
+		return NULL;
+	s = linitial_node(RawStmt, stmts)->stmt;
+	return IsA(s, SelectStmt) ? s : NULL;
+}
+
+/* The query of an explicitly declared cursor, or NULL. */
+static PLpgSQL_expr *
+cursor_expr(WalkState *ws, int curvar)
+{
+	PLpgSQL_var *var;
+
+	if (curvar < 0 || curvar >= ws->func->ndatums)
+		return NULL;
+	var = (PLpgSQL_var *) ws->func->datums[curvar];
+	if (var == NULL || var->dtype != PLPGSQL_DTYPE_VAR)
+		return NULL;
+	return var->cursor_explicit_expr;
+}
+
+/* The value of a PL/pgSQL expression that is an integer constant. */
+static bool
+integer_expr(PLpgSQL_expr *expr, double *value)
+{
+	List	   *stmts;
+	Node	   *s;
+	Node	   *v;
+	bool		negative = false;
+
+	if (expr == NULL || expr->query == NULL)
+		return false;
+	stmts = parse_expr_text(expr->query, RAW_PARSE_PLPGSQL_EXPR);
+	if (list_length(stmts) != 1)
+		return false;
+	s = linitial_node(RawStmt, stmts)->stmt;
+	if (!IsA(s, SelectStmt) || list_length(((SelectStmt *) s)->targetList) != 1 ||
+		((SelectStmt *) s)->fromClause != NIL)
+		return false;
+	v = linitial_node(ResTarget, ((SelectStmt *) s)->targetList)->val;
+	if (v && IsA(v, A_Expr) && ((A_Expr *) v)->kind == AEXPR_OP &&
+		((A_Expr *) v)->lexpr == NULL && list_length(((A_Expr *) v)->name) == 1 &&
+		strcmp(strVal(linitial(((A_Expr *) v)->name)), "-") == 0)
+	{
+		negative = true;
+		v = ((A_Expr *) v)->rexpr;
+	}
+	if (v == NULL || !IsA(v, A_Const) || ((A_Const *) v)->isnull ||
+		!IsA(&((A_Const *) v)->val, Integer))
+		return false;
+	*value = intVal(&((A_Const *) v)->val);
+	if (negative)
+		*value = -*value;
+	return true;
+}
+
+/* Iterations of FOR i IN [REVERSE] a .. b [BY s] with constants; -1 unknown. */
+static double
+fori_count(PLpgSQL_stmt_fori *s)
+{
+	double		lower,
+				upper,
+				step = 1;
+	double		span;
+
+	if (!integer_expr(s->lower, &lower) || !integer_expr(s->upper, &upper) ||
+		(s->step && !integer_expr(s->step, &step)) || step <= 0)
+		return -1;
+	span = s->reverse ? lower - upper : upper - lower;
+	return span < 0 ? 0 : floor(span / step) + 1;
 }
 
 static void
@@ -461,31 +575,35 @@ walk_statement(WalkState *ws, PLpgSQL_stmt *stmt)
 				break;
 			}
 		case PLPGSQL_STMT_LOOP:
-			walk_loop(ws, ((PLpgSQL_stmt_loop *) stmt)->body);
+			walk_loop(ws, ((PLpgSQL_stmt_loop *) stmt)->body, NULL, NULL, -1);
 			break;
 		case PLPGSQL_STMT_WHILE:
-			walk_loop(ws, ((PLpgSQL_stmt_while *) stmt)->body);
+			walk_loop(ws, ((PLpgSQL_stmt_while *) stmt)->body, NULL, NULL, -1);
 			break;
 		case PLPGSQL_STMT_FORI:
-			walk_loop(ws, ((PLpgSQL_stmt_fori *) stmt)->body);
+			walk_loop(ws, ((PLpgSQL_stmt_fori *) stmt)->body, NULL, NULL,
+					  fori_count((PLpgSQL_stmt_fori *) stmt));
 			break;
 		case PLPGSQL_STMT_FOREACH_A:
-			walk_loop(ws, ((PLpgSQL_stmt_foreach_a *) stmt)->body);
+			walk_loop(ws, ((PLpgSQL_stmt_foreach_a *) stmt)->body, NULL, NULL, -1);
 			break;
 		case PLPGSQL_STMT_FORS:
 			{
 				PLpgSQL_stmt_fors *s = (PLpgSQL_stmt_fors *) stmt;
 
 				add_sql(ws, s->query, stmt->lineno);
-				walk_loop(ws, s->body);
+				walk_loop(ws, s->body, loop_select(s->query),
+						  s->query ? (void *) s->query->ns : NULL, -1);
 				break;
 			}
 		case PLPGSQL_STMT_FORC:
 			{
 				PLpgSQL_stmt_forc *s = (PLpgSQL_stmt_forc *) stmt;
+				PLpgSQL_expr *q = cursor_expr(ws, s->curvar);
 
 				add_cursor_query(ws, s->curvar, stmt->lineno);
-				walk_loop(ws, s->body);
+				walk_loop(ws, s->body, loop_select(q),
+						  q ? (void *) q->ns : NULL, -1);
 				break;
 			}
 		case PLPGSQL_STMT_DYNFORS:
@@ -493,7 +611,7 @@ walk_statement(WalkState *ws, PLpgSQL_stmt *stmt)
 				PLpgSQL_stmt_dynfors *s = (PLpgSQL_stmt_dynfors *) stmt;
 
 				add_dynamic(ws, s->query, stmt->lineno);
-				walk_loop(ws, s->body);
+				walk_loop(ws, s->body, NULL, NULL, -1);
 				break;
 			}
 		case PLPGSQL_STMT_EXECSQL:

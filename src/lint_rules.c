@@ -35,6 +35,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_depend.h"
@@ -103,6 +104,7 @@ typedef struct LintState
 	void	   *do_ns;			/* PL/pgSQL names of the current statement of
 								 * a DO block */
 	char	   *do_where;		/* where in the DO block it is, for messages */
+	MtDoStatement *do_stmt;		/* the statement of the DO block being linted */
 	const char *script;			/* the whole script (NULL in the guard) */
 	List	   *held_locks;		/* HeldLock *, taken by the current
 								 * transaction of the script so far */
@@ -2300,6 +2302,42 @@ alter_is_no_op(const TableFacts *tf, AlterTableCmd *cmd)
 	return no_op;
 }
 
+/*
+ * A new partition (CREATE TABLE ... PARTITION OF, ATTACH PARTITION) of a
+ * table with a DEFAULT partition: the server scans the default partition,
+ * under an ACCESS EXCLUSIVE lock, for rows that belong in the new one,
+ * unless a CHECK constraint of the default partition proves there are none
+ * (judged, as for ATTACH, by the presence of a validated CHECK).
+ */
+static void
+lint_default_partition_scan(LintState *st, const TableFacts *parent,
+							PartitionBoundSpec *bound, const char *what)
+{
+	Oid			def;
+	TableFacts	dtf;
+
+	if (!OidIsValid(parent->relid) ||
+		parent->relkind != RELKIND_PARTITIONED_TABLE ||
+		(bound && IsA(bound, PartitionBoundSpec) && bound->is_default))
+		return;
+	def = get_default_partition_oid(parent->relid);
+	if (!OidIsValid(def) || list_member_oid(st->gone, def) ||
+		created_in_current_transaction(def) ||
+		catalog_has_validated_check(def))
+		return;
+	memset(&dtf, 0, sizeof(dtf));
+	dtf.relid = def;
+	dtf.name = mt_relation_display_name(def);
+	dtf.rows = table_rows(def, &dtf.relkind);
+	if (dtf.name == NULL || dtf.rows == 0)
+		return;
+	add_finding(st, "attach-partition-unvalidated", MT_SEV_ERROR, &dtf,
+				AccessExclusiveLock, false, dtf.rows,
+				"Move the rows of the new partition's range out of the default partition first and give the default partition a CHECK constraint that excludes that range (NOT VALID, then VALIDATE CONSTRAINT); or do without a default partition.",
+				"%s %s scans its default partition %s under an ACCESS EXCLUSIVE lock, to check that none of its rows belong in the new partition",
+				what, parent->name, dtf.name);
+}
+
 /* Rules of ALTER TABLE, subcommand by subcommand. */
 static void
 lint_alter_table(LintState *st, AlterTableStmt *stmt)
@@ -2362,6 +2400,8 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 
 					if (pc == NULL || !IsA(pc, PartitionCmd))
 						break;
+					lint_default_partition_scan(st, &tf, pc->bound,
+												"attaching a partition to");
 					table_facts(st, pc->name, &part);
 					if (!is_existing(&part) ||
 						catalog_has_validated_check(part.relid) ||
@@ -2424,6 +2464,16 @@ lint_create_table(LintState *st, CreateStmt *stmt)
 	if (!OidIsValid(relid))
 		remember_rangevar(st, &st->created, stmt->relation);
 	table_facts(st, stmt->relation, &tf);
+
+	if (stmt->partbound && list_length(stmt->inhRelations) == 1 &&
+		IsA(linitial(stmt->inhRelations), RangeVar))
+	{
+		TableFacts	parent;
+
+		table_facts(st, (RangeVar *) linitial(stmt->inhRelations), &parent);
+		lint_default_partition_scan(st, &parent, stmt->partbound,
+									"creating a partition of");
+	}
 
 	foreach(lc, stmt->constraints)
 	{
@@ -2644,21 +2694,74 @@ lint_reindex(LintState *st, ReindexStmt *stmt)
 }
 
 /*
+ * How many times the innermost loop around a statement of a DO block runs:
+ * the constant bounds of an integer FOR loop, or the rows of the query of
+ * a FOR loop over one table (its WHERE estimated as for DML, a constant
+ * LIMIT respected); -1 when unknown.
+ */
+static double
+loop_iterations(LintState *st, MtDoStatement *ds)
+{
+	SelectStmt *q;
+	RangeVar   *rv;
+	TableFacts	tf;
+	double		rows;
+	bool		touched = st->touches_existing;
+
+	if (ds->loop_count >= 0)
+		return ds->loop_count;
+	if (ds->loop_query == NULL || !IsA(ds->loop_query, SelectStmt))
+		return -1;
+	q = (SelectStmt *) ds->loop_query;
+	if (q->op != SETOP_NONE || list_length(q->fromClause) != 1 ||
+		!IsA(linitial(q->fromClause), RangeVar) || q->groupClause != NIL ||
+		q->distinctClause != NIL)
+		return -1;
+	rv = (RangeVar *) linitial(q->fromClause);
+	table_facts(st, rv, &tf);
+	st->touches_existing = touched;
+	if (!OidIsValid(tf.relid) && !tf.is_new)
+		return -1;
+	rows = estimate_dml_rows(&tf, q->whereClause, ds->loop_ns);
+	if (rows >= 0 && q->limitCount && IsA(q->limitCount, A_Const) &&
+		!((A_Const *) q->limitCount)->isnull &&
+		IsA(&((A_Const *) q->limitCount)->val, Integer))
+		rows = Min(rows, (double) intVal(&((A_Const *) q->limitCount)->val));
+	return rows;
+}
+
+/*
  * UPDATE or DELETE estimated to touch more than lint_large_rows rows of an
- * existing table.
+ * existing table; in a loop of a DO block, over all its iterations (the
+ * block runs in one transaction).
  */
 static void
 lint_dml(LintState *st, RangeVar *relation, Node *where, bool is_update)
 {
 	TableFacts	tf;
 	double		rows;
+	double		iterations = -1;
+	double		per_iteration = -1;
+	const char *loop_note = "";
 
 	table_facts(st, relation, &tf);
 	if (!is_existing(&tf))
 		return;
 	rows = estimate_dml_rows(&tf, where, st->do_ns);
+	if (rows >= 0 && st->do_stmt && st->do_stmt->in_loop)
+	{
+		iterations = loop_iterations(st, st->do_stmt);
+		if (iterations > 1)
+		{
+			per_iteration = rows;
+			rows = Min(rows * iterations, tf.rows);
+		}
+	}
 	if (rows < 0 || rows <= mt_lint_large_rows)
 		return;
+	if (per_iteration >= 0)
+		loop_note = psprintf(" (about %.0f per iteration of a loop that runs about %.0f times)",
+							 per_iteration, iterations);
 	if (is_update)
 	{
 		char	   *hint = psprintf("Update in small committed batches in the background: SELECT migration_tools.backfill(%s, '<set clause>', '<where clause>').",
@@ -2666,8 +2769,8 @@ lint_dml(LintState *st, RangeVar *relation, Node *where, bool is_update)
 
 		add_finding(st, "unbatched-update", MT_SEV_WARNING, &tf, RowExclusiveLock, false, rows,
 					hint,
-					"UPDATE of about %.0f rows of %s in one transaction holds their row locks until commit and bloats the table",
-					rows, tf.name);
+					"UPDATE of about %.0f rows of %s%s in one transaction holds their row locks until commit and bloats the table",
+					rows, tf.name, loop_note);
 	}
 	else
 	{
@@ -2679,8 +2782,8 @@ lint_dml(LintState *st, RangeVar *relation, Node *where, bool is_update)
 
 		add_finding(st, "unbatched-delete", MT_SEV_WARNING, &tf, RowExclusiveLock, false, rows,
 					hint,
-					"DELETE of about %.0f rows of %s in one transaction holds their row locks until commit and bloats the table",
-					rows, tf.name);
+					"DELETE of about %.0f rows of %s%s in one transaction holds their row locks until commit and bloats the table",
+					rows, tf.name, loop_note);
 	}
 }
 
@@ -2848,6 +2951,7 @@ lint_do_block(LintState *st, DoStmt *stmt)
 		info->statement = outer->statement;
 		info->location = outer->location;
 		st->info = info;
+		st->do_stmt = ds;
 		st->do_ns = ds->ns;
 		if (ds->lineno <= 0)
 			st->do_where = pstrdup("in the DO block");
@@ -2859,6 +2963,7 @@ lint_do_block(LintState *st, DoStmt *stmt)
 		lint_statement(st, ds->raw->stmt);
 	}
 	st->info = outer;
+	st->do_stmt = NULL;
 	st->do_ns = NULL;
 	st->do_where = NULL;
 
@@ -3045,6 +3150,15 @@ lint_statement(LintState *st, Node *stmt)
 					add_finding(st, "domain-check-constraint", MT_SEV_WARNING, NULL, ShareLock, false, -1,
 								"Add the domain constraint with NOT VALID, then ALTER DOMAIN ... VALIDATE CONSTRAINT separately.",
 								"adding a validated CHECK constraint to domain %s scans every column of that domain while blocking writes to their tables",
+								NameListToString(s->typeName));
+				/* SET NOT NULL (or ADD ... NOT NULL) checks every column too */
+				else if ((s->subtype == 'O' ||
+						  (s->subtype == 'C' && c && IsA(c, Constraint) &&
+						   c->contype == CONSTR_NOTNULL)) &&
+						 domain_column_count(s->typeName) != 0)
+					add_finding(st, "domain-check-constraint", MT_SEV_WARNING, NULL, ShareLock, false, -1,
+								"Add CHECK (VALUE IS NOT NULL) to the domain with NOT VALID, then ALTER DOMAIN ... VALIDATE CONSTRAINT separately.",
+								"setting NOT NULL on domain %s scans every column of that domain while blocking writes to their tables",
 								NameListToString(s->typeName));
 				break;
 			}

@@ -177,10 +177,14 @@ $job = mt_queue($node, 'postgres', 'ta', 'counter = counter + 1', undef,
 	"target_batch_time => '20ms', batch_sleep => '100ms'");
 my $done = 0;
 my $terminated = 0;
-for my $round (1 .. 4)
+my $last_pid = 0;
+for my $round (1 .. 6)
 {
+	# progress by a new worker (the terminated one may still commit the
+	# batch it was running)
 	mt_poll($node, 'postgres', qq{SELECT state = 'completed'
-		OR (state = 'running' AND worker_pid IS NOT NULL AND rows_done > $done)
+		OR (state = 'running' AND worker_pid IS NOT NULL AND worker_pid <> $last_pid
+			AND rows_done > $done)
 		FROM migration_tools.backfill_progress WHERE job_id = $job});
 	my ($state, $wpid);
 	($state, $wpid, $done) = split /\|/, $node->safe_psql('postgres',
@@ -188,6 +192,7 @@ for my $round (1 .. 4)
 	last if $state eq 'completed' || $wpid eq '';
 	$terminated++
 	  if $node->safe_psql('postgres', "SELECT pg_terminate_backend($wpid)") eq 't';
+	$last_pid = $wpid;
 	job_has_no_worker($job);
 }
 cmp_ok($terminated, '>=', 2, 'the worker was terminated mid-job more than once');
