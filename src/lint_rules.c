@@ -2165,12 +2165,35 @@ lint_add_constraint(LintState *st, const TableFacts *tf, RangeVar *rv,
 	}
 }
 
+/*
+ * Is a column of an existing table NOT NULL in the catalog: 1 yes, 0 no,
+ * -1 unknown (no such table or column).
+ */
+static int
+column_attnotnull(Oid relid, const char *column)
+{
+	HeapTuple	tup;
+	int			result;
+
+	if (!OidIsValid(relid) || column == NULL)
+		return -1;
+	tup = SearchSysCacheAttName(relid, column);
+	if (!HeapTupleIsValid(tup))
+		return -1;
+	result = ((Form_pg_attribute) GETSTRUCT(tup))->attnotnull ? 1 : 0;
+	ReleaseSysCache(tup);
+	return result;
+}
+
 /* SET NOT NULL: a full scan unless a validated CHECK proves it. */
 static void
 lint_set_not_null(LintState *st, const TableFacts *tf, RangeVar *rv,
 				  AlterTableCmd *cmd)
 {
 	if (!is_existing(tf) || cmd->name == NULL)
+		return;
+	/* already NOT NULL: the server does nothing */
+	if (column_attnotnull(tf->relid, cmd->name) == 1)
 		return;
 	if (catalog_has_not_null_check(tf->relid, cmd->name) ||
 		script_has_not_null_check(st, rv, cmd->name))
