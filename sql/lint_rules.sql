@@ -61,6 +61,11 @@ $$;
 -- create-index-non-concurrently
 SELECT * FROM lr('CREATE INDEX ON lr_big (note)');
 SELECT * FROM lr('CREATE INDEX CONCURRENTLY ON lr_big (note)');
+-- IF NOT EXISTS of an index or column that exists does nothing
+SELECT * FROM lr('CREATE INDEX IF NOT EXISTS lr_big_flag ON lr_big (note)');
+SELECT * FROM lr('CREATE INDEX IF NOT EXISTS lr_big_other ON lr_big (note)');
+SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN IF NOT EXISTS flag int NOT NULL');
+SELECT * FROM lr('ALTER TABLE lr_big ADD COLUMN IF NOT EXISTS c1 int NOT NULL');
 SELECT * FROM lr('CREATE TABLE lr_new (a int); CREATE INDEX ON lr_new (a)');
 SELECT * FROM lr('CREATE INDEX ON lr_part (id)');
 SELECT * FROM lr('CREATE INDEX lr_part_id ON ONLY lr_part (id);

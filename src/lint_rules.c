@@ -1662,7 +1662,13 @@ lint_validate_constraint(LintState *st, const TableFacts *tf,
 					   OidIsValid(tf->relid) ? NULL : stmt->relation->relname);
 	if (h != NULL && h->mode >= ShareLock && h->mode >= own)
 	{
-		if (h->not_valid_add)
+		if (h->not_valid_add && h->statement == st->info->statement)
+			add_finding(st, "validate-in-same-transaction", MT_SEV_WARNING, tf, h->mode, false, tf->rows,
+						hint,
+						"VALIDATE CONSTRAINT %s scans %s while the %s lock taken by the NOT VALID ADD CONSTRAINT earlier in the same DO block is still held: NOT VALID buys nothing",
+						quote_identifier(cmd->name), tf->name,
+						lock_mode_words(h->mode));
+		else if (h->not_valid_add)
 			add_finding(st, "validate-in-same-transaction", MT_SEV_WARNING, tf, h->mode, false, tf->rows,
 						hint,
 						"VALIDATE CONSTRAINT %s scans %s while the %s lock taken by the NOT VALID ADD CONSTRAINT of statement %d is still held: when the script runs as one transaction (as under apply()), NOT VALID buys nothing",
@@ -1864,6 +1870,10 @@ lint_add_column(LintState *st, const TableFacts *tf, AlterTableCmd *cmd)
 	LOCKMODE	mode = AlterTableGetLockLevel(list_make1(cmd));
 
 	if (col == NULL || !IsA(col, ColumnDef) || col->colname == NULL)
+		return;
+	/* ADD COLUMN IF NOT EXISTS of a column that exists adds nothing */
+	if (cmd->missing_ok && OidIsValid(tf->relid) &&
+		get_attnum(tf->relid, col->colname) != InvalidAttrNumber)
 		return;
 	lint_column_type(st, tf, col->colname, col->typeName, col->constraints, NIL);
 	if (!is_existing(tf))
@@ -2499,6 +2509,10 @@ lint_index(LintState *st, IndexStmt *stmt)
 	TableFacts	tf;
 
 	table_facts(st, stmt->relation, &tf);
+	/* IF NOT EXISTS of an index that exists builds nothing */
+	if (stmt->if_not_exists && stmt->idxname && OidIsValid(tf.relid) &&
+		OidIsValid(get_relname_relid(stmt->idxname, get_rel_namespace(tf.relid))))
+		return;
 	if (stmt->idxname)
 	{
 		RangeVar   *irv = makeRangeVar(stmt->relation ? stmt->relation->schemaname : NULL,
