@@ -243,6 +243,58 @@ SELECT wait_job(:j);
 SELECT count(*), count(DISTINCT v) FROM nopk_copy;
 
 --
+-- Security: a job runs as the role that queued it, never as the superuser
+-- the worker connects as: current_user, session_user and is_superuser
+-- inside the set clause say so; privileges are checked at queue time;
+-- another role can neither see nor control the job (nor wait for it)
+-- unless it is in migration_tools_admin.
+--
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_acc4_app;
+DROP ROLE IF EXISTS regress_acc4_other;
+DROP ROLE IF EXISTS regress_acc4_admin;
+RESET client_min_messages;
+CREATE ROLE regress_acc4_app;
+CREATE ROLE regress_acc4_other;
+CREATE ROLE regress_acc4_admin IN ROLE migration_tools_admin;
+CREATE TABLE who (id int PRIMARY KEY, cur name, sess name, su text, secret text);
+INSERT INTO who (id) SELECT generate_series(1, 300);
+GRANT SELECT, UPDATE (cur, sess, su) ON who TO regress_acc4_app;
+GRANT SELECT ON who TO regress_acc4_other;
+SET ROLE regress_acc4_app;
+SELECT migration_tools.backfill('who',
+    $$cur = current_user, sess = session_user, su = current_setting('is_superuser')$$,
+    batch_size => 100) AS j \gset
+SELECT wait_job(:j);
+SELECT cur, sess, su, count(*) FROM who GROUP BY 1, 2, 3;
+SELECT owner, rows_done FROM migration_tools.backfill_progress WHERE job_id = :j;
+-- a column it may not update, a table it may not update: refused at once
+SELECT migration_tools.backfill('who', 'secret = cur');
+SELECT migration_tools.backfill('nopk', 'n = 1', strategy => 'ctid');
+-- the session user cannot be changed from inside a job
+SELECT migration_tools.backfill('who',
+    $$cur = set_config('session_authorization', 'postgres', true)$$, max_attempts => 1) AS j2 \gset
+SELECT wait_job(:j2);
+SELECT state, last_error FROM migration_tools.backfill_progress WHERE job_id = :j2;
+SELECT count(*) FILTER (WHERE cur <> 'regress_acc4_app') AS changed FROM who;
+-- another role: sees nothing, controls nothing
+SET ROLE regress_acc4_other;
+SELECT count(*) FROM migration_tools.backfill_progress WHERE job_id IN (:j, :j2);
+SELECT count(*) FROM migration_tools.backfill_batch_history WHERE job_id IN (:j, :j2);
+\set VERBOSITY terse
+SELECT migration_tools.retry(:j2);
+SELECT migration_tools.cancel(:j2);
+SELECT migration_tools.wait(:j2);
+SELECT migration_tools.wait(987654321);
+\set VERBOSITY default
+SELECT migration_tools.backfill('who', 'cur = current_user');
+-- an admin sees and controls every job
+SET ROLE regress_acc4_admin;
+SELECT owner, state FROM migration_tools.backfill_progress WHERE job_id IN (:j, :j2) ORDER BY job_id;
+SELECT migration_tools.wait(:j2) AS admin_wait;
+RESET ROLE;
+
+--
 -- SPEC section 3: lock mode names as a DBA writes them.
 --
 SELECT m, migration_tools.lock_mode(m)
@@ -272,3 +324,6 @@ SELECT count(*) FROM migration_tools.lock_conflicts('pg_class', 'access exclusiv
 
 \c :regress_db
 DROP DATABASE acceptance4_db WITH (FORCE);
+DROP ROLE regress_acc4_app;
+DROP ROLE regress_acc4_other;
+DROP ROLE regress_acc4_admin;

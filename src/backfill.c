@@ -1663,16 +1663,33 @@ change_state(int64 job, const char *action, const char *new_state,
 	mt_become_owner(&saved);
 	SPI_connect();
 	state = lookup_job(job, caller, true, NULL);
+
+	/*
+	 * resume() or retry() of a running job: it already does what is asked
+	 * (a script that resumes every job it knows must not fail on the one
+	 * that runs)
+	 */
+	if (strcmp(new_state, "queued") == 0 && strcmp(state, "running") == 0)
+		new_state = state;
 	if (strcmp(state, new_state) != 0)
 	{
+		const char *hint = NULL;
+
 		for (int i = 0; allowed[i] != NULL; i++)
 			if (strcmp(state, allowed[i]) == 0)
 				ok = true;
+		if (strcmp(state, "paused") == 0)
+			hint = "A paused job goes on with resume().";
+		else if (strcmp(state, "completed") == 0)
+			hint = "A completed job is not run again; queue a new job for more work.";
+		else if (state_is_final(state))
+			hint = "The job has ended; retry() queues a failed or cancelled job again from its checkpoint.";
 		if (!ok)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("cannot %s backfill job " INT64_FORMAT " because it is %s",
-							action, job, state)));
+							action, job, state),
+					 hint ? errhint("%s", hint) : 0));
 		{
 			Datum		args[2];
 			Oid			types[2] = {INT8OID, TEXTOID};

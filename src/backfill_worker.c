@@ -143,6 +143,12 @@ static TimestampTz last_throttle_check = 0;
 static int64 contended_job = 0;
 static TimestampTz contended_at = 0;
 
+/* The session user is the job's owner (enter_job_owner) */
+static bool session_user_switched = false;
+static bool session_user_saved = false;
+static Oid	worker_user = InvalidOid;
+static bool worker_user_is_super = true;
+
 /* The batch being tried, for the history row of a failed attempt. */
 static TimestampTz batch_start = 0;
 static int32 batch_size_tried = 0;
@@ -639,16 +645,46 @@ enter_job_owner(MtJob *job, Oid *save_user, int *save_sec)
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("jit", "off",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+
+	/*
+	 * The session user too, so that session_user and is_superuser say who
+	 * runs the job (a policy or function may read them), not the superuser
+	 * the worker connected as.  The session user can only change outside a
+	 * security-restricted context; it is set back by leave_job_owner(), or
+	 * by restore_session_user() after an error.
+	 */
+	if (!session_user_saved)
+	{
+		worker_user = GetAuthenticatedUserId();
+		worker_user_is_super = superuser_arg(worker_user);
+		session_user_saved = true;
+	}
+	SetUserIdAndSecContext(*save_user, 0);
+	SetSessionAuthorization(job->owner, superuser_arg(job->owner));
+	session_user_switched = true;
 	SetUserIdAndSecContext(job->owner,
 						   *save_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	return nest;
 }
 
+/* The worker's own session user again (after a job's statement). */
+static void
+restore_session_user(void)
+{
+	if (session_user_switched)
+	{
+		SetSessionAuthorization(worker_user, worker_user_is_super);
+		session_user_switched = false;
+	}
+}
+
 /* Back from enter_job_owner(). */
 static void
 leave_job_owner(int nest, Oid save_user, int save_sec)
 {
+	SetUserIdAndSecContext(save_user, 0);
+	restore_session_user();
 	SetUserIdAndSecContext(save_user, save_sec);
 	AtEOXact_GUC(true, nest);
 }
@@ -1123,6 +1159,8 @@ run_step(int64 job_id, long *sleep_ms)
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		/* the abort restored the current user, not the session user */
+		restore_session_user();
 		MemoryContextSwitchTo(cxt);
 		pgstat_report_activity(STATE_IDLE, NULL);
 		result = record_failure(job_id, edata, sleep_ms);
