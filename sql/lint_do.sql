@@ -118,6 +118,12 @@ $$);
 SELECT statement, rule, severity FROM migration_tools.lint($$
 DO LANGUAGE plperl $do$ my $x = 1; $do$;
 $$);
+SELECT statement, rule, severity, message FROM migration_tools.lint($$
+DO $do$ BEGIN PERFORM 1; COMMIT; END $do$;
+BEGIN;
+DO $do$ BEGIN PERFORM 1; COMMIT; END $do$;
+COMMIT;
+$$);
 
 -- a table the block creates is new for the statements after it, and
 -- a VALIDATE in the same block holds the ADD's lock

@@ -207,11 +207,15 @@ static compile_inline_fn compile_inline = NULL;
 
 /*
  * The compile entry point of the plpgsql library, loaded on first use;
- * NULL when the language is not installed in this database.
+ * NULL when the language is not installed in this database (or no
+ * subtransaction can be started here).
  */
 static compile_inline_fn
 plpgsql_compiler(void)
 {
+	/* the compile needs a subtransaction */
+	if (!IsTransactionState() || IsInParallelMode())
+		return NULL;
 	if (!OidIsValid(get_language_oid("plpgsql", true)))
 		return NULL;
 	if (compile_inline == NULL)

@@ -3021,6 +3021,12 @@ lint_do_block(LintState *st, DoStmt *stmt)
 		return;
 	block = mt_do_block_analyze(stmt, st->script, outer->statement,
 								st->script != NULL);
+	/* a COMMIT in the block needs the DO to run outside a transaction block */
+	if (block->has_commit && st->in_xact)
+		add_finding(st, "concurrently-in-transaction", MT_SEV_ERROR, NULL, NoLock, false, -1,
+					"Run the DO block outside BEGIN ... COMMIT, on its own, or leave the COMMIT out of it.",
+					"the COMMIT or ROLLBACK in the DO block fails inside the transaction block opened by statement %d",
+					st->xact_statement);
 	if (block->not_checked)
 		add_finding(st, "do-block-not-checked", MT_SEV_INFO, NULL, NoLock, false, -1,
 					"Review the block by hand, or write its statements out in the script.",
