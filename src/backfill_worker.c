@@ -315,8 +315,8 @@ mt_backfill_run_next(TimestampTz *next_due)
 		args[1] = Int32GetDatum(MyProcPid);
 		if (SPI_execute_with_args("UPDATE migration_tools.backfill_jobs SET "
 								  "state = 'running', worker_pid = $2, "
-								  "started_at = coalesce(started_at, now()), "
-								  "run_started_at = now(), run_rows_start = rows_scanned, "
+								  "started_at = coalesce(started_at, clock_timestamp()), "
+								  "run_started_at = clock_timestamp(), run_rows_start = rows_scanned, "
 								  "throttled_by = NULL, next_due = NULL "
 								  "WHERE job_id = $1",
 								  2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
@@ -609,7 +609,7 @@ fail_job(int64 job_id, const char *message)
 	ereport(LOG,
 			(errmsg("migration_tools backfill job " INT64_FORMAT " failed: %s",
 					job_id, message)));
-	set_job(job_id, "state = 'failed', last_error = $2, finished_at = now(), "
+	set_job(job_id, "state = 'failed', last_error = $2, finished_at = clock_timestamp(), "
 			"worker_pid = NULL, throttled_by = NULL", 1, &type, &value, NULL);
 }
 
@@ -1488,7 +1488,7 @@ run_step_body(int64 job_id, long *sleep_ms)
 
 		if (res.done)
 		{
-			set_job(job_id, "state = 'completed', finished_at = now(), worker_pid = NULL, "
+			set_job(job_id, "state = 'completed', finished_at = clock_timestamp(), worker_pid = NULL, "
 					"throttled_by = NULL", 0, NULL, NULL, NULL);
 			result = STEP_STOP;
 		}
@@ -1627,7 +1627,7 @@ record_failure(int64 job_id, ErrorData *edata, long *sleep_ms)
 							  "batch_size = CASE WHEN $3 AND $5 > 0 THEN greatest(1, $5 / 2) "
 							  "                  ELSE batch_size END, "
 							  "state = CASE WHEN $6 OR attempts + 1 >= max_attempts THEN 'failed' ELSE state END, "
-							  "finished_at = CASE WHEN $6 OR attempts + 1 >= max_attempts THEN now() END, "
+							  "finished_at = CASE WHEN $6 OR attempts + 1 >= max_attempts THEN clock_timestamp() END, "
 							  "worker_pid = CASE WHEN $6 OR attempts + 1 >= max_attempts THEN NULL ELSE worker_pid END "
 							  "WHERE job_id = $1 AND state = 'running' AND worker_pid = $4 "
 							  "RETURNING state = 'running', attempts",
