@@ -463,19 +463,6 @@ text_array_to_cstrings(Datum arr, List **out)
 		*out = lappend(*out, nulls[i] ? NULL : TextDatumGetCString(elems[i]));
 }
 
-/* A List of C strings as a text[]. */
-static Datum
-cstring_list_to_text_array(List *l)
-{
-	Datum	   *d = palloc(sizeof(Datum) * Max(list_length(l), 1));
-	int			i = 0;
-	ListCell   *lc;
-
-	foreach(lc, l)
-		d[i++] = CStringGetTextDatum((char *) lfirst(lc));
-	return PointerGetDatum(construct_array(d, i, TEXTOID, -1, false, TYPALIGN_INT));
-}
-
 /*
  * Read the job row (locked: a pause or cancel waits for the batch that
  * holds it) into the step context.  NULL if the row is gone.
@@ -1405,7 +1392,7 @@ run_step_body(int64 job_id, long *sleep_ms)
 		types[k] = FLOAT8OID;
 		values[k++] = Float8GetDatum(ms);	/* $6 */
 		types[k] = TEXTARRAYOID;	/* $7 */
-		values[k] = res.last_key ? cstring_list_to_text_array(res.last_key) : (Datum) 0;
+		values[k] = res.last_key ? mt_text_array_from_list(res.last_key) : (Datum) 0;
 		nulls[k++] = res.last_key ? ' ' : 'n';
 		types[k] = INT8OID;
 		values[k++] = Int64GetDatum(res.next_block);	/* $8 */
