@@ -86,6 +86,11 @@ BEGIN
         UPDATE ld_big SET flag = 3 WHERE id = 1;
         EXIT;
     END LOOP;
+    FOR i IN 1 .. 20 LOOP
+        FOR r IN SELECT id FROM ld_parent WHERE id <= 10 LOOP
+            DELETE FROM ld_big WHERE id = r.id + i;
+        END LOOP;
+    END LOOP;
 END
 $do$;
 $$);
