@@ -130,6 +130,15 @@ SELECT migration_tools.backfill('acc', 'n = n + 1 FROM acc a2');
 SELECT migration_tools.backfill('acc', 'n = n + 1', where_clause => 'true RETURNING *');
 SELECT migration_tools.run_batched('acc', 'DELETE FROM acc WHERE id BETWEEN $1 AND $2; DROP TABLE acc');
 SELECT migration_tools.run_batched('acc', 'DELETE FROM acc WHERE id >= $1');
+-- a quote opened in one clause and closed in the other would swallow the
+-- batch range between them: each clause must parse on its own
+SELECT migration_tools.backfill('acc', $q$n = n + 1, d = length($$$q$,
+    where_clause => $q$$$) WHERE true AND true AND (true$q$);
+SELECT migration_tools.backfill('acc', $q$n = n + 1 + length('$q$,
+    where_clause => $q$') WHERE true AND true AND (true$q$);
+SELECT migration_tools.backfill('acc', $q$n = n + 1 + "$q$, where_clause => $q$"$q$);
+SELECT migration_tools.backfill('acc', 'n = n + 1 /*', where_clause => '*/ true');
+SELECT migration_tools.backfill('acc', 'n = n + 1', where_clause => 'true LIMIT 1');
 \set VERBOSITY default
 SELECT count(*), min(n), max(n) FROM acc;
 

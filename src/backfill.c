@@ -978,6 +978,60 @@ refuse_key_assignment(Query *query, const MtJobSql *js)
 }
 
 /*
+ * Each clause must stand on its own.  The batch range goes between the
+ * set_clause and the where_clause, so a set_clause that opens a string, a
+ * dollar quote, a quoted identifier or a comment that the where_clause
+ * closes would swallow the range (set_clause "s = $$", where_clause "$$
+ * WHERE true AND true AND (true": the UPDATE as a whole parses, with the
+ * same shape, and every batch updates the whole table).  So the SET list
+ * is parsed alone, as the complete SET list of an UPDATE, and the
+ * where_clause alone, as one parenthesized condition.
+ */
+static void
+check_clauses_alone(const MtJobSql *js)
+{
+	List	   *raws;
+	bool		ok;
+
+	raws = parse_job_sql(psprintf("UPDATE %s%s SET %s\n", js->only ? "ONLY " : "",
+								  js->relname, js->set_clause));
+	ok = list_length(raws) == 1 && IsA(linitial_node(RawStmt, raws)->stmt, UpdateStmt);
+	if (ok)
+	{
+		UpdateStmt *upd = (UpdateStmt *) linitial_node(RawStmt, raws)->stmt;
+
+		ok = upd->whereClause == NULL && upd->fromClause == NIL &&
+			upd->returningList == NIL && upd->withClause == NULL;
+	}
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("invalid set_clause"),
+				 errdetail("The set_clause must be a list of assignments only (no WHERE, FROM or RETURNING)."),
+				 errhint("Write the set clause as in \"col = expr, col2 = expr2\".")));
+	if (js->where_clause == NULL)
+		return;
+	raws = parse_job_sql(psprintf("SELECT WHERE (%s\n)", js->where_clause));
+	ok = list_length(raws) == 1 && IsA(linitial_node(RawStmt, raws)->stmt, SelectStmt);
+	if (ok)
+	{
+		SelectStmt *sel = (SelectStmt *) linitial_node(RawStmt, raws)->stmt;
+
+		ok = sel->op == SETOP_NONE && sel->targetList == NIL && sel->fromClause == NIL &&
+			sel->groupClause == NIL && sel->havingClause == NULL &&
+			sel->sortClause == NIL && sel->limitCount == NULL &&
+			sel->limitOffset == NULL && sel->lockingClause == NIL &&
+			sel->windowClause == NIL && sel->withClause == NULL;
+	}
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("invalid where_clause"),
+				 errdetail("The where_clause must be one condition."),
+				 errhint("Write the where clause as a boolean expression, as after WHERE.")));
+}
+
+/*
  * Parse the UPDATE a backfill() job will run and parse-analyze it as the
  * caller, without running it: unknown columns, type errors and syntax
  * errors in set_clause or where_clause are reported now.  Also decides the
@@ -998,6 +1052,7 @@ analyze_backfill(Relation rel, MtJobSql *js, bool guard, bool update_ok)
 	sql = mt_backfill_update_sql(js, true, &nparams);
 	raws = parse_job_sql(sql);
 	check_update_shape(raws, js, true);
+	check_clauses_alone(js);
 
 	ptypes = palloc(sizeof(Oid) * nparams);
 	for (int i = 0; i < nparams; i++)

@@ -168,5 +168,34 @@ is($node->safe_psql('postgres', qq{
 	FROM migration_tools.backfill_progress WHERE job_id = $job}),
 	't', 'the job records the lock wait it suffered');
 
+# --- lock_waits and lock_tree seen from another database ---
+my $lholder = $node->background_psql('acc4_a', on_error_stop => 0);
+$lholder->query_safe('BEGIN; LOCK t_one IN ACCESS EXCLUSIVE MODE;');
+my $lwaiter = $node->background_psql('acc4_a', on_error_stop => 0);
+mt_send($lwaiter, qr/sent/, q{
+SET application_name = 'acc4_xdb';
+\echo sent
+SELECT count(*) FROM t_one;
+\echo done
+});
+ok(mt_poll($node, 'postgres', q{
+	SELECT count(*) = 1 FROM migration_tools.lock_waits WHERE waiting_application_name = 'acc4_xdb'}),
+	'a wait in another database is listed');
+my $t_one_oid = $node->safe_psql('acc4_a', "SELECT 't_one'::regclass::oid");
+is($node->safe_psql('postgres', qq{
+	SELECT locktype || ' ' || mode || ' relation=' || coalesce(relation::text, 'NULL') || ' ' ||
+	       (relation_oid = $t_one_oid)::text || ' ' ||
+	       (SELECT datname FROM pg_database d WHERE d.oid = w.database) || ' depth=' || depth
+	FROM migration_tools.lock_waits w WHERE waiting_application_name = 'acc4_xdb'}),
+	'relation AccessShareLock relation=NULL true acc4_a depth=1',
+	'other database: no regclass, its OID, the database and the depth');
+like($node->safe_psql('postgres', q{SELECT string_agg(t, ' | ') FROM migration_tools.lock_tree() t}),
+	qr/\[acc4_xdb\] .* waits \S+ for AccessShareLock on relation \d+ in database acc4_a \(hard: holds AccessExclusiveLock\)/,
+	'lock_tree names the other database');
+$lholder->query_safe('COMMIT');
+mt_collect($lwaiter, qr/done/);
+$lwaiter->quit;
+$lholder->quit;
+
 $node->stop;
 done_testing();

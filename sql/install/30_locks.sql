@@ -183,7 +183,10 @@ AS $$
                     THEN format(' [%s]', l.waiting_application_name) ELSE '' END AS waiting_app,
                CASE WHEN coalesce(l.blocking_application_name, '') <> ''
                     THEN format(' [%s]', l.blocking_application_name) ELSE '' END AS blocking_app,
-               CASE l.blocking_kind WHEN 'hard' THEN 'holds' ELSE 'queued ahead for' END AS blocking_verb
+               CASE l.blocking_kind WHEN 'hard' THEN 'holds' ELSE 'queued ahead for' END AS blocking_verb,
+               format('%s in database %s', l.relation_oid,
+                      coalesce((SELECT quote_ident(d.datname::text) FROM pg_database d WHERE d.oid = l.database),
+                               l.database::text)) AS other_db_relation
         FROM migration_tools.lock_waits l
     ),
     -- each waiter is drawn once, under the blocker on its shortest chain;
@@ -252,9 +255,10 @@ AS $$
                       coalesce(migration_tools._lock_age(p.wait_duration), '?'),
                       p.mode,
                       CASE p.locktype
-                          WHEN 'relation' THEN 'relation ' || coalesce(p.relation::text, p.database || '/' || p.relation_oid)
+                          -- a relation of another database: its OID and the database's name
+                          WHEN 'relation' THEN 'relation ' || coalesce(p.relation::text, p.other_db_relation)
                           WHEN 'tuple' THEN format('tuple (%s,%s) of %s', p.page, p.tuple,
-                                                   coalesce(p.relation::text, p.database || '/' || p.relation_oid))
+                                                   coalesce(p.relation::text, p.other_db_relation))
                           WHEN 'transactionid' THEN 'transaction ' || p.transactionid
                           WHEN 'virtualxid' THEN 'virtual transaction ' || p.virtualxid
                           WHEN 'advisory' THEN 'advisory lock ' ||
