@@ -86,6 +86,11 @@ BEGIN
         UPDATE ld_big SET flag = 3 WHERE id = 1;
         EXIT;
     END LOOP;
+    FOR i IN 1 .. 20 LOOP
+        FOR r IN SELECT id FROM ld_parent WHERE id <= 10 LOOP
+            DELETE FROM ld_big WHERE id = r.id + i;
+        END LOOP;
+    END LOOP;
 END
 $do$;
 $$);
@@ -112,6 +117,12 @@ DO $do$ BEGIN ALTER TABLE ld_parent ADD COLUMN c2 int; END $do$;
 $$);
 SELECT statement, rule, severity FROM migration_tools.lint($$
 DO LANGUAGE plperl $do$ my $x = 1; $do$;
+$$);
+SELECT statement, rule, severity, message FROM migration_tools.lint($$
+DO $do$ BEGIN PERFORM 1; COMMIT; END $do$;
+BEGIN;
+DO $do$ BEGIN PERFORM 1; COMMIT; END $do$;
+COMMIT;
 $$);
 
 -- a table the block creates is new for the statements after it, and

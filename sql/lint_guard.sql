@@ -47,6 +47,13 @@ CREATE INDEX ON lg_copy (a);
 DROP TABLE lg_copy, lg_copy2;
 -- statements run from functions are guarded too
 DO $$ BEGIN EXECUTE 'CREATE INDEX ON lg (a)'; END $$;
+-- a DO block is read before it runs: refused as a whole, nothing done
+DO $$ BEGIN INSERT INTO lg VALUES (-1); IF true THEN CREATE INDEX ON lg (a); END IF; END $$;
+SELECT count(*) FROM lg WHERE a = -1;
+-- built at run time: the guard sees the statement when it runs
+DO $$ DECLARE t text := 'lg'; BEGIN EXECUTE format('CREATE INDEX ON %I (a)', t); END $$;
+-- a body that does not compile fails as the server says, not in the guard
+DO $$ BEGIN CREATE INDEX ON lg (a) garbage; END $$;
 
 -- apply() is not guarded: it lints the whole script itself
 SELECT migration_tools.apply('lint_guard_1', 'CREATE INDEX lg_by_apply ON lg (a)');

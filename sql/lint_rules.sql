@@ -120,6 +120,8 @@ SELECT * FROM lr('ALTER TABLE lr_big ADD CONSTRAINT lr_ck CHECK (flag >= 0) NOT 
 
 -- set-not-null: fine when a validated CHECK (col IS NOT NULL) proves it
 SELECT * FROM lr('ALTER TABLE lr_big ALTER COLUMN flag SET NOT NULL');
+-- a column that already is NOT NULL: nothing happens
+SELECT * FROM lr('ALTER TABLE lr_big ALTER COLUMN id SET NOT NULL');
 SELECT * FROM lr('ALTER TABLE lr_big ADD CONSTRAINT lr_nn CHECK (flag IS NOT NULL) NOT VALID;
                   ALTER TABLE lr_big VALIDATE CONSTRAINT lr_nn;
                   ALTER TABLE lr_big ALTER COLUMN flag SET NOT NULL;

@@ -315,8 +315,8 @@ mt_backfill_run_next(TimestampTz *next_due)
 		args[1] = Int32GetDatum(MyProcPid);
 		if (SPI_execute_with_args("UPDATE migration_tools.backfill_jobs SET "
 								  "state = 'running', worker_pid = $2, "
-								  "started_at = coalesce(started_at, now()), "
-								  "run_started_at = now(), run_rows_start = rows_scanned, "
+								  "started_at = coalesce(started_at, clock_timestamp()), "
+								  "run_started_at = clock_timestamp(), run_rows_start = rows_scanned, "
 								  "throttled_by = NULL, next_due = NULL "
 								  "WHERE job_id = $1",
 								  2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
@@ -463,19 +463,6 @@ text_array_to_cstrings(Datum arr, List **out)
 		*out = lappend(*out, nulls[i] ? NULL : TextDatumGetCString(elems[i]));
 }
 
-/* A List of C strings as a text[]. */
-static Datum
-cstring_list_to_text_array(List *l)
-{
-	Datum	   *d = palloc(sizeof(Datum) * Max(list_length(l), 1));
-	int			i = 0;
-	ListCell   *lc;
-
-	foreach(lc, l)
-		d[i++] = CStringGetTextDatum((char *) lfirst(lc));
-	return PointerGetDatum(construct_array(d, i, TEXTOID, -1, false, TYPALIGN_INT));
-}
-
 /*
  * Read the job row (locked: a pause or cancel waits for the batch that
  * holds it) into the step context.  NULL if the row is gone.
@@ -609,7 +596,7 @@ fail_job(int64 job_id, const char *message)
 	ereport(LOG,
 			(errmsg("migration_tools backfill job " INT64_FORMAT " failed: %s",
 					job_id, message)));
-	set_job(job_id, "state = 'failed', last_error = $2, finished_at = now(), "
+	set_job(job_id, "state = 'failed', last_error = $2, finished_at = clock_timestamp(), "
 			"worker_pid = NULL, throttled_by = NULL", 1, &type, &value, NULL);
 }
 
@@ -1405,7 +1392,7 @@ run_step_body(int64 job_id, long *sleep_ms)
 		types[k] = FLOAT8OID;
 		values[k++] = Float8GetDatum(ms);	/* $6 */
 		types[k] = TEXTARRAYOID;	/* $7 */
-		values[k] = res.last_key ? cstring_list_to_text_array(res.last_key) : (Datum) 0;
+		values[k] = res.last_key ? mt_text_array_from_list(res.last_key) : (Datum) 0;
 		nulls[k++] = res.last_key ? ' ' : 'n';
 		types[k] = INT8OID;
 		values[k++] = Int64GetDatum(res.next_block);	/* $8 */
@@ -1488,7 +1475,7 @@ run_step_body(int64 job_id, long *sleep_ms)
 
 		if (res.done)
 		{
-			set_job(job_id, "state = 'completed', finished_at = now(), worker_pid = NULL, "
+			set_job(job_id, "state = 'completed', finished_at = clock_timestamp(), worker_pid = NULL, "
 					"throttled_by = NULL", 0, NULL, NULL, NULL);
 			result = STEP_STOP;
 		}
@@ -1627,7 +1614,7 @@ record_failure(int64 job_id, ErrorData *edata, long *sleep_ms)
 							  "batch_size = CASE WHEN $3 AND $5 > 0 THEN greatest(1, $5 / 2) "
 							  "                  ELSE batch_size END, "
 							  "state = CASE WHEN $6 OR attempts + 1 >= max_attempts THEN 'failed' ELSE state END, "
-							  "finished_at = CASE WHEN $6 OR attempts + 1 >= max_attempts THEN now() END, "
+							  "finished_at = CASE WHEN $6 OR attempts + 1 >= max_attempts THEN clock_timestamp() END, "
 							  "worker_pid = CASE WHEN $6 OR attempts + 1 >= max_attempts THEN NULL ELSE worker_pid END "
 							  "WHERE job_id = $1 AND state = 'running' AND worker_pid = $4 "
 							  "RETURNING state = 'running', attempts",

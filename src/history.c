@@ -1086,20 +1086,6 @@ run_after_versions(List *after)
 	return versions;
 }
 
-/* A list of versions as a text[] datum (run_after). */
-static Datum
-versions_array(List *versions)
-{
-	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(versions), 1));
-	int			n = 0;
-	ListCell   *lc;
-
-	foreach(lc, versions)
-		elems[n++] = CStringGetTextDatum((char *) lfirst(lc));
-	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false,
-										   TYPALIGN_INT));
-}
-
 /*
  * For a NOTICE: the versions of a list of RunAfter ("5" and "6"), and why
  * each one is waited for (Scheduled statements of migration "5" on
@@ -1562,7 +1548,7 @@ schedule_statement(const char *version, int seq, int statement_no,
 	values[2] = Int32GetDatum(statement_no);
 	values[3] = CStringGetTextDatum(sql);
 	values[4] = run_as;
-	values[5] = run_after != NIL ? versions_array(run_after) : (Datum) 0;
+	values[5] = run_after != NIL ? mt_text_array_from_list(run_after) : (Datum) 0;
 	nulls[5] = run_after != NIL ? ' ' : 'n';
 	values[6] = BoolGetDatum(top_level);
 	values[7] = CStringGetTextDatum(direction);
@@ -1678,7 +1664,7 @@ retry_rollback(const char *version, List *run_after)
 	uint64		n;
 
 	values[0] = CStringGetTextDatum(version);
-	values[1] = run_after != NIL ? versions_array(run_after) : (Datum) 0;
+	values[1] = run_after != NIL ? mt_text_array_from_list(run_after) : (Datum) 0;
 	nulls[1] = run_after != NIL ? ' ' : 'n';
 	n = mt_spi_execute_checked("UPDATE migration_tools.scheduled_statements"
 							   "   SET state = 'pending', attempts = 0, error = NULL,"

@@ -52,12 +52,18 @@ typedef struct MtDoStatement
 	bool		from_execute;	/* the constant string of an EXECUTE */
 	bool		in_loop;		/* inside a loop of the block */
 	void	   *ns;				/* the PL/pgSQL names it sees, or NULL */
-	/* the innermost loop around it, when in_loop: */
-	Node	   *loop_query;		/* FOR ... IN <query>: the raw SELECT, or NULL */
-	void	   *loop_ns;		/* the names that query sees */
-	double		loop_count;		/* FOR i IN a..b of constants: iterations;
-								 * -1 unknown */
+	List	   *loops;			/* MtDoLoop *, the loops around it, outermost
+								 * first */
 } MtDoStatement;
+
+/* A loop of a DO block, as far as its iterations can be told. */
+typedef struct MtDoLoop
+{
+	Node	   *query;			/* FOR ... IN <query>: the raw SELECT, or NULL */
+	void	   *ns;				/* the names that query sees */
+	double		count;			/* FOR i IN a..b of constants: iterations;
+								 * -1 unknown */
+} MtDoLoop;
 
 /* An EXECUTE whose statement the linter cannot read. */
 typedef struct MtDoUnchecked

@@ -176,7 +176,6 @@ make_do_statement(RawStmt *raw, const char *sql, int lineno, bool from_execute,
 	ds->from_execute = from_execute;
 	ds->in_loop = in_loop;
 	ds->ns = ns;
-	ds->loop_count = -1;
 	return ds;
 }
 
@@ -208,11 +207,15 @@ static compile_inline_fn compile_inline = NULL;
 
 /*
  * The compile entry point of the plpgsql library, loaded on first use;
- * NULL when the language is not installed in this database.
+ * NULL when the language is not installed in this database (or no
+ * subtransaction can be started here).
  */
 static compile_inline_fn
 plpgsql_compiler(void)
 {
+	/* the compile needs a subtransaction */
+	if (!IsTransactionState() || IsInParallelMode())
+		return NULL;
 	if (!OidIsValid(get_language_oid("plpgsql", true)))
 		return NULL;
 	if (compile_inline == NULL)
@@ -229,19 +232,14 @@ typedef struct WalkState
 	PLpgSQL_function *func;
 	int			loops;			/* loops around the current statement */
 	int			count;
-	/* the innermost loop: see MtDoStatement */
-	Node	   *loop_query;
-	void	   *loop_ns;
-	double		loop_count;
+	List	   *loop_list;		/* MtDoLoop *, outermost first */
 } WalkState;
 
-/* Fill in the innermost loop of a statement about to be added. */
+/* Fill in the loops around a statement about to be added. */
 static MtDoStatement *
 with_loop(WalkState *ws, MtDoStatement *ds)
 {
-	ds->loop_query = ws->loop_query;
-	ds->loop_ns = ws->loop_ns;
-	ds->loop_count = ws->loop_count;
+	ds->loops = list_copy(ws->loop_list);
 	return ds;
 }
 
@@ -436,19 +434,16 @@ add_cursor_query(WalkState *ws, int curvar, int lineno)
 static void
 walk_loop(WalkState *ws, List *body, Node *query, void *ns, double count)
 {
-	Node	   *save_query = ws->loop_query;
-	void	   *save_ns = ws->loop_ns;
-	double		save_count = ws->loop_count;
+	MtDoLoop   *loop = (MtDoLoop *) palloc0(sizeof(MtDoLoop));
 
+	loop->query = query;
+	loop->ns = ns;
+	loop->count = count;
 	ws->loops++;
-	ws->loop_query = query;
-	ws->loop_ns = ns;
-	ws->loop_count = count;
+	ws->loop_list = lappend(ws->loop_list, loop);
 	walk_statements(ws, body);
+	ws->loop_list = list_delete_last(ws->loop_list);
 	ws->loops--;
-	ws->loop_query = save_query;
-	ws->loop_ns = save_ns;
-	ws->loop_count = save_count;
 }
 
 /* The raw SELECT of a static query expression, or NULL. */

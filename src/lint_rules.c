@@ -795,15 +795,43 @@ columnref_attnum(Node *node, Oid relid)
 	return get_attnum(relid, strVal(last));
 }
 
+/* Does a raw expression read a table column (or run a subquery)? */
+static bool
+reads_column_walker(Node *node, int *budget)
+{
+	if (node == NULL)
+		return false;
+	check_stack_depth();
+	if (--(*budget) < 0)
+		return true;
+	if (IsA(node, ColumnRef))
+		return !is_do_variable(node);
+	if (IsA(node, SubLink))
+		return true;
+	return raw_expression_tree_walker(node, reads_column_walker, (void *) budget);
+}
+
+/*
+ * Is a raw expression one value for the whole statement: constants,
+ * parameters and PL/pgSQL variables, and operators and functions of them
+ * (no column, no subquery)?
+ */
 static bool
 is_constant_like(Node *node)
 {
+	int			budget = 1000;
+
 	if (node == NULL)
 		return false;
 	if (IsA(node, TypeCast))
 		node = ((TypeCast *) node)->arg;
-	return node != NULL && (IsA(node, A_Const) || IsA(node, ParamRef) ||
-							is_do_variable(node));
+	if (node == NULL)
+		return false;
+	if (IsA(node, A_Const) || IsA(node, ParamRef) || is_do_variable(node))
+		return true;
+	if (!IsA(node, A_Expr) && !IsA(node, FuncCall))
+		return false;
+	return !reads_column_walker(node, &budget);
 }
 
 /*
@@ -2165,12 +2193,35 @@ lint_add_constraint(LintState *st, const TableFacts *tf, RangeVar *rv,
 	}
 }
 
+/*
+ * Is a column of an existing table NOT NULL in the catalog: 1 yes, 0 no,
+ * -1 unknown (no such table or column).
+ */
+static int
+column_attnotnull(Oid relid, const char *column)
+{
+	HeapTuple	tup;
+	int			result;
+
+	if (!OidIsValid(relid) || column == NULL)
+		return -1;
+	tup = SearchSysCacheAttName(relid, column);
+	if (!HeapTupleIsValid(tup))
+		return -1;
+	result = ((Form_pg_attribute) GETSTRUCT(tup))->attnotnull ? 1 : 0;
+	ReleaseSysCache(tup);
+	return result;
+}
+
 /* SET NOT NULL: a full scan unless a validated CHECK proves it. */
 static void
 lint_set_not_null(LintState *st, const TableFacts *tf, RangeVar *rv,
 				  AlterTableCmd *cmd)
 {
 	if (!is_existing(tf) || cmd->name == NULL)
+		return;
+	/* already NOT NULL: the server does nothing */
+	if (column_attnotnull(tf->relid, cmd->name) == 1)
 		return;
 	if (catalog_has_not_null_check(tf->relid, cmd->name) ||
 		script_has_not_null_check(st, rv, cmd->name))
@@ -2708,13 +2759,13 @@ lint_reindex(LintState *st, ReindexStmt *stmt)
 }
 
 /*
- * How many times the innermost loop around a statement of a DO block runs:
- * the constant bounds of an integer FOR loop, or the rows of the query of
- * a FOR loop over one table (its WHERE estimated as for DML, a constant
- * LIMIT respected); -1 when unknown.
+ * How many times one loop of a DO block runs: the constant bounds of an
+ * integer FOR loop, or the rows of the query of a FOR loop over one table
+ * (its WHERE estimated as for DML, a constant LIMIT respected); -1 when
+ * unknown.
  */
 static double
-loop_iterations(LintState *st, MtDoStatement *ds)
+one_loop_iterations(LintState *st, MtDoLoop *loop)
 {
 	SelectStmt *q;
 	RangeVar   *rv;
@@ -2722,11 +2773,11 @@ loop_iterations(LintState *st, MtDoStatement *ds)
 	double		rows;
 	bool		touched = st->touches_existing;
 
-	if (ds->loop_count >= 0)
-		return ds->loop_count;
-	if (ds->loop_query == NULL || !IsA(ds->loop_query, SelectStmt))
+	if (loop->count >= 0)
+		return loop->count;
+	if (loop->query == NULL || !IsA(loop->query, SelectStmt))
 		return -1;
-	q = (SelectStmt *) ds->loop_query;
+	q = (SelectStmt *) loop->query;
 	if (q->op != SETOP_NONE || list_length(q->fromClause) != 1 ||
 		!IsA(linitial(q->fromClause), RangeVar) || q->groupClause != NIL ||
 		q->distinctClause != NIL)
@@ -2736,12 +2787,37 @@ loop_iterations(LintState *st, MtDoStatement *ds)
 	st->touches_existing = touched;
 	if (!OidIsValid(tf.relid) && !tf.is_new)
 		return -1;
-	rows = estimate_dml_rows(&tf, q->whereClause, ds->loop_ns);
+	rows = estimate_dml_rows(&tf, q->whereClause, loop->ns);
 	if (rows >= 0 && q->limitCount && IsA(q->limitCount, A_Const) &&
 		!((A_Const *) q->limitCount)->isnull &&
 		IsA(&((A_Const *) q->limitCount)->val, Integer))
 		rows = Min(rows, (double) intVal(&((A_Const *) q->limitCount)->val));
 	return rows;
+}
+
+/*
+ * How many times a statement of a DO block runs: the product of the
+ * iterations of the loops around it whose iterations can be told (the
+ * others count once); -1 when none can.
+ */
+static double
+loop_iterations(LintState *st, MtDoStatement *ds)
+{
+	ListCell   *lc;
+	double		product = 1;
+	bool		known = false;
+
+	foreach(lc, ds->loops)
+	{
+		double		n = one_loop_iterations(st, (MtDoLoop *) lfirst(lc));
+
+		if (n >= 0)
+		{
+			product *= n;
+			known = true;
+		}
+	}
+	return known ? product : -1;
 }
 
 /*
@@ -2774,7 +2850,7 @@ lint_dml(LintState *st, RangeVar *relation, Node *where, bool is_update)
 	if (rows < 0 || rows <= mt_lint_large_rows)
 		return;
 	if (per_iteration >= 0)
-		loop_note = psprintf(" (about %.0f per iteration of a loop that runs about %.0f times)",
+		loop_note = psprintf(" (about %.0f per iteration, run about %.0f times by its loops)",
 							 per_iteration, iterations);
 	if (is_update)
 	{
@@ -2945,6 +3021,12 @@ lint_do_block(LintState *st, DoStmt *stmt)
 		return;
 	block = mt_do_block_analyze(stmt, st->script, outer->statement,
 								st->script != NULL);
+	/* a COMMIT in the block needs the DO to run outside a transaction block */
+	if (block->has_commit && st->in_xact)
+		add_finding(st, "concurrently-in-transaction", MT_SEV_ERROR, NULL, NoLock, false, -1,
+					"Run the DO block outside BEGIN ... COMMIT, on its own, or leave the COMMIT out of it.",
+					"the COMMIT or ROLLBACK in the DO block fails inside the transaction block opened by statement %d",
+					st->xact_statement);
 	if (block->not_checked)
 		add_finding(st, "do-block-not-checked", MT_SEV_INFO, NULL, NoLock, false, -1,
 					"Review the block by hand, or write its statements out in the script.",

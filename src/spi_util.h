@@ -13,6 +13,7 @@
 #define MT_SPI_UTIL_H
 
 #include "fmgr.h"
+#include "nodes/pg_list.h"
 
 /* Set up a materialize-mode SRF: rsinfo->setResult and setDesc ready. */
 extern void mt_init_materialized_srf(FunctionCallInfo fcinfo);
@@ -42,5 +43,8 @@ extern uint64 mt_spi_execute_checked(const char *sql, int nargs, Oid *argtypes,
  * with AtEOXact_GUC(true, level), or an abort of the (sub)transaction does.
  */
 extern int	mt_pin_search_path(const char *path);
+
+/* A List of C strings as a text[] datum (an empty list: an empty array). */
+extern Datum mt_text_array_from_list(List *strings);
 
 #endif							/* MT_SPI_UTIL_H */
