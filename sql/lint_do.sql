@@ -65,8 +65,11 @@ $$);
 -- a loop over a query or an integer range multiplies the rows it touches
 SELECT * FROM ld($$
 DO $do$
-DECLARE r record; i int;
+DECLARE r record; i int; c CURSOR FOR SELECT id FROM ld_parent WHERE id <= 300;
 BEGIN
+    FOR r IN c LOOP
+        UPDATE ld_big SET flag = 4 WHERE id = r.id;
+    END LOOP;
     FOR r IN SELECT id FROM ld_parent LOOP
         UPDATE ld_big SET note = 'y' WHERE id = r.id;
     END LOOP;

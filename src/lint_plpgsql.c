@@ -413,18 +413,6 @@ add_dynamic(WalkState *ws, PLpgSQL_expr *expr, int lineno)
 	}
 }
 
-/* The query of an explicitly declared cursor. */
-static void
-add_cursor_query(WalkState *ws, int curvar, int lineno)
-{
-	PLpgSQL_var *var;
-
-	if (curvar < 0 || curvar >= ws->func->ndatums)
-		return;
-	var = (PLpgSQL_var *) ws->func->datums[curvar];
-	if (var != NULL && var->dtype == PLPGSQL_DTYPE_VAR)
-		add_sql(ws, var->cursor_explicit_expr, lineno);
-}
 
 /*
  * A loop body: its statements run once per iteration.  query is the raw
@@ -596,7 +584,7 @@ walk_statement(WalkState *ws, PLpgSQL_stmt *stmt)
 				PLpgSQL_stmt_forc *s = (PLpgSQL_stmt_forc *) stmt;
 				PLpgSQL_expr *q = cursor_expr(ws, s->curvar);
 
-				add_cursor_query(ws, s->curvar, stmt->lineno);
+				add_sql(ws, cursor_expr(ws, s->curvar), stmt->lineno);
 				walk_loop(ws, s->body, loop_select(q),
 						  q ? (void *) q->ns : NULL, -1);
 				break;
@@ -641,7 +629,7 @@ walk_statement(WalkState *ws, PLpgSQL_stmt *stmt)
 				else if (s->dynquery)
 					add_dynamic(ws, s->dynquery, stmt->lineno);
 				else
-					add_cursor_query(ws, s->curvar, stmt->lineno);
+					add_sql(ws, cursor_expr(ws, s->curvar), stmt->lineno);
 				break;
 			}
 		case PLPGSQL_STMT_COMMIT:

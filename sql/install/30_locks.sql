@@ -44,8 +44,10 @@ AS $$
     SELECT c.pid,
            CASE WHEN c.granted THEN 'holding' ELSE 'waiting' END,
            c.lock_mode,
-           c.xact_start,
-           clock_timestamp() - c.xact_start,
+           -- a prepared transaction: since it was prepared (the start of a
+           -- forgotten PREPARE TRANSACTION is gone with its session)
+           coalesce(c.xact_start, p.prepared),
+           clock_timestamp() - coalesce(c.xact_start, p.prepared),
            c.query,
            coalesce(c.role, pg_get_userbyid(p.ownerid)),
            c.application_name,
@@ -55,7 +57,7 @@ AS $$
            p.gid
     FROM migration_tools._lock_conflicts($1::oid, $2) c
     LEFT JOIN pg_prepared_xact() p ON c.prepared AND p.transaction = c.prepared_xid
-    ORDER BY c.granted DESC, c.xact_start, c.pid
+    ORDER BY c.granted DESC, coalesce(c.xact_start, p.prepared), c.pid
 $$;
 COMMENT ON FUNCTION migration_tools.lock_conflicts(regclass, text) IS
 'Sessions that hold or wait for a lock on relation conflicting with mode: what a statement taking that lock would queue behind right now';
