@@ -153,54 +153,6 @@ static bool worker_user_is_super = true;
 static TimestampTz batch_start = 0;
 static int32 batch_size_tried = 0;
 
-/*
- * Lock waits the batch suffers.  The lock manager keeps no running total
- * of a backend's waits, so while a batch runs a periodic timeout looks
- * every MT_LOCK_SAMPLE_MS whether the worker is waiting for a heavyweight
- * lock (its wait event class is Lock) and counts the ticks: the wait time
- * within a tick per wait.
- */
-#define MT_LOCK_SAMPLE_MS	10
-static TimeoutId lock_sample_timeout;
-static bool lock_sample_registered = false;
-static bool lock_sample_armed = false;
-static volatile sig_atomic_t lock_wait_ticks = 0;
-
-static void
-lock_sample_handler(void)
-{
-	if (MyProc != NULL &&
-		(((volatile PGPROC *) MyProc)->wait_event_info & 0xFF000000) == PG_WAIT_LOCK)
-		lock_wait_ticks++;
-}
-
-static void
-lock_sample_start(void)
-{
-	if (!lock_sample_registered)
-	{
-		lock_sample_timeout = RegisterTimeout(USER_TIMEOUT, lock_sample_handler);
-		lock_sample_registered = true;
-	}
-	lock_wait_ticks = 0;
-	enable_timeout_every(lock_sample_timeout,
-						 TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MT_LOCK_SAMPLE_MS),
-						 MT_LOCK_SAMPLE_MS);
-	lock_sample_armed = true;
-}
-
-/* Stop sampling; the lock wait of the batch, ms. */
-static double
-lock_sample_stop(void)
-{
-	if (lock_sample_armed)
-	{
-		disable_timeout(lock_sample_timeout, false);
-		lock_sample_armed = false;
-	}
-	return (double) lock_wait_ticks * MT_LOCK_SAMPLE_MS;
-}
-
 static void run_job(int64 job_id);
 static bool job_still_running(int64 job_id);
 static MtStep run_step(int64 job_id, long *sleep_ms);
@@ -212,7 +164,8 @@ static void run_ctid_batch(MtJob *job, int32 n, MtBatchResult *res);
 static void set_job(int64 job_id, const char *assignments, int nargs, Oid *types,
 					Datum *values, const char *nulls);
 static void fail_job(int64 job_id, const char *message);
-static MtStep record_failure(int64 job_id, ErrorData *edata, long *sleep_ms);
+static MtStep record_failure(int64 job_id, ErrorData *edata, double suffered_ms,
+							 long *sleep_ms);
 
 /* ---------------------------------------------------------------------
  * Claiming a job
@@ -1130,7 +1083,6 @@ run_step(int64 job_id, long *sleep_ms)
 	batch_start = 0;
 	batch_size_tried = 0;
 	timeout_armed = false;
-	lock_wait_ticks = 0;
 	PG_TRY();
 	{
 		result = run_step_body(job_id, sleep_ms);
@@ -1138,11 +1090,12 @@ run_step(int64 job_id, long *sleep_ms)
 	PG_CATCH();
 	{
 		ErrorData  *edata;
+		double		suffered_ms;
 
 		MemoryContextSwitchTo(cxt);
 		if (timeout_armed)
 			disable_timeout(STATEMENT_TIMEOUT, false);
-		(void) lock_sample_stop();
+		suffered_ms = mt_lock_wait_sampler_stop();
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
@@ -1150,7 +1103,7 @@ run_step(int64 job_id, long *sleep_ms)
 		restore_session_user();
 		MemoryContextSwitchTo(cxt);
 		pgstat_report_activity(STATE_IDLE, NULL);
-		result = record_failure(job_id, edata, sleep_ms);
+		result = record_failure(job_id, edata, suffered_ms, sleep_ms);
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
@@ -1323,12 +1276,12 @@ run_step_body(int64 job_id, long *sleep_ms)
 		timeout_armed = true;
 	}
 	nest = enter_job_owner(job, &save_user, &save_sec);
-	lock_sample_start();
+	mt_lock_wait_sampler_start();
 	if (job->js.by_ctid)
 		run_ctid_batch(job, n, &res);
 	else
 		run_key_batch(job, n, &res);
-	suffered_ms = lock_sample_stop();
+	suffered_ms = mt_lock_wait_sampler_stop();
 	leave_job_owner(nest, save_user, save_sec);
 	if (timeout_armed)
 	{
@@ -1559,10 +1512,12 @@ job_owner(int64 job_id)
 /*
  * Record a failed batch in a new transaction: count the attempt, keep the
  * error, halve the batch after a timeout, fail the job after max_attempts
- * consecutive failures.  Returns whether to go on, with a backoff sleep.
+ * consecutive failures.  suffered_ms is the lock wait the batch sampled.
+ * Returns whether to go on, with a backoff sleep.
  */
 static MtStep
-record_failure(int64 job_id, ErrorData *edata, long *sleep_ms)
+record_failure(int64 job_id, ErrorData *edata, double suffered_ms,
+			   long *sleep_ms)
 {
 	MtSavedUser saved;
 	bool		timeout = edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
@@ -1572,7 +1527,6 @@ record_failure(int64 job_id, ErrorData *edata, long *sleep_ms)
 	MtStep		step = STEP_STOP;
 	int			attempts = 0;
 	Oid			owner;
-	double		suffered_ms = (double) lock_wait_ticks * MT_LOCK_SAMPLE_MS;
 	bool		recorded;
 
 	/* a lock timeout waited that long, whatever the samples saw */

@@ -876,6 +876,30 @@ is_retryable(ErrorData *edata)
 }
 
 /*
+ * run_attempt(), with the lock waits it suffers sampled into *suffered_ms
+ * (so that a wait that ends before the lock_timeout, for a row lock or a
+ * short transaction, counts too).
+ */
+static bool
+run_attempt_sampled(List *statements, const char *version, int timeout,
+					ErrorData **error, int *failed_statement, double *suffered_ms)
+{
+	volatile bool ok = false;
+
+	mt_lock_wait_sampler_start();
+	PG_TRY();
+	{
+		ok = run_attempt(statements, version, timeout, error, failed_statement);
+	}
+	PG_FINALLY();
+	{
+		*suffered_ms = mt_lock_wait_sampler_stop();
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
  * Run statements with the retry protocol: before each attempt the
  * preflight wait; attempt n runs under lock_timeout
  * min(lock_timeout * 2^(n-1), max_lock_timeout); a lock timeout (or a
@@ -894,6 +918,8 @@ run_with_retries(List *statements, const char *version, RunResult *result)
 		TimestampTz start;
 		ErrorData  *edata;
 		int			failed;
+		bool		ok;
+		double		suffered_ms;
 
 		result->attempts++;
 		timeout = (double) mt_lock_timeout_ms * pow(2.0, result->attempts - 1);
@@ -903,11 +929,16 @@ run_with_retries(List *statements, const char *version, RunResult *result)
 		preflight(statements, &result->lock_wait_ms);
 
 		start = GetCurrentTimestamp();
-		if (run_attempt(statements, version, (int) timeout, &edata, &failed))
+		ok = run_attempt_sampled(statements, version, (int) timeout, &edata,
+								 &failed, &suffered_ms);
+		/* an attempt that timed out waited at least its lock_timeout */
+		if (!ok && is_retryable(edata))
+			suffered_ms = Max(suffered_ms,
+							  Min(timeout, (double) (GetCurrentTimestamp() - start) / 1000.0));
+		result->lock_wait_ms += suffered_ms;
+		if (ok)
 			return;
 
-		if (is_retryable(edata))
-			result->lock_wait_ms += (double) (GetCurrentTimestamp() - start) / 1000.0;
 		if (!is_retryable(edata) || result->attempts >= mt_lock_retries)
 		{
 			result->error = edata;

@@ -71,6 +71,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
@@ -1670,4 +1671,56 @@ mt_lock_waits_srf(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
+}
+
+/*
+ * Lock waits a backend suffers while it runs something.  The lock manager
+ * keeps no running total of a backend's waits, so while the sampler is
+ * armed a periodic timeout looks every MT_LOCK_SAMPLE_MS whether this
+ * backend waits for a heavyweight lock (its wait event class is Lock) and
+ * counts the ticks: the wait time, to within a tick per wait.
+ */
+#define MT_LOCK_SAMPLE_MS	10
+static TimeoutId lock_sample_timeout;
+static bool lock_sample_registered = false;
+static bool lock_sample_armed = false;
+static volatile sig_atomic_t lock_wait_ticks = 0;
+
+static void
+lock_sample_handler(void)
+{
+	if (MyProc != NULL &&
+		(((volatile PGPROC *) MyProc)->wait_event_info & 0xFF000000) == PG_WAIT_LOCK)
+		lock_wait_ticks++;
+}
+
+/* Start counting this backend's lock waits (from zero). */
+void
+mt_lock_wait_sampler_start(void)
+{
+	if (!lock_sample_registered)
+	{
+		lock_sample_timeout = RegisterTimeout(USER_TIMEOUT, lock_sample_handler);
+		lock_sample_registered = true;
+	}
+	lock_wait_ticks = 0;
+	enable_timeout_every(lock_sample_timeout,
+						 TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MT_LOCK_SAMPLE_MS),
+						 MT_LOCK_SAMPLE_MS);
+	lock_sample_armed = true;
+}
+
+/*
+ * Stop counting; the lock wait since mt_lock_wait_sampler_start(), in ms
+ * (0 when not started).  Safe to call after an error, which may already
+ * have disabled every timeout.
+ */
+double
+mt_lock_wait_sampler_stop(void)
+{
+	if (!lock_sample_armed)
+		return 0.0;
+	disable_timeout(lock_sample_timeout, false);
+	lock_sample_armed = false;
+	return (double) lock_wait_ticks * MT_LOCK_SAMPLE_MS;
 }

@@ -45,4 +45,11 @@ extern int	mt_lock_waiters_of(int pid, double *longest_wait_ms);
  * ERROR listing the valid names if unrecognized. */
 extern LOCKMODE mt_lock_mode_from_name(const char *name);
 
+/*
+ * Count the time this backend waits for heavyweight locks between start
+ * and stop (sampled every 10 ms); stop returns it in ms.
+ */
+extern void mt_lock_wait_sampler_start(void);
+extern double mt_lock_wait_sampler_stop(void);
+
 #endif							/* MT_LOCKS_H */

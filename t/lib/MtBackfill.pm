@@ -93,9 +93,17 @@ sub mt_running_pid
 		WHERE job_id = $job AND state = 'running' AND rows_done >= $min_rows
 		AND worker_pid IS NOT NULL};
 
-	mt_poll($node, $db, "SELECT count(*) = 1 FROM ($sql) p")
-	  or die "job $job never ran past $min_rows rows";
-	return $node->safe_psql($db, $sql);
+	# the pid comes from the polling query itself: the job may end between
+	# two queries
+	my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
+	while (time() < $deadline)
+	{
+		my ($ret, $pid) = (1, '');
+		eval { ($ret, $pid) = $node->psql($db, $sql); };
+		return $pid if !$@ && $ret == 0 && defined $pid && $pid =~ /^\d+$/;
+		usleep(100_000);
+	}
+	die "job $job never ran past $min_rows rows";
 }
 
 sub mt_job_field
