@@ -152,6 +152,7 @@ static bool worker_user_is_super = true;
 /* The batch being tried, for the history row of a failed attempt. */
 static TimestampTz batch_start = 0;
 static int32 batch_size_tried = 0;
+static Oid	batch_relid = InvalidOid;
 
 static void run_job(int64 job_id);
 static bool job_still_running(int64 job_id);
@@ -165,7 +166,7 @@ static void set_job(int64 job_id, const char *assignments, int nargs, Oid *types
 					Datum *values, const char *nulls);
 static void fail_job(int64 job_id, const char *message);
 static MtStep record_failure(int64 job_id, ErrorData *edata, double suffered_ms,
-							 long *sleep_ms);
+							 bool table_lock, long *sleep_ms);
 
 /* ---------------------------------------------------------------------
  * Claiming a job
@@ -1082,6 +1083,7 @@ run_step(int64 job_id, long *sleep_ms)
 
 	batch_start = 0;
 	batch_size_tried = 0;
+	batch_relid = InvalidOid;
 	timeout_armed = false;
 	PG_TRY();
 	{
@@ -1091,19 +1093,28 @@ run_step(int64 job_id, long *sleep_ms)
 	{
 		ErrorData  *edata;
 		double		suffered_ms;
+		bool		table_lock;
 
 		MemoryContextSwitchTo(cxt);
 		if (timeout_armed)
 			disable_timeout(STATEMENT_TIMEOUT, false);
 		suffered_ms = mt_lock_wait_sampler_stop();
 		edata = CopyErrorData();
+
+		/*
+		 * Timed out while waiting for a lock on a table (or one of its
+		 * indexes): another session's DDL, LOCK TABLE, VACUUM FULL.
+		 */
+		table_lock = (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+					  edata->sqlerrcode == ERRCODE_QUERY_CANCELED) &&
+			mt_lock_wait_sampler_last_locktype() == LOCKTAG_RELATION;
 		FlushErrorState();
 		AbortCurrentTransaction();
 		/* the abort restored the current user, not the session user */
 		restore_session_user();
 		MemoryContextSwitchTo(cxt);
 		pgstat_report_activity(STATE_IDLE, NULL);
-		result = record_failure(job_id, edata, suffered_ms, sleep_ms);
+		result = record_failure(job_id, edata, suffered_ms, table_lock, sleep_ms);
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
@@ -1247,7 +1258,10 @@ run_step_body(int64 job_id, long *sleep_ms)
 	{
 		/* the estimates read the table: as the job's owner */
 		nest = enter_job_owner(job, &save_user, &save_sec);
+		batch_relid = job->relid;
+		mt_lock_wait_sampler_start();
 		plan_job(job);
+		(void) mt_lock_wait_sampler_stop();
 		leave_job_owner(nest, save_user, save_sec);
 		set_job(job_id, "rows_total = $2, rows_per_block = $3, end_block = $4, phase = 'main'",
 				3, plan_types, plan_values, plan_nulls);
@@ -1268,6 +1282,7 @@ run_step_body(int64 job_id, long *sleep_ms)
 	start = GetCurrentTimestamp();
 	batch_start = start;
 	batch_size_tried = n;
+	batch_relid = job->relid;
 	if (mt_batch_timeout_factor > 0)
 	{
 		double		limit = Max(job->target_ms * mt_batch_timeout_factor, 1000.0);
@@ -1514,16 +1529,25 @@ job_owner(int64 job_id)
  * error, halve the batch after a timeout, fail the job after max_attempts
  * consecutive failures.  suffered_ms is the lock wait the batch sampled.
  * Returns whether to go on, with a backoff sleep.
+ *
+ * table_lock: the batch timed out waiting for a lock on the table (another
+ * session's ALTER TABLE, LOCK TABLE, VACUUM FULL, CREATE INDEX ...).  That
+ * is not an error of the job and no smaller batch gets past it: like an
+ * UPDATE, the job waits for the lock as long as it is held, however long
+ * that is.  The attempt does not count toward max_attempts; the job shows
+ * throttled_by = 'table_lock' and a last_error naming the holder, and
+ * tries again every throttle_sleep.  (A row lock still counts: a smaller
+ * batch gets past it, and one row held for good must end the job.)
  */
 static MtStep
 record_failure(int64 job_id, ErrorData *edata, double suffered_ms,
-			   long *sleep_ms)
+			   bool table_lock, long *sleep_ms)
 {
 	MtSavedUser saved;
 	bool		timeout = edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
 		edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
-	Oid			types[6] = {INT8OID, TEXTOID, BOOLOID, INT4OID, INT4OID, BOOLOID};
-	Datum		values[6];
+	Oid			types[7] = {INT8OID, TEXTOID, BOOLOID, INT4OID, INT4OID, BOOLOID, BOOLOID};
+	Datum		values[7];
 	MtStep		step = STEP_STOP;
 	int			attempts = 0;
 	Oid			owner;
@@ -1542,6 +1566,7 @@ record_failure(int64 job_id, ErrorData *edata, double suffered_ms,
 	values[2] = BoolGetDatum(timeout);
 	values[3] = Int32GetDatum(MyProcPid);
 	values[4] = Int32GetDatum(batch_size_tried);
+	values[6] = BoolGetDatum(table_lock);
 
 	mt_bgw_begin("migration_tools: recording a failed batch");
 	if (!OidIsValid(get_extension_oid(MT_EXTENSION_NAME, true)))
@@ -1563,16 +1588,42 @@ record_failure(int64 job_id, ErrorData *edata, double suffered_ms,
 	if (DatumGetBool(values[5]))
 		values[1] = CStringGetTextDatum(psprintf("role with OID %u that queued the job was dropped",
 												 owner));
+	else if (table_lock)
+	{
+		List	   *holders = OidIsValid(batch_relid) ?
+			mt_lock_conflicts(MyDatabaseId, batch_relid, RowExclusiveLock) : NIL;
+		ListCell   *lc;
+		StringInfoData msg;
+
+		initStringInfo(&msg);
+		appendStringInfo(&msg, "%s: waiting for a lock on the table", edata->message);
+		foreach(lc, holders)
+		{
+			MtLockConflict *c = lfirst(lc);
+
+			if (!c->granted)
+				continue;
+			if (c->prepared)
+				appendStringInfo(&msg, " held by prepared transaction %u", c->prepared_xid);
+			else
+				appendStringInfo(&msg, " held by process %d", c->pid);
+			appendStringInfo(&msg, " (%s)", GetLockmodeName(DEFAULT_LOCKMETHOD, c->mode));
+			break;
+		}
+		appendStringInfoString(&msg, "; the job goes on once it is released");
+		values[1] = CStringGetTextDatum(msg.data);
+	}
 	if (SPI_execute_with_args("UPDATE migration_tools.backfill_jobs SET "
-							  "attempts = attempts + 1, last_error = $2, "
+							  "attempts = attempts + CASE WHEN $7 THEN 0 ELSE 1 END, last_error = $2, "
 							  "batch_size = CASE WHEN $3 AND $5 > 0 THEN greatest(1, $5 / 2) "
 							  "                  ELSE batch_size END, "
-							  "state = CASE WHEN $6 OR attempts + 1 >= max_attempts THEN 'failed' ELSE state END, "
-							  "finished_at = CASE WHEN $6 OR attempts + 1 >= max_attempts THEN clock_timestamp() END, "
-							  "worker_pid = CASE WHEN $6 OR attempts + 1 >= max_attempts THEN NULL ELSE worker_pid END "
+							  "throttled_by = CASE WHEN $7 THEN 'table_lock' ELSE throttled_by END, "
+							  "state = CASE WHEN $6 OR (NOT $7 AND attempts + 1 >= max_attempts) THEN 'failed' ELSE state END, "
+							  "finished_at = CASE WHEN $6 OR (NOT $7 AND attempts + 1 >= max_attempts) THEN clock_timestamp() END, "
+							  "worker_pid = CASE WHEN $6 OR (NOT $7 AND attempts + 1 >= max_attempts) THEN NULL ELSE worker_pid END "
 							  "WHERE job_id = $1 AND state = 'running' AND worker_pid = $4 "
 							  "RETURNING state = 'running', attempts",
-							  6, types, values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+							  7, types, values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not record the failure of backfill job " INT64_FORMAT, job_id);
 	if (SPI_processed == 1)
 	{
@@ -1597,7 +1648,8 @@ record_failure(int64 job_id, ErrorData *edata, double suffered_ms,
 								  2, st, sv, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not record the lock wait of backfill job " INT64_FORMAT, job_id);
 	}
-	if (recorded && mt_batch_history_retention > 0)
+	/* a wait for a table lock is no failed attempt: no history row */
+	if (recorded && mt_batch_history_retention > 0 && !table_lock)
 	{
 		Oid			ht[5] = {INT8OID, TEXTOID, FLOAT8OID, FLOAT8OID, INT4OID};
 		Datum		hv[5];
@@ -1622,5 +1674,7 @@ record_failure(int64 job_id, ErrorData *edata, double suffered_ms,
 
 	/* back off: 100 ms, 200 ms, 400 ms ... at most 10 s */
 	*sleep_ms = (long) Min(100.0 * pow(2.0, Max(attempts - 1, 0)), 10000.0);
+	if (table_lock)
+		*sleep_ms = mt_throttle_sleep;
 	return step;
 }
