@@ -86,6 +86,7 @@ typedef struct MtJob
 	double		target_ms;
 	double		sleep_ms;
 	int32		max_attempts;
+	int32		takeovers;		/* workers that took it up since its last batch */
 	char	   *run_window;
 	Oid			owner;
 	char	   *owner_name;
@@ -120,6 +121,12 @@ typedef struct MtBatchResult
 	int64		end_block;
 	char	   *fail;			/* non-NULL: the job must fail with this */
 } MtBatchResult;
+
+/*
+ * Workers that may take a job up after its previous worker died before
+ * committing a batch, in a row, before the job fails.
+ */
+#define MT_MAX_TAKEOVERS	5
 
 typedef enum MtStep
 {
@@ -263,6 +270,38 @@ mt_backfill_run_next(TimestampTz *next_due)
 		{
 			mt_worker_set_current(NULL, 0, InvalidOid);
 			continue;
+		}
+
+		/*
+		 * An orphan: its worker died (crash, kill, shutdown) with the job
+		 * running.  Count the take-over; a job whose workers keep dying
+		 * before they commit a batch (a batch that crashes the server, or
+		 * gets its worker killed by the OOM killer) would otherwise restart
+		 * the server forever: it fails instead, with a clear error.
+		 */
+		if (running[i])
+		{
+			int32		takeovers;
+			bool		isnull;
+
+			if (SPI_execute_with_args("UPDATE migration_tools.backfill_jobs "
+									  "SET takeovers = takeovers + 1 WHERE job_id = $1 "
+									  "RETURNING takeovers",
+									  1, &argtype, &arg, NULL, false, 1) != SPI_OK_UPDATE_RETURNING ||
+				SPI_processed != 1)
+				elog(ERROR, "could not take up backfill job");
+			takeovers = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 1, &isnull));
+			if (takeovers > MT_MAX_TAKEOVERS)
+			{
+				fail_job(ids[i],
+						 psprintf("the workers running this job stopped %d times in a row before committing a batch "
+								  "(a crash, a kill or a shutdown each time): the batch may be what crashes them; "
+								  "retry() takes it up from its checkpoint",
+								  takeovers - 1));
+				mt_worker_set_current(NULL, 0, InvalidOid);
+				continue;
+			}
 		}
 
 		args[0] = Int64GetDatum(ids[i]);
@@ -471,6 +510,7 @@ load_job(int64 job_id)
 	job->target_ms = atof(STR("target_ms"));
 	job->sleep_ms = atof(STR("sleep_ms"));
 	job->max_attempts = DatumGetInt32(COL("max_attempts"));
+	job->takeovers = DatumGetInt32(COL("takeovers"));
 	job->run_window = STR("run_window");
 	job->owner = DatumGetObjectId(COL("owner"));
 	job->owner_name = STR("owner_name");
@@ -1385,7 +1425,7 @@ run_step_body(int64 job_id, long *sleep_ms)
 				"rows_done = rows_done + $2, rows_scanned = rows_scanned + $3, "
 				"batches = batches + $14::int, batch_size = $4, ms_per_row = $5, "
 				"busy_ms = busy_ms + $6, last_key = $7, next_block = $8, phase = $9, "
-				"sweep_pass = $10, sweep_rows = $11, end_block = $12, attempts = 0, "
+				"sweep_pass = $10, sweep_rows = $11, end_block = $12, attempts = 0, takeovers = 0, "
 				"lock_waiters_caused = lock_waiters_caused + $13, "
 				"throttled_by = CASE WHEN $13 > 0 THEN 'lock_waiters' "
 				"WHEN $15 THEN 'busy_server' END",
@@ -1449,7 +1489,11 @@ run_step_body(int64 job_id, long *sleep_ms)
 		}
 		else
 		{
-			async_commit = res.ran;
+			/*
+			 * After a take-over, the first batch commits synchronously: its
+			 * reset of the take-over count must not be lost in a crash.
+			 */
+			async_commit = res.ran && job->takeovers == 0;
 			*sleep_ms = (long) job->sleep_ms;
 			/*
 			 * Sessions waited on the batch: leave the table to them for
