@@ -47,7 +47,7 @@ INSERT INTO ka (id) SELECT g FROM generate_series($lo + 1, $lo + 200) g;
 INSERT INTO ka (id) SELECT -g FROM generate_series($lo + 1, $lo + 50) g;
 UPDATE ka SET payload = 'app$round' WHERE id % 7 = $round;
 UPDATE ka SET counter = counter + 10, app_n = app_n + 1 WHERE id % 11 = $round;
-DELETE FROM ka WHERE id % 13 = $round AND id > 0;
+DELETE FROM ka WHERE id % 13 = $round AND id BETWEEN 1 AND $nrows;
 });
 	is($node->safe_psql('postgres',
 			"SELECT state FROM migration_tools.backfill_progress WHERE job_id = $job"),

@@ -37,21 +37,25 @@ my $job = mt_queue($node, 'postgres', 'cl',
 	"batch_size => 100, target_batch_time => '10s'");
 
 my $kills = 0;
+my $last_pid = 0;
 for (1 .. 10)
 {
 	# the job's worker waits at the gate, or the job has failed
 	ok(mt_poll($node, 'postgres', qq{
 		SELECT p.state = 'failed' OR EXISTS (SELECT FROM pg_stat_activity a
-			WHERE a.pid = p.worker_pid AND a.wait_event = 'PgSleep')
+			WHERE a.pid = p.worker_pid AND a.pid <> $last_pid
+			  AND a.wait_event = 'PgSleep')
 		FROM migration_tools.backfill_progress p WHERE p.job_id = $job}),
 		"round $_: the worker is stuck in its batch, or the job failed");
 	my ($state, $pid) = split /\|/, $node->safe_psql('postgres',
 		"SELECT state, worker_pid FROM migration_tools.backfill_progress WHERE job_id = $job");
 	last if $state eq 'failed';
 	# flush the WAL of the batches committed so far (they commit
-	# asynchronously): the crash must not take them back
-	$node->safe_psql('postgres', 'SELECT pg_current_xact_id()');
+	# asynchronously): the crash must not take them back.  A synchronous
+	# commit that wrote WAL flushes everything before it.
+	$node->safe_psql('postgres', 'UPDATE gate SET open = false');
 	$kills++ if kill('KILL', $pid);
+	$last_pid = $pid;
 }
 is($kills, 6, 'the job failed after its sixth worker was killed (5 take-overs without a batch)');
 like(mt_job_field($node, 'postgres', $job, 'last_error'),
