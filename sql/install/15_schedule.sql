@@ -220,16 +220,13 @@ BEGIN
                      ORDER BY migration_name, started_at DESC) p
              ORDER BY p.started_at, p.migration_name $q$, tbl);
     ELSIF tool = 'flyway' THEN
-        -- versioned migrations only (repeatable ones have no version); the
-        -- latest row of a version counts: an undo (Flyway Teams' UNDO_SQL,
-        -- that succeeded) leaves it rolled back
+        -- versioned ones only (repeatable: no version); latest row counts, a successful undo rolls back
         rows_sql := format($q$
             SELECT version::text,
                    concat_ws(' ', description, '(imported from flyway: ' || type ||
                              coalesce(' ' || script, '') ||
                              coalesce(', checksum ' || checksum, '') || ')') AS description,
-                   CASE WHEN type LIKE 'UNDO%%' THEN 'rolled_back'
-                        WHEN success THEN 'applied' ELSE 'failed' END AS state,
+                   CASE WHEN type LIKE 'UNDO%%' THEN 'rolled_back' WHEN success THEN 'applied' ELSE 'failed' END AS state,
                    CASE WHEN installed_by IS NOT NULL AND length(installed_by) < 64
                         THEN installed_by::name ELSE current_user END AS applied_by,
                    installed_on AS started_at,
@@ -240,8 +237,7 @@ BEGIN
               FROM (SELECT DISTINCT ON (version) *
                       FROM %s
                      WHERE version IS NOT NULL AND version <> ''
-                       AND type NOT IN ('SCHEMA', 'DELETE')
-                       AND NOT (type LIKE 'UNDO%%' AND NOT success)
+                       AND type NOT IN ('SCHEMA', 'DELETE') AND NOT (type LIKE 'UNDO%%' AND NOT success)
                      ORDER BY version, installed_rank DESC) f
              ORDER BY installed_rank $q$, tbl);
     ELSIF tool = 'drizzle' THEN
