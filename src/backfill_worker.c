@@ -1489,12 +1489,15 @@ run_step_body(int64 job_id, long *sleep_ms)
 		}
 		else
 		{
+			long		extra = 0;
+
 			/*
 			 * After a take-over, the first batch commits synchronously: its
 			 * reset of the take-over count must not be lost in a crash.
 			 */
 			async_commit = res.ran && job->takeovers == 0;
 			*sleep_ms = (long) job->sleep_ms;
+
 			/*
 			 * Sessions waited on the batch: leave the table to them for
 			 * twice as long as the batch held its locks, or as they waited,
@@ -1504,15 +1507,18 @@ run_step_body(int64 job_id, long *sleep_ms)
 			 * pgbench on 2 cores, kept half its throughput.
 			 */
 			if (waiters > 0)
-				*sleep_ms += (long) Min((double) mt_throttle_sleep, 2 * Max(ms, wait_ms));
+				extra = (long) Min((double) mt_throttle_sleep, 2 * Max(ms, wait_ms));
 
 			/*
 			 * The CPUs were busy with other sessions: take only
 			 * busy_duty_cycle of the time, as a background job should.
+			 * When both hold, the longer sleep wins.
 			 */
-			else if (busy)
-				*sleep_ms += (long) Min((double) mt_throttle_sleep,
-										ms * (1.0 / mt_busy_duty_cycle - 1.0));
+			if (busy)
+				extra = Max(extra,
+							(long) Min((double) mt_throttle_sleep,
+									   ms * (1.0 / mt_busy_duty_cycle - 1.0)));
+			*sleep_ms += extra;
 		}
 	}
 	if (res.fail)

@@ -60,6 +60,7 @@
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
+#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -147,6 +148,9 @@ static List *runnable_statements(const char *version, const char *what,
 								 const char *sql);
 static bool is_transaction_control(MtStatementInfo *info);
 static void preflight(List *statements, double *waited_ms);
+/* the script's own lock_timeout was overridden (NOTICE once per run) */
+static bool lock_timeout_override_noticed = false;
+
 static bool run_attempt(List *statements, const char *version, int timeout_ms,
 						ErrorData **error, int *failed_statement);
 static void run_with_retries(List *statements, const char *version,
@@ -838,6 +842,27 @@ run_attempt(List *statements, const char *version, int timeout_ms,
 						 errmsg("could not run statement %d: %s",
 								info->statement, SPI_result_code_string(rc))));
 			SPI_freetuptable(SPI_tuptable);
+
+			/*
+			 * The script's own SET lock_timeout (a pg_dump-style header has
+			 * "SET lock_timeout = 0") must not let the next statement wait
+			 * in a lock queue for longer than this attempt allows: the
+			 * attempt's lock_timeout is put back.
+			 */
+			if (LockTimeout != timeout_ms)
+			{
+				if (!lock_timeout_override_noticed)
+					ereport(NOTICE,
+							(errmsg("migration \"%s\": statement %d changed lock_timeout, apply() keeps its own",
+									version, info->statement),
+							 errdetail("Each attempt runs under lock_timeout = %d ms, from migration_tools.lock_timeout up to migration_tools.max_lock_timeout.",
+									   timeout_ms),
+							 errhint("Set migration_tools.lock_timeout and migration_tools.max_lock_timeout before apply() to change it.")));
+				lock_timeout_override_noticed = true;
+				(void) set_config_option("lock_timeout", buf,
+										 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SET,
+										 true, 0, false);
+			}
 		}
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
@@ -862,7 +887,13 @@ run_attempt(List *statements, const char *version, int timeout_ms,
 	}
 	PG_END_TRY();
 
-	AtEOXact_GUC(true, nestlevel);
+	/*
+	 * Settings the script changed (SET search_path, SET ROLE, SET
+	 * statement_timeout, ...) last for the script only, as for a function
+	 * with SET clauses: neither the caller's session nor the next migration
+	 * inherits them.
+	 */
+	AtEOXact_GUC(false, nestlevel);
 	*error = NULL;
 	return true;
 }
@@ -911,6 +942,7 @@ static void
 run_with_retries(List *statements, const char *version, RunResult *result)
 {
 	memset(result, 0, sizeof(*result));
+	lock_timeout_override_noticed = false;
 
 	for (;;)
 	{

@@ -28,6 +28,7 @@
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
+#include "catalog/pg_inherits.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "commands/tablecmds.h"
@@ -381,6 +382,56 @@ add_rv_lock(List *locks, RangeVar *rv, LOCKMODE mode)
 	return add_lock(locks, mt_lookup_relation(rv), mode);
 }
 
+/*
+ * The partitions of a partitioned table and the children of an inheritance
+ * parent, every level down, at mode: a statement that recurses (the table
+ * named without ONLY) takes its lock on each of them too, and an
+ * application query on one partition conflicts with it although the
+ * script never names that partition.
+ */
+static List *
+add_inheritor_locks(List *locks, Oid relid, LOCKMODE mode)
+{
+	List	   *children;
+	ListCell   *lc;
+
+	if (!OidIsValid(relid) || !has_subclass(relid))
+		return locks;
+	children = find_all_inheritors(relid, NoLock, NULL);
+	foreach(lc, children)
+	{
+		if (lfirst_oid(lc) != relid)
+			locks = add_lock(locks, lfirst_oid(lc), mode);
+	}
+	list_free(children);
+	return locks;
+}
+
+/* add_rv_lock(), and the same lock on the inheritors unless ONLY. */
+static List *
+add_rv_lock_recurse(List *locks, RangeVar *rv, LOCKMODE mode)
+{
+	Oid			relid = mt_lookup_relation(rv);
+
+	locks = add_lock(locks, relid, mode);
+	if (rv->inh)
+		locks = add_inheritor_locks(locks, relid, mode);
+	return locks;
+}
+
+/* add_rv_lock(), and the same lock on the partitions of a partitioned table. */
+static List *
+add_rv_lock_partitions(List *locks, RangeVar *rv, LOCKMODE mode)
+{
+	Oid			relid = mt_lookup_relation(rv);
+
+	locks = add_lock(locks, relid, mode);
+	if (rv->inh && OidIsValid(relid) &&
+		get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
+		locks = add_inheritor_locks(locks, relid, mode);
+	return locks;
+}
+
 static List *statement_locks(Node *stmt);
 
 /*
@@ -620,6 +671,40 @@ add_validate_fk_locks(List *locks, RangeVar *rv, const char *conname)
 }
 
 /*
+ * DROP CONSTRAINT of a foreign key drops its triggers on the referenced
+ * table: ACCESS EXCLUSIVE on it as well.
+ */
+static List *
+add_drop_fk_locks(List *locks, RangeVar *rv, const char *conname)
+{
+	Oid			relid = mt_lookup_relation(rv);
+	Relation	conrel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+
+	if (!OidIsValid(relid) || conname == NULL)
+		return locks;
+	conrel = table_open(ConstraintRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(conrel, ConstraintRelidTypidNameIndexId,
+							  true, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+
+		if (con->contype == CONSTRAINT_FOREIGN &&
+			strcmp(NameStr(con->conname), conname) == 0 &&
+			con->confrelid != relid)
+			locks = add_lock(locks, con->confrelid, AccessExclusiveLock);
+	}
+	systable_endscan(scan);
+	table_close(conrel, AccessShareLock);
+	return locks;
+}
+
+/*
  * Does this statement refuse to run inside a transaction block?
  */
 static bool
@@ -750,6 +835,30 @@ alter_table_locks(List *locks, AlterTableStmt *stmt)
 	mode = AlterTableGetLockLevel(stmt->cmds);
 	locks = add_rv_lock(locks, stmt->relation, mode);
 
+	/*
+	 * Without ONLY, the subcommands recurse to the partitions and
+	 * inheritance children at the same level; ATTACH and DETACH PARTITION
+	 * lock only the partition they name.
+	 */
+	if (stmt->relation->inh)
+	{
+		bool		recurses = true;
+
+		foreach(lc, stmt->cmds)
+		{
+			AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+
+			if (IsA(cmd, AlterTableCmd) &&
+				(cmd->subtype == AT_AttachPartition ||
+				 cmd->subtype == AT_DetachPartition ||
+				 cmd->subtype == AT_DetachPartitionFinalize))
+				recurses = false;
+		}
+		if (recurses)
+			locks = add_inheritor_locks(locks, mt_lookup_relation(stmt->relation),
+										mode);
+	}
+
 	foreach(lc, stmt->cmds)
 	{
 		AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
@@ -758,6 +867,10 @@ alter_table_locks(List *locks, AlterTableStmt *stmt)
 			continue;
 		switch (cmd->subtype)
 		{
+			case AT_DropConstraint:
+				/* a foreign key's triggers go from the referenced table too */
+				locks = add_drop_fk_locks(locks, stmt->relation, cmd->name);
+				break;
 			case AT_AddConstraint:
 				if (cmd->def && IsA(cmd->def, Constraint))
 					locks = add_fk_locks(locks, list_make1(cmd->def));
@@ -811,8 +924,9 @@ statement_locks(Node *stmt)
 			{
 				IndexStmt  *s = (IndexStmt *) stmt;
 
-				locks = add_rv_lock(locks, s->relation,
-									s->concurrent ? ShareUpdateExclusiveLock : ShareLock);
+				/* an index of a partitioned table is built on each partition */
+				locks = add_rv_lock_partitions(locks, s->relation,
+											   s->concurrent ? ShareUpdateExclusiveLock : ShareLock);
 				break;
 			}
 		case T_CreateStmt:
@@ -872,6 +986,11 @@ statement_locks(Node *stmt)
 									locks = add_lock(locks, heap, mode);
 							}
 							locks = add_lock(locks, relid, mode);
+							/* partitions go with their table, children with CASCADE */
+							if (s->removeType == OBJECT_TABLE &&
+								(get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE ||
+								 s->behavior == DROP_CASCADE))
+								locks = add_inheritor_locks(locks, relid, mode);
 							if (s->removeType == OBJECT_TABLE)
 							{
 								/* its foreign keys go, and with CASCADE those to it */
@@ -944,6 +1063,10 @@ statement_locks(Node *stmt)
 				/* ALTER INDEX ... RENAME takes less since PostgreSQL 12 */
 				if (s->renameType == OBJECT_INDEX)
 					locks = add_rv_lock(locks, s->relation, ShareUpdateExclusiveLock);
+				/* a column or constraint is renamed in the children too */
+				else if (s->renameType == OBJECT_COLUMN ||
+						 s->renameType == OBJECT_TABCONSTRAINT)
+					locks = add_rv_lock_recurse(locks, s->relation, AccessExclusiveLock);
 				else
 					locks = add_rv_lock(locks, s->relation, AccessExclusiveLock);
 				break;
@@ -962,9 +1085,12 @@ statement_locks(Node *stmt)
 
 				foreach(lc, s->relations)
 				{
-					Oid			relid = mt_lookup_relation((RangeVar *) lfirst(lc));
+					RangeVar   *rv = (RangeVar *) lfirst(lc);
+					Oid			relid = mt_lookup_relation(rv);
 
 					locks = add_lock(locks, relid, AccessExclusiveLock);
+					if (rv->inh)
+						locks = add_inheritor_locks(locks, relid, AccessExclusiveLock);
 					/* CASCADE empties the tables that reference it too */
 					if (s->behavior == DROP_CASCADE)
 						locks = add_fk_partner_locks(locks, relid, false,
@@ -980,7 +1106,7 @@ statement_locks(Node *stmt)
 				if (mode < AccessShareLock || mode > AccessExclusiveLock)
 					mode = AccessExclusiveLock;
 				foreach(lc, s->relations)
-					locks = add_rv_lock(locks, (RangeVar *) lfirst(lc), mode);
+					locks = add_rv_lock_recurse(locks, (RangeVar *) lfirst(lc), mode);
 				break;
 			}
 		case T_VacuumStmt:
@@ -1039,8 +1165,9 @@ statement_locks(Node *stmt)
 				break;
 			}
 		case T_CreateTrigStmt:
-			locks = add_rv_lock(locks, ((CreateTrigStmt *) stmt)->relation,
-								ShareRowExclusiveLock);
+			/* a row trigger of a partitioned table is cloned to each partition */
+			locks = add_rv_lock_partitions(locks, ((CreateTrigStmt *) stmt)->relation,
+										   ShareRowExclusiveLock);
 			break;
 		case T_RuleStmt:
 			locks = add_rv_lock(locks, ((RuleStmt *) stmt)->relation,
@@ -1089,7 +1216,7 @@ statement_locks(Node *stmt)
 			{
 				UpdateStmt *s = (UpdateStmt *) stmt;
 
-				locks = add_rv_lock(locks, s->relation, RowExclusiveLock);
+				locks = add_rv_lock_recurse(locks, s->relation, RowExclusiveLock);
 				locks = add_query_locks(locks, (Node *) s->withClause, AccessShareLock);
 				locks = add_query_locks(locks, (Node *) s->fromClause, AccessShareLock);
 				locks = add_query_locks(locks, s->whereClause, AccessShareLock);
@@ -1099,7 +1226,7 @@ statement_locks(Node *stmt)
 			{
 				DeleteStmt *s = (DeleteStmt *) stmt;
 
-				locks = add_rv_lock(locks, s->relation, RowExclusiveLock);
+				locks = add_rv_lock_recurse(locks, s->relation, RowExclusiveLock);
 				locks = add_query_locks(locks, (Node *) s->withClause, AccessShareLock);
 				locks = add_query_locks(locks, (Node *) s->usingClause, AccessShareLock);
 				locks = add_query_locks(locks, s->whereClause, AccessShareLock);

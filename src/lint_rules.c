@@ -67,6 +67,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 #include "utils/typcache.h"
 
 #include "lint_int.h"
@@ -1510,6 +1511,18 @@ type_change_rewrites(Oid oldtype, int32 oldmod, Oid newtype, int32 newmod)
 			default:
 				return true;
 		}
+	}
+	/*
+	 * timestamp <-> timestamptz: no rewrite (12+) when the session's time
+	 * zone is UTC (offset 0), as the server decides when it runs the
+	 * statement; then only a smaller precision rewrites.
+	 */
+	if ((oldtype == TIMESTAMPOID && newtype == TIMESTAMPTZOID) ||
+		(oldtype == TIMESTAMPTZOID && newtype == TIMESTAMPOID))
+	{
+		if (TimestampTimestampTzRequiresRewrite())
+			return true;
+		return type_change_rewrites(oldtype, oldmod, oldtype, newmod);
 	}
 	if (newmod < 0 && IsBinaryCoercible(oldtype, newtype))
 		return false;

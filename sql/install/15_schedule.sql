@@ -220,24 +220,24 @@ BEGIN
                      ORDER BY migration_name, started_at DESC) p
              ORDER BY p.started_at, p.migration_name $q$, tbl);
     ELSIF tool = 'flyway' THEN
-        -- versioned migrations only (repeatable ones have no version)
+        -- versioned ones only (repeatable: no version); latest row counts, a successful undo rolls back
         rows_sql := format($q$
             SELECT version::text,
                    concat_ws(' ', description, '(imported from flyway: ' || type ||
                              coalesce(' ' || script, '') ||
                              coalesce(', checksum ' || checksum, '') || ')') AS description,
-                   CASE WHEN success THEN 'applied' ELSE 'failed' END AS state,
+                   CASE WHEN type LIKE 'UNDO%%' THEN 'rolled_back' WHEN success THEN 'applied' ELSE 'failed' END AS state,
                    CASE WHEN installed_by IS NOT NULL AND length(installed_by) < 64
                         THEN installed_by::name ELSE current_user END AS applied_by,
                    installed_on AS started_at,
                    installed_on + execution_time * interval '1 millisecond' AS finished_at,
                    execution_time * interval '1 millisecond' AS execution_time,
                    CASE WHEN NOT success THEN 'failed in flyway' END AS error,
-                   NULL::timestamptz AS rolled_back_at
+                   CASE WHEN type LIKE 'UNDO%%' THEN installed_on END::timestamptz AS rolled_back_at
               FROM (SELECT DISTINCT ON (version) *
                       FROM %s
                      WHERE version IS NOT NULL AND version <> ''
-                       AND type NOT IN ('SCHEMA', 'DELETE', 'UNDO_SQL', 'UNDO_JDBC', 'UNDO_SCRIPT')
+                       AND type NOT IN ('SCHEMA', 'DELETE') AND NOT (type LIKE 'UNDO%%' AND NOT success)
                      ORDER BY version, installed_rank DESC) f
              ORDER BY installed_rank $q$, tbl);
     ELSIF tool = 'drizzle' THEN
