@@ -53,16 +53,14 @@
 
 /*
  * GRANT and REVOKE come without an object identity (and with the object
- * type in capitals): the objects named by the statement are passed as $6
- * (identities) and $7 (schemas), one row each.
+ * type in capitals, as the server reports it): the objects named by the
+ * statement are passed as $6 (identities) and $7 (schemas), one row each.
  */
 static const char *log_commands_sql =
 "INSERT INTO migration_tools.ddl_log"
 "  (event, command_tag, object_type, object_identity, schema_name,"
 "   session_user_name, current_user_name, transaction_id, migration_version)"
-" SELECT 'ddl_command_end', c.command_tag,"
-"        CASE WHEN c.command_tag IN ('GRANT', 'REVOKE')"
-"             THEN pg_catalog.lower(c.object_type) ELSE c.object_type END,"
+" SELECT 'ddl_command_end', c.command_tag, c.object_type,"
 "        coalesce(c.object_identity, g.identity),"
 "        coalesce(c.schema_name, g.schema), $1, $2, pg_catalog.txid_current(), $3"
 "   FROM pg_catalog.pg_event_trigger_ddl_commands() c"

@@ -77,6 +77,10 @@ ok(mt_poll($node, 'postgres',
 	 WHERE backend_type <> 'client backend' AND query LIKE 'CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS u_v_c%'
 	   AND wait_event_type = 'Lock'", 't', 60),
 	'the build waits for the holder');
+# meanwhile schema_drift() says that a migration is still being built
+my ($dret, $dout, $derr) = $node->psql('postgres', 'SELECT count(*) >= 0 FROM migration_tools.schema_drift()');
+like($derr, qr/migration "c" is scheduled: what its statements change shows as drift until it is done/,
+	'schema_drift() names the migration still scheduled');
 $holder->query_safe('COMMIT');
 $holder->quit;
 ok(wait_done('c'), 'migration c done');
