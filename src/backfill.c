@@ -1823,7 +1823,7 @@ mt_backfill_retry(PG_FUNCTION_ARGS)
 	static const char *const allowed[] = {"failed", "cancelled", NULL};
 
 	PG_RETURN_TEXT_P(change_state(PG_GETARG_INT64(0), "retry", "queued", allowed,
-								  "attempts = 0, last_error = NULL, finished_at = NULL, "
+								  "attempts = 0, takeovers = 0, last_error = NULL, finished_at = NULL, "
 								  "next_due = NULL, worker_pid = NULL, sweep_pass = 0, "
 								  "phase = CASE WHEN phase = 'done' THEN 'main' ELSE phase END",
 								  true));

@@ -86,6 +86,7 @@ typedef struct MtJob
 	double		target_ms;
 	double		sleep_ms;
 	int32		max_attempts;
+	int32		takeovers;		/* workers that took it up since its last batch */
 	char	   *run_window;
 	Oid			owner;
 	char	   *owner_name;
@@ -121,6 +122,12 @@ typedef struct MtBatchResult
 	char	   *fail;			/* non-NULL: the job must fail with this */
 } MtBatchResult;
 
+/*
+ * Workers that may take a job up after its previous worker died before
+ * committing a batch, in a row, before the job fails.
+ */
+#define MT_MAX_TAKEOVERS	5
+
 typedef enum MtStep
 {
 	STEP_CONTINUE,
@@ -152,6 +159,7 @@ static bool worker_user_is_super = true;
 /* The batch being tried, for the history row of a failed attempt. */
 static TimestampTz batch_start = 0;
 static int32 batch_size_tried = 0;
+static Oid	batch_relid = InvalidOid;
 
 static void run_job(int64 job_id);
 static bool job_still_running(int64 job_id);
@@ -165,7 +173,7 @@ static void set_job(int64 job_id, const char *assignments, int nargs, Oid *types
 					Datum *values, const char *nulls);
 static void fail_job(int64 job_id, const char *message);
 static MtStep record_failure(int64 job_id, ErrorData *edata, double suffered_ms,
-							 long *sleep_ms);
+							 bool table_lock, long *sleep_ms);
 
 /* ---------------------------------------------------------------------
  * Claiming a job
@@ -262,6 +270,38 @@ mt_backfill_run_next(TimestampTz *next_due)
 		{
 			mt_worker_set_current(NULL, 0, InvalidOid);
 			continue;
+		}
+
+		/*
+		 * An orphan: its worker died (crash, kill, shutdown) with the job
+		 * running.  Count the take-over; a job whose workers keep dying
+		 * before they commit a batch (a batch that crashes the server, or
+		 * gets its worker killed by the OOM killer) would otherwise restart
+		 * the server forever: it fails instead, with a clear error.
+		 */
+		if (running[i])
+		{
+			int32		takeovers;
+			bool		isnull;
+
+			if (SPI_execute_with_args("UPDATE migration_tools.backfill_jobs "
+									  "SET takeovers = takeovers + 1 WHERE job_id = $1 "
+									  "RETURNING takeovers",
+									  1, &argtype, &arg, NULL, false, 1) != SPI_OK_UPDATE_RETURNING ||
+				SPI_processed != 1)
+				elog(ERROR, "could not take up backfill job");
+			takeovers = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 1, &isnull));
+			if (takeovers > MT_MAX_TAKEOVERS)
+			{
+				fail_job(ids[i],
+						 psprintf("the workers running this job stopped %d times in a row before committing a batch "
+								  "(a crash, a kill or a shutdown each time): the batch may be what crashes them; "
+								  "retry() takes it up from its checkpoint",
+								  takeovers - 1));
+				mt_worker_set_current(NULL, 0, InvalidOid);
+				continue;
+			}
 		}
 
 		args[0] = Int64GetDatum(ids[i]);
@@ -470,6 +510,7 @@ load_job(int64 job_id)
 	job->target_ms = atof(STR("target_ms"));
 	job->sleep_ms = atof(STR("sleep_ms"));
 	job->max_attempts = DatumGetInt32(COL("max_attempts"));
+	job->takeovers = DatumGetInt32(COL("takeovers"));
 	job->run_window = STR("run_window");
 	job->owner = DatumGetObjectId(COL("owner"));
 	job->owner_name = STR("owner_name");
@@ -1082,6 +1123,7 @@ run_step(int64 job_id, long *sleep_ms)
 
 	batch_start = 0;
 	batch_size_tried = 0;
+	batch_relid = InvalidOid;
 	timeout_armed = false;
 	PG_TRY();
 	{
@@ -1091,19 +1133,28 @@ run_step(int64 job_id, long *sleep_ms)
 	{
 		ErrorData  *edata;
 		double		suffered_ms;
+		bool		table_lock;
 
 		MemoryContextSwitchTo(cxt);
 		if (timeout_armed)
 			disable_timeout(STATEMENT_TIMEOUT, false);
 		suffered_ms = mt_lock_wait_sampler_stop();
 		edata = CopyErrorData();
+
+		/*
+		 * Timed out while waiting for a lock on a table (or one of its
+		 * indexes): another session's DDL, LOCK TABLE, VACUUM FULL.
+		 */
+		table_lock = (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+					  edata->sqlerrcode == ERRCODE_QUERY_CANCELED) &&
+			mt_lock_wait_sampler_last_locktype() == LOCKTAG_RELATION;
 		FlushErrorState();
 		AbortCurrentTransaction();
 		/* the abort restored the current user, not the session user */
 		restore_session_user();
 		MemoryContextSwitchTo(cxt);
 		pgstat_report_activity(STATE_IDLE, NULL);
-		result = record_failure(job_id, edata, suffered_ms, sleep_ms);
+		result = record_failure(job_id, edata, suffered_ms, table_lock, sleep_ms);
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
@@ -1247,7 +1298,10 @@ run_step_body(int64 job_id, long *sleep_ms)
 	{
 		/* the estimates read the table: as the job's owner */
 		nest = enter_job_owner(job, &save_user, &save_sec);
+		batch_relid = job->relid;
+		mt_lock_wait_sampler_start();
 		plan_job(job);
+		(void) mt_lock_wait_sampler_stop();
 		leave_job_owner(nest, save_user, save_sec);
 		set_job(job_id, "rows_total = $2, rows_per_block = $3, end_block = $4, phase = 'main'",
 				3, plan_types, plan_values, plan_nulls);
@@ -1268,6 +1322,7 @@ run_step_body(int64 job_id, long *sleep_ms)
 	start = GetCurrentTimestamp();
 	batch_start = start;
 	batch_size_tried = n;
+	batch_relid = job->relid;
 	if (mt_batch_timeout_factor > 0)
 	{
 		double		limit = Max(job->target_ms * mt_batch_timeout_factor, 1000.0);
@@ -1370,7 +1425,7 @@ run_step_body(int64 job_id, long *sleep_ms)
 				"rows_done = rows_done + $2, rows_scanned = rows_scanned + $3, "
 				"batches = batches + $14::int, batch_size = $4, ms_per_row = $5, "
 				"busy_ms = busy_ms + $6, last_key = $7, next_block = $8, phase = $9, "
-				"sweep_pass = $10, sweep_rows = $11, end_block = $12, attempts = 0, "
+				"sweep_pass = $10, sweep_rows = $11, end_block = $12, attempts = 0, takeovers = 0, "
 				"lock_waiters_caused = lock_waiters_caused + $13, "
 				"throttled_by = CASE WHEN $13 > 0 THEN 'lock_waiters' "
 				"WHEN $15 THEN 'busy_server' END",
@@ -1436,7 +1491,11 @@ run_step_body(int64 job_id, long *sleep_ms)
 		{
 			long		extra = 0;
 
-			async_commit = res.ran;
+			/*
+			 * After a take-over, the first batch commits synchronously: its
+			 * reset of the take-over count must not be lost in a crash.
+			 */
+			async_commit = res.ran && job->takeovers == 0;
 			*sleep_ms = (long) job->sleep_ms;
 
 			/*
@@ -1520,16 +1579,25 @@ job_owner(int64 job_id)
  * error, halve the batch after a timeout, fail the job after max_attempts
  * consecutive failures.  suffered_ms is the lock wait the batch sampled.
  * Returns whether to go on, with a backoff sleep.
+ *
+ * table_lock: the batch timed out waiting for a lock on the table (another
+ * session's ALTER TABLE, LOCK TABLE, VACUUM FULL, CREATE INDEX ...).  That
+ * is not an error of the job and no smaller batch gets past it: like an
+ * UPDATE, the job waits for the lock as long as it is held, however long
+ * that is.  The attempt does not count toward max_attempts; the job shows
+ * throttled_by = 'table_lock' and a last_error naming the holder, and
+ * tries again every throttle_sleep.  (A row lock still counts: a smaller
+ * batch gets past it, and one row held for good must end the job.)
  */
 static MtStep
 record_failure(int64 job_id, ErrorData *edata, double suffered_ms,
-			   long *sleep_ms)
+			   bool table_lock, long *sleep_ms)
 {
 	MtSavedUser saved;
 	bool		timeout = edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
 		edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
-	Oid			types[6] = {INT8OID, TEXTOID, BOOLOID, INT4OID, INT4OID, BOOLOID};
-	Datum		values[6];
+	Oid			types[7] = {INT8OID, TEXTOID, BOOLOID, INT4OID, INT4OID, BOOLOID, BOOLOID};
+	Datum		values[7];
 	MtStep		step = STEP_STOP;
 	int			attempts = 0;
 	Oid			owner;
@@ -1548,6 +1616,7 @@ record_failure(int64 job_id, ErrorData *edata, double suffered_ms,
 	values[2] = BoolGetDatum(timeout);
 	values[3] = Int32GetDatum(MyProcPid);
 	values[4] = Int32GetDatum(batch_size_tried);
+	values[6] = BoolGetDatum(table_lock);
 
 	mt_bgw_begin("migration_tools: recording a failed batch");
 	if (!OidIsValid(get_extension_oid(MT_EXTENSION_NAME, true)))
@@ -1569,16 +1638,42 @@ record_failure(int64 job_id, ErrorData *edata, double suffered_ms,
 	if (DatumGetBool(values[5]))
 		values[1] = CStringGetTextDatum(psprintf("role with OID %u that queued the job was dropped",
 												 owner));
+	else if (table_lock)
+	{
+		List	   *holders = OidIsValid(batch_relid) ?
+			mt_lock_conflicts(MyDatabaseId, batch_relid, RowExclusiveLock) : NIL;
+		ListCell   *lc;
+		StringInfoData msg;
+
+		initStringInfo(&msg);
+		appendStringInfo(&msg, "%s: waiting for a lock on the table", edata->message);
+		foreach(lc, holders)
+		{
+			MtLockConflict *c = lfirst(lc);
+
+			if (!c->granted)
+				continue;
+			if (c->prepared)
+				appendStringInfo(&msg, " held by prepared transaction %u", c->prepared_xid);
+			else
+				appendStringInfo(&msg, " held by process %d", c->pid);
+			appendStringInfo(&msg, " (%s)", GetLockmodeName(DEFAULT_LOCKMETHOD, c->mode));
+			break;
+		}
+		appendStringInfoString(&msg, "; the job goes on once it is released");
+		values[1] = CStringGetTextDatum(msg.data);
+	}
 	if (SPI_execute_with_args("UPDATE migration_tools.backfill_jobs SET "
-							  "attempts = attempts + 1, last_error = $2, "
+							  "attempts = attempts + CASE WHEN $7 THEN 0 ELSE 1 END, last_error = $2, "
 							  "batch_size = CASE WHEN $3 AND $5 > 0 THEN greatest(1, $5 / 2) "
 							  "                  ELSE batch_size END, "
-							  "state = CASE WHEN $6 OR attempts + 1 >= max_attempts THEN 'failed' ELSE state END, "
-							  "finished_at = CASE WHEN $6 OR attempts + 1 >= max_attempts THEN clock_timestamp() END, "
-							  "worker_pid = CASE WHEN $6 OR attempts + 1 >= max_attempts THEN NULL ELSE worker_pid END "
+							  "throttled_by = CASE WHEN $7 THEN 'table_lock' ELSE throttled_by END, "
+							  "state = CASE WHEN $6 OR (NOT $7 AND attempts + 1 >= max_attempts) THEN 'failed' ELSE state END, "
+							  "finished_at = CASE WHEN $6 OR (NOT $7 AND attempts + 1 >= max_attempts) THEN clock_timestamp() END, "
+							  "worker_pid = CASE WHEN $6 OR (NOT $7 AND attempts + 1 >= max_attempts) THEN NULL ELSE worker_pid END "
 							  "WHERE job_id = $1 AND state = 'running' AND worker_pid = $4 "
 							  "RETURNING state = 'running', attempts",
-							  6, types, values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+							  7, types, values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not record the failure of backfill job " INT64_FORMAT, job_id);
 	if (SPI_processed == 1)
 	{
@@ -1603,7 +1698,8 @@ record_failure(int64 job_id, ErrorData *edata, double suffered_ms,
 								  2, st, sv, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not record the lock wait of backfill job " INT64_FORMAT, job_id);
 	}
-	if (recorded && mt_batch_history_retention > 0)
+	/* a wait for a table lock is no failed attempt: no history row */
+	if (recorded && mt_batch_history_retention > 0 && !table_lock)
 	{
 		Oid			ht[5] = {INT8OID, TEXTOID, FLOAT8OID, FLOAT8OID, INT4OID};
 		Datum		hv[5];
@@ -1628,5 +1724,7 @@ record_failure(int64 job_id, ErrorData *edata, double suffered_ms,
 
 	/* back off: 100 ms, 200 ms, 400 ms ... at most 10 s */
 	*sleep_ms = (long) Min(100.0 * pow(2.0, Max(attempts - 1, 0)), 10000.0);
+	if (table_lock)
+		*sleep_ms = mt_throttle_sleep;
 	return step;
 }

@@ -1685,13 +1685,20 @@ static TimeoutId lock_sample_timeout;
 static bool lock_sample_registered = false;
 static bool lock_sample_armed = false;
 static volatile sig_atomic_t lock_wait_ticks = 0;
+static volatile uint32 lock_wait_last_tick = 0;
 
 static void
 lock_sample_handler(void)
 {
-	if (MyProc != NULL &&
-		(((volatile PGPROC *) MyProc)->wait_event_info & 0xFF000000) == PG_WAIT_LOCK)
+	uint32		event = 0;
+
+	if (MyProc != NULL)
+		event = ((volatile PGPROC *) MyProc)->wait_event_info;
+	if ((event & 0xFF000000) == PG_WAIT_LOCK)
 		lock_wait_ticks++;
+	else
+		event = 0;
+	lock_wait_last_tick = event;
 }
 
 /* Start counting this backend's lock waits (from zero). */
@@ -1704,6 +1711,7 @@ mt_lock_wait_sampler_start(void)
 		lock_sample_registered = true;
 	}
 	lock_wait_ticks = 0;
+	lock_wait_last_tick = 0;
 	enable_timeout_every(lock_sample_timeout,
 						 TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MT_LOCK_SAMPLE_MS),
 						 MT_LOCK_SAMPLE_MS);
@@ -1723,4 +1731,22 @@ mt_lock_wait_sampler_stop(void)
 	disable_timeout(lock_sample_timeout, false);
 	lock_sample_armed = false;
 	return (double) lock_wait_ticks * MT_LOCK_SAMPLE_MS;
+}
+
+/*
+ * The type of the heavyweight lock (a LockTagType) this backend was
+ * waiting for at the last sample before mt_lock_wait_sampler_stop(), or
+ * -1 if it was not waiting for one then.  After a lock or statement
+ * timeout it tells what the statement was stuck on: a table lock
+ * (LOCKTAG_RELATION: DDL, LOCK TABLE) or a row (LOCKTAG_TRANSACTION,
+ * LOCKTAG_TUPLE).
+ */
+int
+mt_lock_wait_sampler_last_locktype(void)
+{
+	uint32		event = lock_wait_last_tick;
+
+	if ((event & 0xFF000000) != PG_WAIT_LOCK)
+		return -1;
+	return (int) (event & 0x0000FFFF);
 }

@@ -52,4 +52,7 @@ extern LOCKMODE mt_lock_mode_from_name(const char *name);
 extern void mt_lock_wait_sampler_start(void);
 extern double mt_lock_wait_sampler_stop(void);
 
+/* The LockTagType waited for at the last sample, or -1 (no lock wait). */
+extern int	mt_lock_wait_sampler_last_locktype(void);
+
 #endif							/* MT_LOCKS_H */

@@ -51,6 +51,7 @@ CREATE TABLE migration_tools.backfill_jobs (
     run_started_at  timestamptz,             -- the current run, for rows_per_second
     run_rows_start  bigint NOT NULL DEFAULT 0,
     attempts        integer NOT NULL DEFAULT 0,  -- consecutive failed attempts
+    takeovers       integer NOT NULL DEFAULT 0,  -- workers that took the job up since its last committed batch
     last_error      text,
     throttled_by    text,
     next_due        timestamptz,             -- not before (throttling, run window, retry)
