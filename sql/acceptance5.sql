@@ -222,7 +222,8 @@ GRANT CREATE ON SCHEMA public TO regress_acc5_app;
 SET ROLE regress_acc5_app;
 CREATE TABLE app_made (a int);
 RESET ROLE;
-SELECT migration_tools.apply('8', 'CREATE TABLE m8 (a int); DROP TABLE app_made', allow => '{drop-table}');
+SELECT migration_tools.apply('8', 'CREATE TABLE m8 (a int); GRANT SELECT ON m8 TO regress_acc5_app;
+    REVOKE SELECT ON m8 FROM regress_acc5_app; DROP TABLE app_made', allow => '{drop-table}');
 SELECT event, command_tag, object_type, object_identity,
        current_user_name, migration_version
 FROM migration_tools.ddl_log

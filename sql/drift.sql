@@ -118,6 +118,20 @@ SELECT count(*) AS nothing_stayed FROM pg_class
 WHERE relname IN ('drift_p', 'concurrently', 't_p_idx') OR relname LIKE '%ccnew%';
 SELECT indexdef FROM pg_indexes WHERE indexname = 't_lower';
 SELECT migration_tools.verify_reversible(NULL, 'SELECT 1') IS NULL AS strict;
+-- the scripts run for real: a lock another transaction holds is waited
+-- for at most migration_tools.max_lock_timeout, and is an ERROR (not a
+-- "not reversible")
+BEGIN;
+LOCK TABLE drift_test.t IN ACCESS SHARE MODE;
+PREPARE TRANSACTION 'drift_hold';
+SET migration_tools.max_lock_timeout = '100ms';
+SELECT migration_tools.verify_reversible(
+    'ALTER TABLE drift_test.t ADD COLUMN held int', 'ALTER TABLE drift_test.t DROP COLUMN held');
+SELECT migration_tools.verify_reversible(
+    'CREATE TABLE drift_test.other (id int)', 'DROP TABLE drift_test.other; ALTER TABLE drift_test.t ADD COLUMN held int');
+SHOW lock_timeout;
+RESET migration_tools.max_lock_timeout;
+ROLLBACK PREPARED 'drift_hold';
 
 DROP SCHEMA drift_test CASCADE;
 

@@ -31,7 +31,7 @@ SELECT migration_tools.apply('001',
     'DROP TABLE hist_plans; ALTER TABLE hist_accounts DROP COLUMN name',
     'names and plans');
 SELECT version, description, state, applied_by = current_user AS by_me,
-       attempts, lock_wait_time < '1s' AS short_wait, lock_waits_caused,
+       attempts, lock_wait_time = '0' AS no_wait, lock_waits_caused,
        checksum = encode(sha256(convert_to('ALTER TABLE hist_accounts ADD COLUMN name text; CREATE TABLE hist_plans (id bigint PRIMARY KEY, title text)', 'UTF8')), 'hex') AS sha256,
        checksum_ok, error, pending_statements, reversible,
        finished_at >= started_at AS timed, execution_time >= '0'::interval AS has_time

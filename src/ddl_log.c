@@ -31,10 +31,14 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/objectaddress.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -47,13 +51,22 @@
 
 #define MT_VERSION_GUC	"migration_tools.applying_version"
 
+/*
+ * GRANT and REVOKE come without an object identity (and with the object
+ * type in capitals, as the server reports it): the objects named by the
+ * statement are passed as $6 (identities) and $7 (schemas), one row each.
+ */
 static const char *log_commands_sql =
 "INSERT INTO migration_tools.ddl_log"
 "  (event, command_tag, object_type, object_identity, schema_name,"
 "   session_user_name, current_user_name, transaction_id, migration_version)"
-" SELECT 'ddl_command_end', c.command_tag, c.object_type, c.object_identity,"
-"        c.schema_name, $1, $2, pg_catalog.txid_current(), $3"
+" SELECT 'ddl_command_end', c.command_tag, c.object_type,"
+"        coalesce(c.object_identity, g.identity),"
+"        coalesce(c.schema_name, g.schema), $1, $2, pg_catalog.txid_current(), $3"
 "   FROM pg_catalog.pg_event_trigger_ddl_commands() c"
+"   LEFT JOIN LATERAL ROWS FROM (pg_catalog.unnest($6::text[]), pg_catalog.unnest($7::text[]))"
+"        g(identity, schema)"
+"     ON c.object_identity IS NULL AND c.command_tag IN ('GRANT', 'REVOKE')"
 "  WHERE NOT c.in_extension"
 "    AND c.schema_name IS DISTINCT FROM 'pg_temp'"
 "    AND NOT (c.object_type = 'extension' AND c.object_identity = $4)";
@@ -72,6 +85,53 @@ static const char *log_drops_sql =
 PG_FUNCTION_INFO_V1(mt_ddl_log_trigger);
 
 /*
+ * The identities and schemas of the tables, views and sequences a GRANT or
+ * REVOKE names (ON TABLE/SEQUENCE ...), as text arrays; left NULL for other
+ * kinds of objects and for ALL ... IN SCHEMA.
+ */
+static void
+grant_objects(GrantStmt *stmt, Datum *identities, char *inull,
+			  Datum *schemas, char *snull)
+{
+	ArrayBuildState *ids = NULL;
+	ArrayBuildState *nsps = NULL;
+	ListCell   *lc;
+
+	if (stmt->targtype != ACL_TARGET_OBJECT ||
+		(stmt->objtype != OBJECT_TABLE && stmt->objtype != OBJECT_SEQUENCE))
+		return;
+	foreach(lc, stmt->objects)
+	{
+		Node	   *obj = lfirst(lc);
+		Oid			relid;
+		ObjectAddress addr;
+		char	   *identity;
+		char	   *nspname;
+
+		if (!IsA(obj, RangeVar))
+			continue;
+		relid = RangeVarGetRelid((RangeVar *) obj, NoLock, true);
+		if (!OidIsValid(relid))
+			continue;
+		ObjectAddressSet(addr, RelationRelationId, relid);
+		identity = getObjectIdentity(&addr, true);
+		nspname = get_namespace_name(get_rel_namespace(relid));
+		if (identity == NULL || nspname == NULL)
+			continue;
+		ids = accumArrayResult(ids, CStringGetTextDatum(identity), false,
+							   TEXTOID, CurrentMemoryContext);
+		nsps = accumArrayResult(nsps, CStringGetTextDatum(nspname), false,
+								TEXTOID, CurrentMemoryContext);
+	}
+	if (ids == NULL)
+		return;
+	*identities = makeArrayResult(ids, CurrentMemoryContext);
+	*inull = ' ';
+	*schemas = makeArrayResult(nsps, CurrentMemoryContext);
+	*snull = ' ';
+}
+
+/*
  * migration_tools._ddl_log(): the event trigger function.
  */
 Datum
@@ -82,9 +142,10 @@ mt_ddl_log_trigger(PG_FUNCTION_ARGS)
 	Oid			nspid;
 	Oid			extoid;
 	const char *version;
-	Oid			argtypes[5] = {NAMEOID, NAMEOID, TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Oid			argtypes[7] = {NAMEOID, NAMEOID, TEXTOID, TEXTOID, TEXTOID,
+	TEXTARRAYOID, TEXTARRAYOID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', 'n', 'n'};
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	Oid			save_userid;
@@ -122,6 +183,11 @@ mt_ddl_log_trigger(PG_FUNCTION_ARGS)
 	nulls[2] = (version && version[0]) ? ' ' : 'n';
 	values[3] = CStringGetTextDatum(MT_EXTENSION_NAME);
 	values[4] = CStringGetTextDatum(GetCommandTagName(trigdata->tag));
+
+	/* the relations a GRANT or REVOKE names, resolved as the command did */
+	if (!drops && trigdata->parsetree && IsA(trigdata->parsetree, GrantStmt))
+		grant_objects(castNode(GrantStmt, trigdata->parsetree), &values[5],
+					  &nulls[5], &values[6], &nulls[6]);
 
 	/* name arguments must be NameData */
 	values[0] = NameGetDatum(DatumGetName(DirectFunctionCall1(namein, values[0])));
@@ -164,7 +230,7 @@ mt_ddl_log_trigger(PG_FUNCTION_ARGS)
 		}
 
 		mt_spi_execute_checked(drops ? log_drops_sql : log_commands_sql,
-							   drops ? 5 : 4, argtypes, values, nulls, false, 0,
+							   drops ? 5 : 7, argtypes, values, nulls, false, 0,
 							   SPI_OK_INSERT, "insert into ddl_log");
 
 		SetUserIdAndSecContext(save_userid, save_sec_context);

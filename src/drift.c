@@ -43,6 +43,7 @@
 #include "common/keywords.h"
 #include "common/md5.h"
 #include "parser/scanner.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
@@ -718,6 +719,29 @@ run_script(const char *sql)
 	SPI_finish();
 }
 
+/*
+ * The scripts run for real, so they queue for the locks they take: bound
+ * that wait as apply() bounds an attempt, by migration_tools.max_lock_timeout
+ * (unless the caller's own lock_timeout is shorter).  Returns the GUC nest
+ * level to undo it with.
+ */
+static int
+bound_lock_timeout(void)
+{
+	int			level = NewGUCNestLevel();
+	const char *max_timeout = GetConfigOption("migration_tools.max_lock_timeout",
+											  true, false);
+	int			max_ms;
+
+	if (max_timeout != NULL &&
+		parse_int(max_timeout, &max_ms, GUC_UNIT_MS, NULL) && max_ms > 0 &&
+		(LockTimeout == 0 || LockTimeout > max_ms))
+		(void) set_config_option("lock_timeout", max_timeout,
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	return level;
+}
+
 PG_FUNCTION_INFO_V1(mt_verify_reversible);
 
 /*
@@ -739,12 +763,14 @@ mt_verify_reversible(PG_FUNCTION_ARGS)
 	List	   *volatile after = NIL;
 	volatile bool in_down = false;
 	ErrorData  *volatile edata = NULL;
+	int			nestlevel;
 
 	/* a syntax error or a COMMIT in up_sql is an error of the call */
 	up_sql = runnable_script(up_sql, "up script");
 
 	before = mt_catalog_describe();
 
+	nestlevel = bound_lock_timeout();
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 
@@ -770,6 +796,16 @@ mt_verify_reversible(PG_FUNCTION_ARGS)
 	RollbackAndReleaseCurrentSubTransaction();
 	MemoryContextSwitchTo(cxt);
 	CurrentResourceOwner = owner;
+	AtEOXact_GUC(true, nestlevel);
+
+	/* waiting for another session's lock says nothing about the scripts */
+	if (edata != NULL && edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("%s script of verify_reversible() could not get a lock: %s",
+						in_down ? "down" : "up", edata->message),
+				 errdetail("verify_reversible() runs both scripts for real, in a subtransaction it rolls back, and waits for a lock at most migration_tools.max_lock_timeout."),
+				 errhint("Run it when no other session holds locks on the tables the scripts change, or in a copy of the schema.")));
 
 	if (edata != NULL && !in_down)
 		ereport(ERROR,

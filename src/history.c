@@ -699,6 +699,7 @@ static void
 preflight(List *statements, double *waited_ms)
 {
 	TimestampTz start = GetCurrentTimestamp();
+	bool		waited = false;
 	MemoryContext pollcxt;
 	MemoryContext oldcxt;
 
@@ -777,10 +778,13 @@ preflight(List *statements, double *waited_ms)
 		if (TimestampDifferenceExceeds(start, now, mt_max_preflight_wait_ms))
 			break;
 		sleep_ms(PREFLIGHT_POLL_MS);
+		waited = true;
 	}
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextDelete(pollcxt);
-	*waited_ms += (double) (GetCurrentTimestamp() - start) / 1000.0;
+	/* only a wait counts (not the looks at the lock manager) */
+	if (waited)
+		*waited_ms += (double) (GetCurrentTimestamp() - start) / 1000.0;
 }
 
 /* Sleep on the latch, reacting to interrupts. */

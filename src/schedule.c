@@ -71,6 +71,7 @@
 
 #include "history.h"
 #include "launcher.h"
+#include "locks.h"
 #include "migration_tools.h"
 #include "spi_util.h"
 
@@ -116,6 +117,7 @@ typedef struct IndexTarget
 	char	   *reindexed;		/* REINDEX INDEX CONCURRENTLY: its name */
 	bool		reindex;		/* REINDEX ... CONCURRENTLY */
 	bool		built;			/* a VALID index idxname is on the table */
+	bool		stale;			/* an INVALID index idxname is on the table */
 	List	   *invalid_before; /* OIDs of INVALID indexes before the run */
 } IndexTarget;
 
@@ -135,6 +137,8 @@ static List *invalid_indexes(Oid tableid, MemoryContext cxt);
 static void drop_invalid_indexes(IndexTarget *target, bool only_known_names,
 								 MemoryContext cxt);
 static bool is_retryable(int sqlerrcode);
+static bool table_lock_held_by_others(Oid tableid, MemoryContext cxt);
+static void check_index_built(IndexTarget *target, MemoryContext cxt);
 static void record_success(ScheduledStatement *st);
 static void record_failure(ScheduledStatement *st, ErrorData *edata, bool retry);
 
@@ -281,6 +285,19 @@ mt_history_run_scheduled(TimestampTz *next_due)
 		if (!already_done && (st->orphan || st->attempts > 1))
 			drop_invalid_indexes(target, true, cxt);
 
+		/*
+		 * An INVALID index of that name that nobody is building (a manual
+		 * concurrent build that failed or was cancelled): the build would
+		 * fail with "already exists", or, with IF NOT EXISTS, skip it and
+		 * leave the migration applied without a usable index.  A build in
+		 * progress holds SHARE UPDATE EXCLUSIVE on the table for its whole
+		 * run: while anybody holds a lock conflicting with that, the index
+		 * is left alone (and checked after the statement).
+		 */
+		else if (!already_done && target->stale &&
+				 !table_lock_held_by_others(target->tableid, cxt))
+			drop_invalid_indexes(target, true, cxt);
+
 		if (!already_done && OidIsValid(target->tableid))
 		{
 			mt_bgw_begin("migration_tools: looking for invalid indexes");
@@ -290,7 +307,10 @@ mt_history_run_scheduled(TimestampTz *next_due)
 		}
 
 		if (!already_done)
+		{
 			run_top_level(st->sql, st->run_as, st->version, !st->top_level, cxt);
+			check_index_built(target, cxt);
+		}
 	}
 	PG_CATCH();
 	{
@@ -796,6 +816,7 @@ find_index_target(const char *sql, IndexTarget *target)
 				Form_pg_index index = (Form_pg_index) GETSTRUCT(tup);
 
 				target->built = index->indisvalid && index->indrelid == relid;
+				target->stale = !index->indisvalid && index->indrelid == relid;
 				ReleaseSysCache(tup);
 			}
 		}
@@ -967,6 +988,67 @@ drop_invalid_indexes(IndexTarget *target, bool only_known_names, MemoryContext c
 				 errdetail("Running \"%s\".", drop)));
 		run_top_level(drop, NULL, NULL, false, cxt);
 	}
+}
+
+/*
+ * Does another session hold a lock on the table that conflicts with SHARE
+ * UPDATE EXCLUSIVE (as a concurrent index build does for its whole run)?
+ */
+static bool
+table_lock_held_by_others(Oid tableid, MemoryContext cxt)
+{
+	List	   *conflicts;
+	ListCell   *lc;
+	bool		held = false;
+
+	mt_bgw_begin("migration_tools: looking for a build in progress");
+	conflicts = mt_lock_conflicts(MyDatabaseId, tableid, ShareUpdateExclusiveLock);
+	foreach(lc, conflicts)
+	{
+		MtLockConflict *c = (MtLockConflict *) lfirst(lc);
+
+		if (c->granted && c->pid != MyProcPid)
+			held = true;
+	}
+	mt_bgw_commit();
+	MemoryContextSwitchTo(cxt);
+	return held;
+}
+
+/*
+ * After a concurrent build that succeeded: the index of its name must be
+ * there and VALID.  CREATE INDEX CONCURRENTLY IF NOT EXISTS succeeds
+ * without building anything when an INVALID index of that name is left
+ * from an earlier build; the migration must not be applied then.
+ */
+static void
+check_index_built(IndexTarget *target, MemoryContext cxt)
+{
+	bool		invalid = false;
+	Oid			indexid;
+
+	if (!OidIsValid(target->tableid) || target->idxname == NULL)
+		return;
+	mt_bgw_begin("migration_tools: checking the index");
+	indexid = get_relname_relid(target->idxname, get_rel_namespace(target->tableid));
+	if (OidIsValid(indexid))
+	{
+		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexid));
+
+		if (HeapTupleIsValid(tup))
+		{
+			invalid = !((Form_pg_index) GETSTRUCT(tup))->indisvalid;
+			ReleaseSysCache(tup);
+		}
+	}
+	mt_bgw_commit();
+	MemoryContextSwitchTo(cxt);
+	if (invalid)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("index \"%s\" exists but is INVALID", target->idxname),
+				 errdetail("The statement did not build it: an earlier concurrent build of that name failed, or is still running."),
+				 errhint("Drop it with DROP INDEX CONCURRENTLY (once no build of it runs), then apply the migration again.")));
 }
 
 /*

@@ -36,6 +36,7 @@
 #include "utils/backend_status.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
+#include "utils/wait_event.h"
 
 #include "backfill_int.h"
 #include "migration_tools.h"
@@ -325,12 +326,16 @@ cpu_count(void)
 }
 
 /*
- * Is the server's CPU busy with other work right now: are at least as many
- * other processes running a query, and not waiting for anything (a lock,
- * I/O, a latch, the client), as there are CPUs?  Then every moment a batch
- * runs is taken from them, and the job should only take its share
- * (migration_tools.busy_duty_cycle).  Read from the backend status table
- * and the wait events, without locks beyond the process array's.
+ * Is the server busy with other work right now: are at least as many
+ * other processes executing a query as there are CPUs?  Executing: on a
+ * CPU, or waiting for what a busy server makes queries wait for (I/O, a
+ * buffer or WAL lightweight lock); not waiting for a heavyweight lock (the
+ * lock-waiter throttle is for that), the client, a latch or a sleep.  Then
+ * every moment a batch runs is taken from them, and the job should only
+ * take its share (migration_tools.busy_duty_cycle).  Looked at before
+ * every batch, so over a job the share of batches that see the server
+ * busy follows the share of the time it is.  Read from the backend status
+ * table and the wait events, without locks beyond the process array's.
  */
 bool
 mt_server_busy(void)
@@ -356,8 +361,15 @@ mt_server_busy(void)
 			(be->st_state != STATE_RUNNING && be->st_state != STATE_FASTPATH))
 			continue;
 		proc = BackendPidGetProc(be->st_procpid);
-		if (proc != NULL && *((volatile uint32 *) &proc->wait_event_info) == 0)
-			running++;
+		if (proc != NULL)
+		{
+			uint32		wait = *((volatile uint32 *) &proc->wait_event_info);
+			uint32		class = wait & 0xFF000000;
+
+			if (wait == 0 || class == PG_WAIT_IO || class == PG_WAIT_LWLOCK ||
+				class == PG_WAIT_BUFFER_PIN)
+				running++;
+		}
 	}
 	/* the status table is read again at the next look */
 	pgstat_clear_backend_activity_snapshot();

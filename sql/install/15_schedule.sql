@@ -39,6 +39,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     last record;
+    pending record;
 BEGIN
     -- the newest fingerprint: apply and the worker store one when a
     -- migration is applied, rollback() one of the schema after it
@@ -52,6 +53,15 @@ BEGIN
             USING HINT = 'schema_drift() compares with the schema as it was after the latest migration recorded by apply() or rollback().';
         RETURN;
     END IF;
+    -- what the worker builds for a migration not done yet (a concurrent
+    -- index build in progress) is not drift, but shows as such until then
+    FOR pending IN
+        SELECT m.version FROM migration_tools.migrations m
+         WHERE m.state = 'scheduled' ORDER BY m.installed_rank
+    LOOP
+        RAISE NOTICE 'migration "%" is scheduled: what its statements change shows as drift until it is done', pending.version
+            USING HINT = 'Follow it in migration_tools.status, then call schema_drift() again.';
+    END LOOP;
 
     RETURN QUERY
     WITH old AS (SELECT key, value FROM jsonb_each_text(last.fingerprint)),
