@@ -50,6 +50,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/bufmgr.h"
 #include "storage/itemptr.h"
+#include "storage/lmgr.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
@@ -685,6 +686,9 @@ plan_job(MtJob *job)
 	BlockNumber nblocks = 0;
 	double		density = -1;
 	double		total = -1;
+
+	/* a snapshot taken with the lock held: see run_key_batch() */
+	PushActiveSnapshot(GetTransactionSnapshot());
 	if (rel->rd_rel->relkind == RELKIND_RELATION)
 	{
 		nblocks = RelationGetNumberOfBlocks(rel);
@@ -734,6 +738,7 @@ plan_job(MtJob *job)
 		if (!isnull)
 			total = DatumGetFloat8(d);
 	}
+	PopActiveSnapshot();
 	relation_close(rel, AccessShareLock);
 
 	plan_values[0] = Int64GetDatum(total < 0 ? 0 : (int64) rint(total));
@@ -777,6 +782,18 @@ run_key_batch(MtJob *job, int32 n, MtBatchResult *res)
 	ListCell   *lc;
 	char	   *sql;
 	int			ret;
+
+	/*
+	 * The probes read the table with a snapshot taken once the table lock
+	 * is ours.  The step transaction's snapshot was taken before: if an
+	 * ALTER TABLE that rewrites the table (or a TRUNCATE) committed while
+	 * we waited for the lock, that snapshot sees the rewritten table as
+	 * empty (such rewrites are not MVCC-safe), the probe finds no key after
+	 * the checkpoint, and the job would end as completed with most rows
+	 * never visited.
+	 */
+	LockRelationOid(job->relid, AccessShareLock);
+	PushActiveSnapshot(GetTransactionSnapshot());
 
 	if (has_lower)
 	{
@@ -833,6 +850,8 @@ run_key_batch(MtJob *job, int32 n, MtBatchResult *res)
 		else
 			count = 0;
 	}
+
+	PopActiveSnapshot();
 
 	res->covered = count;
 	res->timed = count;
@@ -1638,7 +1657,27 @@ record_failure(int64 job_id, ErrorData *edata, double suffered_ms,
 	if (DatumGetBool(values[5]))
 		values[1] = CStringGetTextDatum(psprintf("role with OID %u that queued the job was dropped",
 												 owner));
-	else if (table_lock)
+	else if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE && OidIsValid(batch_relid))
+	{
+		List	   *holders = mt_lock_conflicts(MyDatabaseId, batch_relid, RowExclusiveLock);
+		ListCell   *lc;
+
+		/*
+		 * The last sample may have missed the wait (a tick between the
+		 * timeout and here): a session still holding a lock on the table
+		 * that blocks any UPDATE says the same.
+		 */
+		if (!table_lock && mt_lock_wait_sampler_last_locktype() < 0)
+		{
+			foreach(lc, holders)
+			{
+				if (((MtLockConflict *) lfirst(lc))->granted)
+					table_lock = true;
+			}
+		}
+		values[6] = BoolGetDatum(table_lock);
+	}
+	if (table_lock && !DatumGetBool(values[5]))
 	{
 		List	   *holders = OidIsValid(batch_relid) ?
 			mt_lock_conflicts(MyDatabaseId, batch_relid, RowExclusiveLock) : NIL;

@@ -6,7 +6,11 @@
 #
 # Key strategy, `counter = counter + 1` (not idempotent):
 #  - ADD COLUMN with a default, then ALTER COLUMN TYPE of the key itself
-#    (a table rewrite): completes exactly once;
+#    (a table rewrite, committed while the next batch waits for it: that
+#    batch must not look at the table with a snapshot from before, which
+#    sees the rewritten table empty): completes exactly once;
+#  - TRUNCATE and new rows, the same way: the rows after the checkpoint
+#    are done, once;
 #  - the primary key replaced by another one, and then dropped: the job
 #    keeps walking the columns it started with, completes exactly once;
 #  - CREATE INDEX CONCURRENTLY: completes, the index is valid;
@@ -51,6 +55,15 @@ sub still_running
 		'running', "$what: the DDL happened while the job ran");
 }
 
+# The job's worker waits for a lock on $table.
+sub worker_waits_for
+{
+	my ($job, $table) = @_;
+	return mt_poll($node, 'postgres', qq{SELECT EXISTS (SELECT FROM pg_locks l
+		JOIN migration_tools.backfill_progress p ON l.pid = p.worker_pid
+		WHERE p.job_id = $job AND NOT l.granted AND l.relation = '$table'::regclass)});
+}
+
 # --- key: ADD COLUMN, then the key column's type changed (rewrite) ---
 mt_make_table($node, 'postgres', 'k_alter', $nrows);
 my $job = mt_queue($node, 'postgres', 'k_alter', 'counter = counter + 1', undef, $slow);
@@ -58,10 +71,34 @@ mid_job($job, 500);
 $node->safe_psql('postgres', q{ALTER TABLE k_alter ADD COLUMN c2 int NOT NULL DEFAULT 7});
 still_running($job, 'key ADD COLUMN');
 mid_job($job, 1500);
-$node->safe_psql('postgres', q{ALTER TABLE k_alter ALTER COLUMN id TYPE bigint});
+# the rewrite commits while the job's next batch waits for the table: that
+# batch must not read the table with a snapshot taken before (it would see
+# it empty and end the job there)
+my $ddl = $node->background_psql('postgres');
+$ddl->query_safe('BEGIN; ALTER TABLE k_alter ALTER COLUMN id TYPE bigint;');
+ok(worker_waits_for($job, 'k_alter'), 'key ALTER TYPE: the next batch waits for the rewrite');
+$ddl->query_safe('COMMIT');
+$ddl->quit;
 still_running($job, 'key ALTER COLUMN id TYPE bigint');
 mt_check_exactly_once($node, 'postgres', 'k_alter', $job, $nrows,
 	'key, ADD COLUMN and the key retyped');
+
+# --- key: TRUNCATE and new rows, committed while a batch waits ---
+mt_make_table($node, 'postgres', 'k_tr', $nrows);
+$job = mt_queue($node, 'postgres', 'k_tr', 'counter = counter + 1', undef, $slow);
+mid_job($job, 500);
+$ddl = $node->background_psql('postgres');
+$ddl->query_safe("BEGIN; TRUNCATE k_tr; INSERT INTO k_tr (id) SELECT g FROM generate_series(1, $nrows) g;");
+ok(worker_waits_for($job, 'k_tr'), 'key TRUNCATE: the next batch waits for it');
+my $cp = $node->safe_psql('postgres',
+	"SELECT last_key[1] FROM migration_tools.backfill_jobs WHERE job_id = $job");
+$ddl->query_safe('COMMIT');
+$ddl->quit;
+is(mt_wait_job($node, 'postgres', $job), 'completed', 'key TRUNCATE: completes');
+is($node->safe_psql('postgres', qq{SELECT count(*) FILTER (WHERE counter = 1) = $nrows - $cp
+	AND count(*) FILTER (WHERE counter = 1 AND id <= $cp) = 0
+	AND count(*) FILTER (WHERE counter NOT IN (0, 1)) = 0 FROM k_tr}),
+	't', 'key TRUNCATE: the new rows after the checkpoint are done once, those before it not');
 
 # --- key: the primary key replaced by another, then dropped ---
 mt_make_table($node, 'postgres', 'k_pk', $nrows);

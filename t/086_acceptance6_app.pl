@@ -4,7 +4,8 @@
 #    application inserts rows after the last key (visited, once), inserts
 #    rows before the checkpoint (not visited: documented), updates other
 #    columns, increments counter itself, deletes rows; the worker is
-#    killed -9 in the middle.  Every row that existed at the start and
+#    killed -9 in the middle, later a regular backend is (the server
+#    restarts every process).  Every row that existed at the start and
 #    is still there got the job's +1 exactly once, on top of the
 #    application's own increments;
 #  - ctid strategy: the application updates rows (they move behind the
@@ -55,6 +56,18 @@ DELETE FROM ka WHERE id % 13 = $round AND id BETWEEN 1 AND $nrows;
 	if ($round == 2)
 	{
 		is(kill('KILL', $pid), 1, 'key/app: kill -9 the worker');
+	}
+	elsif ($round == 3)
+	{
+		# a regular backend dies: the postmaster restarts every process
+		my $victim = $node->background_psql('postgres');
+		my $vpid = $victim->query_safe('SELECT pg_backend_pid()');
+		$vpid =~ s/\s+//g;
+		is(kill('KILL', $vpid), 1, 'key/app: kill -9 a regular backend');
+		eval { $victim->quit; };
+		ok(mt_poll($node, 'postgres', qq{SELECT state = 'completed' OR worker_pid <> $pid
+			FROM migration_tools.backfill_progress WHERE job_id = $job}),
+			'key/app: after the crash restart, a new worker takes the job up');
 	}
 }
 is(mt_wait_job($node, 'postgres', $job), 'completed', 'key/app: completes');
