@@ -638,44 +638,15 @@ add_fk_partner_locks(List *locks, Oid relid, bool referenced, LOCKMODE mode)
 }
 
 /*
- * VALIDATE CONSTRAINT of a foreign key reads the referenced table with
- * SELECT ... FOR KEY SHARE: ROW SHARE on it.
+ * The table a foreign key constraint of rv named conname references, locked
+ * in mode: VALIDATE CONSTRAINT reads it with SELECT ... FOR KEY SHARE (ROW
+ * SHARE); DROP CONSTRAINT drops the key's triggers on it (ACCESS
+ * EXCLUSIVE).  With other_table_only, a self-referencing key adds nothing
+ * (rv itself is locked by the statement anyway).
  */
 static List *
-add_validate_fk_locks(List *locks, RangeVar *rv, const char *conname)
-{
-	Oid			relid = mt_lookup_relation(rv);
-	Relation	conrel;
-	SysScanDesc scan;
-	ScanKeyData key;
-	HeapTuple	tup;
-
-	if (!OidIsValid(relid) || conname == NULL)
-		return locks;
-	conrel = table_open(ConstraintRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber,
-				F_OIDEQ, ObjectIdGetDatum(relid));
-	scan = systable_beginscan(conrel, ConstraintRelidTypidNameIndexId,
-							  true, NULL, 1, &key);
-	while (HeapTupleIsValid(tup = systable_getnext(scan)))
-	{
-		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
-
-		if (con->contype == CONSTRAINT_FOREIGN &&
-			strcmp(NameStr(con->conname), conname) == 0)
-			locks = add_lock(locks, con->confrelid, RowShareLock);
-	}
-	systable_endscan(scan);
-	table_close(conrel, AccessShareLock);
-	return locks;
-}
-
-/*
- * DROP CONSTRAINT of a foreign key drops its triggers on the referenced
- * table: ACCESS EXCLUSIVE on it as well.
- */
-static List *
-add_drop_fk_locks(List *locks, RangeVar *rv, const char *conname)
+add_fk_referenced_lock(List *locks, RangeVar *rv, const char *conname,
+					   LOCKMODE mode, bool other_table_only)
 {
 	Oid			relid = mt_lookup_relation(rv);
 	Relation	conrel;
@@ -696,8 +667,8 @@ add_drop_fk_locks(List *locks, RangeVar *rv, const char *conname)
 
 		if (con->contype == CONSTRAINT_FOREIGN &&
 			strcmp(NameStr(con->conname), conname) == 0 &&
-			con->confrelid != relid)
-			locks = add_lock(locks, con->confrelid, AccessExclusiveLock);
+			!(other_table_only && con->confrelid == relid))
+			locks = add_lock(locks, con->confrelid, mode);
 	}
 	systable_endscan(scan);
 	table_close(conrel, AccessShareLock);
@@ -869,7 +840,8 @@ alter_table_locks(List *locks, AlterTableStmt *stmt)
 		{
 			case AT_DropConstraint:
 				/* a foreign key's triggers go from the referenced table too */
-				locks = add_drop_fk_locks(locks, stmt->relation, cmd->name);
+				locks = add_fk_referenced_lock(locks, stmt->relation, cmd->name,
+											   AccessExclusiveLock, true);
 				break;
 			case AT_AddConstraint:
 				if (cmd->def && IsA(cmd->def, Constraint))
@@ -881,7 +853,8 @@ alter_table_locks(List *locks, AlterTableStmt *stmt)
 										 ((ColumnDef *) cmd->def)->constraints);
 				break;
 			case AT_ValidateConstraint:
-				locks = add_validate_fk_locks(locks, stmt->relation, cmd->name);
+				locks = add_fk_referenced_lock(locks, stmt->relation, cmd->name,
+											   RowShareLock, false);
 				break;
 			case AT_AttachPartition:
 			case AT_DetachPartition:
