@@ -60,6 +60,8 @@
  * ----------------------------------------------------------------
  */
 
+static List *parse_expr_text(const char *text, RawParseMode mode);
+
 /*
  * Does the word w (letters only) start at p of body, standing alone?
  */
@@ -87,8 +89,6 @@ plain_sql_statements(const char *body, char **inner)
 	const char *p;
 	const char *end;
 	const char *cut;
-	List	   *volatile stmts = NIL;
-	MemoryContext cxt = CurrentMemoryContext;
 
 	*inner = NULL;
 	/* BEGIN <statements> [EXCEPTION ...] END [;] */
@@ -113,22 +113,8 @@ plain_sql_statements(const char *body, char **inner)
 		}
 	*inner = pnstrdup(p, end - p);
 
-	/*
-	 * The raw parser only allocates memory: a syntax error (the body is
-	 * PL/pgSQL, not SQL) is caught and forgotten.
-	 */
-	PG_TRY();
-	{
-		stmts = raw_parser(*inner, RAW_PARSE_DEFAULT);
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-		stmts = NIL;
-	}
-	PG_END_TRY();
-	return stmts;
+	/* a syntax error (the body is PL/pgSQL, not SQL) is forgotten */
+	return parse_expr_text(*inner, RAW_PARSE_DEFAULT);
 }
 
 /*
@@ -247,8 +233,9 @@ static void walk_statements(WalkState *ws, List *stmts);
 
 /*
  * Parse the text of a PL/pgSQL expression or statement as the function
- * would at run time; NIL if it does not parse (the compiler has checked
- * the syntax already, so that is not expected).
+ * would at run time; NIL if it does not parse (the raw parser only
+ * allocates memory, so its error is caught and forgotten).  For compiled
+ * PL/pgSQL that is not expected: the compiler has checked the syntax.
  */
 static List *
 parse_expr_text(const char *text, RawParseMode mode)
