@@ -6,8 +6,10 @@ PGFILEDESC = "migration_tools - safe schema and data migrations"
 
 EXTENSION = migration_tools
 # The install script is assembled from one file per subsystem in sql/install.
-DATA_built = sql/migration_tools--1.0.sql
-DATA = $(filter-out sql/migration_tools--1.0.sql,$(wildcard sql/migration_tools--*--*.sql))
+DATA_built = sql/migration_tools--1.1.sql
+# Released versions' install scripts are frozen files; upgrades go through
+# sql/migration_tools--A--B.sql.
+DATA = sql/migration_tools--1.0.sql $(wildcard sql/migration_tools--*--*.sql)
 
 # pg_regress inputs are every sql/*.sql that is not an extension script.
 REGRESS = $(sort $(basename $(notdir $(filter-out sql/migration_tools--%,$(wildcard sql/*.sql)))))
@@ -30,7 +32,7 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-sql/migration_tools--1.0.sql: $(sort $(wildcard sql/install/*.sql))
+sql/migration_tools--1.1.sql: $(sort $(wildcard sql/install/*.sql))
 	cat $^ > $@
 
 EXTRA_CLEAN = tmp_check_regress tmp_check_iso output_iso
