@@ -1,5 +1,5 @@
 --
--- Acceptance 5: SPEC sections 1 (migration history) and 4 (linting) as a
+-- Migration scripts: SPEC sections 1 (migration history) and 4 (linting) as a
 -- skeptical DBA drives them from psql: what a migration script's own
 -- settings do to the deployer's session, the locks apply() must know about
 -- (partitions, inheritance children, the other end of a foreign key), the
@@ -8,8 +8,8 @@
 -- per kind of object, ddl_log.  Runs in a database of its own.
 --
 SELECT current_database() AS regress_db \gset
-CREATE DATABASE acceptance5_db;
-\c acceptance5_db
+CREATE DATABASE history_scripts_db;
+\c history_scripts_db
 SET client_min_messages = warning;
 CREATE EXTENSION migration_tools;
 RESET client_min_messages;
@@ -309,7 +309,7 @@ SELECT migration_tools.apply('20240203_half', 'CREATE TABLE half_made (a int)');
 SELECT version, state, baseline FROM migration_tools.status WHERE version = '20240203_half';
 
 \c :regress_db
-DROP DATABASE acceptance5_db WITH (FORCE);
+DROP DATABASE history_scripts_db WITH (FORCE);
 DROP OWNED BY regress_acc5_owner;
 DROP ROLE regress_acc5_owner;
 DROP ROLE regress_acc5_app;
