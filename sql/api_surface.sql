@@ -7,6 +7,12 @@
 SELECT current_database() AS regress_db \gset
 CREATE DATABASE api_surface_db;
 \c api_surface_db
+-- the extension lives in schema migration_tools only: another schema is
+-- refused, and nothing is left behind
+CREATE SCHEMA api_other;
+CREATE EXTENSION migration_tools SCHEMA api_other;
+SELECT count(*) FROM pg_proc WHERE pronamespace = 'api_other'::regnamespace;
+DROP SCHEMA api_other;
 SET client_min_messages = warning;
 CREATE EXTENSION migration_tools;
 RESET client_min_messages;

@@ -155,7 +155,13 @@ SELECT rule FROM migration_tools.lint('BEGIN; SET LOCAL lock_timeout = ''1s''; A
 SELECT rule FROM migration_tools.lint('SET lock_timeout = 0; ALTER TABLE tr ADD COLUMN q int;');
 SET migration_tools.lint_level = 'warning';
 SELECT migration_tools.apply('6', 'ALTER TABLE tr ADD COLUMN q int');
+-- other warnings do refuse at that level, unless allowed by rule id
+SELECT migration_tools.apply('6w', 'ALTER TABLE tr ADD COLUMN w int; ALTER TABLE tr DROP COLUMN w');
+SELECT migration_tools.apply('6w', 'ALTER TABLE tr ADD COLUMN w int; ALTER TABLE tr DROP COLUMN w',
+                             allow => '{drop-column}');
 RESET migration_tools.lint_level;
+-- at the default level (error) a warning does not refuse
+SELECT migration_tools.apply('6e', 'ALTER TABLE tr ADD COLUMN e int; ALTER TABLE tr DROP COLUMN e');
 
 --
 -- Bad input: an ERROR with a position, or nothing to say; never a crash.
@@ -210,8 +216,16 @@ SELECT migration_tools.verify_reversible('ALTER TABLE acct ALTER COLUMN email SE
                                          'ALTER TABLE acct ALTER COLUMN email DROP NOT NULL');
 SELECT migration_tools.verify_reversible('ALTER TABLE acct RENAME COLUMN email TO mail',
                                          'ALTER TABLE acct RENAME COLUMN mail TO email');
+-- the scripts apply() takes: a BEGIN ... COMMIT around a script is
+-- ignored, a COMMIT inside either script is refused, a syntax error in the
+-- up script is an error with its position
+SELECT migration_tools.verify_reversible('BEGIN; CREATE INDEX acct_v ON acct (email); COMMIT;',
+                                         'START TRANSACTION; DROP INDEX acct_v; END');
+SELECT migration_tools.verify_reversible('CREATE TABLE vr2 (id int); COMMIT', 'DROP TABLE vr2');
+SELECT migration_tools.verify_reversible('CREATE TABLE vr2 (id int)', 'DROP TABLE vr2; COMMIT');
+SELECT migration_tools.verify_reversible('CREATE TABLE vr2 (id int', 'DROP TABLE vr2');
 -- nothing is left behind, and the session is as before
-SELECT count(*) AS left_behind FROM pg_class WHERE relname IN ('vr', 'acct_email');
+SELECT count(*) AS left_behind FROM pg_class WHERE relname IN ('vr', 'vr2', 'acct_email', 'acct_v');
 SHOW search_path;
 
 --
@@ -221,13 +235,16 @@ CREATE ROLE regress_acc5_app;
 GRANT CREATE ON SCHEMA public TO regress_acc5_app;
 SET ROLE regress_acc5_app;
 CREATE TABLE app_made (a int);
+ALTER TABLE app_made ADD COLUMN b int;
+CREATE TABLE app_gone (a int);
+DROP TABLE app_gone;
 RESET ROLE;
 SELECT migration_tools.apply('8', 'CREATE TABLE m8 (a int); GRANT SELECT ON m8 TO regress_acc5_app;
     REVOKE SELECT ON m8 FROM regress_acc5_app; DROP TABLE app_made', allow => '{drop-table}');
 SELECT event, command_tag, object_type, object_identity,
        current_user_name, migration_version
 FROM migration_tools.ddl_log
-WHERE object_identity IN ('public.app_made', 'public.m8')
+WHERE object_identity IN ('public.app_made', 'public.app_gone', 'public.m8')
 ORDER BY id;
 
 --
