@@ -1,4 +1,4 @@
-# Acceptance: three deployers roll the same deployment back at the same
+# Concurrent rollbacks end to end: three deployers roll the same deployment back at the same
 # moment (rollback_to() from three sessions), with down scripts that keep
 # the script order: DROP INDEX CONCURRENTLY (scheduled) followed by an
 # ALTER TABLE that the worker runs after it under a short lock_timeout,
@@ -18,7 +18,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use MtBackfill;
 
-my $node = mt_node('acceptance_rollback_concurrent', conf => q{
+my $node = mt_node('deploy_rollback_concurrent', conf => q{
 migration_tools.max_preflight_wait = '500ms'
 migration_tools.lock_timeout = '100ms'
 migration_tools.max_lock_timeout = '300ms'

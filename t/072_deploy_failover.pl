@@ -1,4 +1,4 @@
-# Acceptance: a deployment in flight through an immediate restart and then
+# A deployment in flight through an immediate restart and then
 # a failover.  On the primary: a backfill (key strategy, a set clause that
 # is not idempotent) runs, a second backfill of the same table waits in
 # the queue behind it (one job per table), and a scheduled CREATE INDEX

@@ -1,4 +1,4 @@
-# Acceptance 6: DDL on a table while a backfill walks it, as it happens on
+# DDL on a table while a backfill walks it, as it happens on
 # a live server (another team's migration, a DBA's maintenance).  Each job
 # must either complete with every row changed exactly once, or fail with
 # a clear last_error; never apply its set clause twice, never leave a
@@ -36,7 +36,7 @@ use MtBackfill;
 
 my $nrows = 5000;
 my $slow = "batch_size => 50, batch_sleep => '20ms'";
-my $node = mt_node('acc6ddl');
+my $node = mt_node('backfill_ddl');
 
 # The job runs, is past $min rows and far from done.
 sub mid_job

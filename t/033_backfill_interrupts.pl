@@ -17,7 +17,7 @@ use MtBackfill;
 
 my $nrows = 20000;
 my $slow = "batch_size => 100, batch_sleep => '20ms'";
-my $node = mt_node('control');
+my $node = mt_node('interrupts');
 
 # The worker running $job, to be gone: wait until no worker runs it.
 sub job_has_no_worker

@@ -1,4 +1,4 @@
-# Acceptance (a DBA's view of apply() under concurrency):
+# apply() under concurrency, as a DBA sees it:
 #  - the same version from five sessions at once is applied exactly once;
 #    the other four return without error;
 #  - the same version with another script from a second session is an
@@ -19,7 +19,7 @@ use Test::More;
 use Time::HiRes qw(time usleep);
 use MtBackfill;
 
-my $node = mt_node('acceptance_apply', conf => q{
+my $node = mt_node('apply_concurrency', conf => q{
 migration_tools.max_preflight_wait = '500ms'
 migration_tools.lock_timeout = '100ms'
 migration_tools.max_lock_timeout = '300ms'

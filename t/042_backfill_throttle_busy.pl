@@ -17,7 +17,7 @@ my $ncpu = `nproc 2>/dev/null` || 1;
 chomp $ncpu;
 plan skip_all => "$ncpu CPUs: too many sessions to keep them all busy" if $ncpu > 8;
 
-my $node = mt_node('busy');
+my $node = mt_node('throttle_busy');
 mt_make_table($node, 'postgres', 'quiet', 3000);
 mt_make_table($node, 'postgres', 'loaded', 3000);
 

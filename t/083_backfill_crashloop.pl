@@ -1,4 +1,4 @@
-# Acceptance 6: a batch that takes its worker down every time (here: the
+# A batch that takes its worker down every time (here: the
 # worker is killed -9 each time it is inside the batch, as the OOM killer
 # would kill a worker whose batch eats the memory, or a batch that crashes
 # the server) must not restart the server forever.  The job is taken up
@@ -6,7 +6,7 @@
 # without a committed batch it fails, with a last_error that says so.
 # Nothing was applied twice, retry() takes it up from the checkpoint and,
 # once the cause is gone, completes exactly once.  Kills with progress in
-# between (t/030) never fail a job.
+# between (t/030_backfill_crash.pl) never fail a job.
 use strict;
 use warnings;
 use FindBin;
@@ -16,7 +16,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use MtBackfill;
 
-my $node = mt_node('acc6loop');
+my $node = mt_node('backfill_crashloop');
 
 mt_make_table($node, 'postgres', 'cl', 2000);
 $node->safe_psql('postgres', q{

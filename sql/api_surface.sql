@@ -1,12 +1,18 @@
 --
--- Acceptance: the SQL surface of SPEC.md, as a DBA meets it from psql.
+-- The API surface: the SQL surface of SPEC.md, as a DBA meets it from psql.
 -- Names, argument names and defaults, view and table columns, GUC
 -- defaults, then a short end-to-end pass. Runs in a database of its own
 -- so that its migrations and jobs do not show in the other tests.
 --
 SELECT current_database() AS regress_db \gset
-CREATE DATABASE acceptance_db;
-\c acceptance_db
+CREATE DATABASE api_surface_db;
+\c api_surface_db
+-- the extension lives in schema migration_tools only: another schema is
+-- refused, and nothing is left behind
+CREATE SCHEMA api_other;
+CREATE EXTENSION migration_tools SCHEMA api_other;
+SELECT count(*) FROM pg_proc WHERE pronamespace = 'api_other'::regnamespace;
+DROP SCHEMA api_other;
 SET client_min_messages = warning;
 CREATE EXTENSION migration_tools;
 RESET client_min_messages;
@@ -294,4 +300,4 @@ SELECT count(*) FROM migration_tools.lock_waits
 WHERE relation = 'acc_t'::regclass;
 
 \c :regress_db
-DROP DATABASE acceptance_db WITH (FORCE);
+DROP DATABASE api_surface_db WITH (FORCE);

@@ -1,5 +1,5 @@
-# Acceptance (SPEC section 1, statements that cannot run in a transaction
-# block), as a DBA meets them on a real database:
+# Scheduled statements (SPEC section 1, statements that cannot run in a
+# transaction block) and INVALID indexes, as a DBA meets them:
 #  - an INVALID index left by somebody's failed manual concurrent build has
 #    the name a migration builds: the worker drops it first, so neither
 #    "already exists" nor, with IF NOT EXISTS, a silently skipped build
@@ -18,7 +18,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use MtBackfill;
 
-my $node = mt_node('acceptance5_scheduled', conf => q{
+my $node = mt_node('scheduled_invalid_index', conf => q{
 migration_tools.scheduled_retry_delay = '200ms'
 });
 $node->safe_psql('postgres', q{

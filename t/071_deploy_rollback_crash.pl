@@ -1,4 +1,4 @@
-# Acceptance: rollback_to() over a deployment whose down scripts include
+# A rollback end to end: rollback_to() over a deployment whose down scripts include
 # DROP INDEX CONCURRENTLY (scheduled for the worker), with the worker
 # killed (kill -9, so the server goes through crash recovery) while it runs
 # the scheduled DROP INDEX CONCURRENTLY.  Checked: nobody has to act after
@@ -16,7 +16,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use MtBackfill;
 
-my $node = mt_node('acceptance_rollback_crash', conf => q{
+my $node = mt_node('deploy_rollback_crash', conf => q{
 migration_tools.scheduled_retry_delay = '200ms'
 });
 $node->safe_psql('postgres', q{

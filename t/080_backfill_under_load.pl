@@ -1,5 +1,5 @@
-# Acceptance 4, SPEC section 2 under concurrency and crashes, as a DBA
-# runs it on a live server:
+# Backfills (SPEC section 2) under concurrency and crashes, as a DBA runs
+# them on a live server:
 # - max_workers = 1, three databases, more jobs than workers, two jobs on
 #   the same table in each: every job completes (none fails for lack of a
 #   slot), never more than one worker at a time, one job per table at a
@@ -21,7 +21,7 @@ use Test::More;
 use Time::HiRes qw(usleep);
 use MtBackfill;
 
-my $node = mt_node('acc4', conf => "migration_tools.max_workers = 1\n");
+my $node = mt_node('backfill_under_load', conf => "migration_tools.max_workers = 1\n");
 
 # --- max_workers = 1, three databases, more jobs than workers ---
 my %jobs;

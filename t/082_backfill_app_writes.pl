@@ -1,4 +1,4 @@
-# Acceptance 6: a backfill on a table the application keeps writing, and
+# A backfill on a table the application keeps writing, and
 # crashes at awkward moments.
 #  - key strategy, `counter = counter + 1`: while the job runs, the
 #    application inserts rows after the last key (visited, once), inserts
@@ -27,7 +27,7 @@ use MtBackfill;
 
 my $nrows = 6000;
 my $slow = "batch_size => 50, batch_sleep => '20ms'";
-my $node = mt_node('acc6app');
+my $node = mt_node('backfill_app_writes');
 
 # --- key strategy with the application writing ---
 $node->safe_psql('postgres', qq{

@@ -1,4 +1,4 @@
-# Acceptance: a deployment as a DBA plays it.  Three deployers (think three
+# A deployment end to end, as a DBA plays it.  Three deployers (think three
 # app servers starting at once, each running its migration tool) run the
 # same three migrations at the same moment: a new table, a CREATE INDEX
 # CONCURRENTLY (scheduled, then applied by the worker) and a new column with
@@ -22,7 +22,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use MtBackfill;
 
-my $node = mt_node('acceptance_deploy', conf => q{
+my $node = mt_node('deploy_concurrent', conf => q{
 migration_tools.max_preflight_wait = '500ms'
 migration_tools.lock_timeout = '100ms'
 migration_tools.max_lock_timeout = '300ms'
@@ -177,10 +177,9 @@ is($node->safe_psql('postgres',
 # an application transaction that wrote to the table is still open.  The
 # second apply() waits for the build (which holds SHARE UPDATE EXCLUSIVE);
 # the build waits for every older snapshot, the deployer's included: the
-# deployer must still end with both applied.  (Finding 1 of
-# /work/notes/acceptance3-findings.md: apply() used to retry inside the
-# caller's statement, whose snapshot the build waits for, and failed after
-# lock_retries attempts.)  apply() now schedules the second migration to
+# deployer must still end with both applied.  (apply() used to retry
+# inside the caller's statement, whose snapshot the build waits for, and
+# failed after lock_retries attempts.)  apply() now schedules the second migration to
 # run after the build, and returns at once.
 $holder->query_safe(q{BEGIN; UPDATE customers SET email = email WHERE id = 1;});
 my $d = $deployers[0];
