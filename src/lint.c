@@ -53,7 +53,7 @@ static const struct config_enum_entry lint_level_options[] = {
 };
 
 /*
- * Define the GUCs of the linter and install the utility guard.
+ * Define the GUCs of the linter (the guard's own is defined in guard.c).
  */
 void
 mt_lint_init(void)
@@ -78,8 +78,6 @@ mt_lint_init(void)
 							PGC_USERSET,
 							0,
 							NULL, NULL, NULL);
-
-	mt_guard_init();
 }
 
 /*

@@ -100,7 +100,4 @@ extern bool mt_do_is_variable(void *ns, ColumnRef *cref);
 /* lint_rules.c */
 extern List *mt_lint_utility(const char *sql, RawStmt *raw);
 
-/* guard.c */
-extern void mt_guard_init(void);
-
 #endif							/* MT_LINT_INT_H */
