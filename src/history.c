@@ -76,6 +76,7 @@
 #include "lint.h"
 #include "locks.h"
 #include "migration_tools.h"
+#include "security.h"
 #include "spi_util.h"
 
 PG_FUNCTION_INFO_V1(mt_apply);
@@ -119,14 +120,6 @@ typedef struct MigrationRow
 	bool		rollback_failed;	/* failed in a scheduled down statement */
 } MigrationRow;
 
-/* The caller's identity while we act as the owner of the history tables. */
-typedef struct OwnerSwitch
-{
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
-} OwnerSwitch;
-
 /* What running a script took. */
 typedef struct RunResult
 {
@@ -140,8 +133,6 @@ static void check_text_arg(FunctionCallInfo fcinfo, int argno, const char *what)
 static void check_version(const char *version);
 static char *sha256_hex(const char *data, size_t len);
 static void lock_history(void);
-static void become_owner(OwnerSwitch *sw);
-static void restore_caller(OwnerSwitch *sw);
 static MigrationRow read_migration(const char *version);
 static void lint_or_refuse(const char *version, const char *up_sql, ArrayType *allow);
 static List *runnable_statements(const char *version, const char *what,
@@ -326,43 +317,6 @@ lock_history(void)
 }
 
 /*
- * Act as the owner of the history tables, with a pinned search_path, until
- * restore_caller().  An error in between is cleaned up by the (sub)
- * transaction abort, which restores both.
- */
-static void
-become_owner(OwnerSwitch *sw)
-{
-	Oid			nsp = get_namespace_oid(MT_SCHEMA_NAME, false);
-	Oid			relid = get_relname_relid("migrations", nsp);
-	HeapTuple	tup;
-	Oid			owner;
-
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation \"%s.migrations\" does not exist", MT_SCHEMA_NAME)));
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-
-	GetUserIdAndSecContext(&sw->save_userid, &sw->save_sec_context);
-	SetUserIdAndSecContext(owner, sw->save_sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	sw->save_nestlevel = mt_pin_search_path("pg_catalog, pg_temp");
-}
-
-static void
-restore_caller(OwnerSwitch *sw)
-{
-	AtEOXact_GUC(true, sw->save_nestlevel);
-	SetUserIdAndSecContext(sw->save_userid, sw->save_sec_context);
-}
-
-/*
  * Run a read-only query of the history tables with the latest snapshot,
  * not the transaction's: the functions call it under the history lock, and
  * must see what the previous holder of the lock committed even in
@@ -397,12 +351,12 @@ static MigrationRow
 read_migration(const char *version)
 {
 	MigrationRow row;
-	OwnerSwitch sw;
+	MtSavedUser sw;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 
 	memset(&row, 0, sizeof(row));
-	become_owner(&sw);
+	mt_become_owner(&sw);
 	values[0] = CStringGetTextDatum(version);
 	if (read_latest("SELECT state, checksum, down_sql, installed_rank, baseline,"
 					"       EXISTS (SELECT FROM migration_tools.scheduled_statements s"
@@ -442,7 +396,7 @@ read_migration(const char *version)
 												 1, argtypes, values, NULL, false, 1,
 												 SPI_OK_SELECT, "read a migration") > 0;
 	}
-	restore_caller(&sw);
+	mt_restore_user(&sw);
 	return row;
 }
 
@@ -1039,7 +993,7 @@ pending_before(List *statements, const char *version)
 	List	   *pending = NIL;
 	List	   *result = NIL;
 	ListCell   *lc;
-	OwnerSwitch sw;
+	MtSavedUser sw;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 	MemoryContext cxt = CurrentMemoryContext;
@@ -1062,7 +1016,7 @@ pending_before(List *statements, const char *version)
 	if (relids == NIL)
 		return NIL;
 
-	become_owner(&sw);
+	mt_become_owner(&sw);
 	values[0] = CStringGetTextDatum(version);
 	n = read_latest("SELECT s.version, s.sql, s.state = 'running'"
 					"  FROM migration_tools.scheduled_statements s"
@@ -1085,7 +1039,7 @@ pending_before(List *statements, const char *version)
 		pending = lappend(pending, ps);
 		MemoryContextSwitchTo(old);
 	}
-	restore_caller(&sw);
+	mt_restore_user(&sw);
 
 	/* newest migration first */
 	foreach(lc, pending)
@@ -1211,7 +1165,7 @@ mt_apply(PG_FUNCTION_ARGS)
 	bool		seen_scheduled = false;
 	bool		runs_after_scheduled = false;
 	List	   *after = NIL;
-	OwnerSwitch sw;
+	MtSavedUser sw;
 
 	check_writable("apply()");
 	check_text_arg(fcinfo, 0, "version");
@@ -1350,7 +1304,7 @@ mt_apply(PG_FUNCTION_ARGS)
 	state = scheduled != NIL ? "scheduled" : "applied";
 
 	/* Record it, as the owner of the history. */
-	become_owner(&sw);
+	mt_become_owner(&sw);
 	if (scheduled == NIL)
 		fingerprint = mt_catalog_fingerprint();
 	{
@@ -1412,7 +1366,7 @@ mt_apply(PG_FUNCTION_ARGS)
 			}
 		}
 	}
-	restore_caller(&sw);
+	mt_restore_user(&sw);
 
 	if (after != NIL)
 	{
@@ -1464,7 +1418,7 @@ mt_baseline(PG_FUNCTION_ARGS)
 	char	   *version;
 	char	   *description;
 	MigrationRow row;
-	OwnerSwitch sw;
+	MtSavedUser sw;
 	Oid			argtypes[5] = {TEXTOID, TEXTOID, TEXTOID, NAMEOID, TEXTOID};
 	Datum		values[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
@@ -1497,7 +1451,7 @@ mt_baseline(PG_FUNCTION_ARGS)
 	values[3] = DirectFunctionCall1(namein,
 									CStringGetDatum(GetUserNameFromId(GetUserId(), false)));
 
-	become_owner(&sw);
+	mt_become_owner(&sw);
 	fingerprint = mt_catalog_fingerprint();
 	values[4] = fingerprint ? CStringGetTextDatum(fingerprint) : (Datum) 0;
 	nulls[4] = fingerprint ? ' ' : 'n';
@@ -1511,7 +1465,7 @@ mt_baseline(PG_FUNCTION_ARGS)
 								  5, argtypes, values, nulls, false, 0,
 								  SPI_OK_INSERT,
 								  psprintf("record migration \"%s\"", version));
-	restore_caller(&sw);
+	mt_restore_user(&sw);
 
 	SPI_finish();
 	PG_RETURN_TEXT_P(cstring_to_text("applied"));
@@ -1692,7 +1646,7 @@ schedule_in_order(const char *version, List *statements, const char *direction,
 static List *
 down_statements_not_done(const char *version)
 {
-	OwnerSwitch sw;
+	MtSavedUser sw;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 	List	   *sqls = NIL;
@@ -1700,7 +1654,7 @@ down_statements_not_done(const char *version)
 	ListCell   *lc;
 	uint64		n;
 
-	become_owner(&sw);
+	mt_become_owner(&sw);
 	values[0] = CStringGetTextDatum(version);
 	n = read_latest("SELECT sql FROM migration_tools.scheduled_statements"
 					" WHERE version = $1 AND direction = 'down' AND state <> 'done'"
@@ -1709,7 +1663,7 @@ down_statements_not_done(const char *version)
 	for (uint64 i = 0; i < n; i++)
 		sqls = lappend(sqls, SPI_getvalue(SPI_tuptable->vals[i],
 										  SPI_tuptable->tupdesc, 1));
-	restore_caller(&sw);
+	mt_restore_user(&sw);
 
 	/* as the caller, with the caller's search_path, as apply() does */
 	foreach(lc, sqls)
@@ -1778,7 +1732,7 @@ do_rollback(const char *version, MigrationRow *row, const char *run_after)
 	List	   *later = NIL;
 	ListCell   *lc;
 	RunResult	run;
-	OwnerSwitch sw;
+	MtSavedUser sw;
 	char	   *fingerprint;
 	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	Datum		values[2];
@@ -1817,9 +1771,9 @@ do_rollback(const char *version, MigrationRow *row, const char *run_after)
 		char	   *why = NULL;
 
 		mt_require_preload("rollback() of a statement that cannot run in a transaction block");
-		become_owner(&sw);
+		mt_become_owner(&sw);
 		nscheduled = retry_rollback(version, waits);
-		restore_caller(&sw);
+		mt_restore_user(&sw);
 		mt_request_work_at_commit();
 		if (after != NIL)
 			describe_run_after(after, &names, &why);
@@ -1865,7 +1819,7 @@ do_rollback(const char *version, MigrationRow *row, const char *run_after)
 		}
 	}
 
-	become_owner(&sw);
+	mt_become_owner(&sw);
 	values[0] = CStringGetTextDatum(version);
 	if (later == NIL)
 	{
@@ -1893,7 +1847,7 @@ do_rollback(const char *version, MigrationRow *row, const char *run_after)
 	if (later != NIL)
 	{
 		Datum		run_as = DirectFunctionCall1(namein,
-												 CStringGetDatum(GetUserNameFromId(sw.save_userid, false)));
+												 CStringGetDatum(GetUserNameFromId(sw.userid, false)));
 		int			seq;
 
 		/* after the statements of the up script, if some were scheduled */
@@ -1910,7 +1864,7 @@ do_rollback(const char *version, MigrationRow *row, const char *run_after)
 		}
 		nscheduled = schedule_in_order(version, later, "down", waits, seq, run_as);
 	}
-	restore_caller(&sw);
+	mt_restore_user(&sw);
 
 	if (after != NIL)
 	{
@@ -2013,7 +1967,7 @@ mt_rollback_to(PG_FUNCTION_ARGS)
 {
 	char	   *version;
 	MigrationRow target;
-	OwnerSwitch sw;
+	MtSavedUser sw;
 	Oid			argtypes[1] = {INT8OID};
 	Datum		values[1];
 	List	   *later = NIL;
@@ -2040,7 +1994,7 @@ mt_rollback_to(PG_FUNCTION_ARGS)
 				 errhint("rollback_to() keeps the target applied; choose an applied migration.")));
 
 	/* The later migrations still in effect, newest first. */
-	become_owner(&sw);
+	mt_become_owner(&sw);
 	values[0] = Int64GetDatum(target.installed_rank);
 	n = read_latest("SELECT version FROM migration_tools.migrations m"
 					" WHERE installed_rank > $1 AND (state IN ('applied', 'scheduled', 'running')"
@@ -2053,7 +2007,7 @@ mt_rollback_to(PG_FUNCTION_ARGS)
 	for (i = 0; i < n; i++)
 		later = lappend(later, SPI_getvalue(SPI_tuptable->vals[i],
 											SPI_tuptable->tupdesc, 1));
-	restore_caller(&sw);
+	mt_restore_user(&sw);
 
 	if (later == NIL)
 		ereport(NOTICE,
