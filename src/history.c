@@ -8,8 +8,10 @@
  * caller's privileges, and records it in migration_tools.migrations.  The
  * steps, in order:
  *
- *	1. A transaction-level advisory lock (key MT_APPLY_LOCK_KEY) serializes
- *	   every writer of the history: apply, baseline, rollback, rollback_to.
+ *	1. A lock on the migrations table (MT_HISTORY_LOCKMODE) serializes
+ *	   every writer of the history: apply, baseline, rollback, rollback_to,
+ *	   import_history; the wait is bounded by
+ *	   migration_tools.max_deployer_wait.
  *	2. The row of the version is read with a fresh snapshot (so that a
  *	   REPEATABLE READ caller that waited for the lock sees what the
  *	   previous holder committed): applied with the same checksum is a
@@ -61,6 +63,7 @@
 #include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
+#include "utils/backend_status.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -84,13 +87,18 @@ PG_FUNCTION_INFO_V1(mt_baseline);
 PG_FUNCTION_INFO_V1(mt_rollback);
 PG_FUNCTION_INFO_V1(mt_rollback_to);
 PG_FUNCTION_INFO_V1(mt_checksum);
+PG_FUNCTION_INFO_V1(mt_lock_history);
 
 /*
- * The advisory lock that serializes the writers of the history: the eight
- * bytes of "mt_apply" as a bigint, i.e.
- * pg_advisory_xact_lock(7887033719535463545).
+ * The lock that serializes the writers of the history: SHARE UPDATE
+ * EXCLUSIVE on the migrations table, until the end of the transaction.  It
+ * conflicts with itself, not with readers (ACCESS SHARE, the status view)
+ * nor with row writes (the worker's); and no role without a privilege on
+ * the table can take it or a conflicting one: LOCK TABLE needs UPDATE,
+ * DELETE or TRUNCATE on it, SELECT ... FOR UPDATE needs UPDATE, and PUBLIC
+ * has none.  (The user advisory lock space is open to every role.)
  */
-#define MT_APPLY_LOCK_KEY	INT64CONST(7887033719535463545)
+#define MT_HISTORY_LOCKMODE	ShareUpdateExclusiveLock
 
 /* Longest version apply() and baseline() accept, in characters. */
 #define MT_MAX_VERSION_LENGTH	255
@@ -104,6 +112,7 @@ static int	mt_max_lock_timeout_ms = 2000;
 static int	mt_lock_retries = 10;
 static int	mt_max_preflight_wait_ms = 10000;
 static int	mt_max_blocker_age_ms = 0;
+static int	mt_max_deployer_wait_ms = 300000;
 static char *mt_applying_version = NULL;
 
 /* A row of migration_tools.migrations, as far as the functions need it. */
@@ -115,6 +124,7 @@ typedef struct MigrationRow
 	char	   *state;
 	char	   *checksum;
 	char	   *down_sql;
+	char	   *applied_by;		/* the role that recorded the scripts */
 	int64		installed_rank;
 	bool		rolling_back;	/* scheduled: statements of the down script */
 	bool		rollback_failed;	/* failed in a scheduled down statement */
@@ -196,6 +206,13 @@ mt_history_init(void)
 							"0 turns the check off.",
 							&mt_max_blocker_age_ms,
 							0, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("migration_tools.max_deployer_wait",
+							"How long apply(), baseline(), rollback(), rollback_to() and import_history() wait for another deployer's transaction.",
+							"After this, they fail with an error naming the session that holds the migration history.",
+							&mt_max_deployer_wait_ms,
+							300000, 1, INT_MAX,
 							PGC_USERSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomStringVariable("migration_tools.applying_version",
@@ -308,12 +325,137 @@ mt_checksum(PG_FUNCTION_ARGS)
 												VARSIZE_ANY_EXHDR(t))));
 }
 
-/* Take the history's advisory lock for the rest of the transaction. */
+/* The application_name of a backend, or NULL when it is gone. */
+static char *
+backend_application_name(int pid)
+{
+	int			n = pgstat_fetch_stat_numbackends();
+
+	for (int i = 1; i <= n; i++)
+	{
+		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
+
+		if (local != NULL && local->backendStatus.st_procpid == pid)
+			return pstrdup(local->backendStatus.st_appname);
+	}
+	return NULL;
+}
+
+/*
+ * The wait for the history lock timed out: fail naming the session that
+ * holds it, in the primary message (deployment tools print only that).
+ */
+static void
+report_history_holder(Oid relid)
+{
+	ListCell   *lc;
+	TimestampTz now = GetCurrentTimestamp();
+
+	foreach(lc, mt_lock_conflicts(MyDatabaseId, relid, MT_HISTORY_LOCKMODE))
+	{
+		MtLockConflict *c = (MtLockConflict *) lfirst(lc);
+		char	   *appname;
+		char	   *age;
+
+		if (!c->granted)
+			continue;
+		if (c->prepared)
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("could not lock the migration history: prepared transaction %u holds it",
+							c->prepared_xid),
+					 errdetail("Writers of the migration history wait for each other, up to migration_tools.max_deployer_wait."),
+					 errhint("Commit or roll back the prepared transaction (see pg_prepared_xacts).")));
+		appname = backend_application_name(c->pid);
+		age = c->xact_start == 0 ? "unknown" :
+			DatumGetCString(DirectFunctionCall1(interval_out,
+												DirectFunctionCall2(timestamp_mi,
+																	TimestampTzGetDatum(now),
+																	TimestampTzGetDatum(c->xact_start))));
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("could not lock the migration history: process %d (application_name \"%s\", transaction age %s) holds it",
+						c->pid, appname ? appname : "", age),
+				 errdetail("Writers of the migration history (apply, baseline, rollback, rollback_to, import_history) wait for each other, up to migration_tools.max_deployer_wait."),
+				 errhint("Wait until that transaction ends and try again, or end it with pg_terminate_backend(%d).",
+						 c->pid)));
+	}
+	/* gone meanwhile */
+	ereport(ERROR,
+			(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+			 errmsg("could not lock the migration history within migration_tools.max_deployer_wait"),
+			 errdetail("Another writer of the migration history held it; it has ended since."),
+			 errhint("Try again.")));
+}
+
+/*
+ * Take the history lock for the rest of the transaction.  A holder is
+ * waited for in the lock queue (first come, first served; an autovacuum of
+ * the table is cancelled), under lock_timeout =
+ * migration_tools.max_deployer_wait, in an internal subtransaction so that
+ * the timeout can be told apart and reported with the holder's name.
+ */
 static void
 lock_history(void)
 {
-	(void) DirectFunctionCall1(pg_advisory_xact_lock_int8,
-							   Int64GetDatum(MT_APPLY_LOCK_KEY));
+	Oid			nsp = get_namespace_oid(MT_SCHEMA_NAME, false);
+	Oid			relid = get_relname_relid("migrations", nsp);
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *edata = NULL;
+	int			nestlevel;
+	char		buf[32];
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s.migrations\" does not exist", MT_SCHEMA_NAME)));
+	if (ConditionalLockRelationOid(relid, MT_HISTORY_LOCKMODE))
+		return;
+
+	nestlevel = NewGUCNestLevel();
+	snprintf(buf, sizeof(buf), "%d", mt_max_deployer_wait_ms);
+	(void) set_config_option("lock_timeout", buf,
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		LockRelationOid(relid, MT_HISTORY_LOCKMODE);
+		/* the lock goes to the parent transaction */
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_END_TRY();
+	AtEOXact_GUC(false, nestlevel);
+
+	if (edata == NULL)
+		return;
+	if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+		ReThrowError(edata);
+	report_history_holder(relid);
+}
+
+/*
+ * _lock_history(): the history lock, for the writers written in SQL
+ * (import_history()).
+ */
+Datum
+mt_lock_history(PG_FUNCTION_ARGS)
+{
+	lock_history();
+	PG_RETURN_VOID();
 }
 
 /*
@@ -361,7 +503,8 @@ read_migration(const char *version)
 	if (read_latest("SELECT state, checksum, down_sql, installed_rank, baseline,"
 					"       EXISTS (SELECT FROM migration_tools.scheduled_statements s"
 					"                WHERE s.version = m.version AND s.direction = 'down'"
-					"                  AND s.state <> 'done')"
+					"                  AND s.state <> 'done'),"
+					"       applied_by"
 					" FROM migration_tools.migrations m WHERE version = $1",
 					1, argtypes, values, 1, "read a migration") > 0)
 	{
@@ -378,6 +521,7 @@ read_migration(const char *version)
 		row.installed_rank = isnull ? 0 : DatumGetInt64(d);
 		d = SPI_getbinval(tup, desc, 5, &isnull);
 		row.baseline = isnull ? false : DatumGetBool(d);
+		row.applied_by = SPI_getvalue(tup, desc, 7);
 		d = SPI_getbinval(tup, desc, 6, &isnull);
 		if (!isnull && DatumGetBool(d))
 		{
@@ -1503,6 +1647,7 @@ check_rollback(const char *version, MigrationRow *row)
 				 errdetail("It was recorded by baseline() or import_history(), which record no scripts.") :
 				 errdetail("It was applied without down_sql."),
 				 errhint("Write a new migration that undoes it instead.")));
+	(void) mt_recorded_role(row->applied_by, "the down script", version);
 	check_row_writable(version, row);
 }
 
@@ -1677,22 +1822,23 @@ down_statements_not_done(const char *version)
  * rollback() are not run again).  Runs as the owner.
  */
 static int
-retry_rollback(const char *version, List *run_after)
+retry_rollback(const char *version, List *run_after, const char *run_as)
 {
-	Oid			types[2] = {TEXTOID, TEXTARRAYOID};
-	Datum		values[2];
-	char		nulls[2] = {' ', ' '};
+	Oid			types[3] = {TEXTOID, TEXTARRAYOID, NAMEOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
 	uint64		n;
 
 	values[0] = CStringGetTextDatum(version);
 	values[1] = run_after != NIL ? mt_text_array_from_list(run_after) : (Datum) 0;
 	nulls[1] = run_after != NIL ? ' ' : 'n';
+	values[2] = DirectFunctionCall1(namein, CStringGetDatum(run_as));
 	n = mt_spi_execute_checked("UPDATE migration_tools.scheduled_statements"
 							   "   SET state = 'pending', attempts = 0, error = NULL,"
 							   "       not_before = pg_catalog.now(), started_at = NULL,"
-							   "       finished_at = NULL, run_after = $2"
+							   "       finished_at = NULL, run_after = $2, run_as = $3"
 							   " WHERE version = $1 AND direction = 'down' AND state <> 'done'",
-							   2, types, values, nulls, false, 0,
+							   3, types, values, nulls, false, 0,
 							   SPI_OK_UPDATE,
 							   psprintf("schedule the rollback of migration \"%s\" again", version));
 	(void) mt_spi_execute_checked("UPDATE migration_tools.migrations"
@@ -1725,7 +1871,7 @@ retry_rollback(const char *version, List *run_after)
  * after all of them).  Returns whether anything was scheduled.
  */
 static bool
-do_rollback(const char *version, MigrationRow *row, const char *run_after)
+run_down_script(const char *version, MigrationRow *row, const char *run_after)
 {
 	List	   *statements;
 	List	   *now = NIL;
@@ -1772,7 +1918,7 @@ do_rollback(const char *version, MigrationRow *row, const char *run_after)
 
 		mt_require_preload("rollback() of a statement that cannot run in a transaction block");
 		mt_become_owner(&sw);
-		nscheduled = retry_rollback(version, waits);
+		nscheduled = retry_rollback(version, waits, row->applied_by);
 		mt_restore_user(&sw);
 		mt_request_work_at_commit();
 		if (after != NIL)
@@ -1846,8 +1992,9 @@ do_rollback(const char *version, MigrationRow *row, const char *run_after)
 
 	if (later != NIL)
 	{
+		/* as the role that recorded the down script, as it runs here */
 		Datum		run_as = DirectFunctionCall1(namein,
-												 CStringGetDatum(GetUserNameFromId(sw.userid, false)));
+												 CStringGetDatum(row->applied_by));
 		int			seq;
 
 		/* after the statements of the up script, if some were scheduled */
@@ -1904,6 +2051,43 @@ do_rollback(const char *version, MigrationRow *row, const char *run_after)
 				 errhint("Follow it in migration_tools.status.")));
 	}
 	return later != NIL;
+}
+
+/*
+ * Before a stored script of a migration runs: act as the role that
+ * recorded it (checked by mt_recorded_role()), unless the session already
+ * is that role, with no SET ROLE to get out of it.  Returns whether the
+ * user changed; mt_restore_user() then undoes it.
+ */
+static bool
+become_recorder(const char *version, MigrationRow *row, MtSavedUser *saved)
+{
+	Oid			roleid = mt_recorded_role(row->applied_by, "the down script",
+										  version);
+
+	if (roleid == GetUserId() && roleid == GetSessionUserId())
+		return false;
+	mt_become_role(roleid, saved);
+	return true;
+}
+
+/*
+ * Roll back a migration (checked by check_rollback), with the privileges
+ * of the role that recorded its down script (applied_by), whoever calls:
+ * run_down_script() as that role.  Returns whether anything was scheduled.
+ */
+static bool
+do_rollback(const char *version, MigrationRow *row, const char *run_after)
+{
+	MtSavedUser saved;
+	bool		switched;
+	bool		scheduled;
+
+	switched = become_recorder(version, row, &saved);
+	scheduled = run_down_script(version, row, run_after);
+	if (switched)
+		mt_restore_user(&saved);
+	return scheduled;
 }
 
 /*
