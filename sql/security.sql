@@ -2,8 +2,8 @@
 -- Security model (SPEC section 8): the attacks of a hostile role without
 -- privileges, replayed.  regress_mt_alice is the victim, regress_mt_mallory
 -- the attacker, regress_mt_ops a member of migration_tools_admin that is
--- not a superuser.  t/016_scheduled_run_as.pl replays the rollback through
--- the worker; specs/security_apply_lock.spec the blocking of apply().
+-- not a superuser.  t/016_security_deployers.pl replays the rollback
+-- through the worker and the blocking of apply() with several sessions.
 --
 CREATE ROLE regress_mt_alice;
 CREATE ROLE regress_mt_mallory;
@@ -145,8 +145,8 @@ DROP ROLE regress_mt_gone;
 SELECT migration_tools.rollback('sec104');
 
 -- 3. Nobody without a privilege on the history can take its lock, or one
--- that conflicts with it (specs/security_apply_lock.spec: the advisory
--- lock of the past blocks nothing, a deployer's wait is bounded).
+-- that conflicts with it (t/016_security_deployers.pl: the advisory lock
+-- of the past blocks nothing, a deployer's wait is bounded).
 SET ROLE regress_mt_mallory;
 BEGIN;
 LOCK TABLE migration_tools.migrations IN SHARE UPDATE EXCLUSIVE MODE;
