@@ -1351,8 +1351,11 @@ mt_apply(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_DUPLICATE_OBJECT),
 					 errmsg("migration \"%s\" was already applied with a different checksum",
 							version),
+					 mt_may_see_role_rows(row.applied_by) ?
 					 errdetail("Recorded checksum: %s. Checksum of the given up_sql: %s.",
-							   row.checksum, checksum),
+							   row.checksum, checksum) :
+					 errdetail("Checksum of the given up_sql: %s. The recorded one is shown to members of role \"%s\" and of migration_tools_admin only.",
+							   checksum, row.applied_by),
 					 errhint("A migration must not change once applied: give the change a new version, or roll this one back first.")));
 		ereport(NOTICE,
 				(errmsg("migration \"%s\" is already %s, skipping", version, row.state)));

@@ -127,6 +127,18 @@ mt_is_admin(Oid roleid)
 	return OidIsValid(admin) && is_member_of_role(roleid, admin);
 }
 
+/* As the status view decides who sees a migration's error and checksum. */
+bool
+mt_may_see_role_rows(const char *rolename)
+{
+	Oid			roleid;
+
+	if (mt_is_admin(GetUserId()))
+		return true;
+	roleid = get_role_oid(rolename, true);
+	return OidIsValid(roleid) && has_privs_of_role(GetUserId(), roleid);
+}
+
 /*
  * May member act as role, as SET ROLE would allow it?  Superusers may act
  * as any role.

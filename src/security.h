@@ -55,6 +55,13 @@ extern void mt_restore_user(MtSavedUser *saved);
 extern bool mt_is_admin(Oid roleid);
 
 /*
+ * May the current user see the error texts and checksums of what rolename
+ * recorded?  As the status view decides: an administrator, or a role with
+ * the privileges of rolename.
+ */
+extern bool mt_may_see_role_rows(const char *rolename);
+
+/*
  * The role a stored script of a migration runs as: rolename, the role that
  * recorded it.  ERROR when it no longer exists, or when the current user
  * may not act as it (not a member, not a superuser).  what and version
