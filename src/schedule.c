@@ -19,7 +19,7 @@
  *	2. runs it as a top-level statement, the way the server runs a simple
  *	   query (parse, analyze, plan, run a portal with isTopLevel, commit),
  *	   as the role that recorded it (the role that called apply(), for
- *	   the statements of a down script too), outside any lock and
+ *	   the statements of a down script too), outside the history lock and
  *	   without the short migration lock_timeout: a concurrent index build
  *	   waits for every older snapshot, and a lock timeout would only
  *	   cancel it;
