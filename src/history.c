@@ -364,7 +364,7 @@ report_history_holder(Oid relid)
 					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 					 errmsg("could not lock the migration history: prepared transaction %u holds it",
 							c->prepared_xid),
-					 errdetail("Writers of the migration history wait for each other, up to migration_tools.max_deployer_wait."),
+					 errdetail("Writers of the migration history wait for each other, up to migration_tools.max_deployer_wait (or lock_timeout, if shorter)."),
 					 errhint("Commit or roll back the prepared transaction (see pg_prepared_xacts).")));
 		appname = backend_application_name(c->pid);
 		age = c->xact_start == 0 ? "unknown" :
@@ -376,14 +376,14 @@ report_history_holder(Oid relid)
 				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 				 errmsg("could not lock the migration history: process %d (application_name \"%s\", transaction age %s) holds it",
 						c->pid, appname ? appname : "", age),
-				 errdetail("Writers of the migration history (apply, baseline, rollback, rollback_to, import_history) wait for each other, up to migration_tools.max_deployer_wait."),
+				 errdetail("Writers of the migration history (apply, baseline, rollback, rollback_to, import_history) wait for each other, up to migration_tools.max_deployer_wait (or lock_timeout, if shorter)."),
 				 errhint("Wait until that transaction ends and try again, or end it with pg_terminate_backend(%d).",
 						 c->pid)));
 	}
 	/* gone meanwhile */
 	ereport(ERROR,
 			(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-			 errmsg("could not lock the migration history within migration_tools.max_deployer_wait"),
+			 errmsg("could not lock the migration history within migration_tools.max_deployer_wait or lock_timeout"),
 			 errdetail("Another writer of the migration history held it; it has ended since."),
 			 errhint("Try again.")));
 }
@@ -392,8 +392,9 @@ report_history_holder(Oid relid)
  * Take the history lock for the rest of the transaction.  A holder is
  * waited for in the lock queue (first come, first served; an autovacuum of
  * the table is cancelled), under lock_timeout =
- * migration_tools.max_deployer_wait, in an internal subtransaction so that
- * the timeout can be told apart and reported with the holder's name.
+ * migration_tools.max_deployer_wait (or the session's lock_timeout, if
+ * shorter), in an internal subtransaction so that the timeout can be told
+ * apart and reported with the holder's name.
  */
 static void
 lock_history(void)
@@ -413,8 +414,11 @@ lock_history(void)
 	if (ConditionalLockRelationOid(relid, MT_HISTORY_LOCKMODE))
 		return;
 
+	/* the session's own lock_timeout still counts when it is shorter */
 	nestlevel = NewGUCNestLevel();
-	snprintf(buf, sizeof(buf), "%d", mt_max_deployer_wait_ms);
+	snprintf(buf, sizeof(buf), "%d",
+			 LockTimeout > 0 && LockTimeout < mt_max_deployer_wait_ms ?
+			 LockTimeout : mt_max_deployer_wait_ms);
 	(void) set_config_option("lock_timeout", buf,
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);

@@ -112,6 +112,15 @@ like($err,
 	qr/ERROR:  55P03: could not lock the migration history: process $holder_pid \(application_name "deployer_one", transaction age [0-9:.]+\) holds it/,
 	'the waiting deployer fails after max_deployer_wait, naming the holder, its application_name and transaction age');
 
+# a session's own shorter lock_timeout counts too
+($ret, $out, $err) = $node->psql('postgres', q{
+SET ROLE regress_mt_ops;
+SET lock_timeout = '200ms';
+SELECT migration_tools.apply('301', 'CREATE TABLE sec_ops.t301 (id int)');
+});
+like($err, qr/could not lock the migration history: process $holder_pid /,
+	'a shorter lock_timeout of the session ends the wait too, with the same error');
+
 # the holder commits: the other deployer goes through
 $holder->query_safe('COMMIT');
 is(as_ops(q{SET migration_tools.max_deployer_wait = '300ms';
