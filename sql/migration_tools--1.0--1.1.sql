@@ -5,3 +5,239 @@
 -- Every change to an object of sql/install/*.sql since 1.0 is repeated
 -- here, so that t/090_upgrade.pl finds an updated 1.0 install equal to a
 -- fresh 1.1 install.
+
+-- Security hardening (issue 13, SPEC section 8).
+-- The writers of the history serialize on a lock of the migrations table
+-- that no role without a privilege on it can take (it was an advisory
+-- lock, which any role could hold); import_history() takes it through
+-- _lock_history().
+CREATE FUNCTION migration_tools._lock_history()
+RETURNS void
+AS 'MODULE_PATHNAME', 'mt_lock_history'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION migration_tools._lock_history() IS
+'Take the lock that serializes the writers of the migration history, waiting up to migration_tools.max_deployer_wait (internal)';
+REVOKE ALL ON FUNCTION migration_tools._lock_history() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION migration_tools._lock_history() TO migration_tools_admin;
+
+CREATE OR REPLACE FUNCTION migration_tools.import_history(source text, source_table regclass DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tool text := lower(btrim(source));
+    tbl regclass;
+    default_name text;
+    candidates regclass[];
+    n integer;
+    rows_sql text;
+    -- The script of an imported migration is not known: up_sql is '' and
+    -- checksum its SHA-256, as for every row (the tool's own checksum goes
+    -- to the description).  apply() of an imported version is a no-op, as
+    -- for baseline().
+    empty_checksum text := encode(sha256(''::bytea), 'hex');
+    failure text;
+BEGIN
+    IF source IS NULL THEN
+        RAISE EXCEPTION 'source must not be null'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Known tools are prisma, flyway, drizzle, golang-migrate and rails.';
+    END IF;
+    -- as apply() and baseline(): say why nothing can be written
+    IF pg_is_in_recovery() THEN
+        RAISE EXCEPTION 'cannot execute import_history() during recovery'
+            USING ERRCODE = 'read_only_sql_transaction';
+    END IF;
+    IF current_setting('transaction_read_only')::boolean THEN
+        RAISE EXCEPTION 'cannot execute import_history() in a read-only transaction'
+            USING ERRCODE = 'read_only_sql_transaction';
+    END IF;
+    default_name := CASE tool
+        WHEN 'prisma' THEN '_prisma_migrations'
+        WHEN 'flyway' THEN 'flyway_schema_history'
+        WHEN 'drizzle' THEN '__drizzle_migrations'
+        WHEN 'golang-migrate' THEN 'schema_migrations'
+        WHEN 'rails' THEN 'schema_migrations'
+    END;
+    IF default_name IS NULL THEN
+        RAISE EXCEPTION 'unrecognized migration tool "%"', source
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Known tools are prisma, flyway, drizzle, golang-migrate and rails.';
+    END IF;
+
+    IF source_table IS NOT NULL THEN
+        tbl := source_table;
+    ELSE
+        -- the tool's table in any user schema; drizzle keeps it in schema drizzle
+        SELECT array_agg(c.oid::regclass ORDER BY (n.nspname = 'drizzle') DESC, n.nspname)
+          INTO candidates
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relname = default_name AND c.relkind IN ('r', 'p', 'v', 'f')
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'migration_tools')
+           AND n.nspname !~ '^pg_temp_' AND n.nspname !~ '^pg_toast';
+        IF candidates IS NULL THEN
+            RAISE EXCEPTION 'table "%" of % was not found', default_name, tool
+                USING ERRCODE = 'undefined_table',
+                      HINT = 'Pass the table as the second argument if it has another name.';
+        ELSIF cardinality(candidates) > 1 AND tool <> 'drizzle' THEN
+            RAISE EXCEPTION 'more than one table "%" exists', default_name
+                USING ERRCODE = 'ambiguous_alias',
+                      DETAIL = format('Candidates: %s.', array_to_string(candidates, ', ')),
+                      HINT = 'Pass the table to import as the second argument.';
+        END IF;
+        tbl := candidates[1];
+    END IF;
+
+    -- serialized with apply() and every other writer of the history
+    PERFORM migration_tools._lock_history();
+
+    -- Each tool's rows, as the columns of migrations they fill, in the
+    -- order they were applied (installed_rank follows it); one INSERT below.
+    IF tool = 'prisma' THEN
+        -- one row per attempt: the latest attempt of each migration counts
+        rows_sql := format($q$
+            SELECT migration_name::text AS version,
+                   'imported from prisma' || coalesce(' (checksum ' || checksum || ')', '') AS description,
+                   CASE WHEN rolled_back_at IS NOT NULL THEN 'rolled_back'
+                        WHEN finished_at IS NULL THEN 'failed'
+                        ELSE 'applied' END AS state,
+                   current_user AS applied_by,
+                   coalesce(started_at, now()) AS started_at, finished_at,
+                   finished_at - started_at AS execution_time,
+                   CASE WHEN finished_at IS NULL AND rolled_back_at IS NULL THEN logs END AS error,
+                   rolled_back_at
+              FROM (SELECT DISTINCT ON (migration_name) *
+                      FROM %s
+                     WHERE migration_name IS NOT NULL AND migration_name <> ''
+                     ORDER BY migration_name, started_at DESC) p
+             ORDER BY p.started_at, p.migration_name $q$, tbl);
+    ELSIF tool = 'flyway' THEN
+        -- versioned ones only (repeatable: no version); latest row counts, a successful undo rolls back
+        rows_sql := format($q$
+            SELECT version::text,
+                   concat_ws(' ', description, '(imported from flyway: ' || type ||
+                             coalesce(' ' || script, '') ||
+                             coalesce(', checksum ' || checksum, '') || ')') AS description,
+                   CASE WHEN type LIKE 'UNDO%%' THEN 'rolled_back' WHEN success THEN 'applied' ELSE 'failed' END AS state,
+                   CASE WHEN installed_by IS NOT NULL AND length(installed_by) < 64
+                        THEN installed_by::name ELSE current_user END AS applied_by,
+                   installed_on AS started_at,
+                   installed_on + execution_time * interval '1 millisecond' AS finished_at,
+                   execution_time * interval '1 millisecond' AS execution_time,
+                   CASE WHEN NOT success THEN 'failed in flyway' END AS error,
+                   CASE WHEN type LIKE 'UNDO%%' THEN installed_on END::timestamptz AS rolled_back_at
+              FROM (SELECT DISTINCT ON (version) *
+                      FROM %s
+                     WHERE version IS NOT NULL AND version <> ''
+                       AND type NOT IN ('SCHEMA', 'DELETE') AND NOT (type LIKE 'UNDO%%' AND NOT success)
+                     ORDER BY version, installed_rank DESC) f
+             ORDER BY installed_rank $q$, tbl);
+    ELSIF tool = 'drizzle' THEN
+        -- drizzle records the hash of the SQL file and the migration's
+        -- folder timestamp (created_at, milliseconds), no name
+        rows_sql := format($q$
+            SELECT created_at::text AS version,
+                   'imported from drizzle' || coalesce(' (hash ' || hash || ')', '') AS description,
+                   'applied' AS state, current_user AS applied_by,
+                   coalesce(to_timestamp(created_at / 1000.0), now()) AS started_at,
+                   coalesce(to_timestamp(created_at / 1000.0), now()) AS finished_at,
+                   NULL::interval AS execution_time, NULL AS error,
+                   NULL::timestamptz AS rolled_back_at
+              FROM %s
+             WHERE created_at IS NOT NULL
+             ORDER BY id $q$, tbl);
+    ELSIF tool = 'golang-migrate' THEN
+        -- golang-migrate keeps only the current version; dirty = failed half-way
+        rows_sql := format($q$
+            SELECT version::text,
+                   'imported from golang-migrate (current version)' AS description,
+                   CASE WHEN dirty THEN 'failed' ELSE 'applied' END AS state,
+                   current_user AS applied_by, now() AS started_at, now() AS finished_at,
+                   NULL::interval AS execution_time,
+                   CASE WHEN dirty THEN 'dirty in golang-migrate' END AS error,
+                   NULL::timestamptz AS rolled_back_at
+              FROM %s $q$, tbl);
+    ELSE
+        -- rails: one row per applied version
+        rows_sql := format($q$
+            SELECT version::text, 'imported from rails' AS description, 'applied' AS state,
+                   current_user AS applied_by, now() AS started_at, now() AS finished_at,
+                   NULL::interval AS execution_time, NULL AS error,
+                   NULL::timestamptz AS rolled_back_at
+              FROM %s
+             WHERE version IS NOT NULL AND version::text <> ''
+             ORDER BY version::text $q$, tbl);
+    END IF;
+
+    -- (a subquery with ORDER BY is not flattened: its order is kept)
+    -- A table of another shape fails on its columns or their types: say
+    -- which table and tool, with the server's message as the detail.
+    BEGIN
+    EXECUTE format($q$
+        INSERT INTO migration_tools.migrations
+            (version, description, checksum, up_sql, state, applied_by, started_at,
+             finished_at, execution_time, attempts, error, rolled_back_at, baseline)
+        SELECT i.version, i.description, %L, '', i.state, i.applied_by, i.started_at,
+               i.finished_at, i.execution_time, 1, i.error, i.rolled_back_at, true
+          FROM (%s) i
+        ON CONFLICT (version) DO NOTHING $q$, empty_checksum, rows_sql);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    EXCEPTION WHEN undefined_column OR undefined_function OR datatype_mismatch
+                   OR invalid_text_representation THEN
+        GET STACKED DIAGNOSTICS failure = MESSAGE_TEXT;
+        RAISE EXCEPTION 'table "%" is not a history table of %', tbl, tool
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Reading it failed: %s.', failure),
+                  HINT = format('Pass the table that %s itself writes its history to.', tool);
+    END;
+    RETURN n;
+END
+$$;
+-- status: every migration stays visible, its error text and checksum only
+-- to the role that applied it (and its members), migration_tools_admin
+-- members and superusers; a security barrier.
+CREATE OR REPLACE VIEW migration_tools.status WITH (security_barrier) AS
+SELECT m.version,
+       m.description,
+       m.state,
+       m.applied_by,
+       m.started_at,
+       m.finished_at,
+       m.execution_time,
+       m.attempts,
+       m.lock_wait_time,
+       m.lock_waits_caused,
+       CASE WHEN v.visible THEN m.checksum ELSE '<insufficient privilege>' END AS checksum,
+       m.checksum = migration_tools.checksum(m.up_sql) AS checksum_ok,
+       CASE WHEN m.error IS NULL OR v.visible THEN m.error
+            ELSE '<insufficient privilege>' END AS error,
+       (SELECT count(*) FROM migration_tools.scheduled_statements s
+        WHERE s.version = m.version
+          AND s.state IN ('pending', 'running'))::integer AS pending_statements,
+       m.down_sql IS NOT NULL AS reversible,
+       m.baseline,
+       m.rolled_back_at,
+       m.installed_rank,
+       -- what the statements of a scheduled migration (or of one whose
+       -- scheduled statements failed) are for: 'apply' or 'rollback'
+       CASE WHEN m.state NOT IN ('scheduled', 'failed') THEN NULL
+            WHEN EXISTS (SELECT FROM migration_tools.scheduled_statements s
+                         WHERE s.version = m.version AND s.direction = 'down'
+                           AND s.state <> 'done') THEN 'rollback'
+            WHEN EXISTS (SELECT FROM migration_tools.scheduled_statements s
+                         WHERE s.version = m.version AND s.direction = 'up'
+                           AND s.state <> 'done') THEN 'apply'
+       END AS scheduled_for
+FROM migration_tools.migrations m
+CROSS JOIN LATERAL (
+    SELECT pg_catalog.pg_has_role('migration_tools_admin', 'MEMBER')
+           OR EXISTS (SELECT FROM pg_catalog.pg_roles r
+                      WHERE r.rolname = m.applied_by
+                        AND pg_catalog.pg_has_role(r.oid, 'USAGE')) AS visible
+) v
+ORDER BY m.installed_rank DESC;
+-- The backfill views filter rows before any function of the reader's
+-- query sees them.
+ALTER VIEW migration_tools.backfill_progress SET (security_barrier = true);
+ALTER VIEW migration_tools.backfill_batch_history SET (security_barrier = true);

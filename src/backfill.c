@@ -116,7 +116,6 @@ static char *build_guard(Relation rel, Query *query, bool by_ctid, bool guard,
 static bool guard_is_implied(Relation rel, Query *query, Node *where, Node *guard);
 static bool expr_is_nonnull(Node *node, Relation rel, Index rtindex);
 static void primary_key_columns(Relation rel, MtJobSql *js);
-static bool is_job_admin(Oid roleid);
 static void check_job_access(int64 job, Oid owner, Oid caller);
 
 /*
@@ -245,63 +244,6 @@ mt_parse_run_window(const char *text, int *start_min, int *end_min)
 	*start_min = (h1 * 60 + m1) % 1440;
 	*end_min = (h2 * 60 + m2) % 1440;
 	return *start_min != *end_min;
-}
-
-/*
- * The owner of the extension, from pg_extension.
- */
-Oid
-mt_extension_owner(void)
-{
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	Oid			owner = InvalidOid;
-
-	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
-				F_NAMEEQ, CStringGetDatum(MT_EXTENSION_NAME));
-	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-		owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-
-	if (!OidIsValid(owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("extension \"%s\" is not installed in this database",
-						MT_EXTENSION_NAME)));
-	return owner;
-}
-
-/*
- * Switch to the extension owner, with search_path pinned to pg_catalog,
- * for reads and writes of the job tables.  mt_restore_user() undoes both;
- * an error does too (transaction abort restores the user and the GUCs).
- */
-void
-mt_become_owner(MtSavedUser *saved)
-{
-	Oid			owner = mt_extension_owner();
-
-	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
-	saved->guc_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	SetUserIdAndSecContext(owner,
-						   saved->sec_context | SECURITY_LOCAL_USERID_CHANGE);
-}
-
-/* Back to the user and search_path saved by mt_become_owner(). */
-void
-mt_restore_user(MtSavedUser *saved)
-{
-	SetUserIdAndSecContext(saved->userid, saved->sec_context);
-	AtEOXact_GUC(true, saved->guc_nestlevel);
 }
 
 /* ---------------------------------------------------------------------
@@ -1632,22 +1574,11 @@ analyze_run_batched(Relation rel, MtJobSql *js)
  * ---------------------------------------------------------------------
  */
 
-/* Is the current role an administrator of every job? */
-static bool
-is_job_admin(Oid roleid)
-{
-	Oid			admin = get_role_oid("migration_tools_admin", true);
-
-	if (superuser_arg(roleid))
-		return true;
-	return OidIsValid(admin) && is_member_of_role(roleid, admin);
-}
-
 /* ERROR unless caller may see and control a job of owner. */
 static void
 check_job_access(int64 job, Oid owner, Oid caller)
 {
-	if (has_privs_of_role(caller, owner) || is_job_admin(caller))
+	if (has_privs_of_role(caller, owner) || mt_is_admin(caller))
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

@@ -17,6 +17,9 @@
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 
+/* mt_extension_owner(), mt_become_owner(), mt_restore_user() */
+#include "security.h"
+
 /* GUCs (backfill.c) */
 extern int	mt_max_batch_size;
 extern int	mt_initial_batch_size;
@@ -97,19 +100,5 @@ extern bool mt_server_busy(void);
  */
 extern void mt_throttle_reset(Oid relid);
 extern void mt_throttle_note_rows(Oid relid, int64 rows);
-
-/* The owner of the extension: the role that writes the job tables. */
-extern Oid	mt_extension_owner(void);
-
-/* Run as the extension owner with a safe search_path, and back. */
-typedef struct MtSavedUser
-{
-	Oid			userid;
-	int			sec_context;
-	int			guc_nestlevel;
-} MtSavedUser;
-
-extern void mt_become_owner(MtSavedUser *saved);
-extern void mt_restore_user(MtSavedUser *saved);
 
 #endif							/* MT_BACKFILL_INT_H */

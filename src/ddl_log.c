@@ -47,6 +47,7 @@
 
 #include "history.h"
 #include "migration_tools.h"
+#include "security.h"
 #include "spi_util.h"
 
 #define MT_VERSION_GUC	"migration_tools.applying_version"
@@ -150,7 +151,6 @@ mt_ddl_log_trigger(PG_FUNCTION_ARGS)
 	ResourceOwner owner = CurrentResourceOwner;
 	Oid			save_userid;
 	int			save_sec_context;
-	int			save_nestlevel;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -196,46 +196,23 @@ mt_ddl_log_trigger(PG_FUNCTION_ARGS)
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 
-	/*
-	 * The insert runs as the extension's owner: nothing of the caller's
-	 * may be looked up on the way (operators, functions), so the
-	 * search_path is pinned; the subtransaction undoes the setting.
-	 */
-	save_nestlevel = mt_pin_search_path("pg_catalog, pg_temp");
-
 	PG_TRY();
 	{
-		int			ret;
-		Oid			ownertypes[1] = {OIDOID};
-		Datum		ownervalues[1];
+		MtSavedUser saved;
 
-		ownervalues[0] = ObjectIdGetDatum(extoid);
+		/*
+		 * The log belongs to the extension's owner: write it as that role,
+		 * with nothing of the caller's looked up on the way (operators,
+		 * functions).  The subtransaction undoes the switch on error.
+		 */
 		mt_spi_connect();
-
-		/* the log belongs to the extension's owner: write it as that role */
-		ret = SPI_execute_with_args("SELECT extowner FROM pg_catalog.pg_extension WHERE oid = $1",
-									1, ownertypes, ownervalues, NULL, true, 1);
-		if (ret != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "could not find the owner of extension \"%s\"", MT_EXTENSION_NAME);
-		else
-		{
-			bool		isnull;
-			Oid			extowner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-																  SPI_tuptable->tupdesc,
-																  1, &isnull));
-
-			SetUserIdAndSecContext(extowner, save_sec_context |
-								   SECURITY_LOCAL_USERID_CHANGE |
-								   SECURITY_RESTRICTED_OPERATION);
-		}
-
+		mt_become_owner(&saved);
 		mt_spi_execute_checked(drops ? log_drops_sql : log_commands_sql,
 							   drops ? 5 : 7, argtypes, values, nulls, false, 0,
 							   SPI_OK_INSERT, "insert into ddl_log");
 
-		SetUserIdAndSecContext(save_userid, save_sec_context);
+		mt_restore_user(&saved);
 		SPI_finish();
-		AtEOXact_GUC(true, save_nestlevel);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;

@@ -8,8 +8,10 @@
  * caller's privileges, and records it in migration_tools.migrations.  The
  * steps, in order:
  *
- *	1. A transaction-level advisory lock (key MT_APPLY_LOCK_KEY) serializes
- *	   every writer of the history: apply, baseline, rollback, rollback_to.
+ *	1. A lock on the migrations table (MT_HISTORY_LOCKMODE) serializes
+ *	   every writer of the history: apply, baseline, rollback, rollback_to,
+ *	   import_history; the wait is bounded by
+ *	   migration_tools.max_deployer_wait.
  *	2. The row of the version is read with a fresh snapshot (so that a
  *	   REPEATABLE READ caller that waited for the lock sees what the
  *	   previous holder committed): applied with the same checksum is a
@@ -62,6 +64,7 @@
 #include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "utils/array.h"
+#include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -76,6 +79,7 @@
 #include "lint.h"
 #include "locks.h"
 #include "migration_tools.h"
+#include "security.h"
 #include "spi_util.h"
 
 PG_FUNCTION_INFO_V1(mt_apply);
@@ -83,13 +87,18 @@ PG_FUNCTION_INFO_V1(mt_baseline);
 PG_FUNCTION_INFO_V1(mt_rollback);
 PG_FUNCTION_INFO_V1(mt_rollback_to);
 PG_FUNCTION_INFO_V1(mt_checksum);
+PG_FUNCTION_INFO_V1(mt_lock_history);
 
 /*
- * The advisory lock that serializes the writers of the history: the eight
- * bytes of "mt_apply" as a bigint, i.e.
- * pg_advisory_xact_lock(7887033719535463545).
+ * The lock that serializes the writers of the history: SHARE UPDATE
+ * EXCLUSIVE on the migrations table, until the end of the transaction.  It
+ * conflicts with itself, not with readers (ACCESS SHARE, the status view)
+ * nor with row writes (the worker's); and no role without a privilege on
+ * the table can take it or a conflicting one: LOCK TABLE needs UPDATE,
+ * DELETE or TRUNCATE on it, SELECT ... FOR UPDATE needs UPDATE, and PUBLIC
+ * has none.  (The user advisory lock space is open to every role.)
  */
-#define MT_APPLY_LOCK_KEY	INT64CONST(7887033719535463545)
+#define MT_HISTORY_LOCKMODE	ShareUpdateExclusiveLock
 
 /* Longest version apply() and baseline() accept, in characters. */
 #define MT_MAX_VERSION_LENGTH	255
@@ -103,6 +112,7 @@ static int	mt_max_lock_timeout_ms = 2000;
 static int	mt_lock_retries = 10;
 static int	mt_max_preflight_wait_ms = 10000;
 static int	mt_max_blocker_age_ms = 0;
+static int	mt_max_deployer_wait_ms = 300000;
 static char *mt_applying_version = NULL;
 
 /* A row of migration_tools.migrations, as far as the functions need it. */
@@ -114,18 +124,11 @@ typedef struct MigrationRow
 	char	   *state;
 	char	   *checksum;
 	char	   *down_sql;
+	char	   *applied_by;		/* the role that recorded the scripts */
 	int64		installed_rank;
 	bool		rolling_back;	/* scheduled: statements of the down script */
 	bool		rollback_failed;	/* failed in a scheduled down statement */
 } MigrationRow;
-
-/* The caller's identity while we act as the owner of the history tables. */
-typedef struct OwnerSwitch
-{
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
-} OwnerSwitch;
 
 /* What running a script took. */
 typedef struct RunResult
@@ -140,8 +143,6 @@ static void check_text_arg(FunctionCallInfo fcinfo, int argno, const char *what)
 static void check_version(const char *version);
 static char *sha256_hex(const char *data, size_t len);
 static void lock_history(void);
-static void become_owner(OwnerSwitch *sw);
-static void restore_caller(OwnerSwitch *sw);
 static MigrationRow read_migration(const char *version);
 static void lint_or_refuse(const char *version, const char *up_sql, ArrayType *allow);
 static List *runnable_statements(const char *version, const char *what,
@@ -205,6 +206,13 @@ mt_history_init(void)
 							"0 turns the check off.",
 							&mt_max_blocker_age_ms,
 							0, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("migration_tools.max_deployer_wait",
+							"How long apply(), baseline(), rollback(), rollback_to() and import_history() wait for another deployer's transaction.",
+							"After this, they fail with an error naming the session that holds the migration history.",
+							&mt_max_deployer_wait_ms,
+							300000, 1, INT_MAX,
 							PGC_USERSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomStringVariable("migration_tools.applying_version",
@@ -317,49 +325,141 @@ mt_checksum(PG_FUNCTION_ARGS)
 												VARSIZE_ANY_EXHDR(t))));
 }
 
-/* Take the history's advisory lock for the rest of the transaction. */
-static void
-lock_history(void)
+/* The application_name of a backend, or NULL when it is gone. */
+static char *
+backend_application_name(int pid)
 {
-	(void) DirectFunctionCall1(pg_advisory_xact_lock_int8,
-							   Int64GetDatum(MT_APPLY_LOCK_KEY));
+	int			n = pgstat_fetch_stat_numbackends();
+
+	for (int i = 1; i <= n; i++)
+	{
+		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
+
+		if (local != NULL && local->backendStatus.st_procpid == pid)
+			return pstrdup(local->backendStatus.st_appname);
+	}
+	return NULL;
 }
 
 /*
- * Act as the owner of the history tables, with a pinned search_path, until
- * restore_caller().  An error in between is cleaned up by the (sub)
- * transaction abort, which restores both.
+ * The wait for the history lock timed out: fail naming the session that
+ * holds it, in the primary message (deployment tools print only that).
  */
 static void
-become_owner(OwnerSwitch *sw)
+report_history_holder(Oid relid)
+{
+	ListCell   *lc;
+	TimestampTz now = GetCurrentTimestamp();
+
+	foreach(lc, mt_lock_conflicts(MyDatabaseId, relid, MT_HISTORY_LOCKMODE))
+	{
+		MtLockConflict *c = (MtLockConflict *) lfirst(lc);
+		char	   *appname;
+		char	   *age;
+
+		if (!c->granted)
+			continue;
+		if (c->prepared)
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("could not lock the migration history: prepared transaction %u holds it",
+							c->prepared_xid),
+					 errdetail("Writers of the migration history wait for each other, up to migration_tools.max_deployer_wait (or lock_timeout, if shorter)."),
+					 errhint("Commit or roll back the prepared transaction (see pg_prepared_xacts).")));
+		appname = backend_application_name(c->pid);
+		age = c->xact_start == 0 ? "unknown" :
+			DatumGetCString(DirectFunctionCall1(interval_out,
+												DirectFunctionCall2(timestamp_mi,
+																	TimestampTzGetDatum(now),
+																	TimestampTzGetDatum(c->xact_start))));
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("could not lock the migration history: process %d (application_name \"%s\", transaction age %s) holds it",
+						c->pid, appname ? appname : "", age),
+				 errdetail("Writers of the migration history (apply, baseline, rollback, rollback_to, import_history) wait for each other, up to migration_tools.max_deployer_wait (or lock_timeout, if shorter)."),
+				 errhint("Wait until that transaction ends and try again, or end it with pg_terminate_backend(%d).",
+						 c->pid)));
+	}
+	/* gone meanwhile */
+	ereport(ERROR,
+			(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+			 errmsg("could not lock the migration history within migration_tools.max_deployer_wait or lock_timeout"),
+			 errdetail("Another writer of the migration history held it; it has ended since."),
+			 errhint("Try again.")));
+}
+
+/*
+ * Take the history lock for the rest of the transaction.  A holder is
+ * waited for in the lock queue (first come, first served; an autovacuum of
+ * the table is cancelled), under lock_timeout =
+ * migration_tools.max_deployer_wait (or the session's lock_timeout, if
+ * shorter), in an internal subtransaction so that the timeout can be told
+ * apart and reported with the holder's name.
+ */
+static void
+lock_history(void)
 {
 	Oid			nsp = get_namespace_oid(MT_SCHEMA_NAME, false);
 	Oid			relid = get_relname_relid("migrations", nsp);
-	HeapTuple	tup;
-	Oid			owner;
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *edata = NULL;
+	int			nestlevel;
+	char		buf[32];
 
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation \"%s.migrations\" does not exist", MT_SCHEMA_NAME)));
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
+	if (ConditionalLockRelationOid(relid, MT_HISTORY_LOCKMODE))
+		return;
 
-	GetUserIdAndSecContext(&sw->save_userid, &sw->save_sec_context);
-	SetUserIdAndSecContext(owner, sw->save_sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	sw->save_nestlevel = mt_pin_search_path("pg_catalog, pg_temp");
+	/* the session's own lock_timeout still counts when it is shorter */
+	nestlevel = NewGUCNestLevel();
+	snprintf(buf, sizeof(buf), "%d",
+			 LockTimeout > 0 && LockTimeout < mt_max_deployer_wait_ms ?
+			 LockTimeout : mt_max_deployer_wait_ms);
+	(void) set_config_option("lock_timeout", buf,
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		LockRelationOid(relid, MT_HISTORY_LOCKMODE);
+		/* the lock goes to the parent transaction */
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_END_TRY();
+	AtEOXact_GUC(false, nestlevel);
+
+	if (edata == NULL)
+		return;
+	if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+		ReThrowError(edata);
+	report_history_holder(relid);
 }
 
-static void
-restore_caller(OwnerSwitch *sw)
+/*
+ * _lock_history(): the history lock, for the writers written in SQL
+ * (import_history()).
+ */
+Datum
+mt_lock_history(PG_FUNCTION_ARGS)
 {
-	AtEOXact_GUC(true, sw->save_nestlevel);
-	SetUserIdAndSecContext(sw->save_userid, sw->save_sec_context);
+	lock_history();
+	PG_RETURN_VOID();
 }
 
 /*
@@ -397,17 +497,18 @@ static MigrationRow
 read_migration(const char *version)
 {
 	MigrationRow row;
-	OwnerSwitch sw;
+	MtSavedUser sw;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 
 	memset(&row, 0, sizeof(row));
-	become_owner(&sw);
+	mt_become_owner(&sw);
 	values[0] = CStringGetTextDatum(version);
 	if (read_latest("SELECT state, checksum, down_sql, installed_rank, baseline,"
 					"       EXISTS (SELECT FROM migration_tools.scheduled_statements s"
 					"                WHERE s.version = m.version AND s.direction = 'down'"
-					"                  AND s.state <> 'done')"
+					"                  AND s.state <> 'done'),"
+					"       applied_by"
 					" FROM migration_tools.migrations m WHERE version = $1",
 					1, argtypes, values, 1, "read a migration") > 0)
 	{
@@ -424,6 +525,7 @@ read_migration(const char *version)
 		row.installed_rank = isnull ? 0 : DatumGetInt64(d);
 		d = SPI_getbinval(tup, desc, 5, &isnull);
 		row.baseline = isnull ? false : DatumGetBool(d);
+		row.applied_by = SPI_getvalue(tup, desc, 7);
 		d = SPI_getbinval(tup, desc, 6, &isnull);
 		if (!isnull && DatumGetBool(d))
 		{
@@ -442,7 +544,7 @@ read_migration(const char *version)
 												 1, argtypes, values, NULL, false, 1,
 												 SPI_OK_SELECT, "read a migration") > 0;
 	}
-	restore_caller(&sw);
+	mt_restore_user(&sw);
 	return row;
 }
 
@@ -1039,7 +1141,7 @@ pending_before(List *statements, const char *version)
 	List	   *pending = NIL;
 	List	   *result = NIL;
 	ListCell   *lc;
-	OwnerSwitch sw;
+	MtSavedUser sw;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 	MemoryContext cxt = CurrentMemoryContext;
@@ -1062,7 +1164,7 @@ pending_before(List *statements, const char *version)
 	if (relids == NIL)
 		return NIL;
 
-	become_owner(&sw);
+	mt_become_owner(&sw);
 	values[0] = CStringGetTextDatum(version);
 	n = read_latest("SELECT s.version, s.sql, s.state = 'running'"
 					"  FROM migration_tools.scheduled_statements s"
@@ -1085,7 +1187,7 @@ pending_before(List *statements, const char *version)
 		pending = lappend(pending, ps);
 		MemoryContextSwitchTo(old);
 	}
-	restore_caller(&sw);
+	mt_restore_user(&sw);
 
 	/* newest migration first */
 	foreach(lc, pending)
@@ -1211,7 +1313,7 @@ mt_apply(PG_FUNCTION_ARGS)
 	bool		seen_scheduled = false;
 	bool		runs_after_scheduled = false;
 	List	   *after = NIL;
-	OwnerSwitch sw;
+	MtSavedUser sw;
 
 	check_writable("apply()");
 	check_text_arg(fcinfo, 0, "version");
@@ -1253,8 +1355,11 @@ mt_apply(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_DUPLICATE_OBJECT),
 					 errmsg("migration \"%s\" was already applied with a different checksum",
 							version),
+					 mt_may_see_role_rows(row.applied_by) ?
 					 errdetail("Recorded checksum: %s. Checksum of the given up_sql: %s.",
-							   row.checksum, checksum),
+							   row.checksum, checksum) :
+					 errdetail("Checksum of the given up_sql: %s. The recorded one is shown to members of role \"%s\" and of migration_tools_admin only.",
+							   checksum, row.applied_by),
 					 errhint("A migration must not change once applied: give the change a new version, or roll this one back first.")));
 		ereport(NOTICE,
 				(errmsg("migration \"%s\" is already %s, skipping", version, row.state)));
@@ -1350,7 +1455,7 @@ mt_apply(PG_FUNCTION_ARGS)
 	state = scheduled != NIL ? "scheduled" : "applied";
 
 	/* Record it, as the owner of the history. */
-	become_owner(&sw);
+	mt_become_owner(&sw);
 	if (scheduled == NIL)
 		fingerprint = mt_catalog_fingerprint();
 	{
@@ -1412,7 +1517,7 @@ mt_apply(PG_FUNCTION_ARGS)
 			}
 		}
 	}
-	restore_caller(&sw);
+	mt_restore_user(&sw);
 
 	if (after != NIL)
 	{
@@ -1464,7 +1569,7 @@ mt_baseline(PG_FUNCTION_ARGS)
 	char	   *version;
 	char	   *description;
 	MigrationRow row;
-	OwnerSwitch sw;
+	MtSavedUser sw;
 	Oid			argtypes[5] = {TEXTOID, TEXTOID, TEXTOID, NAMEOID, TEXTOID};
 	Datum		values[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
@@ -1497,7 +1602,7 @@ mt_baseline(PG_FUNCTION_ARGS)
 	values[3] = DirectFunctionCall1(namein,
 									CStringGetDatum(GetUserNameFromId(GetUserId(), false)));
 
-	become_owner(&sw);
+	mt_become_owner(&sw);
 	fingerprint = mt_catalog_fingerprint();
 	values[4] = fingerprint ? CStringGetTextDatum(fingerprint) : (Datum) 0;
 	nulls[4] = fingerprint ? ' ' : 'n';
@@ -1511,7 +1616,7 @@ mt_baseline(PG_FUNCTION_ARGS)
 								  5, argtypes, values, nulls, false, 0,
 								  SPI_OK_INSERT,
 								  psprintf("record migration \"%s\"", version));
-	restore_caller(&sw);
+	mt_restore_user(&sw);
 
 	SPI_finish();
 	PG_RETURN_TEXT_P(cstring_to_text("applied"));
@@ -1549,6 +1654,7 @@ check_rollback(const char *version, MigrationRow *row)
 				 errdetail("It was recorded by baseline() or import_history(), which record no scripts.") :
 				 errdetail("It was applied without down_sql."),
 				 errhint("Write a new migration that undoes it instead.")));
+	(void) mt_recorded_role(row->applied_by, "the down script", version);
 	check_row_writable(version, row);
 }
 
@@ -1692,7 +1798,7 @@ schedule_in_order(const char *version, List *statements, const char *direction,
 static List *
 down_statements_not_done(const char *version)
 {
-	OwnerSwitch sw;
+	MtSavedUser sw;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 	List	   *sqls = NIL;
@@ -1700,7 +1806,7 @@ down_statements_not_done(const char *version)
 	ListCell   *lc;
 	uint64		n;
 
-	become_owner(&sw);
+	mt_become_owner(&sw);
 	values[0] = CStringGetTextDatum(version);
 	n = read_latest("SELECT sql FROM migration_tools.scheduled_statements"
 					" WHERE version = $1 AND direction = 'down' AND state <> 'done'"
@@ -1709,7 +1815,7 @@ down_statements_not_done(const char *version)
 	for (uint64 i = 0; i < n; i++)
 		sqls = lappend(sqls, SPI_getvalue(SPI_tuptable->vals[i],
 										  SPI_tuptable->tupdesc, 1));
-	restore_caller(&sw);
+	mt_restore_user(&sw);
 
 	/* as the caller, with the caller's search_path, as apply() does */
 	foreach(lc, sqls)
@@ -1723,22 +1829,23 @@ down_statements_not_done(const char *version)
  * rollback() are not run again).  Runs as the owner.
  */
 static int
-retry_rollback(const char *version, List *run_after)
+retry_rollback(const char *version, List *run_after, const char *run_as)
 {
-	Oid			types[2] = {TEXTOID, TEXTARRAYOID};
-	Datum		values[2];
-	char		nulls[2] = {' ', ' '};
+	Oid			types[3] = {TEXTOID, TEXTARRAYOID, NAMEOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
 	uint64		n;
 
 	values[0] = CStringGetTextDatum(version);
 	values[1] = run_after != NIL ? mt_text_array_from_list(run_after) : (Datum) 0;
 	nulls[1] = run_after != NIL ? ' ' : 'n';
+	values[2] = DirectFunctionCall1(namein, CStringGetDatum(run_as));
 	n = mt_spi_execute_checked("UPDATE migration_tools.scheduled_statements"
 							   "   SET state = 'pending', attempts = 0, error = NULL,"
 							   "       not_before = pg_catalog.now(), started_at = NULL,"
-							   "       finished_at = NULL, run_after = $2"
+							   "       finished_at = NULL, run_after = $2, run_as = $3"
 							   " WHERE version = $1 AND direction = 'down' AND state <> 'done'",
-							   2, types, values, nulls, false, 0,
+							   3, types, values, nulls, false, 0,
 							   SPI_OK_UPDATE,
 							   psprintf("schedule the rollback of migration \"%s\" again", version));
 	(void) mt_spi_execute_checked("UPDATE migration_tools.migrations"
@@ -1771,14 +1878,14 @@ retry_rollback(const char *version, List *run_after)
  * after all of them).  Returns whether anything was scheduled.
  */
 static bool
-do_rollback(const char *version, MigrationRow *row, const char *run_after)
+run_down_script(const char *version, MigrationRow *row, const char *run_after)
 {
 	List	   *statements;
 	List	   *now = NIL;
 	List	   *later = NIL;
 	ListCell   *lc;
 	RunResult	run;
-	OwnerSwitch sw;
+	MtSavedUser sw;
 	char	   *fingerprint;
 	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	Datum		values[2];
@@ -1817,9 +1924,9 @@ do_rollback(const char *version, MigrationRow *row, const char *run_after)
 		char	   *why = NULL;
 
 		mt_require_preload("rollback() of a statement that cannot run in a transaction block");
-		become_owner(&sw);
-		nscheduled = retry_rollback(version, waits);
-		restore_caller(&sw);
+		mt_become_owner(&sw);
+		nscheduled = retry_rollback(version, waits, row->applied_by);
+		mt_restore_user(&sw);
 		mt_request_work_at_commit();
 		if (after != NIL)
 			describe_run_after(after, &names, &why);
@@ -1865,7 +1972,7 @@ do_rollback(const char *version, MigrationRow *row, const char *run_after)
 		}
 	}
 
-	become_owner(&sw);
+	mt_become_owner(&sw);
 	values[0] = CStringGetTextDatum(version);
 	if (later == NIL)
 	{
@@ -1892,8 +1999,9 @@ do_rollback(const char *version, MigrationRow *row, const char *run_after)
 
 	if (later != NIL)
 	{
+		/* as the role that recorded the down script, as it runs here */
 		Datum		run_as = DirectFunctionCall1(namein,
-												 CStringGetDatum(GetUserNameFromId(sw.save_userid, false)));
+												 CStringGetDatum(row->applied_by));
 		int			seq;
 
 		/* after the statements of the up script, if some were scheduled */
@@ -1910,7 +2018,7 @@ do_rollback(const char *version, MigrationRow *row, const char *run_after)
 		}
 		nscheduled = schedule_in_order(version, later, "down", waits, seq, run_as);
 	}
-	restore_caller(&sw);
+	mt_restore_user(&sw);
 
 	if (after != NIL)
 	{
@@ -1950,6 +2058,43 @@ do_rollback(const char *version, MigrationRow *row, const char *run_after)
 				 errhint("Follow it in migration_tools.status.")));
 	}
 	return later != NIL;
+}
+
+/*
+ * Before a stored script of a migration runs: act as the role that
+ * recorded it (checked by mt_recorded_role()), unless the session already
+ * is that role, with no SET ROLE to get out of it.  Returns whether the
+ * user changed; mt_restore_user() then undoes it.
+ */
+static bool
+become_recorder(const char *version, MigrationRow *row, MtSavedUser *saved)
+{
+	Oid			roleid = mt_recorded_role(row->applied_by, "the down script",
+										  version);
+
+	if (roleid == GetUserId() && roleid == GetSessionUserId())
+		return false;
+	mt_become_role(roleid, saved);
+	return true;
+}
+
+/*
+ * Roll back a migration (checked by check_rollback), with the privileges
+ * of the role that recorded its down script (applied_by), whoever calls:
+ * run_down_script() as that role.  Returns whether anything was scheduled.
+ */
+static bool
+do_rollback(const char *version, MigrationRow *row, const char *run_after)
+{
+	MtSavedUser saved;
+	bool		switched;
+	bool		scheduled;
+
+	switched = become_recorder(version, row, &saved);
+	scheduled = run_down_script(version, row, run_after);
+	if (switched)
+		mt_restore_user(&saved);
+	return scheduled;
 }
 
 /*
@@ -2013,7 +2158,7 @@ mt_rollback_to(PG_FUNCTION_ARGS)
 {
 	char	   *version;
 	MigrationRow target;
-	OwnerSwitch sw;
+	MtSavedUser sw;
 	Oid			argtypes[1] = {INT8OID};
 	Datum		values[1];
 	List	   *later = NIL;
@@ -2040,7 +2185,7 @@ mt_rollback_to(PG_FUNCTION_ARGS)
 				 errhint("rollback_to() keeps the target applied; choose an applied migration.")));
 
 	/* The later migrations still in effect, newest first. */
-	become_owner(&sw);
+	mt_become_owner(&sw);
 	values[0] = Int64GetDatum(target.installed_rank);
 	n = read_latest("SELECT version FROM migration_tools.migrations m"
 					" WHERE installed_rank > $1 AND (state IN ('applied', 'scheduled', 'running')"
@@ -2053,7 +2198,7 @@ mt_rollback_to(PG_FUNCTION_ARGS)
 	for (i = 0; i < n; i++)
 		later = lappend(later, SPI_getvalue(SPI_tuptable->vals[i],
 											SPI_tuptable->tupdesc, 1));
-	restore_caller(&sw);
+	mt_restore_user(&sw);
 
 	if (later == NIL)
 		ereport(NOTICE,

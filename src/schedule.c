@@ -18,7 +18,8 @@
  *	   becomes 'running' and the worker slot shows it before that commits;
  *	2. runs it as a top-level statement, the way the server runs a simple
  *	   query (parse, analyze, plan, run a portal with isTopLevel, commit),
- *	   as the role that called apply(), outside any advisory lock and
+ *	   as the role that recorded it (the role that called apply(), for
+ *	   the statements of a down script too), outside the history lock and
  *	   without the short migration lock_timeout: a concurrent index build
  *	   waits for every older snapshot, and a lock timeout would only
  *	   cancel it;
@@ -73,6 +74,7 @@
 #include "launcher.h"
 #include "locks.h"
 #include "migration_tools.h"
+#include "security.h"
 #include "spi_util.h"
 
 #define MT_SCHEDULED_KIND	"scheduled"
@@ -254,7 +256,7 @@ mt_history_run_scheduled(TimestampTz *next_due)
 		run_as_id = get_role_oid(st->run_as, true);
 		if (OidIsValid(run_as_id))
 			SetUserIdAndSecContext(run_as_id,
-								   worker_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+								   worker_sec_context | MT_SWITCH_SEC_CONTEXT);
 		find_index_target(st->sql, target);
 		SetUserIdAndSecContext(worker_userid, worker_sec_context);
 		SetConfigOption("search_path", MT_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
@@ -638,7 +640,7 @@ run_top_level(const char *sql, const char *run_as, const char *version,
 				ereport(ERROR,
 						(errcode(ERRCODE_UNDEFINED_OBJECT),
 						 errmsg("role \"%s\" that scheduled this statement does not exist", run_as),
-						 errdetail("Scheduled statements run as the role that called apply()."),
+						 errdetail("Scheduled statements run as the role that recorded the migration."),
 						 errhint("Create the role again, or run the statement by hand.")));
 		}
 
@@ -660,7 +662,8 @@ run_top_level(const char *sql, const char *run_as, const char *version,
 				SetCurrentStatementStartTimestamp();
 				StartTransactionCommand();
 			}
-			SetUserIdAndSecContext(roleid, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+			/* as mt_become_role(): no SET ROLE back to the worker's superuser */
+			SetUserIdAndSecContext(roleid, save_sec_context | MT_SWITCH_SEC_CONTEXT);
 
 			MemoryContextSwitchTo(cxt);
 			if (analyze_requires_snapshot(parsetree))

@@ -107,6 +107,18 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION migration_tools.rollback_to(text) IS
 'Roll back every applied migration recorded after the given one, newest first; returns how many';
 
+-- The lock that serializes the writers of the history (apply() and the
+-- others take it in C), for import_history(): SHARE UPDATE EXCLUSIVE on
+-- the migrations table, which no role without a privilege on it can take.
+CREATE FUNCTION migration_tools._lock_history()
+RETURNS void
+AS 'MODULE_PATHNAME', 'mt_lock_history'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION migration_tools._lock_history() IS
+'Take the lock that serializes the writers of the migration history, waiting up to migration_tools.max_deployer_wait (internal)';
+REVOKE ALL ON FUNCTION migration_tools._lock_history() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION migration_tools._lock_history() TO migration_tools_admin;
+
 REVOKE ALL ON FUNCTION migration_tools.apply(text, text, text, text, text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION migration_tools.baseline(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION migration_tools.rollback(text) FROM PUBLIC;
@@ -117,8 +129,14 @@ GRANT EXECUTE ON FUNCTION migration_tools.rollback(text) TO migration_tools_admi
 GRANT EXECUTE ON FUNCTION migration_tools.rollback_to(text) TO migration_tools_admin;
 
 -- One row per migration, newest first.  Readable by everyone; the tables
--- behind it are not.
-CREATE VIEW migration_tools.status AS
+-- behind it are not.  Every role sees every migration's version, state
+-- and timings (a deployer must see the history of the others), but the
+-- error text and the checksum of a migration only when it may act as the
+-- role that applied it, or is a member of migration_tools_admin (or a
+-- superuser); others read '<insufficient privilege>'.  The view is a
+-- security barrier: no function of the reader's query sees a column
+-- before the view has masked it.
+CREATE VIEW migration_tools.status WITH (security_barrier) AS
 SELECT m.version,
        m.description,
        m.state,
@@ -129,9 +147,10 @@ SELECT m.version,
        m.attempts,
        m.lock_wait_time,
        m.lock_waits_caused,
-       m.checksum,
+       CASE WHEN v.visible THEN m.checksum ELSE '<insufficient privilege>' END AS checksum,
        m.checksum = migration_tools.checksum(m.up_sql) AS checksum_ok,
-       m.error,
+       CASE WHEN m.error IS NULL OR v.visible THEN m.error
+            ELSE '<insufficient privilege>' END AS error,
        (SELECT count(*) FROM migration_tools.scheduled_statements s
         WHERE s.version = m.version
           AND s.state IN ('pending', 'running'))::integer AS pending_statements,
@@ -150,6 +169,12 @@ SELECT m.version,
                            AND s.state <> 'done') THEN 'apply'
        END AS scheduled_for
 FROM migration_tools.migrations m
+CROSS JOIN LATERAL (
+    SELECT pg_catalog.pg_has_role('migration_tools_admin', 'MEMBER')
+           OR EXISTS (SELECT FROM pg_catalog.pg_roles r
+                      WHERE r.rolname = m.applied_by
+                        AND pg_catalog.pg_has_role(r.oid, 'USAGE')) AS visible
+) v
 ORDER BY m.installed_rank DESC;
 COMMENT ON VIEW migration_tools.status IS
 'Every migration, newest first: state, timings, attempts, lock waits, and whether its checksum still matches its script';

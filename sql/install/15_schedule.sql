@@ -207,7 +207,7 @@ BEGIN
     END IF;
 
     -- serialized with apply() and every other writer of the history
-    PERFORM pg_advisory_xact_lock(7887033719535463545);
+    PERFORM migration_tools._lock_history();
 
     -- Each tool's rows, as the columns of migrations they fill, in the
     -- order they were applied (installed_rank follows it); one INSERT below.

@@ -158,7 +158,11 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION migration_tools.wait(bigint, interval) IS
 'Block until a backfill job is completed, failed or cancelled and return that state; after timeout, return the current state';
 
-CREATE VIEW migration_tools.backfill_progress AS
+-- A role sees its own jobs (and those of the roles whose privileges it
+-- has); migration_tools_admin members and superusers see all.  A security
+-- barrier: the filter runs before any function of the reader's query, so
+-- that none sees another role's definitions or errors.
+CREATE VIEW migration_tools.backfill_progress WITH (security_barrier) AS
 SELECT j.job_id,
        j.relation,
        j.state,
@@ -212,7 +216,7 @@ COMMENT ON VIEW migration_tools.backfill_progress IS
 'Backfill jobs with progress, speed and estimated time left; a role sees its own jobs, migration_tools_admin members see all';
 GRANT SELECT ON migration_tools.backfill_progress TO PUBLIC;
 
-CREATE VIEW migration_tools.backfill_batch_history AS
+CREATE VIEW migration_tools.backfill_batch_history WITH (security_barrier) AS
 SELECT b.*
 FROM migration_tools.backfill_batches b
 JOIN migration_tools.backfill_jobs j USING (job_id)
