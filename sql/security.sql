@@ -2,7 +2,7 @@
 -- Security model (SPEC section 8): the attacks of a hostile role without
 -- privileges, replayed.  regress_mt_alice is the victim, regress_mt_mallory
 -- the attacker, regress_mt_ops a member of migration_tools_admin that is
--- not a superuser.  t/016_security_deployers.pl replays the rollback
+-- not a superuser.  t/022_history_security.pl replays the rollback
 -- through the worker and the blocking of apply() with several sessions.
 --
 CREATE ROLE regress_mt_alice;
@@ -147,7 +147,7 @@ DROP ROLE regress_mt_gone;
 SELECT migration_tools.rollback('sec104');
 
 -- 3. Nobody without a privilege on the history can take its lock, or one
--- that conflicts with it (t/016_security_deployers.pl: the advisory lock
+-- that conflicts with it (t/022_history_security.pl: the advisory lock
 -- of the past blocks nothing, a deployer's wait is bounded).
 SET ROLE regress_mt_mallory;
 BEGIN;
