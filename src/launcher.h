@@ -50,6 +50,28 @@ extern bool mt_work_is_active(Oid dboid, const char *kind, int64 id);
  */
 extern bool mt_relation_is_busy(Oid dboid, Oid relid);
 
+/*
+ * migration_tools.max_workers_per_role: backfill jobs of one role running at
+ * once (0: no limit).
+ */
+extern int	mt_max_workers_per_role;
+
+/*
+ * Count the current worker's job as a job of roleid, unless that role
+ * already runs limit jobs in other workers (false then).  The count is
+ * given back by mt_worker_set_current(NULL, ...).
+ */
+extern bool mt_worker_claim_role(Oid roleid, int limit);
+
+/* Jobs of roleid run by other live workers, in all databases. */
+extern int	mt_role_running_elsewhere(Oid roleid);
+
+/* A job here waits for its role: look again when one of its jobs ends. */
+extern void mt_worker_note_role_waiting(void);
+
+/* Work known to be due in another database waits for a worker slot. */
+extern bool mt_slot_wanted_elsewhere(void);
+
 /* Called by a worker before it exits: earliest time work becomes due. */
 extern void mt_worker_report_next_due(TimestampTz when);
 
