@@ -910,7 +910,7 @@ queue_job(Oid relid, const char *text1, const char *where_clause,
 
 	relation_close(rel, AccessShareLock);
 
-	mt_request_work_at_commit();
+	mt_request_backfill_work_at_commit();
 	return job_id;
 }
 
@@ -1780,7 +1780,7 @@ change_state(int64 job, const char *action, const char *new_state,
 	SPI_finish();
 	mt_restore_user(&saved);
 	if (wake)
-		mt_request_work_at_commit();
+		mt_request_backfill_work_at_commit();
 	return cstring_to_text(result);
 }
 

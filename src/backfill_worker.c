@@ -444,7 +444,8 @@ other_job_waits(int64 job_id)
  * Look at the running job between its steps, in a short transaction of its
  * own: is it still ours (not paused, cancelled or taken over)?  And should
  * it give its worker slot back?  It does when a scheduled migration
- * statement of this database is due (they go before backfills), and, when
+ * statement is due here, or was queued in another database that waits for
+ * a slot (they go before backfills), and, when
  * it is about to sleep (sleeping: batch_sleep, a throttle, a backoff, of at
  * least MT_YIELD_SLEEP_MS), when another job of this database or work of
  * another database waits for a slot.  The job then goes back to the queue,
@@ -471,7 +472,7 @@ look_at_job(int64 job_id, bool sleeping, TimestampTz wake)
 		look = LOOK_GONE;
 	else if (mt_scheduled_work_due())
 		look = LOOK_YIELD;
-	else if (sleeping && mt_slot_wanted_elsewhere())
+	else if (mt_slot_wanted_elsewhere(!sleeping))
 		look = LOOK_YIELD_LEAVE;
 	else if (sleeping && other_job_waits(job_id))
 		look = LOOK_YIELD;

@@ -85,6 +85,7 @@ typedef struct MtDatabase
 	TimestampTz next_check;		/* start a worker then even without a nudge */
 	int			failures;		/* workers in a row that exited with an error */
 	TimestampTz wanted_at;		/* work known to be due then (0: none known) */
+	bool		urgent;			/* scheduled statements were queued: first */
 	bool		role_waiting;	/* a job waits for its role's running jobs */
 } MtDatabase;
 
@@ -132,6 +133,7 @@ static BackgroundWorkerHandle **slot_handles = NULL;
 
 /* Backend-local: nudge the launcher when this transaction commits. */
 static bool nudge_at_commit = false;
+static bool nudge_urgent = false;
 static bool nudge_callback_registered = false;
 
 static Size mt_shmem_size(void);
@@ -145,6 +147,7 @@ static bool launcher_start_worker(int dbindex);
 static MtDatabase *find_database(Oid dboid, bool create);
 static void nudge_xact_callback(XactEvent event, void *arg);
 static void report_next_check(TimestampTz when, bool known);
+static void request_work(Oid dboid, bool urgent);
 static int	count_role_jobs(Oid roleid);
 
 /*
@@ -421,6 +424,7 @@ find_database(Oid dboid, bool create)
 	db->next_check = 0;
 	db->failures = 0;
 	db->wanted_at = 0;
+	db->urgent = false;
 	db->role_waiting = false;
 	return db;
 }
@@ -467,30 +471,44 @@ launcher_start_workers(void)
 	ndb = MtShared->ndatabases;
 	LWLockRelease(MtShared->lock);
 
-	/* round robin over databases, so that one busy database cannot starve others */
-	for (int n = 0; n < ndb; n++)
+	/*
+	 * Round robin over databases, so that one busy database cannot starve
+	 * others; databases where scheduled migration statements were queued
+	 * first (pass 0), since a deployment waits for them.
+	 */
+	for (int pass = 0; pass < 2; pass++)
 	{
-		int			i = (next_start + n) % ndb;
-		bool		start = false;
+		bool		full = false;
 
-		LWLockAcquire(MtShared->lock, LW_EXCLUSIVE);
-		if (i < MtShared->ndatabases)
+		for (int n = 0; n < ndb; n++)
 		{
-			MtDatabase *db = &MtShared->databases[i];
+			int			i = (next_start + n) % ndb;
+			bool		start = false;
 
-			if (!db->pending && db->next_check != 0 && db->next_check <= now)
-				db->pending = true;
-			if (db->pending)
-				start = true;
-			else if (db->next_check > now)
-				timeout = Min(timeout, TimestampDifferenceMilliseconds(now, db->next_check));
+			LWLockAcquire(MtShared->lock, LW_EXCLUSIVE);
+			if (i < MtShared->ndatabases)
+			{
+				MtDatabase *db = &MtShared->databases[i];
+
+				if (!db->pending && db->next_check != 0 && db->next_check <= now)
+					db->pending = true;
+				if (db->pending && (pass == 1 || db->urgent))
+					start = true;
+				else if (!db->pending && db->next_check > now)
+					timeout = Min(timeout, TimestampDifferenceMilliseconds(now, db->next_check));
+			}
+			LWLockRelease(MtShared->lock);
+
+			if (start && !launcher_start_worker(i))
+			{
+				full = true;	/* no free slot: wait for a worker to exit */
+				break;
+			}
+			if (start)
+				next_start = i + 1;
 		}
-		LWLockRelease(MtShared->lock);
-
-		if (start && !launcher_start_worker(i))
-			break;				/* no free slot: wait for a worker to exit */
-		if (start)
-			next_start = i + 1;
+		if (full)
+			break;
 	}
 	return timeout;
 }
@@ -524,6 +542,7 @@ launcher_start_worker(int dbindex)
 	db = &MtShared->databases[dbindex];
 	db->pending = false;
 	db->wanted_at = 0;
+	db->urgent = false;
 	db->next_check = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 												 mt_launcher_naptime);
 
@@ -812,10 +831,11 @@ mt_worker_note_role_waiting(void)
 /*
  * Does another database have work known to be due that waits for a worker
  * slot (every slot is taken)?  A worker whose job only sleeps gives its
- * slot up then.
+ * slot up then; a running job only for scheduled migration statements
+ * (urgent_only).
  */
 bool
-mt_slot_wanted_elsewhere(void)
+mt_slot_wanted_elsewhere(bool urgent_only)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	bool		wanted = false;
@@ -833,7 +853,8 @@ mt_slot_wanted_elsewhere(void)
 	{
 		MtDatabase *db = &MtShared->databases[i];
 
-		if (db->dboid != MyDatabaseId && db->wanted_at != 0 && db->wanted_at <= now)
+		if (db->dboid != MyDatabaseId && db->wanted_at != 0 && db->wanted_at <= now &&
+			(db->urgent || !urgent_only))
 			wanted = true;
 	}
 	LWLockRelease(MtShared->lock);
@@ -951,6 +972,13 @@ mt_relation_is_busy(Oid dboid, Oid relid)
 void
 mt_request_work(Oid dboid)
 {
+	request_work(dboid, true);
+}
+
+/* urgent: scheduled migration statements, which go before backfills */
+static void
+request_work(Oid dboid, bool urgent)
+{
 	MtDatabase *db;
 	pid_t		launcher_pid;
 
@@ -963,6 +991,8 @@ mt_request_work(Oid dboid)
 		db->pending = true;
 		db->next_check = 0;
 		db->wanted_at = GetCurrentTimestamp();
+		if (urgent)
+			db->urgent = true;
 	}
 	launcher_pid = MtShared->launcher_pid;
 	LWLockRelease(MtShared->lock);
@@ -972,6 +1002,18 @@ mt_request_work(Oid dboid)
 
 void
 mt_request_work_at_commit(void)
+{
+	if (!nudge_callback_registered)
+	{
+		RegisterXactCallback(nudge_xact_callback, NULL);
+		nudge_callback_registered = true;
+	}
+	nudge_at_commit = true;
+	nudge_urgent = true;
+}
+
+void
+mt_request_backfill_work_at_commit(void)
 {
 	if (!nudge_callback_registered)
 	{
@@ -989,14 +1031,16 @@ nudge_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			if (nudge_at_commit)
-				mt_request_work(MyDatabaseId);
+				request_work(MyDatabaseId, nudge_urgent);
 			nudge_at_commit = false;
+			nudge_urgent = false;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
 			/* a prepared transaction is found by the periodic sweep */
 			nudge_at_commit = false;
+			nudge_urgent = false;
 			break;
 		default:
 			break;

@@ -27,8 +27,15 @@ extern int	mt_max_workers;
 /* Ask the launcher to start a worker in a database (now). */
 extern void mt_request_work(Oid dboid);
 
-/* Same, for MyDatabaseId, once the current transaction commits. */
+/*
+ * Same, for MyDatabaseId, once the current transaction commits: for
+ * scheduled migration statements, whose database gets the next free slot
+ * before databases with backfills only.
+ */
 extern void mt_request_work_at_commit(void);
+
+/* Same, for backfill jobs (no priority). */
+extern void mt_request_backfill_work_at_commit(void);
 
 /*
  * Called by a worker: the unit of work it runs now (kind is a short
@@ -69,8 +76,11 @@ extern int	mt_role_running_elsewhere(Oid roleid);
 /* A job here waits for its role: look again when one of its jobs ends. */
 extern void mt_worker_note_role_waiting(void);
 
-/* Work known to be due in another database waits for a worker slot. */
-extern bool mt_slot_wanted_elsewhere(void);
+/*
+ * Work known to be due in another database waits for a worker slot (with
+ * urgent_only: scheduled migration statements).
+ */
+extern bool mt_slot_wanted_elsewhere(bool urgent_only);
 
 /* Called by a worker before it exits: earliest time work becomes due. */
 extern void mt_worker_report_next_due(TimestampTz when);

@@ -164,6 +164,32 @@ ok(mt_poll($node, 'postgres', q{SELECT state = 'applied' FROM migration_tools.st
 	SELECT * FROM migration_tools.workers; SELECT job_id, state, next_due, worker_pid, last_error FROM migration_tools.backfill_progress}));
 $node->safe_psql('postgres', "SELECT migration_tools.cancel($_)") for @m;
 
+# Jobs that do not sleep hold both slots in this database; a migration's
+# scheduled statement queued in another database still gets a slot.
+$node->safe_psql('postgres', 'CREATE DATABASE other');
+$node->safe_psql('other', q{CREATE EXTENSION migration_tools;
+	CREATE TABLE o_t (id int PRIMARY KEY, n int)});
+$node->safe_psql('postgres', q{
+CREATE TABLE m_3 (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+CREATE TABLE m_4 (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+INSERT INTO m_3 (id) SELECT g FROM generate_series(1, 200000) g;
+INSERT INTO m_4 (id) SELECT g FROM generate_series(1, 200000) g;
+GRANT SELECT, UPDATE ON m_3, m_4 TO mallory;
+});
+@m = map {
+	$node->safe_psql('postgres', qq{SET ROLE mallory;
+		SELECT migration_tools.backfill('m_$_', 'n = n + 1', batch_size => 1)})
+} (3, 4);
+ok(mt_poll($node, 'postgres', q{SELECT count(*) = 2 FROM migration_tools.backfill_progress
+	WHERE owner = 'mallory' AND state = 'running' AND rows_done > 0}),
+	'two jobs of mallory run without sleeping');
+$node->safe_psql('other', q{SELECT migration_tools.apply('1',
+	'CREATE INDEX CONCURRENTLY o_t_n ON o_t (n)')});
+ok(mt_poll($node, 'other', q{SELECT state = 'applied' FROM migration_tools.status WHERE version = '1'},
+	't', 60),
+	'a scheduled statement of another database goes before them');
+$node->safe_psql('postgres', "SELECT migration_tools.cancel($_)") for @m;
+
 # Disabled roles: NOLOGIN, then VALID UNTIL in the past.
 $ajob = $node->safe_psql('postgres', q{SET ROLE alice;
 	SELECT migration_tools.backfill('a_2', 'n = n + 1', batch_size => 10,
