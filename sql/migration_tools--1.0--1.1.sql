@@ -241,3 +241,19 @@ ORDER BY m.installed_rank DESC;
 -- query sees them.
 ALTER VIEW migration_tools.backfill_progress SET (security_barrier = true);
 ALTER VIEW migration_tools.backfill_batch_history SET (security_barrier = true);
+
+-- Security (worker): stored work of a role that could log in when it
+-- recorded it stops once that role can no longer log in.  Rows recorded
+-- before the update take the role's state as of now.
+ALTER TABLE migration_tools.backfill_jobs
+    ADD COLUMN owner_login boolean NOT NULL DEFAULT true;
+UPDATE migration_tools.backfill_jobs j
+   SET owner_login = coalesce((SELECT r.rolcanlogin
+                                  AND (r.rolvaliduntil IS NULL OR r.rolvaliduntil > pg_catalog.now())
+                                 FROM pg_catalog.pg_roles r WHERE r.oid = j.owner), false);
+ALTER TABLE migration_tools.scheduled_statements
+    ADD COLUMN run_as_login boolean NOT NULL DEFAULT true;
+UPDATE migration_tools.scheduled_statements s
+   SET run_as_login = coalesce((SELECT r.rolcanlogin
+                                   AND (r.rolvaliduntil IS NULL OR r.rolvaliduntil > pg_catalog.now())
+                                  FROM pg_catalog.pg_roles r WHERE r.rolname = s.run_as), false);

@@ -81,6 +81,7 @@ int			mt_max_throttle_wait = 10000;
 double		mt_busy_duty_cycle = 0.25;
 int			mt_batch_history_retention = 1000;
 int			mt_max_sweep_passes = 5;
+int			mt_max_batch_sleep = 10000;
 
 /* How often wait() looks at the job. */
 #define MT_WAIT_POLL_MS		100
@@ -202,6 +203,12 @@ mt_backfill_init(void)
 							&mt_batch_history_retention,
 							1000, 0, INT_MAX,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("migration_tools.max_batch_sleep",
+							"Longest batch_sleep a job may ask for.",
+							"backfill() and run_batched() refuse a longer one; a job queued before the setting was lowered sleeps at most this long.",
+							&mt_max_batch_sleep,
+							10000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("migration_tools.max_sweep_passes",
 							"Sweep passes a ctid strategy job makes for rows that moved, before it fails.",
 							NULL,
@@ -587,6 +594,13 @@ validate_options(const MtJobOptions *opts)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("batch_sleep must not be negative")));
+	if (opts->batch_sleep && mt_interval_ms(opts->batch_sleep) > (double) mt_max_batch_sleep)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch_sleep is longer than %s (%d ms)",
+						"migration_tools.max_batch_sleep", mt_max_batch_sleep),
+				 errdetail("A job sleeping between batches would keep a worker from other jobs."),
+				 errhint("Use a shorter batch_sleep, a smaller batch_size, or a run_window.")));
 	if (opts->max_attempts <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -807,16 +821,20 @@ queue_job(Oid relid, const char *text1, const char *where_clause,
 	add_param(&np, types, values, nulls, OIDOID, ObjectIdGetDatum(owner), false);
 	add_text_param(&np, types, values, nulls, GetUserNameFromId(owner, false));
 	add_text_param(&np, types, values, nulls, search_path ? search_path : "");
+	/* a role that can log in now must keep that ability for its job to run */
+	add_param(&np, types, values, nulls, BOOLOID,
+			  BoolGetDatum(mt_role_cannot_login(owner) == NULL), false);
 
 	insert_sql =
 		"INSERT INTO migration_tools.backfill_jobs "
 		"(relation, relation_name, kind, set_clause, where_clause, sql, guard_clause, "
 		" strategy, guard, key_columns, key_types, fixed_batch_size, target_batch_time, "
-		" batch_sleep, start_at, max_attempts, run_window, owner, owner_name, search_path) "
+		" batch_sleep, start_at, max_attempts, run_window, owner, owner_name, search_path, "
+		" owner_login) "
 		"VALUES ($1::pg_catalog.regclass, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
-		" coalesce($14, '0'::pg_catalog.interval), $15, $16, $17, $18, $19::pg_catalog.name, $20) "
+		" coalesce($14, '0'::pg_catalog.interval), $15, $16, $17, $18, $19::pg_catalog.name, $20, $21) "
 		"RETURNING job_id";
-	Assert(np == 20);
+	Assert(np == 21);
 
 	mt_become_owner(&saved);
 	SPI_connect();
@@ -834,7 +852,7 @@ queue_job(Oid relid, const char *text1, const char *where_clause,
 
 	relation_close(rel, AccessShareLock);
 
-	mt_request_work_at_commit();
+	mt_request_backfill_work_at_commit();
 	return job_id;
 }
 
@@ -1693,7 +1711,7 @@ change_state(int64 job, const char *action, const char *new_state,
 	SPI_finish();
 	mt_restore_user(&saved);
 	if (wake)
-		mt_request_work_at_commit();
+		mt_request_backfill_work_at_commit();
 	return cstring_to_text(result);
 }
 

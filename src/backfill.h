@@ -21,4 +21,11 @@
  */
 extern bool mt_backfill_run_next(TimestampTz *next_due);
 
+/*
+ * After mt_backfill_run_next() returned true: did its job give the worker
+ * slot up for work of another database?  Then the worker should exit, and
+ * tell the launcher *next_due (when that job wants to go on).
+ */
+extern bool mt_backfill_leave_worker(TimestampTz *next_due);
+
 #endif							/* MT_BACKFILL_H */

@@ -35,6 +35,7 @@ extern int	mt_max_throttle_wait;
 extern double mt_busy_duty_cycle;
 extern int	mt_batch_history_retention;
 extern int	mt_max_sweep_passes;
+extern int	mt_max_batch_sleep;
 
 /*
  * What the statement of a job is made of.  The same builders produce the

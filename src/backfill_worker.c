@@ -69,6 +69,7 @@
 
 #include "backfill.h"
 #include "backfill_int.h"
+#include "history.h"
 #include "launcher.h"
 #include "locks.h"
 #include "migration_tools.h"
@@ -91,6 +92,7 @@ typedef struct MtJob
 	char	   *run_window;
 	Oid			owner;
 	char	   *owner_name;
+	bool		owner_login;	/* the owner could log in when it queued the job */
 	char	   *search_path;
 	char	   *phase;
 	List	   *last_key;		/* char *; NIL before the first batch */
@@ -162,8 +164,32 @@ static TimestampTz batch_start = 0;
 static int32 batch_size_tried = 0;
 static Oid	batch_relid = InvalidOid;
 
+/*
+ * A sleep of at least this long (batch_sleep, a throttle, a backoff) gives
+ * the worker slot up when other work waits for one.
+ */
+#define MT_YIELD_SLEEP_MS	1000
+
+/* What a look at the running job decided (look_at_job). */
+typedef enum MtLook
+{
+	LOOK_KEEP,					/* go on */
+	LOOK_GONE,					/* paused, cancelled, taken: stop */
+	LOOK_YIELD,					/* given back to the queue: run other work */
+	LOOK_YIELD_LEAVE			/* the same, for another database: exit */
+} MtLook;
+
+/* The job whose server-signal memory throttle.c holds. */
+static int64 throttle_job = 0;
+
+/* A job gave its slot to another database: the worker should exit. */
+static bool leave_worker = false;
+static TimestampTz leave_next_due = 0;
+
 static void run_job(int64 job_id);
-static bool job_still_running(int64 job_id);
+static MtLook look_at_job(int64 job_id, bool sleeping, TimestampTz wake);
+static bool other_job_waits(int64 job_id);
+static int	role_limit(Oid roleid);
 static MtStep run_step(int64 job_id, long *sleep_ms);
 static MtStep run_step_body(int64 job_id, long *sleep_ms);
 static MtJob *load_job(int64 job_id);
@@ -200,8 +226,11 @@ mt_backfill_run_next(TimestampTz *next_due)
 	Oid		   *rels;
 	bool	   *running;
 	TimestampTz *dues;
+	Oid		   *owners;
+	bool		role_waits = false;
 
 	*next_due = 0;
+	leave_worker = false;
 
 	mt_bgw_begin("migration_tools: looking for backfill jobs");
 	if (!OidIsValid(get_extension_oid(MT_EXTENSION_NAME, true)))
@@ -213,7 +242,7 @@ mt_backfill_run_next(TimestampTz *next_due)
 	mt_become_owner(&saved);
 
 	if (SPI_execute("SELECT job_id, relation::pg_catalog.oid, state = 'running', "
-					"       greatest(start_at, next_due) "
+					"       greatest(start_at, next_due), owner "
 					"FROM migration_tools.backfill_jobs "
 					"WHERE state IN ('queued', 'running') ORDER BY job_id",
 					true, 0) != SPI_OK_SELECT)
@@ -224,6 +253,7 @@ mt_backfill_run_next(TimestampTz *next_due)
 	rels = palloc(sizeof(Oid) * (ncand + 1));
 	running = palloc(sizeof(bool) * (ncand + 1));
 	dues = palloc(sizeof(TimestampTz) * (ncand + 1));
+	owners = palloc(sizeof(Oid) * (ncand + 1));
 	for (int i = 0; i < ncand; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -236,6 +266,7 @@ mt_backfill_run_next(TimestampTz *next_due)
 		dues[i] = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
 		if (isnull)
 			dues[i] = 0;
+		owners[i] = DatumGetObjectId(SPI_getbinval(tup, desc, 5, &isnull));
 	}
 
 	for (int i = 0; i < ncand && claimed == 0; i++)
@@ -270,6 +301,14 @@ mt_backfill_run_next(TimestampTz *next_due)
 		if (mt_relation_is_busy(MyDatabaseId, rels[i]))
 		{
 			mt_worker_set_current(NULL, 0, InvalidOid);
+			continue;
+		}
+
+		/* at most max_workers_per_role jobs of one role run at once */
+		if (!mt_worker_claim_role(owners[i], role_limit(owners[i])))
+		{
+			mt_worker_set_current(NULL, 0, InvalidOid);
+			role_waits = true;
 			continue;
 		}
 
@@ -322,6 +361,10 @@ mt_backfill_run_next(TimestampTz *next_due)
 	mt_restore_user(&saved);
 	mt_bgw_commit();
 
+	/* look here again when a job of that role ends */
+	if (role_waits)
+		mt_worker_note_role_waiting();
+
 	if (claimed == 0)
 	{
 		*next_due = due_min;
@@ -330,36 +373,139 @@ mt_backfill_run_next(TimestampTz *next_due)
 
 	elog(DEBUG1, "migration_tools: running backfill job " INT64_FORMAT " on relation %u",
 		 claimed, claimed_rel);
-	mt_throttle_reset(claimed_rel);
+
+	/*
+	 * What the throttles know of the job's own dead tuples stays when the
+	 * job comes back to this worker after giving its slot up.
+	 */
+	if (claimed != throttle_job)
+		mt_throttle_reset(claimed_rel);
+	throttle_job = claimed;
 	run_job(claimed);
 	mt_worker_set_current(NULL, 0, InvalidOid);
 	return true;
 }
 
 /*
- * Is the job still ours to run?  A short transaction of its own.
+ * The per-role limit for jobs of roleid: none for superusers (who could
+ * change the setting anyway).  In a transaction.
+ */
+static int
+role_limit(Oid roleid)
+{
+	if (mt_max_workers_per_role <= 0 || superuser_arg(roleid))
+		return 0;
+	return mt_max_workers_per_role;
+}
+
+/*
+ * Is another job of this database due and waiting for a worker, one that
+ * this worker could run if the current job left (not on a table another
+ * worker is on, its role under max_workers_per_role)?  As the extension
+ * owner, in a transaction.
  */
 static bool
-job_still_running(int64 job_id)
+other_job_waits(int64 job_id)
+{
+	Datum		arg = Int64GetDatum(job_id);
+	Oid			argtype = INT8OID;
+	bool		waits = false;
+
+	if (SPI_execute_with_args("SELECT job_id, relation::pg_catalog.oid, state = 'running', owner "
+							  "FROM migration_tools.backfill_jobs "
+							  "WHERE state IN ('queued', 'running') AND job_id <> $1 "
+							  "  AND coalesce(greatest(start_at, next_due) <= pg_catalog.clock_timestamp(), true) "
+							  "ORDER BY job_id LIMIT 100",
+							  1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read backfill jobs");
+	for (uint64 i = 0; i < SPI_processed && !waits; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		Oid			rel = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+		bool		running = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		Oid			owner = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
+		int			limit = role_limit(owner);
+
+		if (running && mt_work_is_active(MyDatabaseId, "backfill", id))
+			continue;
+		if (mt_relation_is_busy(MyDatabaseId, rel))
+			continue;
+		if (limit > 0 && mt_role_running_elsewhere(owner) >= limit)
+			continue;
+		waits = true;
+	}
+	return waits;
+}
+
+/*
+ * Look at the running job between its steps, in a short transaction of its
+ * own: is it still ours (not paused, cancelled or taken over)?  And should
+ * it give its worker slot back?  It does when a scheduled migration
+ * statement is due here, or was queued in another database that waits for
+ * a slot (they go before backfills), and, when
+ * it is about to sleep (sleeping: batch_sleep, a throttle, a backoff, of at
+ * least MT_YIELD_SLEEP_MS), when another job of this database or work of
+ * another database waits for a slot.  The job then goes back to the queue,
+ * due at wake, and is taken up again (by this worker or another) then.
+ */
+static MtLook
+look_at_job(int64 job_id, bool sleeping, TimestampTz wake)
 {
 	MtSavedUser saved;
-	Datum		args[2];
-	Oid			types[2] = {INT8OID, INT4OID};
-	bool		running;
+	Datum		args[3];
+	Oid			types[3] = {INT8OID, INT4OID, TIMESTAMPTZOID};
+	MtLook		look = LOOK_KEEP;
 
 	args[0] = Int64GetDatum(job_id);
 	args[1] = Int32GetDatum(MyProcPid);
+	args[2] = TimestampTzGetDatum(wake);
 	mt_bgw_begin("migration_tools: backfill job sleeping");
 	mt_become_owner(&saved);
 	if (SPI_execute_with_args("SELECT FROM migration_tools.backfill_jobs "
 							  "WHERE job_id = $1 AND state = 'running' AND worker_pid = $2",
 							  2, types, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read backfill job " INT64_FORMAT, job_id);
-	running = SPI_processed == 1;
+	if (SPI_processed != 1)
+		look = LOOK_GONE;
+	else if (mt_scheduled_work_due())
+		look = LOOK_YIELD;
+	else if (mt_slot_wanted_elsewhere(!sleeping))
+		look = LOOK_YIELD_LEAVE;
+	else if (sleeping && other_job_waits(job_id))
+		look = LOOK_YIELD;
+
+	if (look == LOOK_YIELD || look == LOOK_YIELD_LEAVE)
+	{
+		if (SPI_execute_with_args("UPDATE migration_tools.backfill_jobs SET "
+								  "state = 'queued', worker_pid = NULL, next_due = $3 "
+								  "WHERE job_id = $1 AND state = 'running' AND worker_pid = $2",
+								  3, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not requeue backfill job " INT64_FORMAT, job_id);
+		if (SPI_processed != 1)
+			look = LOOK_GONE;
+		else
+			elog(DEBUG1, "migration_tools: backfill job " INT64_FORMAT " gives its worker slot back",
+				 job_id);
+	}
 	mt_restore_user(&saved);
 	mt_bgw_commit();
 	MemoryContextSwitchTo(step_cxt);
-	return running;
+	return look;
+}
+
+/*
+ * After mt_backfill_run_next() returned true: did its job give the worker
+ * slot to another database?  Then the worker exits, and *next_due says
+ * when its job wants to go on.
+ */
+bool
+mt_backfill_leave_worker(TimestampTz *next_due)
+{
+	*next_due = leave_next_due;
+	return leave_worker;
 }
 
 /*
@@ -369,6 +515,7 @@ static void
 run_job(int64 job_id)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
+	TimestampTz last_look = GetCurrentTimestamp();
 
 	if (step_cxt == NULL)
 		step_cxt = AllocSetContextCreate(TopMemoryContext,
@@ -378,6 +525,9 @@ run_job(int64 job_id)
 	{
 		long		sleep_ms = 0;
 		MtStep		step;
+		MtLook		look;
+		TimestampTz now;
+		TimestampTz wake;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -396,42 +546,56 @@ run_job(int64 job_id)
 		MemoryContextSwitchTo(step_cxt);
 		if (step == STEP_STOP)
 			break;
+
 		/*
-		 * Sleep (batch_sleep, a throttle, a backoff) in slices of at most a
-		 * second, looking between slices whether the job was paused or
-		 * cancelled meanwhile, so that a long sleep does not hold a worker
-		 * for a job that no longer runs.
+		 * Between steps, at most every second (and before every sleep long
+		 * enough to give the slot up): is the job still ours, and should it
+		 * give its slot to other work?  Then sleep (batch_sleep, a
+		 * throttle, a backoff) in slices of at most a second, looking
+		 * between slices, so that a long sleep neither holds a worker for a
+		 * job that no longer runs nor keeps a slot that due work could use.
 		 */
-		if (sleep_ms > 0)
+		now = GetCurrentTimestamp();
+		wake = TimestampTzPlusMilliseconds(now, Max(sleep_ms, 0));
+		look = LOOK_KEEP;
+		if (sleep_ms >= MT_YIELD_SLEEP_MS ||
+			TimestampDifferenceExceeds(last_look, now, 1000))
 		{
-			TimestampTz wake = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), sleep_ms);
-			TimestampTz next_look = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
+			look = look_at_job(job_id, sleep_ms >= MT_YIELD_SLEEP_MS, wake);
+			last_look = GetCurrentTimestamp();
+		}
+		while (look == LOOK_KEEP && sleep_ms > 0)
+		{
+			long		left;
 
-			for (;;)
+			now = GetCurrentTimestamp();
+			left = TimestampDifferenceMilliseconds(now, wake);
+			if (left <= 0)
+				break;
+			if (TimestampDifferenceExceeds(last_look, now, 1000))
 			{
-				TimestampTz now = GetCurrentTimestamp();
-				long		left = TimestampDifferenceMilliseconds(now, wake);
-
-				if (left <= 0)
-					break;
-				if (now >= next_look)
-				{
-					if (!job_still_running(job_id))
-						break;
-					next_look = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
-				}
-				(void) WaitLatch(MyLatch,
-								 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 Min(left, 1000), PG_WAIT_EXTENSION);
-				ResetLatch(MyLatch);
-				CHECK_FOR_INTERRUPTS();
-				if (ConfigReloadPending)
-				{
-					ConfigReloadPending = false;
-					ProcessConfigFile(PGC_SIGHUP);
-				}
+				look = look_at_job(job_id, left >= MT_YIELD_SLEEP_MS, wake);
+				last_look = GetCurrentTimestamp();
+				continue;
+			}
+			(void) WaitLatch(MyLatch,
+							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 Min(left, 1000), PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+			if (ConfigReloadPending)
+			{
+				ConfigReloadPending = false;
+				ProcessConfigFile(PGC_SIGHUP);
 			}
 		}
+		if (look == LOOK_YIELD_LEAVE)
+		{
+			leave_worker = true;
+			leave_next_due = wake;
+		}
+		if (look != LOOK_KEEP)
+			break;
 	}
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextReset(step_cxt);
@@ -515,6 +679,7 @@ load_job(int64 job_id)
 	job->run_window = STR("run_window");
 	job->owner = DatumGetObjectId(COL("owner"));
 	job->owner_name = STR("owner_name");
+	job->owner_login = DatumGetBool(COL("owner_login"));
 	job->search_path = STR("search_path");
 	job->phase = STR("phase");
 	d = COL("last_key");
@@ -661,14 +826,26 @@ restore_session_user(void)
 	}
 }
 
-/* Back from enter_job_owner(). */
+/*
+ * Back from enter_job_owner().
+ *
+ * Every setting changed since enter_job_owner() is rolled back, whatever
+ * its kind: SET LOCAL, a plain SET or set_config(..., false) in a function
+ * the statement calls (session-level, which a commit would otherwise keep
+ * for the rest of the worker's life).  So nothing a job's statement sets
+ * (TimeZone, transform_null_equals, default_transaction_read_only,
+ * search_path ...) is seen by the worker's own queries, by the next batch
+ * or by the next job, of this role or another.  Session-level advisory
+ * locks the statement took are released too: they would outlive the job.
+ */
 static void
 leave_job_owner(int nest, Oid save_user, int save_sec)
 {
 	SetUserIdAndSecContext(save_user, 0);
 	restore_session_user();
 	SetUserIdAndSecContext(save_user, save_sec);
-	AtEOXact_GUC(true, nest);
+	AtEOXact_GUC(false, nest);
+	LockReleaseSession(USER_LOCKMETHOD);
 }
 
 /* What plan_job found, for the job row: rows_total, rows_per_block, end_block. */
@@ -1171,6 +1348,8 @@ run_step(int64 job_id, long *sleep_ms)
 		AbortCurrentTransaction();
 		/* the abort restored the current user, not the session user */
 		restore_session_user();
+		/* and the settings; session-level advisory locks outlive it */
+		LockReleaseSession(USER_LOCKMETHOD);
 		MemoryContextSwitchTo(cxt);
 		pgstat_report_activity(STATE_IDLE, NULL);
 		result = record_failure(job_id, edata, suffered_ms, table_lock, sleep_ms);
@@ -1249,6 +1428,25 @@ run_step_body(int64 job_id, long *sleep_ms)
 		{
 			fail_job(job_id, psprintf("role \"%s\" that queued the job no longer exists under that name",
 									  job->owner_name));
+			mt_restore_user(&saved);
+			mt_bgw_commit();
+			return STEP_STOP;
+		}
+	}
+	if (job->owner_login)
+	{
+		/*
+		 * A role that could log in when it queued the job and no longer can
+		 * (an administrator disabled it) writes no more, even after a
+		 * retry().  A NOLOGIN group role the job was queued as (SET ROLE)
+		 * is not concerned.
+		 */
+		const char *why = mt_role_cannot_login(job->owner);
+
+		if (why != NULL)
+		{
+			fail_job(job_id, psprintf("role \"%s\" that queued the job can no longer log in (%s)",
+									  job->owner_name, why));
 			mt_restore_user(&saved);
 			mt_bgw_commit();
 			return STEP_STOP;
@@ -1515,7 +1713,8 @@ run_step_body(int64 job_id, long *sleep_ms)
 			 * reset of the take-over count must not be lost in a crash.
 			 */
 			async_commit = res.ran && job->takeovers == 0;
-			*sleep_ms = (long) job->sleep_ms;
+			/* queued before migration_tools.max_batch_sleep was lowered */
+			*sleep_ms = (long) Min(job->sleep_ms, (double) mt_max_batch_sleep);
 
 			/*
 			 * Sessions waited on the batch: leave the table to them for

@@ -242,3 +242,50 @@ mt_ddl_log_trigger(PG_FUNCTION_ARGS)
 
 	PG_RETURN_NULL();
 }
+
+/* Rows deleted per transaction by mt_ddl_log_prune(). */
+#define MT_DDL_LOG_PRUNE_CHUNK	10000
+
+/*
+ * Delete the rows of ddl_log older than migration_tools.ddl_log_retention,
+ * oldest first, at most MT_DDL_LOG_PRUNE_CHUNK per transaction (the first
+ * prune after an upgrade may find a large backlog), as the extension owner.
+ * Called by the worker, outside a transaction, when it starts and then at
+ * most every hour.  Rows have no unique key (a restore
+ * brings ids back), so they are deleted by ctid.
+ */
+void
+mt_ddl_log_prune(void)
+{
+	uint64		deleted;
+
+	if (mt_ddl_log_retention < 0)
+		return;
+	do
+	{
+		MtSavedUser saved;
+		Oid			argtype = INT4OID;
+		Datum		arg = Int32GetDatum(mt_ddl_log_retention);
+
+		mt_bgw_begin("migration_tools: pruning the DDL log");
+		if (!OidIsValid(get_extension_oid(MT_EXTENSION_NAME, true)))
+		{
+			mt_bgw_commit();
+			return;
+		}
+		mt_become_owner(&saved);
+		deleted = mt_spi_execute_checked("DELETE FROM migration_tools.ddl_log"
+										 " WHERE ctid = ANY (ARRAY("
+										 "   SELECT ctid FROM migration_tools.ddl_log"
+										 "    WHERE logged_at < pg_catalog.now()"
+										 "          - $1 * pg_catalog.interval '1 minute'"
+										 "    ORDER BY logged_at"
+										 "    LIMIT " CppAsString2(MT_DDL_LOG_PRUNE_CHUNK) "))",
+										 1, &argtype, &arg, NULL, false, 0,
+										 SPI_OK_DELETE, "prune ddl_log");
+		mt_restore_user(&saved);
+		mt_bgw_commit();
+		if (deleted > 0)
+			elog(DEBUG1, "migration_tools: deleted " UINT64_FORMAT " rows of ddl_log", deleted);
+	} while (deleted >= MT_DDL_LOG_PRUNE_CHUNK);
+}

@@ -1727,8 +1727,11 @@ schedule_statement(const char *version, int seq, int statement_no,
 	values[7] = CStringGetTextDatum(direction);
 	(void) mt_spi_execute_checked("INSERT INTO migration_tools.scheduled_statements"
 								  " (version, seq, statement_no, sql, run_as, direction,"
-								  "  run_after, top_level)"
-								  " VALUES ($1, $2, $3, $4, $5, $8, $6, $7)",
+								  "  run_after, top_level, run_as_login)"
+								  " VALUES ($1, $2, $3, $4, $5, $8, $6, $7,"
+								  "  coalesce((SELECT r.rolcanlogin AND (r.rolvaliduntil IS NULL"
+								  "                OR r.rolvaliduntil > pg_catalog.now())"
+								  "              FROM pg_catalog.pg_roles r WHERE r.rolname = $5), false))",
 								  8, types, values, nulls, false, 0,
 								  SPI_OK_INSERT,
 								  strcmp(direction, "down") == 0 ?

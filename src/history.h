@@ -22,11 +22,27 @@
  */
 extern bool mt_history_run_scheduled(TimestampTz *next_due);
 
+/*
+ * Is a scheduled statement of the current database due and waiting for a
+ * worker?  A running backfill gives its slot up then.  In a transaction, as
+ * a role that may read the history tables.  (schedule.c)
+ */
+extern bool mt_scheduled_work_due(void);
+
 /* GUCs of scheduled statements and the DDL log, from _PG_init.  (schedule.c) */
 extern void mt_schedule_init(void);
 
 /* migration_tools.ddl_log: record DDL in migration_tools.ddl_log */
 extern bool mt_ddl_log_enabled;
+
+/* migration_tools.ddl_log_retention: minutes rows are kept (-1: forever) */
+extern int	mt_ddl_log_retention;
+
+/*
+ * Delete the rows of migration_tools.ddl_log older than the retention, in
+ * transactions of their own (in the worker).  (ddl_log.c)
+ */
+extern void mt_ddl_log_prune(void);
 
 /*
  * A fingerprint of the schema of the current database: a JSON object

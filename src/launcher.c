@@ -84,6 +84,9 @@ typedef struct MtDatabase
 	bool		pending;		/* work may be waiting: start a worker */
 	TimestampTz next_check;		/* start a worker then even without a nudge */
 	int			failures;		/* workers in a row that exited with an error */
+	TimestampTz wanted_at;		/* work known to be due then (0: none known) */
+	bool		urgent;			/* scheduled statements were queued: first */
+	bool		role_waiting;	/* a job waits for its role's running jobs */
 } MtDatabase;
 
 typedef struct MtWorkerSlot
@@ -95,6 +98,7 @@ typedef struct MtWorkerSlot
 	char		kind[MT_KIND_LEN];	/* what the worker runs now, "" if idle */
 	int64		work_id;
 	Oid			relid;
+	Oid			roleid;			/* role of the job run now, counted per role */
 } MtWorkerSlot;
 
 typedef struct MtSharedState
@@ -110,6 +114,7 @@ typedef struct MtSharedState
 /* GUCs */
 int			mt_max_workers = 2;
 static int	mt_launcher_naptime = 60000;
+int			mt_max_workers_per_role = 1;
 
 /* longest wait before restarting a database's worker after failures */
 #define MT_MAX_FAILURE_BACKOFF_MS (5 * 60 * 1000)
@@ -128,6 +133,7 @@ static BackgroundWorkerHandle **slot_handles = NULL;
 
 /* Backend-local: nudge the launcher when this transaction commits. */
 static bool nudge_at_commit = false;
+static bool nudge_urgent = false;
 static bool nudge_callback_registered = false;
 
 static Size mt_shmem_size(void);
@@ -140,6 +146,9 @@ static long launcher_start_workers(void);
 static bool launcher_start_worker(int dbindex);
 static MtDatabase *find_database(Oid dboid, bool create);
 static void nudge_xact_callback(XactEvent event, void *arg);
+static void report_next_check(TimestampTz when, bool known);
+static void request_work(Oid dboid, bool urgent);
+static int	count_role_jobs(Oid roleid);
 
 /*
  * Define the postmaster-level GUCs, request shared memory and register the
@@ -164,6 +173,14 @@ mt_launcher_init(void)
 							&mt_launcher_naptime,
 							60000, 100, 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("migration_tools.max_workers_per_role",
+							"Maximum number of backfill jobs of one role running at once, across all databases.",
+							"Further jobs of that role wait in the queue. Jobs of superusers are not counted; 0 sets no limit.",
+							&mt_max_workers_per_role,
+							1, 0, 64,
+							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 
 #if PG_VERSION_NUM >= 150000
@@ -406,6 +423,9 @@ find_database(Oid dboid, bool create)
 	db->pending = true;
 	db->next_check = 0;
 	db->failures = 0;
+	db->wanted_at = 0;
+	db->urgent = false;
+	db->role_waiting = false;
 	return db;
 }
 
@@ -451,30 +471,44 @@ launcher_start_workers(void)
 	ndb = MtShared->ndatabases;
 	LWLockRelease(MtShared->lock);
 
-	/* round robin over databases, so that one busy database cannot starve others */
-	for (int n = 0; n < ndb; n++)
+	/*
+	 * Round robin over databases, so that one busy database cannot starve
+	 * others; databases where scheduled migration statements were queued
+	 * first (pass 0), since a deployment waits for them.
+	 */
+	for (int pass = 0; pass < 2; pass++)
 	{
-		int			i = (next_start + n) % ndb;
-		bool		start = false;
+		bool		full = false;
 
-		LWLockAcquire(MtShared->lock, LW_EXCLUSIVE);
-		if (i < MtShared->ndatabases)
+		for (int n = 0; n < ndb; n++)
 		{
-			MtDatabase *db = &MtShared->databases[i];
+			int			i = (next_start + n) % ndb;
+			bool		start = false;
 
-			if (!db->pending && db->next_check != 0 && db->next_check <= now)
-				db->pending = true;
-			if (db->pending)
-				start = true;
-			else if (db->next_check > now)
-				timeout = Min(timeout, TimestampDifferenceMilliseconds(now, db->next_check));
+			LWLockAcquire(MtShared->lock, LW_EXCLUSIVE);
+			if (i < MtShared->ndatabases)
+			{
+				MtDatabase *db = &MtShared->databases[i];
+
+				if (!db->pending && db->next_check != 0 && db->next_check <= now)
+					db->pending = true;
+				if (db->pending && (pass == 1 || db->urgent))
+					start = true;
+				else if (!db->pending && db->next_check > now)
+					timeout = Min(timeout, TimestampDifferenceMilliseconds(now, db->next_check));
+			}
+			LWLockRelease(MtShared->lock);
+
+			if (start && !launcher_start_worker(i))
+			{
+				full = true;	/* no free slot: wait for a worker to exit */
+				break;
+			}
+			if (start)
+				next_start = i + 1;
 		}
-		LWLockRelease(MtShared->lock);
-
-		if (start && !launcher_start_worker(i))
-			break;				/* no free slot: wait for a worker to exit */
-		if (start)
-			next_start = i + 1;
+		if (full)
+			break;
 	}
 	return timeout;
 }
@@ -507,6 +541,8 @@ launcher_start_worker(int dbindex)
 	}
 	db = &MtShared->databases[dbindex];
 	db->pending = false;
+	db->wanted_at = 0;
+	db->urgent = false;
 	db->next_check = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 												 mt_launcher_naptime);
 
@@ -517,6 +553,7 @@ launcher_start_worker(int dbindex)
 	MtShared->slots[slotno].kind[0] = '\0';
 	MtShared->slots[slotno].work_id = 0;
 	MtShared->slots[slotno].relid = InvalidOid;
+	MtShared->slots[slotno].roleid = InvalidOid;
 	args.dboid = db->dboid;
 	args.generation = MtShared->slots[slotno].generation;
 	LWLockRelease(MtShared->lock);
@@ -637,12 +674,23 @@ mt_worker_detach_slot(bool failed)
 void
 mt_worker_report_no_extension(void)
 {
-	mt_worker_report_next_due(TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-														  MT_NO_EXTENSION_RECHECK_MS));
+	report_next_check(TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												  MT_NO_EXTENSION_RECHECK_MS),
+					  false);
 }
 
 void
 mt_worker_report_next_due(TimestampTz when)
+{
+	report_next_check(when, when != 0);
+}
+
+/*
+ * When the launcher should look at this database again; known: work is
+ * known to be due then (a job's start_at, a retry), not merely a look.
+ */
+static void
+report_next_check(TimestampTz when, bool known)
 {
 	MtDatabase *db;
 
@@ -657,6 +705,8 @@ mt_worker_report_next_due(TimestampTz when)
 	if (db != NULL && !db->pending &&
 		(db->next_check <= now || when < db->next_check))
 		db->next_check = when;
+	if (db != NULL && known && (db->wanted_at == 0 || when < db->wanted_at))
+		db->wanted_at = when;
 	LWLockRelease(MtShared->lock);
 }
 
@@ -664,6 +714,8 @@ void
 mt_worker_set_current(const char *kind, int64 id, Oid relid)
 {
 	MtWorkerSlot *slot;
+	pid_t		launcher_pid;
+	bool		nudge = false;
 
 	if (mt_worker_slot < 0)
 		return;
@@ -680,7 +732,133 @@ mt_worker_set_current(const char *kind, int64 id, Oid relid)
 	strlcpy(slot->kind, kind ? kind : "", MT_KIND_LEN);
 	slot->work_id = id;
 	slot->relid = relid;
+	if (kind == NULL && OidIsValid(slot->roleid))
+	{
+		/*
+		 * A job ends here: the jobs of its role that waited for it in other
+		 * databases may run now.
+		 */
+		slot->roleid = InvalidOid;
+		for (int i = 0; i < MtShared->ndatabases; i++)
+		{
+			MtDatabase *db = &MtShared->databases[i];
+
+			if (db->role_waiting)
+			{
+				db->role_waiting = false;
+				db->pending = true;
+				db->wanted_at = GetCurrentTimestamp();
+				nudge = true;
+			}
+		}
+	}
+	launcher_pid = MtShared->launcher_pid;
 	LWLockRelease(MtShared->lock);
+	if (nudge && launcher_pid != 0)
+		kill(launcher_pid, SIGUSR1);
+}
+
+/*
+ * Count the current worker's job as one of roleid's running jobs, unless
+ * roleid already has limit jobs running in other workers (any database):
+ * returns false then.  Checked and recorded under the lock, so that two
+ * workers claiming jobs of one role at once cannot both pass.  limit 0:
+ * no limit.
+ */
+bool
+mt_worker_claim_role(Oid roleid, int limit)
+{
+	bool		ok = true;
+
+	if (mt_worker_slot < 0)
+		return true;
+	LWLockAcquire(MtShared->lock, LW_EXCLUSIVE);
+	if (limit > 0)
+		ok = count_role_jobs(roleid) < limit;
+	if (ok)
+		MtShared->slots[mt_worker_slot].roleid = roleid;
+	LWLockRelease(MtShared->lock);
+	return ok;
+}
+
+/* Jobs of roleid that other live workers run (any database). */
+int
+mt_role_running_elsewhere(Oid roleid)
+{
+	int			n;
+
+	if (MtShared == NULL)
+		return 0;
+	LWLockAcquire(MtShared->lock, LW_SHARED);
+	n = count_role_jobs(roleid);
+	LWLockRelease(MtShared->lock);
+	return n;
+}
+
+/* Caller holds the lock. */
+static int
+count_role_jobs(Oid roleid)
+{
+	int			n = 0;
+
+	for (int i = 0; i < MtShared->nslots; i++)
+	{
+		MtWorkerSlot *slot = &MtShared->slots[i];
+
+		if (i != mt_worker_slot && slot->in_use && slot->pid != 0 &&
+			slot->roleid == roleid)
+			n++;
+	}
+	return n;
+}
+
+/*
+ * A job of this database waits because its role runs as many jobs as it
+ * may: start a worker here again when one of that role's jobs ends.
+ */
+void
+mt_worker_note_role_waiting(void)
+{
+	MtDatabase *db;
+
+	LWLockAcquire(MtShared->lock, LW_EXCLUSIVE);
+	db = find_database(MyDatabaseId, false);
+	if (db != NULL)
+		db->role_waiting = true;
+	LWLockRelease(MtShared->lock);
+}
+
+/*
+ * Does another database have work known to be due that waits for a worker
+ * slot (every slot is taken)?  A worker whose job only sleeps gives its
+ * slot up then; a running job only for scheduled migration statements
+ * (urgent_only).
+ */
+bool
+mt_slot_wanted_elsewhere(bool urgent_only)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool		wanted = false;
+	bool		free_slot = false;
+
+	if (MtShared == NULL)
+		return false;
+	LWLockAcquire(MtShared->lock, LW_SHARED);
+	for (int i = 0; i < MtShared->nslots; i++)
+	{
+		if (!MtShared->slots[i].in_use)
+			free_slot = true;
+	}
+	for (int i = 0; i < MtShared->ndatabases && !free_slot && !wanted; i++)
+	{
+		MtDatabase *db = &MtShared->databases[i];
+
+		if (db->dboid != MyDatabaseId && db->wanted_at != 0 && db->wanted_at <= now &&
+			(db->urgent || !urgent_only))
+			wanted = true;
+	}
+	LWLockRelease(MtShared->lock);
+	return wanted;
 }
 
 bool
@@ -794,6 +972,13 @@ mt_relation_is_busy(Oid dboid, Oid relid)
 void
 mt_request_work(Oid dboid)
 {
+	request_work(dboid, true);
+}
+
+/* urgent: scheduled migration statements, which go before backfills */
+static void
+request_work(Oid dboid, bool urgent)
+{
 	MtDatabase *db;
 	pid_t		launcher_pid;
 
@@ -805,6 +990,9 @@ mt_request_work(Oid dboid)
 	{
 		db->pending = true;
 		db->next_check = 0;
+		db->wanted_at = GetCurrentTimestamp();
+		if (urgent)
+			db->urgent = true;
 	}
 	launcher_pid = MtShared->launcher_pid;
 	LWLockRelease(MtShared->lock);
@@ -814,6 +1002,18 @@ mt_request_work(Oid dboid)
 
 void
 mt_request_work_at_commit(void)
+{
+	if (!nudge_callback_registered)
+	{
+		RegisterXactCallback(nudge_xact_callback, NULL);
+		nudge_callback_registered = true;
+	}
+	nudge_at_commit = true;
+	nudge_urgent = true;
+}
+
+void
+mt_request_backfill_work_at_commit(void)
 {
 	if (!nudge_callback_registered)
 	{
@@ -831,14 +1031,16 @@ nudge_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			if (nudge_at_commit)
-				mt_request_work(MyDatabaseId);
+				request_work(MyDatabaseId, nudge_urgent);
 			nudge_at_commit = false;
+			nudge_urgent = false;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
 			/* a prepared transaction is found by the periodic sweep */
 			nudge_at_commit = false;
+			nudge_urgent = false;
 			break;
 		default:
 			break;

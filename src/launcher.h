@@ -27,8 +27,15 @@ extern int	mt_max_workers;
 /* Ask the launcher to start a worker in a database (now). */
 extern void mt_request_work(Oid dboid);
 
-/* Same, for MyDatabaseId, once the current transaction commits. */
+/*
+ * Same, for MyDatabaseId, once the current transaction commits: for
+ * scheduled migration statements, whose database gets the next free slot
+ * before databases with backfills only.
+ */
 extern void mt_request_work_at_commit(void);
+
+/* Same, for backfill jobs (no priority). */
+extern void mt_request_backfill_work_at_commit(void);
 
 /*
  * Called by a worker: the unit of work it runs now (kind is a short
@@ -49,6 +56,31 @@ extern bool mt_work_is_active(Oid dboid, const char *kind, int64 id);
  * in a transaction, after advertising relid with mt_worker_set_current().
  */
 extern bool mt_relation_is_busy(Oid dboid, Oid relid);
+
+/*
+ * migration_tools.max_workers_per_role: backfill jobs of one role running at
+ * once (0: no limit).
+ */
+extern int	mt_max_workers_per_role;
+
+/*
+ * Count the current worker's job as a job of roleid, unless that role
+ * already runs limit jobs in other workers (false then).  The count is
+ * given back by mt_worker_set_current(NULL, ...).
+ */
+extern bool mt_worker_claim_role(Oid roleid, int limit);
+
+/* Jobs of roleid run by other live workers, in all databases. */
+extern int	mt_role_running_elsewhere(Oid roleid);
+
+/* A job here waits for its role: look again when one of its jobs ends. */
+extern void mt_worker_note_role_waiting(void);
+
+/*
+ * Work known to be due in another database waits for a worker slot (with
+ * urgent_only: scheduled migration statements).
+ */
+extern bool mt_slot_wanted_elsewhere(bool urgent_only);
 
 /* Called by a worker before it exits: earliest time work becomes due. */
 extern void mt_worker_report_next_due(TimestampTz when);

@@ -18,9 +18,12 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_authid.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
 
 #include "guard.h"
 #include "history.h"
@@ -87,4 +90,29 @@ mt_require_preload(const char *feature)
 				 errdetail("The background worker that runs this work is started by the postmaster."),
 				 errhint("Add \"%s\" to shared_preload_libraries in postgresql.conf and restart the server.",
 						 MT_EXTENSION_NAME)));
+}
+
+const char *
+mt_role_cannot_login(Oid roleid)
+{
+	HeapTuple	tup;
+	const char *reason = NULL;
+
+	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(roleid));
+	if (!HeapTupleIsValid(tup))
+		return NULL;
+	if (!((Form_pg_authid) GETSTRUCT(tup))->rolcanlogin)
+		reason = "NOLOGIN";
+	else
+	{
+		bool		isnull;
+		Datum		until = SysCacheGetAttr(AUTHOID, tup, Anum_pg_authid_rolvaliduntil,
+											&isnull);
+
+		if (!isnull && DatumGetTimestampTz(until) < GetCurrentTimestamp())
+			reason = psprintf("its VALID UNTIL %s has passed",
+							  timestamptz_to_str(DatumGetTimestampTz(until)));
+	}
+	ReleaseSysCache(tup);
+	return reason;
 }

@@ -24,6 +24,14 @@ extern bool mt_preloaded;
 extern void mt_require_preload(const char *feature);
 
 /*
+ * Why roleid can no longer log in ("NOLOGIN", "its VALID UNTIL has
+ * passed"), or NULL when it can (or is gone: the callers check that
+ * first).  Stored work of a role that could log in when it recorded it
+ * stops once it cannot.  In a transaction.
+ */
+extern const char *mt_role_cannot_login(Oid roleid);
+
+/*
  * Subsystem initialisation.  Each defines its own reloadable GUCs and may
  * install hooks; they run in every process that loads the library.
  */

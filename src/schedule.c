@@ -55,6 +55,7 @@
 #include "parser/analyze.h"
 #include "parser/parser.h"
 #include "pgstat.h"
+#include "storage/lock.h"
 #include "tcop/dest.h"
 #include "tcop/pquery.h"
 #include "tcop/tcopprot.h"
@@ -94,6 +95,7 @@ static int	mt_scheduled_retries = 3;
 static int	mt_scheduled_lock_timeout = 0;
 static int	mt_scheduled_retry_delay = 5000;
 bool		mt_ddl_log_enabled = true;
+int			mt_ddl_log_retention = 30 * 24 * 60;	/* minutes */
 
 /* A claimed statement. */
 typedef struct ScheduledStatement
@@ -108,6 +110,7 @@ typedef struct ScheduledStatement
 	int64		work_id;		/* id shown in the worker slot */
 	bool		down;			/* of a down script (rollback) */
 	bool		top_level;		/* false: could run in a transaction block */
+	bool		run_as_login;	/* run_as could log in when it was recorded */
 } ScheduledStatement;
 
 /* What a failed statement may have left behind: INVALID indexes. */
@@ -174,6 +177,14 @@ mt_schedule_init(void)
 							 true,
 							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("migration_tools.ddl_log_retention",
+							"How long rows of migration_tools.ddl_log are kept.",
+							"The worker deletes older rows. -1 keeps them forever.",
+							&mt_ddl_log_retention,
+							30 * 24 * 60, -1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MIN,
+							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("migration_tools.scheduled_retry_delay",
 							"Delay before the first retry of a scheduled statement; it doubles at each further attempt.",
@@ -254,6 +265,23 @@ mt_history_run_scheduled(TimestampTz *next_due)
 		SetConfigOption("search_path", GetConfigOptionResetString("search_path"),
 						PGC_SUSET, PGC_S_SESSION);
 		run_as_id = get_role_oid(st->run_as, true);
+
+		/*
+		 * A role that could log in when it recorded the statement and no
+		 * longer can (disabled: NOLOGIN, VALID UNTIL passed) writes no more.
+		 */
+		if (OidIsValid(run_as_id) && st->run_as_login)
+		{
+			const char *why = mt_role_cannot_login(run_as_id);
+
+			if (why != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+						 errmsg("role \"%s\" that scheduled this statement can no longer log in (%s)",
+								st->run_as, why),
+						 errdetail("Scheduled statements run as the role that recorded them, only while it can log in."),
+						 errhint("Allow the role to log in again and apply the migration again, or run the statement by hand.")));
+		}
 		if (OidIsValid(run_as_id))
 			SetUserIdAndSecContext(run_as_id,
 								   worker_sec_context | MT_SWITCH_SEC_CONTEXT);
@@ -356,6 +384,57 @@ mt_history_run_scheduled(TimestampTz *next_due)
 }
 
 /*
+ * The statements that may run now or later: of a scheduled migration, not
+ * done, with every earlier statement of the migration done, and, with
+ * run_after (rollback_to(), after the down statements of the newer
+ * migration; apply() behind earlier migrations' scheduled statements),
+ * every statement of those migrations done.
+ */
+#define MT_RUNNABLE_STATEMENTS \
+	"  FROM migration_tools.scheduled_statements s" \
+	"  JOIN migration_tools.migrations m ON m.version = s.version" \
+	" WHERE m.state = 'scheduled' AND s.state IN ('pending', 'running')" \
+	"   AND NOT EXISTS (SELECT FROM migration_tools.scheduled_statements e" \
+	"                    WHERE e.version = s.version AND e.seq < s.seq" \
+	"                      AND e.state <> 'done')" \
+	"   AND (s.run_after IS NULL OR NOT EXISTS" \
+	"        (SELECT FROM migration_tools.scheduled_statements p" \
+	"          WHERE p.version = ANY (s.run_after) AND p.state <> 'done'))"
+
+/*
+ * Is a statement due that no worker runs: a pending one whose not_before
+ * has come, or a running one whose worker died?
+ */
+bool
+mt_scheduled_work_due(void)
+{
+	uint64		ntuples;
+	bool		due = false;
+
+	ntuples = mt_spi_execute_checked("SELECT s.state = 'running', m.installed_rank, s.seq,"
+									 "       s.not_before <= pg_catalog.clock_timestamp()"
+									 MT_RUNNABLE_STATEMENTS
+									 " ORDER BY m.installed_rank, s.seq LIMIT 100",
+									 0, NULL, NULL, NULL, true, 0,
+									 SPI_OK_SELECT, "read scheduled statements");
+	for (uint64 i = 0; i < ntuples && !due; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		bool		running = DatumGetBool(SPI_getbinval(tup, desc, 1, &isnull));
+		int64		rank = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		int			seq = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+
+		if (running)
+			due = !mt_work_is_active(MyDatabaseId, MT_SCHEDULED_KIND, (rank << 20) + seq);
+		else
+			due = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+	}
+	return due;
+}
+
+/*
  * Find and claim the next statement to run, in a transaction of its own.
  * The row becomes 'running' and the worker slot names it before the claim
  * commits, so that nobody takes it for an orphan.
@@ -372,21 +451,9 @@ claim_next(MemoryContext cxt, TimestampTz *next_due)
 	ntuples = mt_spi_execute_checked("SELECT s.version, s.seq, s.statement_no, s.sql, s.run_as,"
 									 "       s.attempts, s.state, m.installed_rank,"
 									 "       s.not_before <= pg_catalog.clock_timestamp() AS due,"
-									 "       s.not_before, s.direction = 'down', s.top_level"
-									 "  FROM migration_tools.scheduled_statements s"
-									 "  JOIN migration_tools.migrations m ON m.version = s.version"
-									 " WHERE m.state = 'scheduled' AND s.state IN ('pending', 'running')"
-									 "   AND NOT EXISTS (SELECT FROM migration_tools.scheduled_statements e"
-									 "                    WHERE e.version = s.version AND e.seq < s.seq"
-									 "                      AND e.state <> 'done')"
-		/*
-		 * run_after: rollback_to(), after the down statements of the newer
-		 * migration; apply() behind earlier migrations' scheduled
-		 * statements, after all of those
-		 */
-									 "   AND (s.run_after IS NULL OR NOT EXISTS"
-									 "        (SELECT FROM migration_tools.scheduled_statements p"
-									 "          WHERE p.version = ANY (s.run_after) AND p.state <> 'done'))"
+									 "       s.not_before, s.direction = 'down', s.top_level,"
+									 "       s.run_as_login"
+									 MT_RUNNABLE_STATEMENTS
 									 " ORDER BY m.installed_rank, s.seq"
 									 "   FOR UPDATE OF s SKIP LOCKED",
 									 0, NULL, NULL, NULL, false, 0,
@@ -440,6 +507,7 @@ claim_next(MemoryContext cxt, TimestampTz *next_due)
 		st->work_id = work_id;
 		st->down = DatumGetBool(SPI_getbinval(tup, desc, 11, &isnull));
 		st->top_level = DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull));
+		st->run_as_login = DatumGetBool(SPI_getbinval(tup, desc, 13, &isnull));
 	}
 
 	if (st != NULL)
@@ -739,6 +807,15 @@ static void
 restore_worker_state(Oid userid, int sec_context, const char *lock_timeout)
 {
 	SetUserIdAndSecContext(userid, sec_context);
+
+	/*
+	 * Whatever the statement set at session level (SET, set_config) must
+	 * not reach the worker's own queries nor the next unit of work: back to
+	 * the server's defaults, as RESET ALL does, and without the
+	 * session-level advisory locks it took.
+	 */
+	ResetAllOptions();
+	LockReleaseSession(USER_LOCKMETHOD);
 	SetConfigOption("search_path", MT_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
 	SetConfigOption("lock_timeout", lock_timeout, PGC_SUSET, PGC_S_SESSION);
 	set_applying_version(NULL);

@@ -26,16 +26,22 @@
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
+#include "storage/lock.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "backfill.h"
 #include "history.h"
 #include "launcher.h"
 #include "migration_tools.h"
 
+/* How often a long-running worker prunes the DDL log. */
+#define MT_PRUNE_INTERVAL_MS	(60 * 60 * 1000)
+
 static bool extension_installed(void);
+static void reset_session_state(void);
 static void worker_on_exit(int code, Datum arg);
 
 /*
@@ -47,6 +53,7 @@ mt_worker_main(Datum main_arg)
 	int			slotno = DatumGetInt32(main_arg);
 	MtWorkerArgs args;
 	TimestampTz next_due = 0;
+	TimestampTz last_prune = 0;
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 
@@ -71,6 +78,15 @@ mt_worker_main(Datum main_arg)
 	{
 		TimestampTz due = 0;
 		TimestampTz scheduled_due = 0;
+		TimestampTz now = GetCurrentTimestamp();
+
+		/* the DDL log keeps migration_tools.ddl_log_retention */
+		if (TimestampDifferenceExceeds(last_prune, now, MT_PRUNE_INTERVAL_MS) ||
+			last_prune == 0)
+		{
+			mt_ddl_log_prune();
+			last_prune = now;
+		}
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -78,6 +94,9 @@ mt_worker_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
+
+		/* every unit of work starts from the server's defaults */
+		reset_session_state();
 
 		/* DROP EXTENSION while the worker ran: nothing left to do here */
 		if (!extension_installed())
@@ -88,7 +107,12 @@ mt_worker_main(Datum main_arg)
 		if (mt_history_run_scheduled(&scheduled_due))
 			continue;
 		if (mt_backfill_run_next(&due))
+		{
+			/* its job gave the slot to another database: go */
+			if (mt_backfill_leave_worker(&next_due))
+				break;
 			continue;
+		}
 		/* the earliest of what each subsystem waits for (0: nothing) */
 		next_due = due;
 		if (scheduled_due != 0 && (next_due == 0 || scheduled_due < next_due))
@@ -122,4 +146,22 @@ extension_installed(void)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	return installed;
+}
+
+/*
+ * Back to the server's default settings before each unit of work, as RESET
+ * ALL does, and without session-level advisory locks.  The backfill worker
+ * and the scheduled statements already undo what their user statements set;
+ * this is the net under both, so that nothing one job or statement sets
+ * (TimeZone, transform_null_equals, default_transaction_read_only ...) is
+ * seen by the next, whoever queued it.
+ */
+static void
+reset_session_state(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	ResetAllOptions();
+	CommitTransactionCommand();
+	LockReleaseSession(USER_LOCKMETHOD);
 }

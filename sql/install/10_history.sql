@@ -59,6 +59,9 @@ CREATE TABLE migration_tools.scheduled_statements (
     started_at      timestamptz,
     finished_at     timestamptz,
     error           text,
+    -- run_as could log in when the statement was recorded: if it no
+    -- longer can (NOLOGIN, VALID UNTIL passed), the statement fails
+    run_as_login    boolean NOT NULL DEFAULT true,
     PRIMARY KEY (version, seq)
 );
 COMMENT ON TABLE migration_tools.scheduled_statements IS

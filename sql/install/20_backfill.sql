@@ -59,7 +59,10 @@ CREATE TABLE migration_tools.backfill_jobs (
     lock_waiters_caused bigint NOT NULL DEFAULT 0,
     lock_wait_ms    double precision NOT NULL DEFAULT 0, -- longest waits others suffered, summed per batch
     lock_waits_suffered bigint NOT NULL DEFAULT 0,  -- batch attempts that waited for a lock
-    lock_wait_suffered_ms double precision NOT NULL DEFAULT 0  -- how long, in all
+    lock_wait_suffered_ms double precision NOT NULL DEFAULT 0,  -- how long, in all
+    -- the owner could log in when it queued the job: if it no longer can
+    -- (NOLOGIN, VALID UNTIL passed), the job fails before its next batch
+    owner_login     boolean NOT NULL DEFAULT true
 );
 COMMENT ON TABLE migration_tools.backfill_jobs IS
 'Batched jobs queued by backfill() and run_batched(): definition, state, checkpoint and counters';
