@@ -45,10 +45,8 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
-#if PG_VERSION_NUM >= 140000
 #include "plpgsql.h"
 #define MT_HAVE_PLPGSQL 1
-#endif
 
 #include "lint_int.h"
 

@@ -2035,7 +2035,7 @@ pk_index_nullable_column(LintState *st, const TableFacts *tf, RangeVar *rv,
 	return result;
 }
 
-#if PG_VERSION_NUM < 180000
+#ifndef MT_HAVE_PARTITIONED_FK_NOT_VALID
 static const char *HINT_PARTITIONED_FK =
 "Partitioned tables take no NOT VALID foreign key before PostgreSQL 18: add the foreign key to each partition with NOT VALID and VALIDATE CONSTRAINT it in a separate transaction, then add it to the partitioned table, which adopts the validated keys of the partitions without scanning them.";
 
@@ -2136,7 +2136,7 @@ lint_add_constraint(LintState *st, const TableFacts *tf, RangeVar *rv,
 	switch (c->contype)
 	{
 		case CONSTR_FOREIGN:
-#if PG_VERSION_NUM < 180000
+#ifndef MT_HAVE_PARTITIONED_FK_NOT_VALID
 			if (tf->relkind == RELKIND_PARTITIONED_TABLE)
 			{
 				/* NOT VALID is refused there; the partitions' keys are adopted */
