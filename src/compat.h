@@ -129,4 +129,15 @@
 #define MT_HAVE_PARTITIONED_FK_NOT_VALID 1
 #endif
 
+/*
+ * 18: generated columns are virtual unless STORED (computed when read:
+ * adding one rewrites nothing).  Is the raw GENERATED constraint c of a
+ * stored column?
+ */
+#if PG_VERSION_NUM >= 180000
+#define mt_generated_is_stored(c) ((c)->generated_kind == ATTRIBUTE_GENERATED_STORED)
+#else
+#define mt_generated_is_stored(c) true
+#endif
+
 #endif							/* MIGRATION_TOOLS_COMPAT_H */

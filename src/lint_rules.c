@@ -1942,7 +1942,8 @@ lint_add_column(LintState *st, const TableFacts *tf, AlterTableCmd *cmd)
 						"adding column \"%s\" of a domain type with constraints to existing table %s rewrites the table under an ACCESS EXCLUSIVE lock",
 						col->colname, tf->name);
 	}
-	if (gen)
+	/* a virtual one (18) is computed when read: nothing is written */
+	if (gen && mt_generated_is_stored(gen))
 		add_finding(st, "add-stored-generated-column", MT_SEV_ERROR, tf, mode, true, tf->rows,
 					"Add a plain column, fill new rows with a trigger, backfill old rows with migration_tools.backfill(), or compute the value in a view or in queries.",
 					"adding stored generated column \"%s\" to existing table %s rewrites the table under an ACCESS EXCLUSIVE lock",
