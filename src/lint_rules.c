@@ -2039,6 +2039,7 @@ pk_index_nullable_column(LintState *st, const TableFacts *tf, RangeVar *rv,
 #ifndef MT_HAVE_PARTITIONED_FK_NOT_VALID
 static const char *HINT_PARTITIONED_FK =
 "Partitioned tables take no NOT VALID foreign key before PostgreSQL 18: add the foreign key to each partition with NOT VALID and VALIDATE CONSTRAINT it in a separate transaction, then add it to the partitioned table, which adopts the validated keys of the partitions without scanning them.";
+#endif
 
 /*
  * Has every leaf partition of a partitioned table a validated foreign key
@@ -2117,7 +2118,6 @@ partitions_have_validated_fk(Oid relid, Constraint *c)
 	}
 	return leaves > 0;
 }
-#endif
 
 /* Rules of one ADD CONSTRAINT. */
 static void
@@ -2137,9 +2137,13 @@ lint_add_constraint(LintState *st, const TableFacts *tf, RangeVar *rv,
 	switch (c->contype)
 	{
 		case CONSTR_FOREIGN:
-#ifndef MT_HAVE_PARTITIONED_FK_NOT_VALID
 			if (tf->relkind == RELKIND_PARTITIONED_TABLE)
 			{
+#ifdef MT_HAVE_PARTITIONED_FK_NOT_VALID
+				/* the validated keys of every partition are adopted: no scan */
+				if (!c->skip_validation && partitions_have_validated_fk(tf->relid, c))
+					break;
+#else
 				/* NOT VALID is refused there; the partitions' keys are adopted */
 				if (c->skip_validation)
 					add_finding(st, "add-foreign-key-validated", MT_SEV_ERROR, tf, mode, false, tf->rows,
@@ -2152,8 +2156,8 @@ lint_add_constraint(LintState *st, const TableFacts *tf, RangeVar *rv,
 								"adding a validated foreign key on partitioned table %s scans every partition while holding SHARE ROW EXCLUSIVE locks, blocking writes to it and to the referenced table",
 								tf->name);
 				break;
-			}
 #endif
+			}
 			if (!c->skip_validation)
 			{
 				TableFacts pk;
