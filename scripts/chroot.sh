@@ -139,6 +139,10 @@ EOF
     rm -f "$d.log"
 }
 
+# The EXIT traps below unmount: make INT and TERM exit through them.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 # Only one run at a time per chroot: the mounts and the cache are shared.
 mkdir -p "$(dirname "$root")"
 exec 9>"$root.lock"
