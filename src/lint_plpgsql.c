@@ -197,7 +197,7 @@ read_plain_sql(MtDoBlock *block, const char *body)
  * be started here, which the compile needs).  *langoid is the language.
  */
 static Oid
-plpgsql_inline_handler(Oid *langoid)
+find_plpgsql_inline_handler(Oid *langoid)
 {
 	HeapTuple	tup;
 	Oid			handler;
@@ -957,7 +957,7 @@ mt_do_block_analyze(DoStmt *stmt, const char *script, int statement,
 #ifdef MT_HAVE_PLPGSQL
 	{
 		Oid			langoid = InvalidOid;
-		Oid			handler = plpgsql_inline_handler(&langoid);
+		Oid			handler = find_plpgsql_inline_handler(&langoid);
 		ErrorData  *error = NULL;
 
 		if (OidIsValid(handler))
