@@ -65,3 +65,60 @@ SELECT migration_tools.run_batched('heap_only', 'SELECT 1');
 -- none of these queued anything
 SELECT count(*) FROM migration_tools.backfill_progress
 WHERE relation::text IN ('items', 'heap_only', 'pairs', 'parted');
+-- the SQLSTATE of each refusal, with the message and hint (more cases:
+-- a second statement or an open comment in the where clause, an unknown
+-- relation, a statement that does not parse)
+CREATE FUNCTION err(call text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE st text; msg text; hint text;
+BEGIN
+  EXECUTE 'SELECT ' || call;
+  RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
+  RETURN st || ': ' || msg || CASE WHEN hint <> '' THEN ' HINT: ' || hint ELSE '' END;
+END $$;
+SELECT c AS call, err(c) FROM (VALUES
+  ($q$migration_tools.backfill('items_view', 'qty = 1')$q$),
+  ($q$migration_tools.backfill('heap_only', 'v = 1', strategy => 'key')$q$),
+  ($q$migration_tools.backfill('items', 'nosuch = 1')$q$),
+  ($q$migration_tools.backfill('items', 'qty = 1; DROP TABLE heap_only')$q$),
+  ($q$migration_tools.backfill('items', 'qty = 1', where_clause => '1=1; DROP TABLE heap_only')$q$),
+  ($q$migration_tools.backfill('items', 'qty = 1', where_clause => 'true) OR (true')$q$),
+  ($q$migration_tools.backfill('items', 'qty = 1', where_clause => 'true /*')$q$),
+  ($q$migration_tools.backfill('items', 'qty = 1', batch_size => -5)$q$),
+  ($q$migration_tools.backfill('items', 'qty = 1', batch_size => 0)$q$),
+  ($q$migration_tools.backfill('items', 'qty = 1', strategy => 'bogus')$q$),
+  ($q$migration_tools.backfill('items', 'qty = 1', target_batch_time => '-1s')$q$),
+  ($q$migration_tools.backfill('items', 'qty = 1', batch_sleep => '-1s')$q$),
+  ($q$migration_tools.backfill('items', 'qty = 1', max_attempts => 0)$q$),
+  ($q$migration_tools.backfill('items', 'qty = 1', run_window => '25:00-01:00')$q$),
+  ($q$migration_tools.backfill('items', 'qty = 1', run_window => 'nonsense')$q$),
+  ($q$migration_tools.backfill('items', 'qty = 1', run_window => '01:00-01:00')$q$),
+  ($q$migration_tools.backfill('items', NULL)$q$),
+  ($q$migration_tools.backfill(NULL, 'qty = 1')$q$),
+  ($q$migration_tools.backfill('nosuch', 'qty = 1')$q$),
+  ($q$migration_tools.backfill('scratch', 'v = 1')$q$),
+  ($q$migration_tools.backfill('scratch', 'v = 1', strategy => 'ctid')$q$),
+  ($q$migration_tools.run_batched('items', 'DELETE FROM items WHERE id >= $1 AND id < $2; DROP TABLE heap_only')$q$),
+  ($q$migration_tools.run_batched('items', 'DELETE FROM items WHERE id >= $1 AND id < $2 AND id < $3')$q$),
+  ($q$migration_tools.run_batched('items', 'SELEC 1')$q$)
+) v(c);
+DROP FUNCTION err(text);
+-- and nothing was queued or ran: the table a refused clause would have
+-- dropped is there
+SELECT count(*) FROM migration_tools.backfill_progress
+WHERE relation::text IN ('items', 'heap_only');
+SELECT 'heap_only'::regclass;
+
+-- a comment at the end of where_clause cannot comment out the batch range:
+-- the job updates the rows of the where clause only, and its progress
+-- numbers are sane
+CREATE TABLE commented (id bigint PRIMARY KEY, a int);
+INSERT INTO commented SELECT g, 0 FROM generate_series(1, 10) g;
+SELECT migration_tools.backfill('commented', 'a = 1', where_clause => 'id <= 3 --') AS job \gset
+SELECT migration_tools.wait(:job, '60s');
+SELECT count(*) FILTER (WHERE a = 1) AS updated, count(*) AS total FROM commented;
+SELECT state, rows_done, percent BETWEEN 0 AND 100 AS percent_ok,
+       eta IS NULL OR eta >= '0'::interval AS eta_ok, last_error
+FROM migration_tools.backfill_progress WHERE job_id = :job;
+DROP TABLE commented;

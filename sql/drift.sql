@@ -80,6 +80,16 @@ CREATE OR REPLACE VIEW drift_test.shown AS
 SELECT object_type, object, change, definition FROM migration_tools.schema_drift();
 ROLLBACK;
 
+-- with real migrations: what changed outside apply() since the latest one
+-- is drift, and nothing is once the next migration has run
+SELECT migration_tools.apply('drift-3', 'ALTER TABLE drift_test.t ADD COLUMN note text DEFAULT ''x''');
+CREATE INDEX t_note ON drift_test.t (note);
+SELECT object_type, object, change, definition, since_version FROM migration_tools.schema_drift();
+SELECT migration_tools.apply('drift-4', 'DROP INDEX drift_test.t_note');
+SELECT * FROM migration_tools.schema_drift();
+ALTER TABLE drift_test.t DROP COLUMN note;
+DELETE FROM migration_tools.migrations WHERE version IN ('drift-3', 'drift-4');
+
 -- verify_reversible(): up then down, always rolled back.
 SELECT migration_tools.verify_reversible(
     'CREATE TABLE drift_test.new (id int PRIMARY KEY); CREATE INDEX ON drift_test.new (id)',

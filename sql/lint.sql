@@ -119,3 +119,85 @@ SET migration_tools.lint_level = 'warning';
 RESET migration_tools.lint_level;
 
 DROP TABLE lt_child, lt_parent;
+
+-- Odd input: empty statements between semicolons keep the numbers and
+-- positions of the others; quoted identifiers in any script; a COPY FROM
+-- stdin; a psql meta-command; two statements without a semicolon; an
+-- unterminated dollar quote.
+CREATE TABLE lt_odd (id int PRIMARY KEY, n int);
+SELECT statement, rule, location FROM migration_tools.lint(
+  'SELECT 1;;; CREATE INDEX i ON lt_odd (n);; CREATE INDEX j ON lt_odd (n)')
+WHERE rule <> 'require-lock-timeout';
+SELECT statement, rule, relation FROM migration_tools.lint(
+  'CREATE TABLE "ünï©ødé 😀" (id bigint); CREATE INDEX "😀" ON "ünï©ødé 😀" (id);
+   ALTER TABLE lt_odd ADD COLUMN "ÄÖ😀" int NOT NULL')
+WHERE rule <> 'require-lock-timeout';
+SELECT count(*) FROM migration_tools.lint('DO $$ BEGIN PERFORM 1; END $$; COPY lt_odd FROM stdin');
+SELECT * FROM migration_tools.lint('\set x 1');
+SELECT * FROM migration_tools.lint('CREATE INDEX i ON lt_odd (n)
+CREATE INDEX j ON lt_odd (n)');
+SELECT * FROM migration_tools.lint('SELECT $$ unterminated');
+DROP TABLE lt_odd;
+
+-- The relation locks apply() waits for before each attempt (from the
+-- parser, script_statements()) are the ones the server then takes: the
+-- strongest mode per table, compared with pg_locks after running the
+-- statement (rolled back).
+CREATE TABLE lt_ref (id bigint PRIMARY KEY);
+CREATE TABLE lt_fk (id bigint PRIMARY KEY, ref_id bigint);
+ALTER TABLE lt_fk ADD CONSTRAINT lt_fk_ref FOREIGN KEY (ref_id) REFERENCES lt_ref (id) NOT VALID;
+CREATE FUNCTION locks_of(s text) RETURNS TABLE (predicted text, actual text)
+LANGUAGE plpgsql AS $$
+DECLARE
+  p text;
+  a text;
+BEGIN
+  CREATE TEMP TABLE rels ON COMMIT DROP AS
+    SELECT oid, relname FROM pg_class WHERE relname LIKE 'lt\_%' AND relkind IN ('r', 'p');
+  CREATE TEMP TABLE modes (mode text, rank int) ON COMMIT DROP;
+  INSERT INTO modes VALUES ('AccessShareLock', 1), ('RowShareLock', 2),
+    ('RowExclusiveLock', 3), ('ShareUpdateExclusiveLock', 4), ('ShareLock', 5),
+    ('ShareRowExclusiveLock', 6), ('ExclusiveLock', 7), ('AccessExclusiveLock', 8);
+  SELECT string_agg(r.relname || ':' || m.mode, ' ' ORDER BY r.relname) INTO p
+  FROM (SELECT split_part(l, ':', 1) AS rel, max(mo.rank) AS rank
+        FROM migration_tools.script_statements(s), unnest(locks) l
+        JOIN modes mo ON mo.mode = split_part(l, ':', 2)
+        GROUP BY 1) x
+  JOIN rels r ON r.relname = x.rel JOIN modes m ON m.rank = x.rank;
+  BEGIN
+    EXECUTE s;
+    SELECT string_agg(r.relname || ':' || m.mode, ' ' ORDER BY r.relname) INTO a
+    FROM (SELECT l.relation, max(mo.rank) AS rank FROM pg_locks l JOIN modes mo USING (mode)
+          WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
+          GROUP BY 1) x
+    JOIN rels r ON r.oid = x.relation JOIN modes m ON m.rank = x.rank;
+    RAISE EXCEPTION 'undo';
+  EXCEPTION WHEN raise_exception THEN
+    NULL;
+  END;
+  DROP TABLE rels, modes;
+  RETURN QUERY SELECT p, a;
+END $$;
+SELECT s AS statement, l.predicted = l.actual AS same, l.predicted, l.actual
+FROM (VALUES
+  ('ALTER TABLE lt_fk VALIDATE CONSTRAINT lt_fk_ref'),
+  ('ALTER TABLE lt_fk ADD CONSTRAINT lt_fk2 FOREIGN KEY (ref_id) REFERENCES lt_ref (id) NOT VALID'),
+  ('ALTER TABLE lt_fk ADD COLUMN r2 bigint REFERENCES lt_ref (id)'),
+  ('DROP TABLE lt_fk'),
+  ('DROP TABLE lt_ref CASCADE'),
+  ('TRUNCATE lt_ref CASCADE'),
+  ('CREATE INDEX lt_fk_ref_i ON lt_fk (ref_id)'),
+  ('CREATE TRIGGER lt_tr BEFORE UPDATE ON lt_fk FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()'),
+  ('COMMENT ON TABLE lt_fk IS ''x'''),
+  ('ALTER TABLE lt_fk ALTER COLUMN ref_id SET STATISTICS 100'),
+  ('ALTER TABLE lt_fk RENAME COLUMN ref_id TO ref'),
+  ('UPDATE lt_fk SET ref_id = NULL WHERE id = 1'),
+  ('INSERT INTO lt_ref SELECT id FROM lt_fk'),
+  ('LOCK TABLE lt_ref IN SHARE MODE'),
+  ('ANALYZE lt_fk'),
+  ('DO $$ BEGIN ALTER TABLE lt_fk ADD CONSTRAINT lt_fk3 FOREIGN KEY (ref_id) REFERENCES lt_ref (id) NOT VALID;
+    EXCEPTION WHEN duplicate_object THEN NULL; END $$')
+) v(s), locks_of(s) l;
+
+DROP FUNCTION locks_of(text);
+DROP TABLE lt_fk, lt_ref;

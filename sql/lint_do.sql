@@ -178,6 +178,32 @@ END
 $do$
 $$);
 
+-- foreign keys as Drizzle writes them: each wrapped in a DO block that
+-- ignores duplicate_object, between statement-breakpoint comments; on an
+-- existing table it is still a validated foreign key, on a table created
+-- earlier in the script it is not
+SELECT * FROM ld($x$
+CREATE TABLE ld_c (id bigint PRIMARY KEY, parent_id bigint);
+--> statement-breakpoint
+DO $$ BEGIN
+ ALTER TABLE "ld_big" ADD CONSTRAINT "ld_big_parent_fk" FOREIGN KEY ("parent_id") REFERENCES "public"."ld_parent"("id") ON DELETE no action ON UPDATE no action;
+EXCEPTION
+ WHEN duplicate_object THEN null;
+END $$;
+--> statement-breakpoint
+DO $$ BEGIN
+ ALTER TABLE "ld_c" ADD CONSTRAINT "ld_c_parent_fk" FOREIGN KEY ("parent_id") REFERENCES "public"."ld_parent"("id");
+EXCEPTION
+ WHEN duplicate_object THEN null;
+END $$;
+$x$);
+
+-- an explicit LANGUAGE plpgsql in lower case with an exception handler,
+-- a block with nothing to lint, an empty block
+SELECT * FROM ld($$DO LANGUAGE plpgsql $do$ begin update ld_big set flag = 1; exception when others then null; end; $do$ $$);
+SELECT * FROM ld($$DO $do$ BEGIN PERFORM 1; END $do$ $$);
+SELECT * FROM ld($$DO $do$ BEGIN END $do$ $$);
+
 -- without plpgsql in the database: plain SQL blocks only, as before
 BEGIN;
 UPDATE pg_language SET lanname = 'plpgsql_hidden' WHERE lanname = 'plpgsql';

@@ -69,12 +69,26 @@ SET LOCAL migration_tools.applying_version = 'manual';
 CREATE INDEX lg_applying ON lg (a);
 ROLLBACK;
 
--- only superusers may turn it off
+-- only superusers may turn it off or pose as apply(); for any other role
+-- the guard refuses the same statements, on the role's own tables too, and
+-- lets the safe recipes through
 CREATE ROLE lg_user;
 GRANT ALL ON lg TO lg_user;
+GRANT CREATE ON SCHEMA public TO lg_user;
 SET ROLE lg_user;
 SET migration_tools.guard = off;
+BEGIN;
+SET LOCAL migration_tools.applying_version = 'pretend';
+ROLLBACK;
+CREATE TABLE lg_own (id bigint PRIMARY KEY, n int);
+CREATE INDEX lg_own_n ON lg_own (n);
+ALTER TABLE lg_own ADD COLUMN c int CHECK (c > 0);
+ALTER TABLE lg_own ADD COLUMN c int;
+ALTER TABLE lg_own ADD CONSTRAINT lg_own_c CHECK (c > 0) NOT VALID;
+ALTER TABLE lg_own VALIDATE CONSTRAINT lg_own_c;
+DROP TABLE lg_own;
 RESET ROLE;
+REVOKE CREATE ON SCHEMA public FROM lg_user;
 REVOKE ALL ON lg FROM lg_user;
 DROP ROLE lg_user;
 

@@ -386,3 +386,200 @@ DROP TABLE lr_big, lr_parent, lr_part, lr_part_2021, lr_part_2022;
 DROP TABLE lr_dom;
 DROP DOMAIN lr_positive, lr_unused, lr_checked;
 RESET migration_tools.lint_large_rows;
+
+--
+-- The rules against live tables and what the server really does with the
+-- statements: every rule id on its canonical bad statement and not on the
+-- safe alternative (the cases not covered above), rewrites and scans
+-- checked against relfilenode changes and sequential scans, scripts that
+-- drop, re-create or rename tables, require-lock-timeout and the SETs that
+-- undo it, and the messages and hints.  lint_large_rows is back at its
+-- default (10000) here.
+--
+-- tables with rows and statistics
+CREATE TABLE live_big (id int PRIMARY KEY, v varchar(10), n int, t text,
+                       j json, ts timestamp);
+INSERT INTO live_big SELECT g, 'x', g, 'y', '{}', now() FROM generate_series(1, 20000) g;
+CREATE TABLE live_small (id int PRIMARY KEY, big_id int);
+CREATE TABLE live_parent (id int, k int) PARTITION BY RANGE (k);
+CREATE TABLE live_p1 (id int, k int);
+INSERT INTO live_p1 SELECT g, 5 FROM generate_series(1, 20000) g;
+CREATE TABLE live_p2 PARTITION OF live_parent FOR VALUES FROM (100) TO (200);
+CREATE MATERIALIZED VIEW live_mv AS SELECT 1 AS x;
+ANALYZE live_big, live_small, live_p1;
+-- never analyzed (pg_class knows nothing of its rows yet), and analyzed
+-- while empty then filled: the linter goes by their size now
+CREATE TABLE live_fresh (id bigint PRIMARY KEY, n int);
+INSERT INTO live_fresh SELECT g, g FROM generate_series(1, 50000) g;
+CREATE TABLE live_grown (id bigint PRIMARY KEY, n int);
+ANALYZE live_grown;
+INSERT INTO live_grown SELECT g, g FROM generate_series(1, 50000) g;
+
+-- the rule ids of a script, one string: "statement:rule/severity ..."
+CREATE FUNCTION rules(s text) RETURNS text LANGUAGE sql AS $$
+  SELECT coalesce(string_agg(statement || ':' || rule || '/' || severity, ' '
+                             ORDER BY statement, rule COLLATE "C"), '-')
+  FROM migration_tools.lint(s)
+  WHERE rule <> 'require-lock-timeout'
+$$;
+
+-- What the server really does with a statement: REWRITE (new relfilenode),
+-- SCAN (a sequential scan of the table), or none.  Run and rolled back.
+CREATE FUNCTION effect(s text, rel regclass DEFAULT 'live_big') RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+  fn0 oid; fn1 oid; sc0 bigint; sc1 bigint; res text;
+BEGIN
+  SELECT relfilenode INTO fn0 FROM pg_class WHERE oid = rel;
+  SELECT coalesce(seq_scan, 0) INTO sc0 FROM pg_stat_xact_user_tables WHERE relid = rel;
+  BEGIN
+    EXECUTE s;
+    SELECT relfilenode INTO fn1 FROM pg_class WHERE oid = rel;
+    SELECT coalesce(seq_scan, 0) INTO sc1 FROM pg_stat_xact_user_tables WHERE relid = rel;
+    res := CASE WHEN fn0 <> fn1 THEN 'REWRITE'
+                WHEN sc1 > coalesce(sc0, 0) THEN 'SCAN' ELSE 'none' END;
+    RAISE EXCEPTION 'undo';
+  EXCEPTION WHEN raise_exception THEN
+    NULL;
+  END;
+  RETURN res;
+END $$;
+
+-- Rules fire on bad statements (the cases not covered above) ...
+SELECT s AS bad, rules(s) FROM (VALUES
+  ('ALTER TABLE live_big ADD CONSTRAINT nn CHECK (n > 0) NOT VALID;
+    ALTER TABLE live_big VALIDATE CONSTRAINT nn; ALTER TABLE live_big ALTER COLUMN n SET NOT NULL'),
+  ('UPDATE live_big SET n = n + 1 WHERE id > 0'),
+  ('UPDATE live_fresh SET n = n + 1'),
+  ('DELETE FROM live_grown'),
+  ('UPDATE live_big SET n = n + 1 WHERE id BETWEEN -10 AND 15000'),
+  ('CREATE INDEX CONCURRENTLY ON live_parent (k)'),
+  ('CREATE TABLE live_n (id bigint PRIMARY KEY, ts timestamp)')
+) v(s);
+
+-- ... and not on the safe alternative
+SELECT s AS safe, rules(s) FROM (VALUES
+  ('ALTER TABLE live_big ADD COLUMN x text DEFAULT ''a'' || ''b'''),
+  ('ALTER TABLE live_big ADD CONSTRAINT nn CHECK (n IS NOT NULL AND n > 0) NOT VALID;
+    ALTER TABLE live_big VALIDATE CONSTRAINT nn; ALTER TABLE live_big ALTER COLUMN n SET NOT NULL'),
+  ('ALTER TABLE live_big ADD CHECK (n IS NOT NULL) NOT VALID;
+    ALTER TABLE live_big VALIDATE CONSTRAINT live_big_n_check; ALTER TABLE live_big ALTER COLUMN n SET NOT NULL'),
+  ('ALTER TABLE live_big ALTER COLUMN v TYPE varchar(20) USING v::varchar(20)'),
+  ('DELETE FROM live_big WHERE id < 100'),
+  ('UPDATE live_fresh SET n = n + 1 WHERE id = 7'),
+  ('UPDATE live_big SET n = n + 1 WHERE 100 >= id'),
+  ('ALTER TABLE live_p1 ADD CONSTRAINT kc CHECK (k >= 0 AND k < 100) NOT VALID;
+    ALTER TABLE live_p1 VALIDATE CONSTRAINT kc;
+    ALTER TABLE live_parent ATTACH PARTITION live_p1 FOR VALUES FROM (0) TO (100)'),
+  ('ALTER TABLE live_big SET LOGGED')
+) v(s);
+
+-- The rules agree with the server: what lint() calls a rewrite or a scan
+-- is one, and what it lets through is not.
+SELECT s, effect(s), rules(s),
+       (SELECT bool_or(rewrites) FROM migration_tools.lint(s)) AS lint_rewrites
+FROM (VALUES
+  ('ALTER TABLE live_big ALTER COLUMN n TYPE bigint'),
+  ('ALTER TABLE live_big ALTER COLUMN n TYPE int'),
+  ('ALTER TABLE live_big ALTER COLUMN v TYPE varchar(20)'),
+  ('ALTER TABLE live_big ALTER COLUMN v TYPE varchar(5)'),
+  ('ALTER TABLE live_big ALTER COLUMN v TYPE text'),
+  ('ALTER TABLE live_big ALTER COLUMN t TYPE varchar(20)'),
+  ('ALTER TABLE live_big ALTER COLUMN v TYPE varchar(20) USING v::varchar(20)'),
+  ('ALTER TABLE live_big ALTER COLUMN j TYPE jsonb USING j::jsonb'),
+  ('ALTER TABLE live_big ADD COLUMN x int DEFAULT 0'),
+  ('ALTER TABLE live_big ADD COLUMN x int NOT NULL DEFAULT 0'),
+  ('ALTER TABLE live_big ADD COLUMN x timestamptz DEFAULT clock_timestamp()'),
+  ('ALTER TABLE live_big ADD COLUMN x int CHECK (x > 0)'),
+  ('ALTER TABLE live_big ADD COLUMN x int GENERATED ALWAYS AS (n * 2) STORED'),
+  ('ALTER TABLE live_big ALTER COLUMN n SET NOT NULL'),
+  ('ALTER TABLE live_big ADD CONSTRAINT c CHECK (n > 0)'),
+  ('ALTER TABLE live_big ADD CONSTRAINT c CHECK (n > 0) NOT VALID'),
+  ('ALTER TABLE live_big SET UNLOGGED'),
+  ('ALTER TABLE live_big SET LOGGED'),
+  ('ALTER TABLE live_big SET ACCESS METHOD heap')
+) v(s);
+
+-- SET NOT NULL after a validated CHECK (col IS NOT NULL) really skips the scan
+-- (also when the IS NOT NULL is one term of an AND; not for CHECK (n > 0))
+ALTER TABLE live_big ADD CONSTRAINT live_pos CHECK (n > 0);
+SELECT effect('ALTER TABLE live_big ALTER COLUMN n SET NOT NULL') AS effect,
+       rules('ALTER TABLE live_big ALTER COLUMN n SET NOT NULL');
+ALTER TABLE live_big DROP CONSTRAINT live_pos;
+ALTER TABLE live_big ADD CONSTRAINT live_nn CHECK (n > 0 AND n IS NOT NULL);
+SELECT effect('ALTER TABLE live_big ALTER COLUMN n SET NOT NULL') AS effect,
+       rules('ALTER TABLE live_big ALTER COLUMN n SET NOT NULL');
+ALTER TABLE live_big DROP CONSTRAINT live_nn;
+ALTER TABLE live_big ADD CONSTRAINT live_nn CHECK (n IS NOT NULL);
+SELECT effect('ALTER TABLE live_big ALTER COLUMN n SET NOT NULL') AS effect,
+       rules('ALTER TABLE live_big ALTER COLUMN n SET NOT NULL');
+ALTER TABLE live_big DROP CONSTRAINT live_nn;
+
+-- Scripts: a table created, or dropped and re-created, or renamed away
+-- earlier in the same script gets no "existing table" findings; the old
+-- table under its new name still does.
+SELECT s AS script, rules(s) FROM (VALUES
+  ('CREATE TABLE live_n (id bigint, n bigint); CREATE INDEX ON live_n (n);
+    ALTER TABLE live_n ADD COLUMN x int NOT NULL; ALTER TABLE live_n ALTER n TYPE int;
+    UPDATE live_n SET n = 1; DROP TABLE live_n'),
+  ('DROP TABLE IF EXISTS live_big; CREATE TABLE live_big (id bigint, n bigint);
+    CREATE INDEX ON live_big (n); ALTER TABLE live_big ADD COLUMN q int NOT NULL'),
+  ('ALTER TABLE live_big RENAME TO live_old; CREATE TABLE live_big (id bigint, n bigint);
+    CREATE INDEX ON live_big (n); CREATE INDEX ON live_old (n)'),
+  ('CREATE TABLE live_n AS SELECT * FROM live_big; CREATE INDEX ON live_n (n)'),
+  ('SELECT * INTO live_n FROM live_big; CREATE INDEX ON live_n (n)'),
+  ('CREATE TABLE live_n (LIKE live_big); CREATE INDEX ON live_n (n)'),
+  ('TRUNCATE live_big; CREATE INDEX ON live_big (n)'),
+  ('CREATE SCHEMA live_s; CREATE TABLE live_s.live_big (id bigint, n bigint);
+    CREATE INDEX ON live_s.live_big (n)'),
+  ('SET search_path = live_s2; CREATE TABLE live_big (id bigint, n bigint);
+    CREATE INDEX ON public.live_big (n)'),
+  ('WITH d AS (DELETE FROM live_big RETURNING *) SELECT count(*) FROM d'),
+  ('WITH d AS (UPDATE live_big SET n = 1 RETURNING *) INSERT INTO live_small SELECT id, id FROM d')
+) v(s);
+
+-- require-lock-timeout: a raw script with DDL on an existing table and no
+-- SET lock_timeout before it; not for a concurrent build, which waits for
+-- older snapshots and must not run under a short lock_timeout.
+SELECT s AS script,
+       (SELECT string_agg(statement || ':' || rule, ' ') FROM migration_tools.lint(s)
+        WHERE rule = 'require-lock-timeout') AS finding
+FROM (VALUES
+  ('SET statement_timeout = ''2s''; ALTER TABLE live_big ADD COLUMN z int'),
+  ('SET lock_timeout = ''2s''; RESET lock_timeout; ALTER TABLE live_big ADD COLUMN z int'),
+  ('SET lock_timeout = ''2s''; RESET ALL; ALTER TABLE live_big ADD COLUMN z int'),
+  ('BEGIN; SET LOCAL lock_timeout = ''2s''; ALTER TABLE live_big ADD COLUMN z int; COMMIT;'),
+  ('BEGIN; SET LOCAL lock_timeout = ''2s''; COMMIT; ALTER TABLE live_big ADD COLUMN z int'),
+  ('CREATE INDEX CONCURRENTLY live_i ON live_big (n)'),
+  ('DROP INDEX CONCURRENTLY live_big_pkey'),
+  ('ALTER TABLE live_parent DETACH PARTITION live_p2 CONCURRENTLY'),
+  ('CREATE TABLE live_n (id bigint); ALTER TABLE live_n ADD COLUMN z int')
+) v(s);
+
+-- Messages and hints name the problem and the safe alternative.
+SELECT rule, severity, message, hint, relation, lock_mode, rewrites
+FROM migration_tools.lint(
+  'SET lock_timeout = ''1s'';
+   CREATE INDEX live_i ON live_big (n);
+   ALTER TABLE live_big ALTER n TYPE bigint;
+   ALTER TABLE live_big ALTER n SET NOT NULL;
+   ALTER TABLE live_small ADD CONSTRAINT f FOREIGN KEY (big_id) REFERENCES live_big (id);
+   ALTER TABLE live_big ADD COLUMN x int NOT NULL;
+   ALTER TABLE live_big ADD COLUMN y float8 DEFAULT random();
+   ALTER TABLE live_big ADD COLUMN w int CHECK (w > 0);
+   UPDATE live_big SET n = 1')
+ORDER BY statement, rule COLLATE "C";
+
+-- every finding has a message and a hint; severities are the three levels
+SELECT count(*) FILTER (WHERE message IS NULL OR message = '') AS no_message,
+       count(*) FILTER (WHERE hint IS NULL OR hint = '') AS no_hint,
+       count(*) FILTER (WHERE severity NOT IN ('error', 'warning', 'info')) AS bad_severity
+FROM migration_tools.lint(
+  'CREATE INDEX live_i ON live_big (n); DROP INDEX live_big_pkey; VACUUM FULL live_big;
+   CLUSTER live_big USING live_big_pkey; LOCK TABLE live_big; TRUNCATE live_big;
+   REINDEX TABLE live_big; CREATE TABLE live_n (id serial PRIMARY KEY, j json, ts timestamp);
+   ALTER TABLE live_big RENAME n TO m; BEGIN;');
+
+DROP FUNCTION rules(text), effect(text, regclass);
+DROP MATERIALIZED VIEW live_mv;
+DROP TABLE live_big, live_small, live_parent, live_p1, live_fresh, live_grown;

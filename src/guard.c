@@ -5,7 +5,8 @@
  *	  the linter flags at error level is refused in any session, so that
  *	  unsafe schema changes cannot bypass apply().
  *
- * The guard is a ProcessUtility_hook.  It lints the one utility statement
+ * The guard is a ProcessUtility_hook, installed by _PG_init (see there for
+ * when).  It lints the one utility statement
  * it is given, from the tree the server passes (no parsing), with the same
  * rules and messages as lint().  It stays out of the way of apply() (which
  * sets migration_tools.applying_version locally and has linted the script
@@ -26,21 +27,17 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
+#include "guard.h"
 #include "lint_int.h"
 #include "migration_tools.h"
 
 static bool mt_guard_enabled = false;
-static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
-static void mt_guard_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
-									bool readOnlyTree,
-									ProcessUtilityContext context,
-									ParamListInfo params,
-									QueryEnvironment *queryEnv,
-									DestReceiver *dest, QueryCompletion *qc);
+/* set by _PG_init when it installs mt_guard_ProcessUtility */
+ProcessUtility_hook_type mt_guard_prev_ProcessUtility = NULL;
 
 /*
- * Define migration_tools.guard and install the hook.
+ * Define migration_tools.guard.  The hook is installed by _PG_init.
  */
 void
 mt_guard_init(void)
@@ -53,9 +50,6 @@ mt_guard_init(void)
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
-
-	prev_ProcessUtility = ProcessUtility_hook;
-	ProcessUtility_hook = mt_guard_ProcessUtility;
 }
 
 /*
@@ -140,7 +134,7 @@ guard_check(PlannedStmt *pstmt, const char *queryString)
  * The hook: check, then hand the statement on to the previous hook or to
  * the standard processing.
  */
-static void
+void
 mt_guard_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 						bool readOnlyTree, ProcessUtilityContext context,
 						ParamListInfo params, QueryEnvironment *queryEnv,
@@ -149,9 +143,9 @@ mt_guard_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	if (guard_applies(context))
 		guard_check(pstmt, queryString);
 
-	if (prev_ProcessUtility)
-		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-							params, queryEnv, dest, qc);
+	if (mt_guard_prev_ProcessUtility)
+		mt_guard_prev_ProcessUtility(pstmt, queryString, readOnlyTree,
+									 context, params, queryEnv, dest, qc);
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);

@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * lint_int.h
- *	  Declarations shared by the files of the linter (lint.c, lint_rules.c,
- *	  guard.c) and by nothing else.
+ *	  The linter's internal interface: what its files (lint*.c, guard.c)
+ *	  call in one another, and nothing else includes.  One section per
+ *	  file that defines the symbols.
  *
  * IDENTIFICATION
  *	  src/lint_int.h
@@ -40,6 +41,9 @@ extern const char *mt_lint_lock_mode_name(LOCKMODE mode);
 extern char *mt_relation_display_name(Oid relid);
 mt_noreturn extern void mt_script_error(const char *script, int position,
 										ErrorData *edata, const char *context);
+
+/* lint_locks.c */
+extern List *mt_statement_locks(Node *stmt);
 
 /* lint_plpgsql.c */
 
@@ -95,8 +99,5 @@ extern bool mt_do_is_variable(void *ns, ColumnRef *cref);
 
 /* lint_rules.c */
 extern List *mt_lint_utility(const char *sql, RawStmt *raw);
-
-/* guard.c */
-extern void mt_guard_init(void);
 
 #endif							/* MT_LINT_INT_H */

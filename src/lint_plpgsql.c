@@ -505,15 +505,13 @@ fori_count(PLpgSQL_stmt_fori *s)
 	return span < 0 ? 0 : floor(span / step) + 1;
 }
 
+/*
+ * BEGIN ... END (with its EXCEPTION handlers), IF, CASE: every branch.
+ */
 static void
-walk_statement(WalkState *ws, PLpgSQL_stmt *stmt)
+walk_branches(WalkState *ws, PLpgSQL_stmt *stmt)
 {
 	ListCell   *lc;
-
-	if (stmt == NULL)
-		return;
-	check_stack_depth();
-	CHECK_FOR_INTERRUPTS();
 
 	switch (stmt->cmd_type)
 	{
@@ -546,6 +544,20 @@ walk_statement(WalkState *ws, PLpgSQL_stmt *stmt)
 				walk_statements(ws, s->else_stmts);
 				break;
 			}
+		default:
+			break;
+	}
+}
+
+/*
+ * A loop statement: the statements of its body (and the query a FOR loop
+ * runs over), noting how often they run when that can be told.
+ */
+static void
+walk_loop_statement(WalkState *ws, PLpgSQL_stmt *stmt)
+{
+	switch (stmt->cmd_type)
+	{
 		case PLPGSQL_STMT_LOOP:
 			walk_loop(ws, ((PLpgSQL_stmt_loop *) stmt)->body, NULL, NULL, -1);
 			break;
@@ -586,6 +598,39 @@ walk_statement(WalkState *ws, PLpgSQL_stmt *stmt)
 				walk_loop(ws, s->body, NULL, NULL, -1);
 				break;
 			}
+		default:
+			break;
+	}
+}
+
+/*
+ * One statement of the body: the SQL it runs (static statements, PERFORM,
+ * CALL, RETURN QUERY, OPEN, EXECUTE) and the statements it contains.
+ */
+static void
+walk_statement(WalkState *ws, PLpgSQL_stmt *stmt)
+{
+	if (stmt == NULL)
+		return;
+	check_stack_depth();
+	CHECK_FOR_INTERRUPTS();
+
+	switch (stmt->cmd_type)
+	{
+		case PLPGSQL_STMT_BLOCK:
+		case PLPGSQL_STMT_IF:
+		case PLPGSQL_STMT_CASE:
+			walk_branches(ws, stmt);
+			break;
+		case PLPGSQL_STMT_LOOP:
+		case PLPGSQL_STMT_WHILE:
+		case PLPGSQL_STMT_FORI:
+		case PLPGSQL_STMT_FOREACH_A:
+		case PLPGSQL_STMT_FORS:
+		case PLPGSQL_STMT_FORC:
+		case PLPGSQL_STMT_DYNFORS:
+			walk_loop_statement(ws, stmt);
+			break;
 		case PLPGSQL_STMT_EXECSQL:
 			add_sql(ws, ((PLpgSQL_stmt_execsql *) stmt)->sqlstmt, stmt->lineno);
 			break;

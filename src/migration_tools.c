@@ -3,8 +3,9 @@
  * migration_tools.c
  *	  Entry point of the migration_tools library.
  *
- * _PG_init lets every subsystem define its reloadable GUCs, then, only when
- * the library is loaded through shared_preload_libraries, sets up what must
+ * _PG_init lets every subsystem define its reloadable GUCs and installs the
+ * utility guard's ProcessUtility_hook, then, only when the library is
+ * loaded through shared_preload_libraries, sets up what must
  * exist from postmaster start: shared memory, the postmaster-level GUCs and
  * the launcher background worker.  SQL functions that depend on the launcher
  * call mt_require_preload() so that a library loaded on demand fails with a
@@ -21,6 +22,7 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "guard.h"
 #include "history.h"
 #include "migration_tools.h"
 
@@ -41,6 +43,21 @@ _PG_init(void)
 	mt_backfill_init();
 	mt_locks_init();
 	mt_lint_init();
+	mt_guard_init();
+
+	/*
+	 * The utility guard (guard.c) is installed in every process that loads
+	 * the library, not only with shared_preload_libraries: it needs no
+	 * shared memory, and migration_tools.guard (a superuser setting, often
+	 * set per database) must be obeyed whichever way the library was
+	 * loaded, as with auto_explain: shared_preload_libraries or
+	 * session_preload_libraries guard every session from its first
+	 * statement; LOAD, or the first call of one of the extension's
+	 * functions, from then on in that session only.  Preloading the library
+	 * is what makes the guard cover every session.
+	 */
+	mt_guard_prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = mt_guard_ProcessUtility;
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;
