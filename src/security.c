@@ -44,6 +44,7 @@
 #include "utils/guc.h"
 #include "utils/rel.h"
 
+#include "compat.h"
 #include "migration_tools.h"
 #include "security.h"
 #include "spi_util.h"
@@ -146,11 +147,7 @@ mt_may_see_role_rows(const char *rolename)
 static bool
 may_act_as(Oid member, Oid role)
 {
-#if PG_VERSION_NUM >= 160000
-	return member_can_set_role(member, role);
-#else
-	return is_member_of_role(member, role);
-#endif
+	return mt_member_can_set_role(member, role);
 }
 
 /*
