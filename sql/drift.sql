@@ -67,13 +67,16 @@ FROM migration_tools.schema_drift();
 ROLLBACK;
 
 -- a view changed outside any migration is shown by its SQL, not its tree
+-- (a view of two tables: PostgreSQL 16 and later print the columns of a
+-- one-table view without the table name)
 BEGIN;
 CREATE VIEW drift_test.shown AS SELECT p FROM drift_test.t;
 INSERT INTO migration_tools.migrations
     (version, checksum, up_sql, state, started_at, finished_at, catalog_fingerprint)
 VALUES ('drift-2', 'x', '', 'applied', '2100-01-01', '2100-01-01',
         migration_tools.catalog_fingerprint()::text);
-CREATE OR REPLACE VIEW drift_test.shown AS SELECT p, 1 AS extra FROM drift_test.t;
+CREATE OR REPLACE VIEW drift_test.shown AS
+    SELECT p, 1 AS extra FROM drift_test.t JOIN drift_test.t AS u USING (p);
 SELECT object_type, object, change, definition FROM migration_tools.schema_drift();
 ROLLBACK;
 

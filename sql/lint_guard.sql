@@ -42,7 +42,10 @@ ALTER TABLE lg_temp ALTER COLUMN a SET NOT NULL;
 CREATE INDEX ON lg_new (a);
 -- statements whose inner query the server has already analysed
 CREATE TABLE lg_copy AS SELECT * FROM lg WHERE a > 50;
+-- (the plan is not shown: its numbers print differently from PostgreSQL 18 on)
+\o /dev/null
 EXPLAIN (ANALYZE, COSTS off, TIMING off, SUMMARY off) CREATE TABLE lg_copy2 AS SELECT * FROM lg;
+\o
 CREATE INDEX ON lg_copy (a);
 DROP TABLE lg_copy, lg_copy2;
 -- statements run from functions are guarded too

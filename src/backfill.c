@@ -610,7 +610,7 @@ validate_options(const MtJobOptions *opts)
 static void
 primary_key_columns(Relation rel, MtJobSql *js)
 {
-	Oid			pkoid = RelationGetPrimaryKeyIndex(rel);
+	Oid			pkoid = mt_relation_primary_key_index(rel);
 	HeapTuple	tup;
 	Form_pg_index idx;
 
@@ -943,7 +943,7 @@ check_clauses_alone(const MtJobSql *js)
 		UpdateStmt *upd = (UpdateStmt *) linitial_node(RawStmt, raws)->stmt;
 
 		ok = upd->whereClause == NULL && upd->fromClause == NIL &&
-			upd->returningList == NIL && upd->withClause == NULL;
+			!mt_stmt_has_returning(upd) && upd->withClause == NULL;
 	}
 	if (!ok)
 		ereport(ERROR,
@@ -1159,7 +1159,7 @@ static const Oid nonnull_functions[] = {
 	F_MD5_TEXT, F_MD5_BYTEA, F_SHA224, F_SHA256, F_SHA384, F_SHA512,
 	F_TEXTCAT, F_LOWER_TEXT, F_UPPER_TEXT, F_INITCAP,
 	F_BTRIM_TEXT, F_BTRIM_TEXT_TEXT, F_LTRIM_TEXT, F_LTRIM_TEXT_TEXT,
-	F_RTRIM_TEXT, F_RTRIM_TEXT_TEXT, F_REPLACE, F_REPEAT, F_REVERSE,
+	F_RTRIM_TEXT, F_RTRIM_TEXT_TEXT, F_REPLACE, F_REPEAT, MT_F_REVERSE_TEXT,
 	F_LPAD_TEXT_INT4, F_LPAD_TEXT_INT4_TEXT, F_RPAD_TEXT_INT4, F_RPAD_TEXT_INT4_TEXT,
 	F_LEFT, F_RIGHT, F_SUBSTR_TEXT_INT4, F_SUBSTR_TEXT_INT4_INT4,
 	F_SUBSTRING_TEXT_INT4, F_SUBSTRING_TEXT_INT4_INT4,
@@ -1314,7 +1314,7 @@ check_update_shape(List *raws, const MtJobSql *js, bool has_lower)
 				(errcode(ERRCODE_SYNTAX_ERROR),
 				 errmsg("set_clause and where_clause must not contain more than one statement")));
 	upd = (UpdateStmt *) linitial_node(RawStmt, raws)->stmt;
-	if (upd->fromClause != NIL || upd->returningList != NIL || upd->withClause != NULL)
+	if (upd->fromClause != NIL || mt_stmt_has_returning(upd) || upd->withClause != NULL)
 		ok = false;
 
 	/* the range conditions, the where_clause, the guard: ANDed */

@@ -118,9 +118,7 @@ int			mt_worker_slot = -1;
 
 static MtSharedState *MtShared = NULL;
 
-#if PG_VERSION_NUM >= 150000
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
-#endif
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 /* Launcher-local: the handle of the worker in each slot. */
@@ -166,12 +164,8 @@ mt_launcher_init(void)
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
-#if PG_VERSION_NUM >= 150000
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = mt_shmem_request;
-#else
-	mt_shmem_request();
-#endif
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = mt_shmem_startup;
 
@@ -196,10 +190,8 @@ mt_shmem_size(void)
 static void
 mt_shmem_request(void)
 {
-#if PG_VERSION_NUM >= 150000
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-#endif
 	RequestAddinShmemSpace(mt_shmem_size());
 	RequestNamedLWLockTranche(MT_EXTENSION_NAME, 1);
 }

@@ -17,6 +17,7 @@
 #include "nodes/primnodes.h"
 
 #include "lint.h"
+#include "compat.h"
 
 /* severities as numbers, as mt_lint_severity_level() returns them */
 #define MT_SEV_INFO		1
@@ -38,9 +39,8 @@ extern bool mt_option_is_true(List *options, const char *name);
 extern bool mt_detaches_concurrently(AlterTableStmt *stmt);
 extern const char *mt_lint_lock_mode_name(LOCKMODE mode);
 extern char *mt_relation_display_name(Oid relid);
-extern void mt_script_error(const char *script, int position,
-							ErrorData *edata, const char *context)
-			pg_attribute_noreturn();
+mt_noreturn extern void mt_script_error(const char *script, int position,
+										ErrorData *edata, const char *context);
 
 /* lint_locks.c */
 extern List *mt_statement_locks(Node *stmt);

@@ -4,9 +4,13 @@
  *	  The SQL statements of a DO block, found with the server's own PL/pgSQL
  *	  compiler.
  *
- * A DO block of PL/pgSQL is compiled (never executed) with the inline
- * compile entry point of the plpgsql library, loaded by name as any
- * module that wants it does.  The statement tree is walked: each static
+ * A DO block of PL/pgSQL is compiled (never executed) by the language's
+ * own inline handler, as DO does, with this module as the PL/pgSQL
+ * instrumentation plugin for that call: the plugin's setup callback gets
+ * the compiled function before the first statement runs, walks it, and
+ * stops the call with an error.  (The compile function itself is not
+ * exported by the plpgsql library since PostgreSQL 16.)  The statement
+ * tree is walked: each static
  * SQL statement (and the query of a FOR loop, a cursor, RETURN QUERY or
  * PERFORM) is parsed with the server's parser for the linter, as is the
  * text of an EXECUTE when it is a constant string; an EXECUTE of text
@@ -17,8 +21,7 @@
  * other compile error (a type the script creates earlier, say) a reason
  * why the block was not checked.
  *
- * Without plpgsql in the database (or before PostgreSQL 14, whose
- * PL/pgSQL expressions are different), a block of plain SQL between BEGIN
+ * Without plpgsql in the database, a block of plain SQL between BEGIN
  * and END is still read with the SQL parser alone; anything else is not
  * checked.
  *
@@ -32,8 +35,9 @@
 #include <ctype.h>
 #include <math.h>
 
+#include "access/htup_details.h"
 #include "access/xact.h"
-#include "commands/proclang.h"
+#include "catalog/pg_language.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -42,13 +46,13 @@
 #include "tcop/pquery.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/syscache.h"
 
-#if PG_VERSION_NUM >= 140000
 #include "plpgsql.h"
 #define MT_HAVE_PLPGSQL 1
-#endif
 
 #include "lint_int.h"
 
@@ -187,28 +191,26 @@ read_plain_sql(MtDoBlock *block, const char *body)
  * ----------------------------------------------------------------
  */
 
-typedef PLpgSQL_function *(*compile_inline_fn) (char *proc_source);
-
-static compile_inline_fn compile_inline = NULL;
-
 /*
- * The compile entry point of the plpgsql library, loaded on first use;
- * NULL when the language is not installed in this database (or no
- * subtransaction can be started here).
+ * The inline handler of plpgsql (what runs a DO block), InvalidOid when
+ * the language is not installed in this database (or no subtransaction can
+ * be started here, which the compile needs).  *langoid is the language.
  */
-static compile_inline_fn
-plpgsql_compiler(void)
+static Oid
+find_plpgsql_inline_handler(Oid *langoid)
 {
-	/* the compile needs a subtransaction */
+	HeapTuple	tup;
+	Oid			handler;
+
 	if (!IsTransactionState() || IsInParallelMode())
-		return NULL;
-	if (!OidIsValid(get_language_oid("plpgsql", true)))
-		return NULL;
-	if (compile_inline == NULL)
-		compile_inline = (compile_inline_fn) (void *)
-			load_external_function("$libdir/plpgsql", "plpgsql_compile_inline",
-								   false, NULL);
-	return compile_inline;
+		return InvalidOid;
+	tup = SearchSysCache1(LANGNAME, CStringGetDatum("plpgsql"));
+	if (!HeapTupleIsValid(tup))
+		return InvalidOid;
+	*langoid = ((Form_pg_language) GETSTRUCT(tup))->oid;
+	handler = ((Form_pg_language) GETSTRUCT(tup))->laninline;
+	ReleaseSysCache(tup);
+	return handler;
 }
 
 /* What the walk of the statement tree collects into. */
@@ -704,27 +706,175 @@ is_compile_error(ErrorData *edata)
 }
 
 /*
- * Compile the body in a subtransaction; the function, or NULL with the
- * error in *error.  Syntax is checked as with check_function_bodies on,
- * without the extra checks a session may have turned on.  The portal is
- * hidden meanwhile, so that a syntax error keeps its position in the body
- * rather than being moved into the calling query.
+ * What the walk of a DO block keeps points into the compiled function (the
+ * text of its statements, the names each sees), which the inline handler
+ * frees when the call stops: copies of those, made once each, through a
+ * table from original to copy (and from each copy to itself, for the loops
+ * that several statements share).
  */
-static PLpgSQL_function *
-compile_body(compile_inline_fn compile, const char *body, ErrorData **error)
+typedef struct KeptEntry
+{
+	const void *orig;
+	void	   *copy;
+} KeptEntry;
+
+static void *
+kept_copy(HTAB *kept, const void *orig, Size size)
+{
+	KeptEntry  *e;
+	bool		found;
+	void	   *copy;
+
+	e = hash_search(kept, &orig, HASH_ENTER, &found);
+	if (found)
+		return e->copy;
+	copy = palloc(size);
+	memcpy(copy, orig, size);
+	e->copy = copy;
+	e = hash_search(kept, &copy, HASH_ENTER, &found);
+	e->copy = copy;
+	return copy;
+}
+
+static const char *
+keep_string(HTAB *kept, const char *str)
+{
+	return str ? kept_copy(kept, str, strlen(str) + 1) : NULL;
+}
+
+static void *
+keep_names(HTAB *kept, void *ns)
+{
+	PLpgSQL_nsitem *first = NULL;
+	PLpgSQL_nsitem **link = &first;
+	PLpgSQL_nsitem *item;
+
+	for (item = (PLpgSQL_nsitem *) ns; item != NULL; item = item->prev)
+	{
+		KeptEntry  *e = hash_search(kept, &item, HASH_FIND, NULL);
+		PLpgSQL_nsitem *copy;
+
+		if (e != NULL)
+		{
+			*link = e->copy;
+			break;
+		}
+		copy = kept_copy(kept, item,
+						 offsetof(PLpgSQL_nsitem, name) + strlen(item->name) + 1);
+		copy->prev = NULL;
+		*link = copy;
+		link = &copy->prev;
+	}
+	return first;
+}
+
+static void
+keep_block(MtDoBlock *block)
+{
+	HASHCTL		ctl;
+	HTAB	   *kept;
+	ListCell   *lc;
+	ListCell   *lc2;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(void *);
+	ctl.entrysize = sizeof(KeptEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	kept = hash_create("migration_tools DO block copy", 256, &ctl,
+					   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	foreach(lc, block->statements)
+	{
+		MtDoStatement *ds = (MtDoStatement *) lfirst(lc);
+
+		ds->sql = keep_string(kept, ds->sql);
+		ds->ns = keep_names(kept, ds->ns);
+		foreach(lc2, ds->loops)
+		{
+			MtDoLoop   *loop = (MtDoLoop *) lfirst(lc2);
+
+			loop->ns = keep_names(kept, loop->ns);
+		}
+	}
+	hash_destroy(kept);
+}
+
+/*
+ * The DO block being read: where read_block_setup() puts its statements,
+ * and whether it did.
+ */
+static MtDoBlock *reading_block = NULL;
+static MemoryContext reading_cxt = NULL;
+static bool reading_done = false;
+
+/*
+ * The PL/pgSQL plugin's setup callback, called by the inline handler with
+ * the compiled block before anything of it runs: walk it, keep what the
+ * walk found, and stop the call.
+ */
+static void
+read_block_setup(PLpgSQL_execstate *estate, PLpgSQL_function *func)
+{
+	MemoryContext old;
+	WalkState	ws;
+
+	if (reading_block == NULL)
+		elog(ERROR, "migration_tools: PL/pgSQL block set up outside the linter");
+	old = MemoryContextSwitchTo(reading_cxt);
+	memset(&ws, 0, sizeof(ws));
+	ws.block = reading_block;
+	ws.func = func;
+	walk_statement(&ws, (PLpgSQL_stmt *) func->action);
+	keep_block(reading_block);
+	MemoryContextSwitchTo(old);
+	reading_block = NULL;
+	reading_done = true;
+	/* caught by compile_body(): the block must not run */
+	elog(ERROR, "migration_tools: DO block read, not run");
+}
+
+static PLpgSQL_plugin read_block_plugin = {
+	.func_setup = read_block_setup,
+};
+
+/*
+ * Compile the body with plpgsql's inline handler in a subtransaction and
+ * walk it into block; false, with the error in *error, when the compiler
+ * refuses it.  The handler is stopped by read_block_setup() before the
+ * first statement: nothing of the block runs, and the subtransaction is
+ * rolled back in every case.  Syntax is checked as with
+ * check_function_bodies on, without the extra checks a session may have
+ * turned on.  The portal is hidden meanwhile, so that a syntax error
+ * keeps its position in the body rather than being moved into the calling
+ * query.  Another PL/pgSQL plugin (a debugger, say) is set aside for the
+ * call.
+ */
+static bool
+compile_body(Oid handler, Oid langoid, const char *body, MtDoBlock *block,
+			 ErrorData **error)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	Portal		portal = ActivePortal;
-	PLpgSQL_function *volatile func = NULL;
+	PLpgSQL_plugin **plugin =
+		(PLpgSQL_plugin **) find_rendezvous_variable("PLpgSQL_plugin");
+	PLpgSQL_plugin *saved_plugin = *plugin;
+	InlineCodeBlock *codeblock = makeNode(InlineCodeBlock);
+	ErrorData  *edata;
+
+	codeblock->source_text = pstrdup(body);
+	codeblock->langOid = langoid;
+	codeblock->langIsTrusted = true;
+	codeblock->atomic = true;
 
 	*error = NULL;
+	reading_block = block;
+	reading_cxt = cxt;
+	reading_done = false;
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		int			nestlevel = NewGUCNestLevel();
-
+		(void) NewGUCNestLevel();
 		(void) set_config_option("check_function_bodies", "on",
 								 PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
@@ -735,34 +885,33 @@ compile_body(compile_inline_fn compile, const char *body, ErrorData **error)
 								 PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
 		ActivePortal = NULL;
-		func = compile(pstrdup(body));
-		ActivePortal = portal;
-		AtEOXact_GUC(false, nestlevel);
-
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
+		*plugin = &read_block_plugin;
+		(void) OidFunctionCall1(handler, PointerGetDatum(codeblock));
+		/* not reached: read_block_setup() stops the call */
+		elog(ERROR, "migration_tools: the DO block was not read");
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-
+		*plugin = saved_plugin;
 		ActivePortal = portal;
+		reading_block = NULL;
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
 
+		/* also undoes the GUC settings */
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
-
-		if (!is_compile_error(edata))
-			ReThrowError(edata);
-		*error = edata;
-		func = NULL;
 	}
 	PG_END_TRY();
-	return func;
+
+	if (reading_done)
+		return true;
+	if (!is_compile_error(edata))
+		ReThrowError(edata);
+	*error = edata;
+	return false;
 }
 
 /*
@@ -852,21 +1001,15 @@ mt_do_block_analyze(DoStmt *stmt, const char *script, int statement,
 
 #ifdef MT_HAVE_PLPGSQL
 	{
-		compile_inline_fn compile = plpgsql_compiler();
+		Oid			langoid = InvalidOid;
+		Oid			handler = find_plpgsql_inline_handler(&langoid);
 		ErrorData  *error = NULL;
-		PLpgSQL_function *func;
-		WalkState	ws;
 
-		if (compile != NULL)
+		if (OidIsValid(handler))
 		{
-			func = compile_body(compile, body, &error);
-			if (func != NULL)
+			if (compile_body(handler, langoid, body, block, &error))
 			{
 				block->compiled = true;
-				memset(&ws, 0, sizeof(ws));
-				ws.block = block;
-				ws.func = func;
-				walk_statement(&ws, (PLpgSQL_stmt *) func->action);
 				return block;
 			}
 			if (error->sqlerrcode == ERRCODE_SYNTAX_ERROR && raise_syntax_errors)

@@ -357,7 +357,8 @@ lint_add_column(LintState *st, const TableFacts *tf, AlterTableCmd *cmd)
 						   "adding column \"%s\" of a domain type with constraints to existing table %s rewrites the table under an ACCESS EXCLUSIVE lock",
 						   col->colname, tf->name);
 	}
-	if (gen)
+	/* a virtual one (18) is computed when read: nothing is written */
+	if (gen && mt_generated_is_stored(gen))
 		mt_add_finding(st, "add-stored-generated-column", MT_SEV_ERROR, tf, mode, true, tf->rows,
 					   "Add a plain column, fill new rows with a trigger, backfill old rows with migration_tools.backfill(), or compute the value in a view or in queries.",
 					   "adding stored generated column \"%s\" to existing table %s rewrites the table under an ACCESS EXCLUSIVE lock",
@@ -450,9 +451,10 @@ pk_index_nullable_column(LintState *st, const TableFacts *tf, RangeVar *rv,
 	return result;
 }
 
-#if PG_VERSION_NUM < 180000
+#ifndef MT_HAVE_PARTITIONED_FK_NOT_VALID
 static const char *HINT_PARTITIONED_FK =
 "Partitioned tables take no NOT VALID foreign key before PostgreSQL 18: add the foreign key to each partition with NOT VALID and VALIDATE CONSTRAINT it in a separate transaction, then add it to the partitioned table, which adopts the validated keys of the partitions without scanning them.";
+#endif
 
 /*
  * Has every leaf partition of a partitioned table a validated foreign key
@@ -531,7 +533,6 @@ partitions_have_validated_fk(Oid relid, Constraint *c)
 	}
 	return leaves > 0;
 }
-#endif
 
 /* Rules of one ADD CONSTRAINT. */
 static void
@@ -551,9 +552,13 @@ lint_add_constraint(LintState *st, const TableFacts *tf, RangeVar *rv,
 	switch (c->contype)
 	{
 		case CONSTR_FOREIGN:
-#if PG_VERSION_NUM < 180000
 			if (tf->relkind == RELKIND_PARTITIONED_TABLE)
 			{
+#ifdef MT_HAVE_PARTITIONED_FK_NOT_VALID
+				/* the validated keys of every partition are adopted: no scan */
+				if (!c->skip_validation && partitions_have_validated_fk(tf->relid, c))
+					break;
+#else
 				/* NOT VALID is refused there; the partitions' keys are adopted */
 				if (c->skip_validation)
 					mt_add_finding(st, "add-foreign-key-validated", MT_SEV_ERROR, tf, mode, false, tf->rows,
@@ -566,8 +571,8 @@ lint_add_constraint(LintState *st, const TableFacts *tf, RangeVar *rv,
 								   "adding a validated foreign key on partitioned table %s scans every partition while holding SHARE ROW EXCLUSIVE locks, blocking writes to it and to the referenced table",
 								   tf->name);
 				break;
-			}
 #endif
+			}
 			if (!c->skip_validation)
 			{
 				TableFacts pk;

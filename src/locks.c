@@ -176,7 +176,7 @@ my_leader_pid(void)
  */
 typedef struct MtPrepared
 {
-	BackendId	backend;
+	MtProcNumber backend;
 	LocalTransactionId lxid;
 	TransactionId xid;
 } MtPrepared;
@@ -272,14 +272,14 @@ read_lock_status(void)
 			mt_prepared = palloc(sizeof(MtPrepared) * data->nelements);
 		for (j = 0; j < mt_nprepared; j++)
 		{
-			if (mt_prepared[j].backend == inst->backend &&
-				mt_prepared[j].lxid == inst->lxid)
+			if (mt_prepared[j].backend == MT_LOCK_INSTANCE_PROC(inst) &&
+				mt_prepared[j].lxid == MT_LOCK_INSTANCE_LXID(inst))
 				break;
 		}
 		if (j == mt_nprepared)
 		{
-			mt_prepared[j].backend = inst->backend;
-			mt_prepared[j].lxid = inst->lxid;
+			mt_prepared[j].backend = MT_LOCK_INSTANCE_PROC(inst);
+			mt_prepared[j].lxid = MT_LOCK_INSTANCE_LXID(inst);
 			mt_prepared[j].xid = xid;
 			mt_nprepared++;
 		}
@@ -321,8 +321,8 @@ instance_holder(const LockInstanceData *inst)
 		h.xid = InvalidTransactionId;
 		for (j = 0; j < mt_nprepared; j++)
 		{
-			if (mt_prepared[j].backend == inst->backend &&
-				mt_prepared[j].lxid == inst->lxid)
+			if (mt_prepared[j].backend == MT_LOCK_INSTANCE_PROC(inst) &&
+				mt_prepared[j].lxid == MT_LOCK_INSTANCE_LXID(inst))
 				h.xid = mt_prepared[j].xid;
 		}
 	}
@@ -565,6 +565,10 @@ backend_state_name(BackendState state)
 			return "idle in transaction (aborted)";
 		case STATE_DISABLED:
 			return "disabled";
+#ifdef MT_HAVE_STATE_STARTING
+		case STATE_STARTING:
+			return "starting";
+#endif
 		case STATE_UNDEFINED:
 			break;
 	}

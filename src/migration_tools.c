@@ -65,11 +65,7 @@ _PG_init(void)
 	mt_preloaded = true;
 	mt_launcher_init();
 
-#if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved(MT_GUC_PREFIX);
-#else
-	EmitWarningsOnPlaceholders(MT_GUC_PREFIX);
-#endif
 }
 
 /*

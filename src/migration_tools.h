@@ -14,6 +14,8 @@
 #ifndef MIGRATION_TOOLS_H
 #define MIGRATION_TOOLS_H
 
+#include "compat.h"
+
 #define MT_EXTENSION_NAME	"migration_tools"
 #define MT_SCHEMA_NAME		"migration_tools"
 #define MT_GUC_PREFIX		"migration_tools"
@@ -34,17 +36,5 @@ extern void mt_lint_init(void);
 
 /* Postmaster-only part: shared memory, postmaster GUCs, the launcher. */
 extern void mt_launcher_init(void);
-
-/*
- * Server API names that differ between the supported major versions; the
- * callers include the headers that declare them.
- */
-#if PG_VERSION_NUM < 150000
-#define pg_analyze_and_rewrite_fixedparams(parsetree, sql, types, ntypes, env) \
-	pg_analyze_and_rewrite((parsetree), (sql), (types), (ntypes), (env))
-#endif
-#if PG_VERSION_NUM >= 160000
-#define pgstat_fetch_stat_local_beentry(i) pgstat_get_local_beentry_by_index(i)
-#endif
 
 #endif							/* MIGRATION_TOOLS_H */

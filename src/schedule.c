@@ -685,7 +685,7 @@ run_top_level(const char *sql, const char *run_as, const char *version,
 			PortalStart(portal, NULL, 0, InvalidSnapshot);
 			receiver = CreateDestReceiver(DestNone);
 			MemoryContextSwitchTo(cxt);
-			(void) PortalRun(portal, FETCH_ALL, true, true, receiver, receiver, &qc);
+			(void) mt_portal_run(portal, FETCH_ALL, true, receiver, receiver, &qc);
 			receiver->rDestroy(receiver);
 			PortalDrop(portal, false);
 

@@ -367,7 +367,7 @@ mt_server_busy(void)
 			uint32		class = wait & 0xFF000000;
 
 			if (wait == 0 || class == PG_WAIT_IO || class == PG_WAIT_LWLOCK ||
-				class == PG_WAIT_BUFFER_PIN)
+				class == MT_WAIT_BUFFERPIN)
 				running++;
 		}
 	}
