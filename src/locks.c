@@ -123,7 +123,8 @@ typedef struct MtWaitEdge
 /* The whole analysis of one lock manager snapshot. */
 typedef struct MtLockWaits
 {
-	LockData   *data;
+	struct MtLockStatus *status;
+	LockData   *data;			/* status->data */
 	TimestampTz taken_at;
 	MtRequest  *requests;
 	int			nrequests;
@@ -169,10 +170,9 @@ my_leader_pid(void)
 }
 
 /*
- * Prepared transactions of the last snapshot read: their dummy PGPROC keeps
- * the virtual transaction id of the session that prepared them, and holds
- * the ExclusiveLock on their xid, which is how SQL finds them in
- * pg_prepared_xacts.
+ * A prepared transaction of a snapshot: its dummy PGPROC keeps the virtual
+ * transaction id of the session that prepared it, and holds the
+ * ExclusiveLock on its xid, which is how SQL finds it in pg_prepared_xacts.
  */
 typedef struct MtPrepared
 {
@@ -181,8 +181,13 @@ typedef struct MtPrepared
 	TransactionId xid;
 } MtPrepared;
 
-static MtPrepared *mt_prepared = NULL;
-static int	mt_nprepared = 0;
+/* One read of the lock manager, and the prepared transactions found in it. */
+typedef struct MtLockStatus
+{
+	LockData   *data;			/* GetLockStatusData(), workers folded */
+	MtPrepared *prepared;		/* NULL if none */
+	int			nprepared;
+} MtLockStatus;
 
 /*
  * GetLockStatusData() gives the lock group leader of the locks in the shared
@@ -248,16 +253,16 @@ fold_fastpath_workers(LockData *data)
  * path locks given their leader, plus the xids of the prepared transactions
  * found in it.
  */
-static LockData *
+static MtLockStatus *
 read_lock_status(void)
 {
+	MtLockStatus *status = palloc0(sizeof(MtLockStatus));
 	LockData   *data = GetLockStatusData();
 	int			i;
 	int			j;
 
 	fold_fastpath_workers(data);
-	mt_prepared = NULL;
-	mt_nprepared = 0;
+	status->data = data;
 	for (i = 0; i < data->nelements; i++)
 	{
 		LockInstanceData *inst = &data->locks[i];
@@ -268,26 +273,26 @@ read_lock_status(void)
 			(inst->holdMask & LOCKBIT_ON(ExclusiveLock)) == 0)
 			continue;
 		xid = (TransactionId) inst->locktag.locktag_field1;
-		if (mt_prepared == NULL)
-			mt_prepared = palloc(sizeof(MtPrepared) * data->nelements);
-		for (j = 0; j < mt_nprepared; j++)
+		if (status->prepared == NULL)
+			status->prepared = palloc(sizeof(MtPrepared) * data->nelements);
+		for (j = 0; j < status->nprepared; j++)
 		{
-			if (mt_prepared[j].backend == MT_LOCK_INSTANCE_PROC(inst) &&
-				mt_prepared[j].lxid == MT_LOCK_INSTANCE_LXID(inst))
+			if (status->prepared[j].backend == MT_LOCK_INSTANCE_PROC(inst) &&
+				status->prepared[j].lxid == MT_LOCK_INSTANCE_LXID(inst))
 				break;
 		}
-		if (j == mt_nprepared)
+		if (j == status->nprepared)
 		{
-			mt_prepared[j].backend = MT_LOCK_INSTANCE_PROC(inst);
-			mt_prepared[j].lxid = MT_LOCK_INSTANCE_LXID(inst);
-			mt_prepared[j].xid = xid;
-			mt_nprepared++;
+			status->prepared[j].backend = MT_LOCK_INSTANCE_PROC(inst);
+			status->prepared[j].lxid = MT_LOCK_INSTANCE_LXID(inst);
+			status->prepared[j].xid = xid;
+			status->nprepared++;
 		}
 		/* subtransactions' xids follow their top transaction's */
-		else if (TransactionIdPrecedes(xid, mt_prepared[j].xid))
-			mt_prepared[j].xid = xid;
+		else if (TransactionIdPrecedes(xid, status->prepared[j].xid))
+			status->prepared[j].xid = xid;
 	}
-	return data;
+	return status;
 }
 
 /*
@@ -295,20 +300,19 @@ read_lock_status(void)
  * loops by the worker and by apply().
  */
 static void
-free_lock_status(LockData *data)
+free_lock_status(MtLockStatus *status)
 {
-	if (mt_prepared != NULL)
-		pfree(mt_prepared);
-	mt_prepared = NULL;
-	mt_nprepared = 0;
-	if (data->locks != NULL)
-		pfree(data->locks);
-	pfree(data);
+	if (status->prepared != NULL)
+		pfree(status->prepared);
+	if (status->data->locks != NULL)
+		pfree(status->data->locks);
+	pfree(status->data);
+	pfree(status);
 }
 
 /* Who holds the lock instance: its session, or its prepared transaction. */
 static MtHolder
-instance_holder(const LockInstanceData *inst)
+instance_holder(const MtLockStatus *status, const LockInstanceData *inst)
 {
 	MtHolder	h;
 
@@ -319,11 +323,11 @@ instance_holder(const LockInstanceData *inst)
 		/* dummy PGPROC of a prepared transaction */
 		h.pid = 0;
 		h.xid = InvalidTransactionId;
-		for (j = 0; j < mt_nprepared; j++)
+		for (j = 0; j < status->nprepared; j++)
 		{
-			if (mt_prepared[j].backend == MT_LOCK_INSTANCE_PROC(inst) &&
-				mt_prepared[j].lxid == MT_LOCK_INSTANCE_LXID(inst))
-				h.xid = mt_prepared[j].xid;
+			if (status->prepared[j].backend == MT_LOCK_INSTANCE_PROC(inst) &&
+				status->prepared[j].lxid == MT_LOCK_INSTANCE_LXID(inst))
+				h.xid = status->prepared[j].xid;
 		}
 	}
 	else
@@ -371,18 +375,20 @@ locktag_cmp(const void *a, const void *b)
 	return memcmp(a, b, sizeof(LOCKTAG));
 }
 
-/* Sort instance indexes by lock tag, so that each object is one run. */
-static LockData *sort_data;
-
+/*
+ * Order of instance indexes by lock tag, so that each object is one run
+ * (qsort_arg comparator, arg is the LockData).
+ */
 static int
-instance_index_cmp(const void *a, const void *b)
+instance_index_cmp(const void *a, const void *b, void *arg)
 {
+	const LockData *data = (const LockData *) arg;
 	int			ia = *(const int *) a;
 	int			ib = *(const int *) b;
 	int			c;
 
-	c = locktag_cmp(&sort_data->locks[ia].locktag,
-					&sort_data->locks[ib].locktag);
+	c = locktag_cmp(&data->locks[ia].locktag,
+					&data->locks[ib].locktag);
 	if (c != 0)
 		return c;
 	return (ia > ib) - (ia < ib);
@@ -396,9 +402,7 @@ sorted_instances(LockData *data)
 
 	for (i = 0; i < data->nelements; i++)
 		idx[i] = i;
-	sort_data = data;
-	qsort(idx, data->nelements, sizeof(int), instance_index_cmp);
-	sort_data = NULL;
+	qsort_arg(idx, data->nelements, sizeof(int), instance_index_cmp, data);
 	return idx;
 }
 
@@ -701,6 +705,7 @@ put_activity(HTAB *act, int pid, Datum *values, bool *nulls,
 List *
 mt_lock_conflicts(Oid dboid, Oid relid, LOCKMODE mode)
 {
+	MtLockStatus *status;
 	LockData   *data;
 	LOCKTAG		tag;
 	LOCKMASK	conflicts;
@@ -715,7 +720,8 @@ mt_lock_conflicts(Oid dboid, Oid relid, LOCKMODE mode)
 	SET_LOCKTAG_RELATION(tag, dboid, relid);
 	conflicts = conflict_mask(&tag, mode);
 
-	data = read_lock_status();
+	status = read_lock_status();
+	data = status->data;
 
 	for (i = 0; i < data->nelements; i++)
 	{
@@ -725,7 +731,7 @@ mt_lock_conflicts(Oid dboid, Oid relid, LOCKMODE mode)
 
 		if (locktag_cmp(&inst->locktag, &tag) != 0)
 			continue;
-		h = instance_holder(inst);
+		h = instance_holder(status, inst);
 		if (h.pid == me)
 			continue;
 
@@ -771,7 +777,7 @@ mt_lock_conflicts(Oid dboid, Oid relid, LOCKMODE mode)
 		}
 	}
 
-	free_lock_status(data);
+	free_lock_status(status);
 
 	/*
 	 * The backend status is copied once per transaction; callers poll this
@@ -898,7 +904,8 @@ mt_lock_conflicts_srf(PG_FUNCTION_ARGS)
 int
 mt_lock_waiters_of(int pid, double *longest_wait_ms)
 {
-	LockData   *data = read_lock_status();
+	MtLockStatus *status = read_lock_status();
+	LockData   *data = status->data;
 	TimestampTz now = GetCurrentTimestamp();
 	int		   *idx = sorted_instances(data);
 	TimestampTz oldest = 0;
@@ -921,7 +928,7 @@ mt_lock_waiters_of(int pid, double *longest_wait_ms)
 		{
 			LockInstanceData *inst = &data->locks[idx[i]];
 
-			if (inst->pid != 0 && instance_holder(inst).pid == pid)
+			if (inst->pid != 0 && instance_holder(status, inst).pid == pid)
 				held |= inst->holdMask;
 		}
 
@@ -930,7 +937,7 @@ mt_lock_waiters_of(int pid, double *longest_wait_ms)
 			for (i = start; i < end; i++)
 			{
 				LockInstanceData *inst = &data->locks[idx[i]];
-				MtHolder	w = instance_holder(inst);
+				MtHolder	w = instance_holder(status, inst);
 
 				if (inst->waitLockMode == NoLock || w.pid == pid)
 					continue;
@@ -952,7 +959,7 @@ mt_lock_waiters_of(int pid, double *longest_wait_ms)
 
 	list_free(waiters);
 	pfree(idx);
-	free_lock_status(data);
+	free_lock_status(status);
 	return count;
 }
 
@@ -1245,7 +1252,8 @@ collect_lock_waits(void)
 	MtNode	  **holder_nodes;
 	int			start;
 
-	w->data = read_lock_status();
+	w->status = read_lock_status();
+	w->data = w->status->data;
 	w->taken_at = GetCurrentTimestamp();
 	idx = sorted_instances(w->data);
 	w->requests = palloc(sizeof(MtRequest) * Max(w->data->nelements, 1));
@@ -1299,7 +1307,7 @@ collect_lock_waits(void)
 				holders[nholders++] = idx[i];
 			if (inst->waitLockMode == NoLock || inst->pid == 0)
 				continue;
-			h = instance_holder(inst);
+			h = instance_holder(w->status, inst);
 			for (r = first; r < w->nrequests; r++)
 			{
 				if (w->requests[r].pid != h.pid)
@@ -1341,7 +1349,8 @@ collect_lock_waits(void)
 		/* the sessions holding something here, as graph nodes */
 		for (i = 0; i < nholders; i++)
 			holder_nodes[i] = graph_node(w->nodes,
-										 instance_holder(&w->data->locks[holders[i]]));
+										 instance_holder(w->status,
+														 &w->data->locks[holders[i]]));
 
 		/*
 		 * Queue order matters only if two requests conflict: two for the same
