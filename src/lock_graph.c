@@ -348,6 +348,199 @@ compute_chains(MtLockWaits *w)
 }
 
 /*
+ * The lock instances of one lock object, idx[start..end) of the instances
+ * sorted by object, while collect_lock_waits() works on it: its waiting
+ * requests are w->requests[first .. w->nrequests).  The arrays are sized
+ * for the whole snapshot once, and reused from one object to the next.
+ */
+typedef struct MtObjectScan
+{
+	const int  *idx;			/* every instance, sorted by object */
+	int			start;			/* this object's instances: idx[start..end) */
+	int			end;
+	const LOCKTAG *tag;
+	LockMethod	method;
+	int			first;			/* its first request */
+	int		   *inst_req;		/* request of instance idx[start + i], or -1 */
+	int		   *holders;		/* the instances holding a mode on it */
+	MtNode	  **holder_nodes;	/* and their sessions, as graph nodes */
+	int			nholders;
+	int			nwanted[MAX_LOCKMODES]; /* how many requests want each mode */
+	bool		repeated_pids;	/* a lock group waits for two modes */
+	bool		need_queue;		/* two requests conflict: queue order matters */
+} MtObjectScan;
+
+/*
+ * The waiting requests on the object, one per session and mode, how many
+ * want each mode, and the instances that hold something.
+ */
+static void
+collect_object_requests(MtLockWaits *w, MtObjectScan *obj)
+{
+	int			r;
+	int			i;
+
+	obj->first = w->nrequests;
+	obj->nholders = 0;
+	obj->repeated_pids = false;
+	memset(obj->nwanted, 0, sizeof(obj->nwanted));
+	for (i = obj->start; i < obj->end; i++)
+	{
+		LockInstanceData *inst = &w->data->locks[obj->idx[i]];
+		MtHolder	h;
+		MtRequest  *req = NULL;
+
+		obj->inst_req[i - obj->start] = -1;
+		if (inst->holdMask != 0)
+			obj->holders[obj->nholders++] = obj->idx[i];
+		if (inst->waitLockMode == NoLock || inst->pid == 0)
+			continue;
+		h = mt_instance_holder(w->status, inst);
+		for (r = obj->first; r < w->nrequests; r++)
+		{
+			if (w->requests[r].pid != h.pid)
+				continue;
+			if (w->requests[r].mode == inst->waitLockMode)
+			{
+				req = &w->requests[r];
+				obj->inst_req[i - obj->start] = r;
+				break;
+			}
+			/* a lock group waiting for two modes */
+			obj->repeated_pids = true;
+		}
+		if (req == NULL)
+		{
+			obj->inst_req[i - obj->start] = w->nrequests;
+			req = &w->requests[w->nrequests++];
+			req->inst = obj->idx[i];
+			req->pid = h.pid;
+			req->rawpid = inst->pid;
+			req->mode = inst->waitLockMode;
+			req->wait_start = inst->waitStart;
+			req->queue_pos = PG_INT32_MAX;
+			req->node = graph_node(w->nodes, h);
+			req->node->waits = true;
+			if (req->mode > NoLock && req->mode <= obj->method->numLockModes)
+				obj->nwanted[req->mode]++;
+		}
+		else if (inst->waitStart != 0 &&
+				 (req->wait_start == 0 || inst->waitStart < req->wait_start))
+			req->wait_start = inst->waitStart;
+	}
+}
+
+/*
+ * Queue order matters only if two requests conflict: two for the same
+ * self-conflicting mode (necessarily of two sessions), or for two
+ * conflicting modes (of one lock group, rarely: asking costs a call, the
+ * edges still skip the session itself).
+ */
+static bool
+queue_order_matters(const MtObjectScan *obj)
+{
+	LockMethod	method = obj->method;
+	LOCKMODE	m1;
+	LOCKMODE	m2;
+
+	for (m1 = 1; m1 <= method->numLockModes; m1++)
+	{
+		if (obj->nwanted[m1] == 0)
+			continue;
+		for (m2 = m1; m2 <= method->numLockModes; m2++)
+		{
+			if (obj->nwanted[m2] == 0 || (m1 == m2 && obj->nwanted[m1] < 2))
+				continue;
+			if (method->conflictTab[m1] & LOCKBIT_ON(m2))
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * The blockers of request r on the object: hard ones, the sessions holding
+ * a conflicting mode, and, when the queue order is known, soft ones, the
+ * sessions queued ahead of it for a conflicting mode.
+ */
+static void
+add_request_edges(MtLockWaits *w, const MtObjectScan *obj, int r)
+{
+	MtRequest  *req = &w->requests[r];
+	LOCKMASK	conflicts = mt_conflict_mask(obj->tag, req->mode);
+	int			first_edge = w->nedges;
+	int			hard_end;
+	int			q;
+	int			i;
+
+	/* hard: sessions holding a conflicting mode */
+	for (i = 0; i < obj->nholders; i++)
+	{
+		LockInstanceData *inst = &w->data->locks[obj->holders[i]];
+		LOCKMODE	m;
+
+		if (obj->holder_nodes[i] == req->node)
+			continue;
+		m = mt_strongest_mode(inst->holdMask & conflicts);
+		if (m != NoLock)
+			add_edge(w, first_edge, -1, r, obj->holder_nodes[i], true, m);
+	}
+
+	/* soft: sessions queued ahead for a conflicting mode */
+	if (!obj->need_queue)
+		return;
+	hard_end = w->nedges;
+	for (q = obj->first; q < w->nrequests; q++)
+	{
+		MtRequest  *ahead = &w->requests[q];
+
+		if (ahead->node == req->node ||
+			ahead->queue_pos >= req->queue_pos ||
+			(conflicts & LOCKBIT_ON(ahead->mode)) == 0)
+			continue;
+
+		/*
+		 * A session has one request per object unless a lock group waits for
+		 * two modes: only then can soft edges repeat.
+		 */
+		add_edge(w, first_edge, obj->repeated_pids ? -1 : hard_end,
+				 r, ahead->node, false, ahead->mode);
+	}
+}
+
+/*
+ * Every (waiting request, blocker) pair on the lock object whose instances
+ * are idx[obj->start .. obj->end).
+ */
+static void
+add_object_waits(MtLockWaits *w, MtObjectScan *obj, MemoryContext tmpcxt)
+{
+	int			r;
+	int			i;
+
+	obj->tag = &w->data->locks[obj->idx[obj->start]].locktag;
+	obj->method = GetLockTagsMethodTable(obj->tag);
+	collect_object_requests(w, obj);
+	if (w->nrequests == obj->first)
+		return;
+
+	/* the sessions holding something here, as graph nodes */
+	for (i = 0; i < obj->nholders; i++)
+		obj->holder_nodes[i] =
+			graph_node(w->nodes,
+					   mt_instance_holder(w->status,
+										  &w->data->locks[obj->holders[i]]));
+
+	obj->need_queue = queue_order_matters(obj);
+	if (obj->need_queue)
+		fetch_queue_order(w, obj->idx, obj->start, obj->end, obj->inst_req,
+						  obj->first, w->nrequests, tmpcxt);
+
+	for (r = obj->first; r < w->nrequests; r++)
+		add_request_edges(w, obj, r);
+}
+
+/*
  * Read the lock manager once and work out every (waiting request, blocker)
  * pair, with the chains they form.
  */
@@ -355,13 +548,10 @@ static MtLockWaits *
 collect_lock_waits(void)
 {
 	MtLockWaits *w = palloc0(sizeof(MtLockWaits));
+	MtObjectScan obj;
 	MemoryContext tmpcxt;
 	HASHCTL		ctl;
 	int		   *idx;
-	int		   *inst_req;
-	int		   *holders;
-	MtNode	  **holder_nodes;
-	int			start;
 
 	w->status = mt_read_lock_status();
 	w->data = w->status->data;
@@ -370,9 +560,12 @@ collect_lock_waits(void)
 	w->requests = palloc(sizeof(MtRequest) * Max(w->data->nelements, 1));
 	w->maxedges = 64;
 	w->edges = palloc(sizeof(MtWaitEdge) * w->maxedges);
-	inst_req = palloc(sizeof(int) * Max(w->data->nelements, 1));
-	holders = palloc(sizeof(int) * Max(w->data->nelements, 1));
-	holder_nodes = palloc(sizeof(MtNode *) * Max(w->data->nelements, 1));
+
+	memset(&obj, 0, sizeof(obj));
+	obj.idx = idx;
+	obj.inst_req = palloc(sizeof(int) * Max(w->data->nelements, 1));
+	obj.holders = palloc(sizeof(int) * Max(w->data->nelements, 1));
+	obj.holder_nodes = palloc(sizeof(MtNode *) * Max(w->data->nelements, 1));
 
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(int64);
@@ -385,155 +578,19 @@ collect_lock_waits(void)
 								   "migration_tools lock queue",
 								   ALLOCSET_DEFAULT_SIZES);
 
-	start = 0;
-	while (start < w->data->nelements)
+	obj.start = 0;
+	while (obj.start < w->data->nelements)
 	{
-		LOCKTAG    *tag = &w->data->locks[idx[start]].locktag;
-		LockMethod	method = GetLockTagsMethodTable(tag);
-		int			end = mt_same_object_end(w->data, idx, start);
-		int			first = w->nrequests;
-		int			nholders = 0;
-		int			nwanted[MAX_LOCKMODES];
-		int			r;
-		int			q;
-		int			i;
-		LOCKMODE	m1;
-		LOCKMODE	m2;
-		bool		need_queue = false;
-		bool		repeated_pids = false;
-
-		/*
-		 * The waiting requests on this object, one per session and mode, how
-		 * many want each mode, and the instances that hold something.
-		 */
-		memset(nwanted, 0, sizeof(nwanted));
-		for (i = start; i < end; i++)
-		{
-			LockInstanceData *inst = &w->data->locks[idx[i]];
-			MtHolder	h;
-			MtRequest  *req = NULL;
-
-			inst_req[i - start] = -1;
-			if (inst->holdMask != 0)
-				holders[nholders++] = idx[i];
-			if (inst->waitLockMode == NoLock || inst->pid == 0)
-				continue;
-			h = mt_instance_holder(w->status, inst);
-			for (r = first; r < w->nrequests; r++)
-			{
-				if (w->requests[r].pid != h.pid)
-					continue;
-				if (w->requests[r].mode == inst->waitLockMode)
-				{
-					req = &w->requests[r];
-					inst_req[i - start] = r;
-					break;
-				}
-				/* a lock group waiting for two modes */
-				repeated_pids = true;
-			}
-			if (req == NULL)
-			{
-				inst_req[i - start] = w->nrequests;
-				req = &w->requests[w->nrequests++];
-				req->inst = idx[i];
-				req->pid = h.pid;
-				req->rawpid = inst->pid;
-				req->mode = inst->waitLockMode;
-				req->wait_start = inst->waitStart;
-				req->queue_pos = PG_INT32_MAX;
-				req->node = graph_node(w->nodes, h);
-				req->node->waits = true;
-				if (req->mode > NoLock && req->mode <= method->numLockModes)
-					nwanted[req->mode]++;
-			}
-			else if (inst->waitStart != 0 &&
-					 (req->wait_start == 0 || inst->waitStart < req->wait_start))
-				req->wait_start = inst->waitStart;
-		}
-		if (w->nrequests == first)
-		{
-			start = end;
-			continue;
-		}
-
-		/* the sessions holding something here, as graph nodes */
-		for (i = 0; i < nholders; i++)
-			holder_nodes[i] = graph_node(w->nodes,
-										 mt_instance_holder(w->status,
-														 &w->data->locks[holders[i]]));
-
-		/*
-		 * Queue order matters only if two requests conflict: two for the same
-		 * self-conflicting mode (necessarily of two sessions), or for two
-		 * conflicting modes (of one lock group, rarely: asking costs a call,
-		 * the edges below still skip the session itself).
-		 */
-		for (m1 = 1; m1 <= method->numLockModes && !need_queue; m1++)
-		{
-			if (nwanted[m1] == 0)
-				continue;
-			for (m2 = m1; m2 <= method->numLockModes && !need_queue; m2++)
-			{
-				if (nwanted[m2] == 0 || (m1 == m2 && nwanted[m1] < 2))
-					continue;
-				if (method->conflictTab[m1] & LOCKBIT_ON(m2))
-					need_queue = true;
-			}
-		}
-		if (need_queue)
-			fetch_queue_order(w, idx, start, end, inst_req, first,
-							  w->nrequests, tmpcxt);
-
-		for (r = first; r < w->nrequests; r++)
-		{
-			MtRequest  *req = &w->requests[r];
-			LOCKMASK	conflicts = mt_conflict_mask(tag, req->mode);
-			int			first_edge = w->nedges;
-			int			hard_end;
-
-			/* hard: sessions holding a conflicting mode */
-			for (i = 0; i < nholders; i++)
-			{
-				LockInstanceData *inst = &w->data->locks[holders[i]];
-				LOCKMODE	m;
-
-				if (holder_nodes[i] == req->node)
-					continue;
-				m = mt_strongest_mode(inst->holdMask & conflicts);
-				if (m != NoLock)
-					add_edge(w, first_edge, -1, r, holder_nodes[i], true, m);
-			}
-
-			/* soft: sessions queued ahead for a conflicting mode */
-			if (!need_queue)
-				continue;
-			hard_end = w->nedges;
-			for (q = first; q < w->nrequests; q++)
-			{
-				MtRequest  *ahead = &w->requests[q];
-
-				if (ahead->node == req->node ||
-					ahead->queue_pos >= req->queue_pos ||
-					(conflicts & LOCKBIT_ON(ahead->mode)) == 0)
-					continue;
-
-				/*
-				 * A session has one request per object unless a lock group
-				 * waits for two modes: only then can soft edges repeat.
-				 */
-				add_edge(w, first_edge, repeated_pids ? -1 : hard_end,
-						 r, ahead->node, false, ahead->mode);
-			}
-		}
-		start = end;
+		obj.end = mt_same_object_end(w->data, idx, obj.start);
+		add_object_waits(w, &obj, tmpcxt);
+		obj.start = obj.end;
 		CHECK_FOR_INTERRUPTS();
 	}
 
 	MemoryContextDelete(tmpcxt);
-	pfree(holder_nodes);
-	pfree(holders);
-	pfree(inst_req);
+	pfree(obj.holder_nodes);
+	pfree(obj.holders);
+	pfree(obj.inst_req);
 	pfree(idx);
 	compute_chains(w);
 	return w;
@@ -664,6 +721,110 @@ put_locktag(const LOCKTAG *tag, Datum *values, bool *nulls)
 }
 
 /*
+ * The row of the request of edge w->edges[first], whose edges are
+ * consecutive: the waiting session, the wait, the lock object, and the
+ * blockers as edge codes (codes is room for w->nedges of them).  Returns
+ * the index of the next request's first edge.
+ */
+static int
+put_request_row(ReturnSetInfo *rsinfo, MtLockWaits *w, HTAB *act,
+				Datum *codes, int first)
+{
+	MtRequest  *req = &w->requests[w->edges[first].request];
+	LockInstanceData *inst = &w->data->locks[req->inst];
+	Datum		values[LW_NUM_COLS];
+	bool		nulls[LW_NUM_COLS];
+	int			i;
+	int			nc;
+
+	memset(values, 0, sizeof(values));
+	memset(nulls, true, sizeof(nulls));
+
+	values[LW_PID] = Int32GetDatum(req->pid);
+	nulls[LW_PID] = false;
+	mt_put_activity(act, req->pid, values, nulls,
+					LW_QUERY, LW_ROLE, LW_APPNAME, -1, -1);
+	if (req->wait_start != 0)
+	{
+		values[LW_WAIT_STARTED] = TimestampTzGetDatum(req->wait_start);
+		nulls[LW_WAIT_STARTED] = false;
+		values[LW_WAIT_DURATION] =
+			DirectFunctionCall2(timestamp_mi,
+								TimestampTzGetDatum(w->taken_at),
+								TimestampTzGetDatum(req->wait_start));
+		nulls[LW_WAIT_DURATION] = false;
+	}
+	values[LW_MODE] = CStringGetTextDatum(GetLockmodeName(inst->locktag.locktag_lockmethodid,
+														  req->mode));
+	nulls[LW_MODE] = false;
+	put_locktag(&inst->locktag, values, nulls);
+
+	for (i = first, nc = 0;
+		 i < w->nedges && w->edges[i].request == w->edges[first].request;
+		 i++, nc++)
+		codes[nc] = Int64GetDatum(edge_code(&w->edges[i]));
+	values[LW_BLOCKERS] = PointerGetDatum(construct_array(codes, nc, INT8OID,
+														  sizeof(int64),
+														  FLOAT8PASSBYVAL,
+														  TYPALIGN_DOUBLE));
+	nulls[LW_BLOCKERS] = false;
+
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return i;
+}
+
+/*
+ * The row of a blocker: its key (as in the edge codes), its pid or
+ * prepared xid, what pg_stat_activity shows of it, and the chain it leads
+ * to.  prepared_d is the state shown for a prepared transaction.
+ */
+static void
+put_blocker_row(ReturnSetInfo *rsinfo, const MtNode *n, HTAB *act,
+				Datum prepared_d)
+{
+	Datum		values[LW_NUM_COLS];
+	bool		nulls[LW_NUM_COLS];
+
+	memset(values, 0, sizeof(values));
+	memset(nulls, true, sizeof(nulls));
+
+	values[LW_BLOCKER_KEY] = Int64GetDatum(n->key);
+	nulls[LW_BLOCKER_KEY] = false;
+	if (n->holder.pid != 0)
+	{
+		values[LW_PID] = Int32GetDatum(n->holder.pid);
+		nulls[LW_PID] = false;
+		mt_put_activity(act, n->holder.pid, values, nulls,
+						LW_QUERY, LW_ROLE, LW_APPNAME, LW_STATE,
+						LW_XACT_START);
+	}
+	else
+	{
+		values[LW_PREPARED_XID] = TransactionIdGetDatum(n->holder.xid);
+		nulls[LW_PREPARED_XID] = false;
+		values[LW_STATE] = prepared_d;
+		nulls[LW_STATE] = false;
+	}
+	if (n->level >= 0)
+	{
+		values[LW_DEPTH] = Int32GetDatum(n->level + 1);
+		nulls[LW_DEPTH] = false;
+		if (n->root >= 0)
+		{
+			values[LW_ROOT_PID] = Int32GetDatum((int32) n->root);
+			nulls[LW_ROOT_PID] = false;
+		}
+		else
+		{
+			values[LW_ROOT_PREPARED_XID] =
+				TransactionIdGetDatum((TransactionId) (-(n->root + 1)));
+			nulls[LW_ROOT_PREPARED_XID] = false;
+		}
+	}
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
  * SQL: migration_tools._lock_waits(): from one read of the lock manager and
  * of the backend status, two kinds of rows:
  *
@@ -692,7 +853,6 @@ mt_lock_waits_srf(PG_FUNCTION_ARGS)
 	Datum		prepared_d;
 	HASH_SEQ_STATUS seq;
 	MtNode	   *n;
-	int			i;
 	int			first;
 
 	mt_init_materialized_srf(fcinfo);
@@ -703,96 +863,17 @@ mt_lock_waits_srf(PG_FUNCTION_ARGS)
 	codes = palloc(sizeof(Datum) * w->nedges);
 
 	/* the requests; the edges of one request are consecutive */
-	for (first = 0; first < w->nedges; first = i)
-	{
-		MtRequest  *req = &w->requests[w->edges[first].request];
-		LockInstanceData *inst = &w->data->locks[req->inst];
-		Datum		values[LW_NUM_COLS];
-		bool		nulls[LW_NUM_COLS];
-		int			nc;
-
-		memset(values, 0, sizeof(values));
-		memset(nulls, true, sizeof(nulls));
-
-		values[LW_PID] = Int32GetDatum(req->pid);
-		nulls[LW_PID] = false;
-		mt_put_activity(act, req->pid, values, nulls,
-						LW_QUERY, LW_ROLE, LW_APPNAME, -1, -1);
-		if (req->wait_start != 0)
-		{
-			values[LW_WAIT_STARTED] = TimestampTzGetDatum(req->wait_start);
-			nulls[LW_WAIT_STARTED] = false;
-			values[LW_WAIT_DURATION] =
-				DirectFunctionCall2(timestamp_mi,
-									TimestampTzGetDatum(w->taken_at),
-									TimestampTzGetDatum(req->wait_start));
-			nulls[LW_WAIT_DURATION] = false;
-		}
-		values[LW_MODE] = CStringGetTextDatum(GetLockmodeName(inst->locktag.locktag_lockmethodid,
-															  req->mode));
-		nulls[LW_MODE] = false;
-		put_locktag(&inst->locktag, values, nulls);
-
-		for (i = first, nc = 0;
-			 i < w->nedges && w->edges[i].request == w->edges[first].request;
-			 i++, nc++)
-			codes[nc] = Int64GetDatum(edge_code(&w->edges[i]));
-		values[LW_BLOCKERS] = PointerGetDatum(construct_array(codes, nc, INT8OID,
-															  sizeof(int64),
-															  FLOAT8PASSBYVAL,
-															  TYPALIGN_DOUBLE));
-		nulls[LW_BLOCKERS] = false;
-
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
+	first = 0;
+	while (first < w->nedges)
+		first = put_request_row(rsinfo, w, act, codes, first);
 
 	/* the blockers */
 	prepared_d = CStringGetTextDatum("prepared");
 	hash_seq_init(&seq, w->nodes);
 	while ((n = hash_seq_search(&seq)) != NULL)
 	{
-		Datum		values[LW_NUM_COLS];
-		bool		nulls[LW_NUM_COLS];
-
-		if (!n->blocks)
-			continue;
-		memset(values, 0, sizeof(values));
-		memset(nulls, true, sizeof(nulls));
-
-		values[LW_BLOCKER_KEY] = Int64GetDatum(n->key);
-		nulls[LW_BLOCKER_KEY] = false;
-		if (n->holder.pid != 0)
-		{
-			values[LW_PID] = Int32GetDatum(n->holder.pid);
-			nulls[LW_PID] = false;
-			mt_put_activity(act, n->holder.pid, values, nulls,
-							LW_QUERY, LW_ROLE, LW_APPNAME, LW_STATE,
-							LW_XACT_START);
-		}
-		else
-		{
-			values[LW_PREPARED_XID] = TransactionIdGetDatum(n->holder.xid);
-			nulls[LW_PREPARED_XID] = false;
-			values[LW_STATE] = prepared_d;
-			nulls[LW_STATE] = false;
-		}
-		if (n->level >= 0)
-		{
-			values[LW_DEPTH] = Int32GetDatum(n->level + 1);
-			nulls[LW_DEPTH] = false;
-			if (n->root >= 0)
-			{
-				values[LW_ROOT_PID] = Int32GetDatum((int32) n->root);
-				nulls[LW_ROOT_PID] = false;
-			}
-			else
-			{
-				values[LW_ROOT_PREPARED_XID] =
-					TransactionIdGetDatum((TransactionId) (-(n->root + 1)));
-				nulls[LW_ROOT_PREPARED_XID] = false;
-			}
-		}
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		if (n->blocks)
+			put_blocker_row(rsinfo, n, act, prepared_d);
 	}
 	return (Datum) 0;
 }
