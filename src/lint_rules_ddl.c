@@ -326,12 +326,12 @@ mt_lint_alter_domain(LintState *st, AlterDomainStmt *s)
 						   s->name ? quote_identifier(s->name) : "?", domain, tf.name);
 		else if (s->subtype == 'C' && c->contype == CONSTR_CHECK)
 			mt_add_finding(st, "domain-check-constraint", MT_SEV_WARNING, &tf, ShareLock, false, tf.rows,
-						   "Add the domain constraint with NOT VALID, then ALTER DOMAIN ... VALIDATE CONSTRAINT separately.",
+						   "Add the domain constraint with NOT VALID (new values are checked from then on), then ALTER DOMAIN ... VALIDATE CONSTRAINT in a transaction of its own with a short lock_timeout: up to PostgreSQL 18 the VALIDATE still blocks writes while it scans.",
 						   "adding a validated CHECK constraint to domain %s scans %s under a SHARE lock, blocking writes to it",
 						   domain, tf.name);
 		else
 			mt_add_finding(st, "domain-check-constraint", MT_SEV_WARNING, &tf, ShareLock, false, tf.rows,
-						   "Add CHECK (VALUE IS NOT NULL) to the domain with NOT VALID, then ALTER DOMAIN ... VALIDATE CONSTRAINT separately.",
+						   "Add CHECK (VALUE IS NOT NULL) to the domain with NOT VALID, then ALTER DOMAIN ... VALIDATE CONSTRAINT in a transaction of its own with a short lock_timeout: up to PostgreSQL 18 the VALIDATE still blocks writes while it scans.",
 						   "setting NOT NULL on domain %s scans %s under a SHARE lock, blocking writes to it",
 						   domain, tf.name);
 	}
