@@ -33,6 +33,7 @@
 #include "catalog/pg_depend.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
@@ -286,6 +287,63 @@ mt_catalog_has_not_null_check(Oid relid, const char *column)
 	return found;
 }
 
+/*
+ * Is there a CHECK constraint named conname on the relation (validated or
+ * not), and, when column is not NULL, does it prove that column is not
+ * null?  For a VALIDATE CONSTRAINT of a check that an earlier migration
+ * added NOT VALID: after it the check proves NOT NULL like any validated
+ * one.
+ */
+bool
+mt_catalog_check_constraint(Oid relid, const char *conname, const char *column)
+{
+	AttrNumber	attnum = InvalidAttrNumber;
+	Relation	conrel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	bool		found = false;
+
+	if (!OidIsValid(relid) || conname == NULL)
+		return false;
+	if (column != NULL)
+	{
+		attnum = get_attnum(relid, column);
+		if (attnum == InvalidAttrNumber)
+			return false;
+	}
+
+	conrel = table_open(ConstraintRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(conrel, ConstraintRelidTypidNameIndexId, true,
+							  NULL, 1, &key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+		Datum		bin;
+		bool		isnull;
+
+		if (con->contype != CONSTRAINT_CHECK ||
+			strcmp(NameStr(con->conname), conname) != 0)
+			continue;
+		if (column == NULL)
+		{
+			found = true;
+			continue;
+		}
+		bin = heap_getattr(tup, Anum_pg_constraint_conbin,
+						   RelationGetDescr(conrel), &isnull);
+		if (isnull)
+			continue;
+		found = cooked_implies_not_null(stringToNode(TextDatumGetCString(bin)),
+										attnum);
+	}
+	systable_endscan(scan);
+	table_close(conrel, AccessShareLock);
+	return found;
+}
+
 /* Has the relation any validated CHECK constraint? */
 bool
 mt_catalog_has_validated_check(Oid relid)
@@ -352,6 +410,89 @@ mt_domain_column_count(List *names)
 	return count;
 }
 
+/*
+ * Does an ALTER DOMAIN check the values of every column of the domain?
+ * ADD CONSTRAINT ... CHECK without NOT VALID, ADD ... NOT NULL, SET NOT
+ * NULL and VALIDATE CONSTRAINT do.  (Up to PostgreSQL 18 each of them
+ * takes SHARE on the tables it scans.)
+ */
+bool
+mt_alter_domain_scans(AlterDomainStmt *s)
+{
+	Constraint *c = (Constraint *) s->def;
+
+	switch (s->subtype)
+	{
+		case 'O':				/* SET NOT NULL */
+		case 'V':				/* VALIDATE CONSTRAINT */
+			return true;
+		case 'C':				/* ADD CONSTRAINT */
+			return c != NULL && IsA(c, Constraint) &&
+				((c->contype == CONSTR_CHECK && !c->skip_validation) ||
+				 c->contype == CONSTR_NOTNULL);
+		default:
+			return false;
+	}
+}
+
+/* Add the relations with a column of typid, or of a domain over it. */
+static List *
+domain_relations(List *rels, Oid typid, int depth)
+{
+	Relation	deprel;
+	SysScanDesc scan;
+	ScanKeyData key[2];
+	HeapTuple	tup;
+	List	   *domains = NIL;
+	ListCell   *lc;
+
+	check_stack_depth();
+	deprel = table_open(DependRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(TypeRelationId));
+	ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(typid));
+	scan = systable_beginscan(deprel, DependReferenceIndexId, true,
+							  NULL, 2, key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
+
+		if (dep->classid == RelationRelationId && dep->objsubid > 0)
+		{
+			char		relkind = get_rel_relkind(dep->objid);
+
+			/* the server scans (and keeps locked) tables and matviews */
+			if (relkind == RELKIND_RELATION || relkind == RELKIND_MATVIEW)
+				rels = list_append_unique_oid(rels, dep->objid);
+		}
+		else if (dep->classid == TypeRelationId &&
+				 get_typtype(dep->objid) == TYPTYPE_DOMAIN)
+			domains = lappend_oid(domains, dep->objid);
+	}
+	systable_endscan(scan);
+	table_close(deprel, AccessShareLock);
+	if (depth < 10)
+		foreach(lc, domains)
+			rels = domain_relations(rels, lfirst_oid(lc), depth + 1);
+	return rels;
+}
+
+/*
+ * The tables and materialized views with a column of the domain (or of a
+ * domain over it): those an ALTER DOMAIN that checks values scans.
+ */
+List *
+mt_domain_relations(List *names)
+{
+	TypeName   *tn = makeTypeNameFromNameList(names);
+	Oid			typid = LookupTypeNameOid(NULL, tn, true);
+
+	if (!OidIsValid(typid))
+		return NIL;
+	return domain_relations(NIL, typid, 0);
+}
+
 /* ----------------------------------------------------------------
  * Expressions and types
  * ----------------------------------------------------------------
@@ -362,6 +503,7 @@ typedef struct VolatilityContext
 {
 	char		volatility;
 	int			nodes;
+	bool		unknown;		/* a function name that matches nothing */
 } VolatilityContext;
 
 static void
@@ -402,7 +544,10 @@ volatility_walker(Node *node, VolatilityContext *ctx)
 			note_volatility(ctx, func_volatile(cands->oid));
 		}
 		if (!any)
+		{
 			note_volatility(ctx, PROVOLATILE_VOLATILE);
+			ctx->unknown = true;
+		}
 	}
 	else if (IsA(node, SQLValueFunction))
 		note_volatility(ctx, PROVOLATILE_STABLE);
@@ -418,8 +563,26 @@ mt_expression_volatility(Node *expr)
 
 	ctx.volatility = PROVOLATILE_IMMUTABLE;
 	ctx.nodes = 0;
+	ctx.unknown = false;
 	(void) volatility_walker(expr, &ctx);
 	return ctx.volatility;
+}
+
+/*
+ * Does a raw expression call a function that is not in the catalog (by
+ * name and number of arguments)?  Then the statement fails, unless an
+ * earlier statement of the script creates the function.
+ */
+bool
+mt_expression_calls_unknown_function(Node *expr)
+{
+	VolatilityContext ctx;
+
+	ctx.volatility = PROVOLATILE_IMMUTABLE;
+	ctx.nodes = 0;
+	ctx.unknown = false;
+	(void) volatility_walker(expr, &ctx);
+	return ctx.unknown;
 }
 
 /*

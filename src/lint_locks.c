@@ -25,20 +25,25 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "catalog/dependency.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
+#include "catalog/pg_depend.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_rewrite.h"
 #include "commands/tablecmds.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
+#include "rewrite/rewriteSupport.h"
 #include "storage/lock.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 
+#include "lint_facts.h"
 #include "lint_int.h"
 
 /*
@@ -440,10 +445,14 @@ alter_table_locks(List *locks, AlterTableStmt *stmt)
 				{
 					PartitionCmd *pc = (PartitionCmd *) cmd->def;
 
-					/* a concurrent detach takes less on the partition too */
-					locks = add_rv_lock(locks, pc->name,
-										pc->concurrent ? ShareUpdateExclusiveLock :
-										AccessExclusiveLock);
+					/*
+					 * The partition is locked ACCESS EXCLUSIVE, by a
+					 * concurrent detach too: its first transaction takes
+					 * SHARE UPDATE EXCLUSIVE, its second one (after waiting
+					 * for older snapshots) ACCESS EXCLUSIVE on the partition
+					 * to finish the detach.
+					 */
+					locks = add_rv_lock(locks, pc->name, AccessExclusiveLock);
 					if (cmd->subtype == AT_AttachPartition)
 						locks = add_default_partition_lock(locks,
 														   mt_lookup_relation(stmt->relation),
@@ -483,6 +492,9 @@ create_table_locks(List *locks, CreateStmt *s)
 
 		if (IsA(e, ColumnDef))
 			locks = add_fk_locks(locks, ((ColumnDef *) e)->constraints);
+		/* a table constraint: in the raw statement, among the elements */
+		else if (IsA(e, Constraint))
+			locks = add_fk_locks(locks, list_make1(e));
 	}
 	locks = add_fk_locks(locks, s->constraints);
 	/* the new relation has no OID yet: keep its entry first */
@@ -811,6 +823,16 @@ schema_change_locks(Node *stmt)
 		case T_CreateStmt:
 			locks = create_table_locks(locks, (CreateStmt *) stmt);
 			break;
+		case T_AlterDomainStmt:
+			{
+				AlterDomainStmt *s = (AlterDomainStmt *) stmt;
+
+				/* a checking ALTER DOMAIN scans every table using it */
+				if (mt_alter_domain_scans(s))
+					foreach(lc, mt_domain_relations(s->typeName))
+						locks = add_lock(locks, lfirst_oid(lc), ShareLock);
+				break;
+			}
 		case T_DropStmt:
 			locks = drop_locks(locks, (DropStmt *) stmt);
 			break;
@@ -868,6 +890,50 @@ schema_change_locks(Node *stmt)
 }
 
 /*
+ * The relations the query of a materialized view reads, from the
+ * dependencies of its _RETURN rule: REFRESH runs that query, which takes
+ * ACCESS SHARE on each of them.
+ */
+static List *
+add_matview_source_locks(List *locks, Oid relid)
+{
+	Oid			ruleoid;
+	Relation	deprel;
+	SysScanDesc scan;
+	ScanKeyData key[2];
+	HeapTuple	tup;
+
+	if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_MATVIEW)
+		return locks;
+	ruleoid = get_rewrite_oid(relid, ViewSelectRuleName, true);
+	if (!OidIsValid(ruleoid))
+		return locks;
+	deprel = table_open(DependRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_depend_classid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(RewriteRelationId));
+	ScanKeyInit(&key[1], Anum_pg_depend_objid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(ruleoid));
+	scan = systable_beginscan(deprel, DependDependerIndexId, true,
+							  NULL, 2, key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
+		char		relkind;
+
+		if (dep->refclassid != RelationRelationId || dep->refobjid == relid)
+			continue;
+		relkind = get_rel_relkind(dep->refobjid);
+		if (relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE ||
+			relkind == RELKIND_MATVIEW || relkind == RELKIND_VIEW ||
+			relkind == RELKIND_FOREIGN_TABLE)
+			locks = add_lock(locks, dep->refobjid, AccessShareLock);
+	}
+	systable_endscan(scan);
+	table_close(deprel, AccessShareLock);
+	return locks;
+}
+
+/*
  * The locks of maintenance statements: TRUNCATE, LOCK, VACUUM, CLUSTER,
  * REINDEX, REFRESH MATERIALIZED VIEW.
  */
@@ -901,6 +967,10 @@ maintenance_locks(Node *stmt)
 
 				locks = add_rv_lock(locks, s->relation,
 									s->concurrent ? ExclusiveLock : AccessExclusiveLock);
+				/* the query of the view reads its source relations */
+				if (!s->skipData)
+					locks = add_matview_source_locks(locks,
+													 mt_lookup_relation(s->relation));
 				break;
 			}
 		default:

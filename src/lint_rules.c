@@ -156,7 +156,7 @@ static const MtLintRule lint_rule_list[] = {
 	"an EXECUTE in a DO block runs SQL built at run time, which the linter cannot check"},
 	{"do-block-not-checked", "info",
 	"a DO block that the linter could not read (another language, or PL/pgSQL that does not compile yet)"},
-	{"validate-in-same-transaction", "warning",
+	{"validate-in-same-transaction", "error",
 	"VALIDATE CONSTRAINT in the transaction that added the constraint (or otherwise locked the table) scans under that stronger lock"},
 	{"table-rewrite", "error",
 	"SET LOGGED/UNLOGGED, SET TABLESPACE, SET ACCESS METHOD, or a column of a constrained domain, copies the table under ACCESS EXCLUSIVE"},
@@ -511,26 +511,26 @@ mt_lint_validate_constraint(LintState *st, const TableFacts *tf,
 	if (h != NULL && h->mode >= ShareLock && h->mode >= own)
 	{
 		if (h->not_valid_add && h->statement == st->info->statement)
-			mt_add_finding(st, "validate-in-same-transaction", MT_SEV_WARNING, tf, h->mode, false, tf->rows,
+			mt_add_finding(st, "validate-in-same-transaction", MT_SEV_ERROR, tf, h->mode, false, tf->rows,
 						   hint,
 						   "VALIDATE CONSTRAINT %s scans %s while the %s lock taken by the NOT VALID ADD CONSTRAINT earlier in the same DO block is still held: NOT VALID buys nothing",
 						   quote_identifier(cmd->name), tf->name,
 						   lock_mode_words(h->mode));
 		else if (h->not_valid_add)
-			mt_add_finding(st, "validate-in-same-transaction", MT_SEV_WARNING, tf, h->mode, false, tf->rows,
+			mt_add_finding(st, "validate-in-same-transaction", MT_SEV_ERROR, tf, h->mode, false, tf->rows,
 						   hint,
 						   "VALIDATE CONSTRAINT %s scans %s while the %s lock taken by the NOT VALID ADD CONSTRAINT of statement %d is still held: when the script runs as one transaction (as under apply()), NOT VALID buys nothing",
 						   quote_identifier(cmd->name), tf->name,
 						   lock_mode_words(h->mode), h->statement);
 		else
-			mt_add_finding(st, "validate-in-same-transaction", MT_SEV_WARNING, tf, h->mode, false, tf->rows,
+			mt_add_finding(st, "validate-in-same-transaction", MT_SEV_ERROR, tf, h->mode, false, tf->rows,
 						   hint,
 						   "VALIDATE CONSTRAINT %s scans %s while the %s lock taken by statement %d in the same transaction is still held, blocking writes for the whole scan",
 						   quote_identifier(cmd->name), tf->name,
 						   lock_mode_words(h->mode), h->statement);
 	}
 	else if (own >= ShareLock)
-		mt_add_finding(st, "validate-in-same-transaction", MT_SEV_WARNING, tf, own, false, tf->rows,
+		mt_add_finding(st, "validate-in-same-transaction", MT_SEV_ERROR, tf, own, false, tf->rows,
 					   hint,
 					   "VALIDATE CONSTRAINT %s scans %s under the %s lock that the other subcommands of this ALTER TABLE take",
 					   quote_identifier(cmd->name), tf->name, lock_mode_words(own));

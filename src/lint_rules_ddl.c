@@ -21,6 +21,7 @@
 #include "catalog/pg_class.h"
 #include "nodes/makefuncs.h"
 #include "storage/lock.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
 #include "lint_facts.h"
@@ -223,6 +224,11 @@ mt_lint_reindex(LintState *st, ReindexStmt *stmt)
 					   "REINDEX %s blocks writes to the table, and reads that use the index, while it rebuilds",
 					   tf.name);
 	}
+	else if (stmt->kind == REINDEX_OBJECT_SYSTEM)
+		/* the server refuses to reindex system catalogs concurrently */
+		mt_add_finding(st, "reindex-non-concurrently", MT_SEV_ERROR, NULL, ShareLock, false, -1,
+					   "System catalogs cannot be reindexed concurrently: run REINDEX SYSTEM in a maintenance window, outside migrations.",
+					   "REINDEX SYSTEM blocks writes to each system catalog, and so most DDL and many queries, while its indexes rebuild");
 	else
 		mt_add_finding(st, "reindex-non-concurrently", MT_SEV_ERROR, NULL, ShareLock, false, -1,
 					   "Use REINDEX ... CONCURRENTLY (PostgreSQL 12+), outside a transaction block.",
@@ -260,7 +266,8 @@ mt_lint_refresh_matview(LintState *st, RefreshMatViewStmt *s)
 
 	mt_table_facts(st, s->relation, &tf);
 	if (!s->concurrent && !s->skipData && is_existing(&tf))
-		mt_add_finding(st, "refresh-matview-non-concurrently", MT_SEV_ERROR, &tf, AccessExclusiveLock, false, tf.rows,
+		/* the view's heap is replaced by a new one: a rewrite */
+		mt_add_finding(st, "refresh-matview-non-concurrently", MT_SEV_ERROR, &tf, AccessExclusiveLock, true, tf.rows,
 					   "Create a unique index on the materialized view and use REFRESH MATERIALIZED VIEW CONCURRENTLY: readers keep the old contents meanwhile.",
 					   "REFRESH MATERIALIZED VIEW %s blocks every read of it until the query finishes",
 					   tf.name);
@@ -286,28 +293,46 @@ mt_lint_lock_table(LintState *st, LockStmt *s)
 }
 
 /*
- * ALTER DOMAIN ADD CHECK without NOT VALID, or SET NOT NULL, of a domain
- * that columns use: every such column is scanned.
+ * ALTER DOMAIN ADD CHECK without NOT VALID, SET NOT NULL (or ADD NOT
+ * NULL), or VALIDATE CONSTRAINT, of a domain that columns use: the server
+ * scans every table with such a column under a SHARE lock (up to
+ * PostgreSQL 18, VALIDATE included), blocking writes to it.  One finding
+ * per table, so that each names its relation.
  */
 void
 mt_lint_alter_domain(LintState *st, AlterDomainStmt *s)
 {
 	Constraint *c = (Constraint *) s->def;
+	const char *domain = NameListToString(s->typeName);
+	ListCell   *lc;
 
-	if (s->subtype == 'C' && c && IsA(c, Constraint) &&
-		c->contype == CONSTR_CHECK && !c->skip_validation &&
-		mt_domain_column_count(s->typeName) != 0)
-		mt_add_finding(st, "domain-check-constraint", MT_SEV_WARNING, NULL, ShareLock, false, -1,
-					   "Add the domain constraint with NOT VALID, then ALTER DOMAIN ... VALIDATE CONSTRAINT separately.",
-					   "adding a validated CHECK constraint to domain %s scans every column of that domain while blocking writes to their tables",
-					   NameListToString(s->typeName));
-	/* SET NOT NULL (or ADD ... NOT NULL) checks every column too */
-	else if ((s->subtype == 'O' ||
-			  (s->subtype == 'C' && c && IsA(c, Constraint) &&
-			   c->contype == CONSTR_NOTNULL)) &&
-			 mt_domain_column_count(s->typeName) != 0)
-		mt_add_finding(st, "domain-check-constraint", MT_SEV_WARNING, NULL, ShareLock, false, -1,
-					   "Add CHECK (VALUE IS NOT NULL) to the domain with NOT VALID, then ALTER DOMAIN ... VALIDATE CONSTRAINT separately.",
-					   "setting NOT NULL on domain %s scans every column of that domain while blocking writes to their tables",
-					   NameListToString(s->typeName));
+	if (!mt_alter_domain_scans(s))
+		return;
+	foreach(lc, mt_domain_relations(s->typeName))
+	{
+		Oid			relid = lfirst_oid(lc);
+		RangeVar   *rv;
+		TableFacts	tf;
+
+		rv = makeRangeVar(get_namespace_name(get_rel_namespace(relid)),
+						  get_rel_name(relid), -1);
+		mt_table_facts(st, rv, &tf);
+		if (!is_existing(&tf))
+			continue;
+		if (s->subtype == 'V')
+			mt_add_finding(st, "domain-check-constraint", MT_SEV_WARNING, &tf, ShareLock, false, tf.rows,
+						   "Run the VALIDATE in a transaction of its own with a short lock_timeout, at a quiet time: up to PostgreSQL 18 it blocks writes to every table using the domain while it scans them.",
+						   "validating constraint %s of domain %s scans %s under a SHARE lock, blocking writes to it",
+						   s->name ? quote_identifier(s->name) : "?", domain, tf.name);
+		else if (s->subtype == 'C' && c->contype == CONSTR_CHECK)
+			mt_add_finding(st, "domain-check-constraint", MT_SEV_WARNING, &tf, ShareLock, false, tf.rows,
+						   "Add the domain constraint with NOT VALID (new values are checked from then on), then ALTER DOMAIN ... VALIDATE CONSTRAINT in a transaction of its own with a short lock_timeout: up to PostgreSQL 18 the VALIDATE still blocks writes while it scans.",
+						   "adding a validated CHECK constraint to domain %s scans %s under a SHARE lock, blocking writes to it",
+						   domain, tf.name);
+		else
+			mt_add_finding(st, "domain-check-constraint", MT_SEV_WARNING, &tf, ShareLock, false, tf.rows,
+						   "Add CHECK (VALUE IS NOT NULL) to the domain with NOT VALID, then ALTER DOMAIN ... VALIDATE CONSTRAINT in a transaction of its own with a short lock_timeout: up to PostgreSQL 18 the VALIDATE still blocks writes while it scans.",
+						   "setting NOT NULL on domain %s scans %s under a SHARE lock, blocking writes to it",
+						   domain, tf.name);
+	}
 }

@@ -52,6 +52,8 @@ typedef struct NotNullCheck
 	char	   *column;			/* of a CHECK (col IS NOT NULL), else NULL */
 	char	   *conname;		/* NULL if unnamed */
 	bool		validated;
+	Oid			relid;			/* a catalog CHECK the script validated, else
+								 * InvalidOid */
 } NotNullCheck;
 
 static const char *HINT_EXPAND_CONTRACT =
@@ -224,6 +226,11 @@ script_has_not_null_check(LintState *st, RangeVar *rv, const char *column)
 		if (c->validated && c->column && strcmp(c->relname, rv->relname) == 0 &&
 			strcmp(c->column, column) == 0)
 			return true;
+		/* a CHECK of an earlier migration, validated by this script */
+		if (c->validated && OidIsValid(c->relid) &&
+			strcmp(c->relname, rv->relname) == 0 &&
+			mt_catalog_check_constraint(c->relid, c->conname, column))
+			return true;
 	}
 	return false;
 }
@@ -283,15 +290,26 @@ remember_not_null_check(LintState *st, RangeVar *rv, Constraint *c)
 		nc->column = col ? pstrdup(col) : NULL;
 		nc->conname = conname ? pstrdup(conname) : NULL;
 		nc->validated = !c->skip_validation;
+		nc->relid = InvalidOid;
 		st->nn_checks = lappend(st->nn_checks, nc);
 	}
 	MemoryContextSwitchTo(old);
 }
 
+/*
+ * VALIDATE CONSTRAINT conname: a CHECK added by the script is validated
+ * from now on; one added NOT VALID by an earlier migration (in the
+ * catalog) is remembered as validated too, so that a later SET NOT NULL
+ * or ATTACH PARTITION of the script knows the server skips its scan.
+ */
 static void
-validate_not_null_check(LintState *st, RangeVar *rv, const char *conname)
+validate_not_null_check(LintState *st, const TableFacts *tf, RangeVar *rv,
+						const char *conname)
 {
 	ListCell   *lc;
+	bool		found = false;
+	MemoryContext old;
+	NotNullCheck *nc;
 
 	if (conname == NULL || rv == NULL || rv->relname == NULL)
 		return;
@@ -301,8 +319,23 @@ validate_not_null_check(LintState *st, RangeVar *rv, const char *conname)
 
 		if (c->conname && strcmp(c->conname, conname) == 0 &&
 			strcmp(c->relname, rv->relname) == 0)
+		{
 			c->validated = true;
+			found = true;
+		}
 	}
+	if (found || !is_existing(tf) ||
+		!mt_catalog_check_constraint(tf->relid, conname, NULL))
+		return;
+	old = MemoryContextSwitchTo(st->state_cxt);
+	nc = (NotNullCheck *) palloc(sizeof(NotNullCheck));
+	nc->relname = pstrdup(rv->relname);
+	nc->column = NULL;
+	nc->conname = pstrdup(conname);
+	nc->validated = true;
+	nc->relid = tf->relid;
+	st->nn_checks = lappend(st->nn_checks, nc);
+	MemoryContextSwitchTo(old);
 }
 
 /* Is a raw expression the NULL constant (possibly cast)? */
@@ -363,11 +396,28 @@ lint_add_column(LintState *st, const TableFacts *tf, AlterTableCmd *cmd)
 					   "Add a plain column, fill new rows with a trigger, backfill old rows with migration_tools.backfill(), or compute the value in a view or in queries.",
 					   "adding stored generated column \"%s\" to existing table %s rewrites the table under an ACCESS EXCLUSIVE lock",
 					   col->colname, tf->name);
+	/*
+	 * A function that does not exist makes the statement fail, not rewrite:
+	 * no finding about a rewrite then.
+	 */
 	if (def && def->raw_expr &&
-		mt_expression_volatility(def->raw_expr) == PROVOLATILE_VOLATILE)
+		mt_expression_volatility(def->raw_expr) == PROVOLATILE_VOLATILE &&
+		!mt_expression_calls_unknown_function(def->raw_expr))
 		mt_add_finding(st, "add-column-volatile-default", MT_SEV_ERROR, tf, mode, true, tf->rows,
 					   "Add the column without a default (or with a constant one), SET DEFAULT for new rows in a second statement, then backfill existing rows in batches with migration_tools.backfill().",
 					   "adding column \"%s\" with a volatile default to existing table %s rewrites the table under an ACCESS EXCLUSIVE lock",
+					   col->colname, tf->name);
+
+	/*
+	 * A foreign key on a new column is not checked when the column has no
+	 * default (every row is NULL); with a non-NULL default the server
+	 * validates it by scanning the table under the ACCESS EXCLUSIVE lock.
+	 */
+	if (find_constraint(col->constraints, CONSTR_FOREIGN) &&
+		def && def->raw_expr && !is_null_constant(def->raw_expr))
+		mt_add_finding(st, "add-foreign-key-validated", MT_SEV_ERROR, tf, mode, false, tf->rows,
+					   "Add the column without a default and without the foreign key, SET DEFAULT for new rows, backfill old rows in batches with migration_tools.backfill(), then add the foreign key NOT VALID and VALIDATE CONSTRAINT it in a separate transaction.",
+					   "adding column \"%s\" with a default and a foreign key to existing table %s validates the key by scanning the whole table under an ACCESS EXCLUSIVE lock",
 					   col->colname, tf->name);
 	if ((col->is_not_null || find_constraint(col->constraints, CONSTR_NOTNULL)) &&
 		(def == NULL || is_null_constant(def->raw_expr)) &&
@@ -902,7 +952,7 @@ mt_lint_alter_table(LintState *st, AlterTableStmt *stmt)
 				break;
 			case AT_ValidateConstraint:
 				mt_lint_validate_constraint(st, &tf, stmt, cmd);
-				validate_not_null_check(st, stmt->relation, cmd->name);
+				validate_not_null_check(st, &tf, stmt->relation, cmd->name);
 				break;
 			case AT_SetNotNull:
 				lint_set_not_null(st, &tf, stmt->relation, cmd);
