@@ -74,6 +74,7 @@
 #include "utils/timestamp.h"
 
 #include "autonomous.h"
+#include "drift.h"
 #include "history.h"
 #include "launcher.h"
 #include "lint.h"

@@ -71,10 +71,11 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "history.h"
+#include "drift.h"
 #include "launcher.h"
 #include "locks.h"
 #include "migration_tools.h"
+#include "schedule.h"
 #include "security.h"
 #include "spi_util.h"
 
@@ -94,8 +95,6 @@
 static int	mt_scheduled_retries = 3;
 static int	mt_scheduled_lock_timeout = 0;
 static int	mt_scheduled_retry_delay = 5000;
-bool		mt_ddl_log_enabled = true;
-int			mt_ddl_log_retention = 30 * 24 * 60;	/* minutes */
 
 /* A claimed statement. */
 typedef struct ScheduledStatement
@@ -148,8 +147,7 @@ static void record_success(ScheduledStatement *st);
 static void record_failure(ScheduledStatement *st, ErrorData *edata, bool retry);
 
 /*
- * Define the GUCs of scheduled statements and of the DDL log.  Called from
- * _PG_init.
+ * Define the GUCs of scheduled statements.  Called from _PG_init.
  */
 void
 mt_schedule_init(void)
@@ -168,22 +166,6 @@ mt_schedule_init(void)
 							&mt_scheduled_lock_timeout,
 							0, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS,
-							NULL, NULL, NULL);
-
-	DefineCustomBoolVariable("migration_tools.ddl_log",
-							 "Record DDL commands in migration_tools.ddl_log.",
-							 NULL,
-							 &mt_ddl_log_enabled,
-							 true,
-							 PGC_SUSET, 0,
-							 NULL, NULL, NULL);
-
-	DefineCustomIntVariable("migration_tools.ddl_log_retention",
-							"How long rows of migration_tools.ddl_log are kept.",
-							"The worker deletes older rows. -1 keeps them forever.",
-							&mt_ddl_log_retention,
-							30 * 24 * 60, -1, INT_MAX,
-							PGC_SIGHUP, GUC_UNIT_MIN,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("migration_tools.scheduled_retry_delay",
