@@ -1,0 +1,440 @@
+/*-------------------------------------------------------------------------
+ *
+ * history_apply.c
+ *	  apply() and baseline(): running a migration's up script and recording
+ *	  it in migration_tools.migrations.
+ *
+ * apply() runs a migration script in the caller's transaction, with the
+ * caller's privileges, and records it in migration_tools.migrations.  The
+ * steps, in order:
+ *
+ *	1. A lock on the migrations table (MT_HISTORY_LOCKMODE) serializes
+ *	   every writer of the history: apply, baseline, rollback, rollback_to,
+ *	   import_history; the wait is bounded by
+ *	   migration_tools.max_deployer_wait.
+ *	2. The row of the version is read with a fresh snapshot (so that a
+ *	   REPEATABLE READ caller that waited for the lock sees what the
+ *	   previous holder committed): applied with the same checksum is a
+ *	   no-op, with another checksum an ERROR.
+ *	3. The script is linted and split into statements by the server's
+ *	   parser (lint.c).
+ *	4. Each attempt first waits, without queueing, while a session holds a
+ *	   lock that conflicts with one the script needs (locks.c), then runs
+ *	   the statements in an internal subtransaction under a short
+ *	   lock_timeout.  A lock timeout rolls the subtransaction back; the next
+ *	   attempt runs after a backoff with jitter, with a longer lock_timeout.
+ *	5. Statements that cannot run in a transaction block are not run here:
+ *	   they go to scheduled_statements for the background worker, which
+ *	   runs them after commit (schedule.c).  When an earlier migration
+ *	   still has scheduled statements on a relation the script locks (a
+ *	   concurrent build waits for this transaction's snapshot while the
+ *	   script would wait for its lock), nothing runs here: the whole
+ *	   script is scheduled to run after every such migration (run_after).
+ *	6. On success the row is written; on failure the failed row is written
+ *	   by a background worker in its own transaction (autonomous.c), and
+ *	   the error is re-thrown.
+ *
+ * The user's statements run as the caller.  Only the reads and writes of
+ * the history tables switch to the owner of those tables (the extension
+ * owner), with a pinned search_path, the way a SECURITY DEFINER function
+ * would, but for those statements only.
+ *
+ * IDENTIFICATION
+ *	  src/history_apply.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "common/cryptohash.h"
+#include "common/pg_prng.h"
+#include "common/sha2.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "utils/array.h"
+#include "utils/backend_status.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "autonomous.h"
+#include "drift.h"
+#include "history.h"
+#include "history_run.h"
+#include "launcher.h"
+#include "lint.h"
+#include "locks.h"
+#include "migration_tools.h"
+#include "schedule_queue.h"
+#include "security.h"
+#include "spi_util.h"
+
+PG_FUNCTION_INFO_V1(mt_apply);
+PG_FUNCTION_INFO_V1(mt_baseline);
+
+/* The error as recorded in the history: statement, message, SQLSTATE. */
+static char *
+describe_error(ErrorData *edata, int statement)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	if (statement > 0)
+		appendStringInfo(&buf, "statement %d: ", statement);
+	appendStringInfo(&buf, "%s (SQLSTATE %s)",
+					 edata->message ? edata->message : "unknown error",
+					 unpack_sql_state(edata->sqlerrcode));
+	if (edata->detail)
+		appendStringInfo(&buf, "\nDETAIL: %s", edata->detail);
+	return buf.data;
+}
+
+/*
+ * apply(version, up_sql, down_sql, description, allow) returns text
+ */
+Datum
+mt_apply(PG_FUNCTION_ARGS)
+{
+	char	   *version;
+	char	   *up_sql;
+	char	   *down_sql;
+	char	   *description;
+	ArrayType  *allow;
+	char	   *checksum;
+	char	   *applied_by;
+	MtMigrationRow row;
+	List	   *statements;
+	List	   *scheduled = NIL;
+	ListCell   *lc;
+	MtRunResult	run;
+	TimestampTz started_at;
+	TimestampTz finished_at;
+	double		longest_wait_ms = 0;
+	int			waiters;
+	char	   *fingerprint = NULL;
+	const char *state;
+	bool		seen_scheduled = false;
+	bool		runs_after_scheduled = false;
+	List	   *after = NIL;
+	MtSavedUser sw;
+
+	mt_history_check_writable("apply()");
+	mt_history_check_text_arg(fcinfo, 0, "version");
+	mt_history_check_text_arg(fcinfo, 1, "up_sql");
+	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	mt_history_check_version(version);
+	up_sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	down_sql = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	description = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	allow = PG_ARGISNULL(4) ? NULL : PG_GETARG_ARRAYTYPE_P(4);
+	if (down_sql != NULL && down_sql[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("down_sql must not be empty"),
+				 errhint("Pass NULL for a migration that cannot be rolled back.")));
+
+	checksum = mt_sha256_hex(up_sql, strlen(up_sql));
+	applied_by = GetUserNameFromId(GetUserId(), false);
+
+	mt_spi_connect();
+
+	mt_history_lock();
+
+	row = mt_history_read_migration(version);
+	mt_history_check_not_rolling_back(version, &row);
+	if (row.found && row.baseline && strcmp(row.state, "applied") == 0)
+	{
+		/* nothing to compare with: the script was never run here */
+		ereport(NOTICE,
+				(errmsg("migration \"%s\" was recorded by baseline(), skipping", version)));
+		SPI_finish();
+		PG_RETURN_TEXT_P(cstring_to_text(row.state));
+	}
+	if (row.found && (strcmp(row.state, "applied") == 0 ||
+					  strcmp(row.state, "scheduled") == 0))
+	{
+		if (strcmp(row.checksum, checksum) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("migration \"%s\" was already applied with a different checksum",
+							version),
+					 mt_may_see_role_rows(row.applied_by) ?
+					 errdetail("Recorded checksum: %s. Checksum of the given up_sql: %s.",
+							   row.checksum, checksum) :
+					 errdetail("Checksum of the given up_sql: %s. The recorded one is shown to members of role \"%s\" and of migration_tools_admin only.",
+							   checksum, row.applied_by),
+					 errhint("A migration must not change once applied: give the change a new version, or roll this one back first.")));
+		ereport(NOTICE,
+				(errmsg("migration \"%s\" is already %s, skipping", version, row.state)));
+		SPI_finish();
+		PG_RETURN_TEXT_P(cstring_to_text(row.state));
+	}
+
+	/* Refuse before running anything. */
+	mt_history_check_row_writable(version, &row);
+	mt_history_lint_or_refuse(version, up_sql, allow);
+	statements = mt_history_runnable_statements(version, "up script", up_sql);
+	if (down_sql != NULL)
+		(void) mt_history_runnable_statements(version, "down script", down_sql);
+	foreach(lc, statements)
+	{
+		MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
+
+		if (info->needs_top_level)
+		{
+			scheduled = lappend(scheduled, info);
+			seen_scheduled = true;
+		}
+		else if (seen_scheduled)
+			runs_after_scheduled = true;
+	}
+	if (scheduled != NIL)
+		mt_require_preload("apply() of a statement that cannot run in a transaction block");
+
+	/*
+	 * Behind scheduled statements of an earlier migration on the same
+	 * relations: do not wait for them here, in the caller's statement,
+	 * whose snapshot a concurrent build waits for; the whole script runs in
+	 * the background after them, in script order.
+	 */
+	after = mt_schedule_pending_before(statements, version);
+	if (after != NIL)
+	{
+		mt_require_preload("apply() of a migration behind scheduled statements");
+		scheduled = statements;
+		runs_after_scheduled = false;
+	}
+	if (runs_after_scheduled)
+		ereport(NOTICE,
+				(errmsg("statements of migration \"%s\" that cannot run in a transaction block will run after the others",
+						version),
+				 errdetail("They run in the background after this transaction commits, in script order.")));
+
+	started_at = GetCurrentTimestamp();
+	if (after == NIL && list_length(scheduled) < list_length(statements))
+		mt_history_run_with_retries(statements, version, &run);
+	else
+		memset(&run, 0, sizeof(run));
+	finished_at = GetCurrentTimestamp();
+
+	if (run.error != NULL)
+	{
+		ErrorData  *edata = run.error;
+		MtFailedMigration failure;
+
+		if (mt_history_is_retryable(edata) && edata->detail == NULL)
+		{
+			double		last_timeout = mt_history_attempt_timeout(run.attempts);
+
+			edata->detail = psprintf("Gave up after %d attempts; the last ran under lock_timeout = %d ms.",
+									 run.attempts, (int) last_timeout);
+		}
+		memset(&failure, 0, sizeof(failure));
+		failure.version = version;
+		failure.description = description;
+		failure.checksum = checksum;
+		failure.up_sql = up_sql;
+		failure.down_sql = down_sql;
+		failure.applied_by = applied_by;
+		failure.error = describe_error(edata, run.failed_statement);
+		failure.started_at = started_at;
+		failure.finished_at = finished_at;
+		failure.attempts = run.attempts;
+		failure.lock_wait_ms = run.lock_wait_ms;
+		(void) mt_record_failure(&failure);
+
+		edata->context = psprintf("%s%smigration \"%s\", statement %d",
+								  edata->context ? edata->context : "",
+								  edata->context ? "\n" : "",
+								  version, run.failed_statement);
+		ReThrowError(edata);
+	}
+
+	waiters = after != NIL ? 0 : mt_lock_waiters_of(MyProcPid, &longest_wait_ms);
+	state = scheduled != NIL ? "scheduled" : "applied";
+
+	/* Record it, as the owner of the history. */
+	mt_become_owner(&sw);
+	if (scheduled == NIL)
+		fingerprint = mt_catalog_fingerprint();
+	{
+		Oid			argtypes[15] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+			TEXTOID, NAMEOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT4OID,
+			FLOAT8OID, INT4OID, TEXTOID, BOOLOID, TEXTOID};
+		Datum		values[15];
+		char		nulls[15];
+		int			i;
+
+		for (i = 0; i < 15; i++)
+			nulls[i] = ' ';
+		values[0] = CStringGetTextDatum(version);
+		values[1] = description ? CStringGetTextDatum(description) : (Datum) 0;
+		nulls[1] = description ? ' ' : 'n';
+		values[2] = CStringGetTextDatum(checksum);
+		values[3] = CStringGetTextDatum(up_sql);
+		values[4] = down_sql ? CStringGetTextDatum(down_sql) : (Datum) 0;
+		nulls[4] = down_sql ? ' ' : 'n';
+		values[5] = CStringGetTextDatum(state);
+		values[6] = DirectFunctionCall1(namein, CStringGetDatum(applied_by));
+		values[7] = TimestampTzGetDatum(started_at);
+		values[8] = TimestampTzGetDatum(finished_at);
+		nulls[8] = scheduled != NIL ? 'n' : ' ';
+		values[9] = Int32GetDatum(run.attempts);
+		values[10] = Float8GetDatum(run.lock_wait_ms);
+		values[11] = Int32GetDatum(waiters);
+		values[12] = fingerprint ? CStringGetTextDatum(fingerprint) : (Datum) 0;
+		nulls[12] = fingerprint ? ' ' : 'n';
+		values[13] = BoolGetDatum(false);
+		values[14] = (Datum) 0;
+		nulls[14] = 'n';
+
+		/* A failed or rolled back version is replaced, and becomes newest. */
+		mt_history_delete_replaced(version, row.found);
+		(void) mt_spi_execute_checked("INSERT INTO migration_tools.migrations"
+									  " (version, description, checksum, up_sql, down_sql, state,"
+									  "  applied_by, started_at, finished_at, execution_time,"
+									  "  attempts, lock_wait_time, lock_waits_caused,"
+									  "  catalog_fingerprint, baseline, error)"
+									  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9 - $8,"
+									  "  $10, $11 * interval '1 millisecond', $12, $13, $14, $15)",
+									  15, argtypes, values, nulls, false, 0,
+									  SPI_OK_INSERT,
+									  psprintf("record migration \"%s\"", version));
+
+		if (after != NIL)
+			(void) mt_schedule_in_order(version, statements, "up",
+									 mt_run_after_versions(after), 0, values[6]);
+		else
+		{
+			i = 0;
+			foreach(lc, scheduled)
+			{
+				MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
+
+				mt_schedule_statement(version, ++i, info->statement, info->sql,
+								   "up", NIL, true, values[6]);
+			}
+		}
+	}
+	mt_restore_user(&sw);
+
+	if (after != NIL)
+	{
+		char	   *names;
+		char	   *why;
+
+		mt_describe_run_after(after, &names, &why);
+		mt_request_work_at_commit();
+		if (list_length(after) == 1)
+			ereport(NOTICE,
+					(errmsg("migration \"%s\" is scheduled to run after migration %s",
+							version, names),
+					 errdetail("%s; run now, this script would wait for them while they wait for this transaction. The background worker runs the whole script, in order, once migration %s is done; if that one fails, this one is not run and fails too.",
+							   why, names),
+					 errhint("Wait until migration_tools.status shows it no longer scheduled: SELECT state, error FROM migration_tools.status WHERE version = %s;",
+							 quote_literal_cstr(version))));
+		else
+			ereport(NOTICE,
+					(errmsg("migration \"%s\" is scheduled to run after migrations %s",
+							version, names),
+					 errdetail("%s; run now, this script would wait for them while they wait for this transaction. The background worker runs the whole script, in order, once migrations %s are all done; if one of them fails, this one is not run and fails too.",
+							   why, names),
+					 errhint("Wait until migration_tools.status shows it no longer scheduled: SELECT state, error FROM migration_tools.status WHERE version = %s;",
+							 quote_literal_cstr(version))));
+	}
+	else if (scheduled != NIL)
+	{
+		mt_request_work_at_commit();
+		ereport(NOTICE,
+				(errmsg("migration \"%s\" is scheduled: %d statement(s) will run in the background after commit",
+						version, list_length(scheduled)),
+				 errhint("Follow it in migration_tools.status.")));
+	}
+
+	SPI_finish();
+	PG_RETURN_TEXT_P(cstring_to_text(state));
+}
+
+/*
+ * baseline(version, description) returns text
+ *
+ * Record a version as applied without running anything.  An applied (or
+ * scheduled) version is left alone with a NOTICE; a failed or rolled back
+ * one becomes applied.
+ */
+Datum
+mt_baseline(PG_FUNCTION_ARGS)
+{
+	char	   *version;
+	char	   *description;
+	MtMigrationRow row;
+	MtSavedUser sw;
+	Oid			argtypes[5] = {TEXTOID, TEXTOID, TEXTOID, NAMEOID, TEXTOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	char	   *fingerprint;
+
+	mt_history_check_writable("baseline()");
+	mt_history_check_text_arg(fcinfo, 0, "version");
+	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	mt_history_check_version(version);
+	description = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+	mt_spi_connect();
+	mt_history_lock();
+	row = mt_history_read_migration(version);
+	mt_history_check_not_rolling_back(version, &row);
+	if (row.found && (strcmp(row.state, "applied") == 0 ||
+					  strcmp(row.state, "scheduled") == 0))
+	{
+		ereport(NOTICE,
+				(errmsg("migration \"%s\" is already %s, skipping", version, row.state)));
+		SPI_finish();
+		PG_RETURN_TEXT_P(cstring_to_text(row.state));
+	}
+
+	mt_history_check_row_writable(version, &row);
+	values[0] = CStringGetTextDatum(version);
+	values[1] = description ? CStringGetTextDatum(description) : (Datum) 0;
+	nulls[1] = description ? ' ' : 'n';
+	values[2] = CStringGetTextDatum(mt_sha256_hex("", 0));
+	values[3] = DirectFunctionCall1(namein,
+									CStringGetDatum(GetUserNameFromId(GetUserId(), false)));
+
+	mt_become_owner(&sw);
+	fingerprint = mt_catalog_fingerprint();
+	values[4] = fingerprint ? CStringGetTextDatum(fingerprint) : (Datum) 0;
+	nulls[4] = fingerprint ? ' ' : 'n';
+	mt_history_delete_replaced(version, row.found);
+	(void) mt_spi_execute_checked("INSERT INTO migration_tools.migrations"
+								  " (version, description, checksum, up_sql, state, applied_by,"
+								  "  started_at, finished_at, execution_time, attempts,"
+								  "  catalog_fingerprint, baseline)"
+								  " VALUES ($1, $2, $3, '', 'applied', $4,"
+								  "  now(), now(), '0'::interval, 0, $5, true)",
+								  5, argtypes, values, nulls, false, 0,
+								  SPI_OK_INSERT,
+								  psprintf("record migration \"%s\"", version));
+	mt_restore_user(&sw);
+
+	SPI_finish();
+	PG_RETURN_TEXT_P(cstring_to_text("applied"));
+}
