@@ -49,6 +49,7 @@
 #include "launcher.h"
 #include "lint.h"
 #include "locks.h"
+#include "migration_state.h"
 #include "migration_tools.h"
 #include "security.h"
 #include "spi_util.h"
@@ -498,15 +499,7 @@ mt_history_check_row_writable(const char *version, MtMigrationRow *row)
 void
 mt_history_delete_replaced(const char *version, bool seen)
 {
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1];
-	uint64		deleted;
-
-	values[0] = CStringGetTextDatum(version);
-	deleted = mt_spi_execute_checked("DELETE FROM migration_tools.migrations WHERE version = $1",
-									 1, argtypes, values, NULL, false, 0,
-									 SPI_OK_DELETE, "replace a migration");
-	if (seen && deleted == 0)
+	if (mt_migration_delete(version) == 0 && seen)
 		mt_history_report_concurrent_change(version);
 }
 

@@ -82,6 +82,7 @@
 #include "launcher.h"
 #include "lint.h"
 #include "locks.h"
+#include "migration_state.h"
 #include "migration_tools.h"
 #include "schedule_queue.h"
 #include "security.h"
@@ -107,106 +108,114 @@ describe_error(ErrorData *edata, int statement)
 	return buf.data;
 }
 
-/*
- * apply(version, up_sql, down_sql, description, allow) returns text
- */
-Datum
-mt_apply(PG_FUNCTION_ARGS)
+/* One call of apply(): its arguments and what is found out about them. */
+typedef struct ApplyCall
 {
 	char	   *version;
 	char	   *up_sql;
-	char	   *down_sql;
-	char	   *description;
-	ArrayType  *allow;
+	char	   *down_sql;		/* may be NULL */
+	char	   *description;	/* may be NULL */
+	ArrayType  *allow;			/* may be NULL */
 	char	   *checksum;
 	char	   *applied_by;
-	MtMigrationRow row;
-	List	   *statements;
-	List	   *scheduled = NIL;
-	ListCell   *lc;
-	MtRunResult	run;
-	TimestampTz started_at;
-	TimestampTz finished_at;
-	double		longest_wait_ms = 0;
-	int			waiters;
-	char	   *fingerprint = NULL;
-	const char *state;
-	bool		seen_scheduled = false;
-	bool		runs_after_scheduled = false;
-	List	   *after = NIL;
-	MtSavedUser sw;
+	List	   *statements;		/* MtStatementInfo of the up script */
+	List	   *scheduled;		/* those the worker runs after commit */
+	List	   *after;			/* MtRunAfter: run after these migrations */
+} ApplyCall;
 
+/* Check and read the arguments of apply(). */
+static void
+read_apply_args(FunctionCallInfo fcinfo, ApplyCall *call)
+{
+	memset(call, 0, sizeof(*call));
 	mt_history_check_writable("apply()");
 	mt_history_check_text_arg(fcinfo, 0, "version");
 	mt_history_check_text_arg(fcinfo, 1, "up_sql");
-	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	mt_history_check_version(version);
-	up_sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	down_sql = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
-	description = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
-	allow = PG_ARGISNULL(4) ? NULL : PG_GETARG_ARRAYTYPE_P(4);
-	if (down_sql != NULL && down_sql[0] == '\0')
+	call->version = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	mt_history_check_version(call->version);
+	call->up_sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	call->down_sql = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	call->description = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	call->allow = PG_ARGISNULL(4) ? NULL : PG_GETARG_ARRAYTYPE_P(4);
+	if (call->down_sql != NULL && call->down_sql[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("down_sql must not be empty"),
 				 errhint("Pass NULL for a migration that cannot be rolled back.")));
 
-	checksum = mt_sha256_hex(up_sql, strlen(up_sql));
-	applied_by = GetUserNameFromId(GetUserId(), false);
+	call->checksum = mt_sha256_hex(call->up_sql, strlen(call->up_sql));
+	call->applied_by = GetUserNameFromId(GetUserId(), false);
+}
 
-	mt_spi_connect();
+/*
+ * Is the version already recorded (by baseline(), or applied or scheduled
+ * with the same checksum)?  Then there is nothing to do (NOTICE).  Another
+ * checksum is an ERROR.
+ */
+static bool
+already_recorded(ApplyCall *call, MtMigrationRow *row)
+{
+	const char *version = call->version;
 
-	mt_history_lock();
-
-	row = mt_history_read_migration(version);
-	mt_history_check_not_rolling_back(version, &row);
-	if (row.found && row.baseline && strcmp(row.state, "applied") == 0)
+	if (row->found && row->baseline && strcmp(row->state, "applied") == 0)
 	{
 		/* nothing to compare with: the script was never run here */
 		ereport(NOTICE,
 				(errmsg("migration \"%s\" was recorded by baseline(), skipping", version)));
-		SPI_finish();
-		PG_RETURN_TEXT_P(cstring_to_text(row.state));
+		return true;
 	}
-	if (row.found && (strcmp(row.state, "applied") == 0 ||
-					  strcmp(row.state, "scheduled") == 0))
+	if (row->found && (strcmp(row->state, "applied") == 0 ||
+					   strcmp(row->state, "scheduled") == 0))
 	{
-		if (strcmp(row.checksum, checksum) != 0)
+		if (strcmp(row->checksum, call->checksum) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_DUPLICATE_OBJECT),
 					 errmsg("migration \"%s\" was already applied with a different checksum",
 							version),
-					 mt_may_see_role_rows(row.applied_by) ?
+					 mt_may_see_role_rows(row->applied_by) ?
 					 errdetail("Recorded checksum: %s. Checksum of the given up_sql: %s.",
-							   row.checksum, checksum) :
+							   row->checksum, call->checksum) :
 					 errdetail("Checksum of the given up_sql: %s. The recorded one is shown to members of role \"%s\" and of migration_tools_admin only.",
-							   checksum, row.applied_by),
+							   call->checksum, row->applied_by),
 					 errhint("A migration must not change once applied: give the change a new version, or roll this one back first.")));
 		ereport(NOTICE,
-				(errmsg("migration \"%s\" is already %s, skipping", version, row.state)));
-		SPI_finish();
-		PG_RETURN_TEXT_P(cstring_to_text(row.state));
+				(errmsg("migration \"%s\" is already %s, skipping", version, row->state)));
+		return true;
 	}
+	return false;
+}
 
-	/* Refuse before running anything. */
-	mt_history_check_row_writable(version, &row);
-	mt_history_lint_or_refuse(version, up_sql, allow);
-	statements = mt_history_runnable_statements(version, "up script", up_sql);
-	if (down_sql != NULL)
-		(void) mt_history_runnable_statements(version, "down script", down_sql);
-	foreach(lc, statements)
+/*
+ * Lint and split the scripts, and decide what runs here and what is
+ * scheduled: the statements that need the top level, or the whole script
+ * when it has to run after earlier migrations' scheduled statements.
+ * Refuses before anything runs.
+ */
+static void
+plan_apply(ApplyCall *call)
+{
+	const char *version = call->version;
+	bool		seen_scheduled = false;
+	bool		runs_after_scheduled = false;
+	ListCell   *lc;
+
+	mt_history_lint_or_refuse(version, call->up_sql, call->allow);
+	call->statements = mt_history_runnable_statements(version, "up script", call->up_sql);
+	if (call->down_sql != NULL)
+		(void) mt_history_runnable_statements(version, "down script", call->down_sql);
+	foreach(lc, call->statements)
 	{
 		MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
 
 		if (info->needs_top_level)
 		{
-			scheduled = lappend(scheduled, info);
+			call->scheduled = lappend(call->scheduled, info);
 			seen_scheduled = true;
 		}
 		else if (seen_scheduled)
 			runs_after_scheduled = true;
 	}
-	if (scheduled != NIL)
+	if (call->scheduled != NIL)
 		mt_require_preload("apply() of a statement that cannot run in a transaction block");
 
 	/*
@@ -215,11 +224,11 @@ mt_apply(PG_FUNCTION_ARGS)
 	 * whose snapshot a concurrent build waits for; the whole script runs in
 	 * the background after them, in script order.
 	 */
-	after = mt_schedule_pending_before(statements, version);
-	if (after != NIL)
+	call->after = mt_schedule_pending_before(call->statements, version);
+	if (call->after != NIL)
 	{
 		mt_require_preload("apply() of a migration behind scheduled statements");
-		scheduled = statements;
+		call->scheduled = call->statements;
 		runs_after_scheduled = false;
 	}
 	if (runs_after_scheduled)
@@ -227,123 +236,114 @@ mt_apply(PG_FUNCTION_ARGS)
 				(errmsg("statements of migration \"%s\" that cannot run in a transaction block will run after the others",
 						version),
 				 errdetail("They run in the background after this transaction commits, in script order.")));
+}
 
-	started_at = GetCurrentTimestamp();
-	if (after == NIL && list_length(scheduled) < list_length(statements))
-		mt_history_run_with_retries(statements, version, &run);
-	else
-		memset(&run, 0, sizeof(run));
-	finished_at = GetCurrentTimestamp();
+/*
+ * The up script failed: record the failed row in a transaction of its own
+ * (autonomous.c) and re-throw the error, with the migration and statement
+ * in its context.
+ */
+static void
+fail_apply(ApplyCall *call, MtRunResult *run, TimestampTz started_at,
+		   TimestampTz finished_at)
+{
+	ErrorData  *edata = run->error;
+	MtFailedMigration failure;
 
-	if (run.error != NULL)
+	if (mt_history_is_retryable(edata) && edata->detail == NULL)
 	{
-		ErrorData  *edata = run.error;
-		MtFailedMigration failure;
+		double		last_timeout = mt_history_attempt_timeout(run->attempts);
 
-		if (mt_history_is_retryable(edata) && edata->detail == NULL)
-		{
-			double		last_timeout = mt_history_attempt_timeout(run.attempts);
-
-			edata->detail = psprintf("Gave up after %d attempts; the last ran under lock_timeout = %d ms.",
-									 run.attempts, (int) last_timeout);
-		}
-		memset(&failure, 0, sizeof(failure));
-		failure.version = version;
-		failure.description = description;
-		failure.checksum = checksum;
-		failure.up_sql = up_sql;
-		failure.down_sql = down_sql;
-		failure.applied_by = applied_by;
-		failure.error = describe_error(edata, run.failed_statement);
-		failure.started_at = started_at;
-		failure.finished_at = finished_at;
-		failure.attempts = run.attempts;
-		failure.lock_wait_ms = run.lock_wait_ms;
-		(void) mt_record_failure(&failure);
-
-		edata->context = psprintf("%s%smigration \"%s\", statement %d",
-								  edata->context ? edata->context : "",
-								  edata->context ? "\n" : "",
-								  version, run.failed_statement);
-		ReThrowError(edata);
+		edata->detail = psprintf("Gave up after %d attempts; the last ran under lock_timeout = %d ms.",
+								 run->attempts, (int) last_timeout);
 	}
+	memset(&failure, 0, sizeof(failure));
+	failure.version = call->version;
+	failure.description = call->description;
+	failure.checksum = call->checksum;
+	failure.up_sql = call->up_sql;
+	failure.down_sql = call->down_sql;
+	failure.applied_by = call->applied_by;
+	failure.error = describe_error(edata, run->failed_statement);
+	failure.started_at = started_at;
+	failure.finished_at = finished_at;
+	failure.attempts = run->attempts;
+	failure.lock_wait_ms = run->lock_wait_ms;
+	(void) mt_record_failure(&failure);
 
-	waiters = after != NIL ? 0 : mt_lock_waiters_of(MyProcPid, &longest_wait_ms);
-	state = scheduled != NIL ? "scheduled" : "applied";
+	edata->context = psprintf("%s%smigration \"%s\", statement %d",
+							  edata->context ? edata->context : "",
+							  edata->context ? "\n" : "",
+							  call->version, run->failed_statement);
+	ReThrowError(edata);
+}
 
-	/* Record it, as the owner of the history. */
+/*
+ * Record the migration, applied or scheduled, and queue its scheduled
+ * statements, as the owner of the history.  row is the row read before
+ * (a failed or rolled back version is replaced, and becomes newest).
+ */
+static void
+record_apply(ApplyCall *call, MtMigrationRow *row, MtRunResult *run,
+			 TimestampTz started_at, TimestampTz finished_at, int waiters)
+{
+	MtAppliedMigration m;
+	MtSavedUser sw;
+	Datum		run_as;
+	ListCell   *lc;
+
 	mt_become_owner(&sw);
-	if (scheduled == NIL)
-		fingerprint = mt_catalog_fingerprint();
+	memset(&m, 0, sizeof(m));
+	m.version = call->version;
+	m.description = call->description;
+	m.checksum = call->checksum;
+	m.up_sql = call->up_sql;
+	m.down_sql = call->down_sql;
+	m.applied_by = call->applied_by;
+	m.scheduled = call->scheduled != NIL;
+	m.started_at = started_at;
+	m.finished_at = finished_at;
+	m.attempts = run->attempts;
+	m.lock_wait_ms = run->lock_wait_ms;
+	m.lock_waits_caused = waiters;
+	m.fingerprint = call->scheduled == NIL ? mt_catalog_fingerprint() : NULL;
+
+	mt_history_delete_replaced(call->version, row->found);
+	mt_migration_insert_applied(&m);
+
+	run_as = DirectFunctionCall1(namein, CStringGetDatum(call->applied_by));
+	if (call->after != NIL)
+		(void) mt_schedule_in_order(call->version, call->statements, "up",
+									mt_run_after_versions(call->after), 0, run_as);
+	else
 	{
-		Oid			argtypes[15] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-			TEXTOID, NAMEOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT4OID,
-			FLOAT8OID, INT4OID, TEXTOID, BOOLOID, TEXTOID};
-		Datum		values[15];
-		char		nulls[15];
-		int			i;
+		int			i = 0;
 
-		for (i = 0; i < 15; i++)
-			nulls[i] = ' ';
-		values[0] = CStringGetTextDatum(version);
-		values[1] = description ? CStringGetTextDatum(description) : (Datum) 0;
-		nulls[1] = description ? ' ' : 'n';
-		values[2] = CStringGetTextDatum(checksum);
-		values[3] = CStringGetTextDatum(up_sql);
-		values[4] = down_sql ? CStringGetTextDatum(down_sql) : (Datum) 0;
-		nulls[4] = down_sql ? ' ' : 'n';
-		values[5] = CStringGetTextDatum(state);
-		values[6] = DirectFunctionCall1(namein, CStringGetDatum(applied_by));
-		values[7] = TimestampTzGetDatum(started_at);
-		values[8] = TimestampTzGetDatum(finished_at);
-		nulls[8] = scheduled != NIL ? 'n' : ' ';
-		values[9] = Int32GetDatum(run.attempts);
-		values[10] = Float8GetDatum(run.lock_wait_ms);
-		values[11] = Int32GetDatum(waiters);
-		values[12] = fingerprint ? CStringGetTextDatum(fingerprint) : (Datum) 0;
-		nulls[12] = fingerprint ? ' ' : 'n';
-		values[13] = BoolGetDatum(false);
-		values[14] = (Datum) 0;
-		nulls[14] = 'n';
-
-		/* A failed or rolled back version is replaced, and becomes newest. */
-		mt_history_delete_replaced(version, row.found);
-		(void) mt_spi_execute_checked("INSERT INTO migration_tools.migrations"
-									  " (version, description, checksum, up_sql, down_sql, state,"
-									  "  applied_by, started_at, finished_at, execution_time,"
-									  "  attempts, lock_wait_time, lock_waits_caused,"
-									  "  catalog_fingerprint, baseline, error)"
-									  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9 - $8,"
-									  "  $10, $11 * interval '1 millisecond', $12, $13, $14, $15)",
-									  15, argtypes, values, nulls, false, 0,
-									  SPI_OK_INSERT,
-									  psprintf("record migration \"%s\"", version));
-
-		if (after != NIL)
-			(void) mt_schedule_in_order(version, statements, "up",
-									 mt_run_after_versions(after), 0, values[6]);
-		else
+		foreach(lc, call->scheduled)
 		{
-			i = 0;
-			foreach(lc, scheduled)
-			{
-				MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
+			MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
 
-				mt_schedule_statement(version, ++i, info->statement, info->sql,
-								   "up", NIL, true, values[6]);
-			}
+			mt_schedule_statement(call->version, ++i, info->statement, info->sql,
+								  "up", NIL, true, run_as);
 		}
 	}
 	mt_restore_user(&sw);
+}
 
-	if (after != NIL)
+/* Tell what was scheduled, and ask for a worker at commit. */
+static void
+notice_scheduled(ApplyCall *call)
+{
+	const char *version = call->version;
+
+	if (call->after != NIL)
 	{
 		char	   *names;
 		char	   *why;
 
-		mt_describe_run_after(after, &names, &why);
+		mt_describe_run_after(call->after, &names, &why);
 		mt_request_work_at_commit();
-		if (list_length(after) == 1)
+		if (list_length(call->after) == 1)
 			ereport(NOTICE,
 					(errmsg("migration \"%s\" is scheduled to run after migration %s",
 							version, names),
@@ -360,17 +360,65 @@ mt_apply(PG_FUNCTION_ARGS)
 					 errhint("Wait until migration_tools.status shows it no longer scheduled: SELECT state, error FROM migration_tools.status WHERE version = %s;",
 							 quote_literal_cstr(version))));
 	}
-	else if (scheduled != NIL)
+	else if (call->scheduled != NIL)
 	{
 		mt_request_work_at_commit();
 		ereport(NOTICE,
 				(errmsg("migration \"%s\" is scheduled: %d statement(s) will run in the background after commit",
-						version, list_length(scheduled)),
+						version, list_length(call->scheduled)),
 				 errhint("Follow it in migration_tools.status.")));
 	}
+}
+
+/*
+ * apply(version, up_sql, down_sql, description, allow) returns text
+ */
+Datum
+mt_apply(PG_FUNCTION_ARGS)
+{
+	ApplyCall	call;
+	MtMigrationRow row;
+	MtRunResult run;
+	TimestampTz started_at;
+	TimestampTz finished_at;
+	double		longest_wait_ms = 0;
+	int			waiters;
+
+	read_apply_args(fcinfo, &call);
+
+	mt_spi_connect();
+
+	mt_history_lock();
+
+	row = mt_history_read_migration(call.version);
+	mt_history_check_not_rolling_back(call.version, &row);
+	if (already_recorded(&call, &row))
+	{
+		SPI_finish();
+		PG_RETURN_TEXT_P(cstring_to_text(row.state));
+	}
+
+	/* Refuse before running anything. */
+	mt_history_check_row_writable(call.version, &row);
+	plan_apply(&call);
+
+	started_at = GetCurrentTimestamp();
+	if (call.after == NIL && list_length(call.scheduled) < list_length(call.statements))
+		mt_history_run_with_retries(call.statements, call.version, &run);
+	else
+		memset(&run, 0, sizeof(run));
+	finished_at = GetCurrentTimestamp();
+
+	if (run.error != NULL)
+		fail_apply(&call, &run, started_at, finished_at);
+
+	waiters = call.after != NIL ? 0 : mt_lock_waiters_of(MyProcPid, &longest_wait_ms);
+
+	record_apply(&call, &row, &run, started_at, finished_at, waiters);
+	notice_scheduled(&call);
 
 	SPI_finish();
-	PG_RETURN_TEXT_P(cstring_to_text(state));
+	PG_RETURN_TEXT_P(cstring_to_text(call.scheduled != NIL ? "scheduled" : "applied"));
 }
 
 /*
@@ -387,9 +435,7 @@ mt_baseline(PG_FUNCTION_ARGS)
 	char	   *description;
 	MtMigrationRow row;
 	MtSavedUser sw;
-	Oid			argtypes[5] = {TEXTOID, TEXTOID, TEXTOID, NAMEOID, TEXTOID};
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	char	   *applied_by;
 	char	   *fingerprint;
 
 	mt_history_check_writable("baseline()");
@@ -412,27 +458,13 @@ mt_baseline(PG_FUNCTION_ARGS)
 	}
 
 	mt_history_check_row_writable(version, &row);
-	values[0] = CStringGetTextDatum(version);
-	values[1] = description ? CStringGetTextDatum(description) : (Datum) 0;
-	nulls[1] = description ? ' ' : 'n';
-	values[2] = CStringGetTextDatum(mt_sha256_hex("", 0));
-	values[3] = DirectFunctionCall1(namein,
-									CStringGetDatum(GetUserNameFromId(GetUserId(), false)));
+	applied_by = GetUserNameFromId(GetUserId(), false);
 
 	mt_become_owner(&sw);
 	fingerprint = mt_catalog_fingerprint();
-	values[4] = fingerprint ? CStringGetTextDatum(fingerprint) : (Datum) 0;
-	nulls[4] = fingerprint ? ' ' : 'n';
 	mt_history_delete_replaced(version, row.found);
-	(void) mt_spi_execute_checked("INSERT INTO migration_tools.migrations"
-								  " (version, description, checksum, up_sql, state, applied_by,"
-								  "  started_at, finished_at, execution_time, attempts,"
-								  "  catalog_fingerprint, baseline)"
-								  " VALUES ($1, $2, $3, '', 'applied', $4,"
-								  "  now(), now(), '0'::interval, 0, $5, true)",
-								  5, argtypes, values, nulls, false, 0,
-								  SPI_OK_INSERT,
-								  psprintf("record migration \"%s\"", version));
+	mt_migration_insert_baseline(version, description, mt_sha256_hex("", 0),
+								 applied_by, fingerprint);
 	mt_restore_user(&sw);
 
 	SPI_finish();

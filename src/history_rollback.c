@@ -50,6 +50,7 @@
 #include "launcher.h"
 #include "lint.h"
 #include "locks.h"
+#include "migration_state.h"
 #include "migration_tools.h"
 #include "schedule_queue.h"
 #include "security.h"
@@ -184,153 +185,116 @@ retry_rollback(const char *version, List *run_after, const char *run_as)
 							   3, types, values, nulls, false, 0,
 							   SPI_OK_UPDATE,
 							   psprintf("schedule the rollback of migration \"%s\" again", version));
-	(void) mt_spi_execute_checked("UPDATE migration_tools.migrations"
-								  "   SET state = 'scheduled', error = NULL"
-								  " WHERE version = $1 AND state = 'failed'",
-								  1, types, values, NULL, false, 0,
-								  SPI_OK_UPDATE,
-								  psprintf("mark migration \"%s\" scheduled", version));
-	if (SPI_processed != 1)
+	if (mt_migration_mark_rollback_rescheduled(version) != 1)
 		mt_history_report_concurrent_change(version);
 	return (int) n;
 }
 
 /*
- * Roll back a migration (checked by check_rollback): run its down script
- * and mark it rolled back.  SPI is connected and the history lock held.
- *
- * Statements that cannot run in a transaction block (DROP INDEX
- * CONCURRENTLY, ...) are scheduled for the background worker, as apply()
- * does, but the script's order is kept: the statements before the first
- * such statement run here; that one and every statement after it are
- * scheduled, in order (those that could run in a transaction block run in
- * one transaction per group, under migration_tools.max_lock_timeout).  The
- * migration is then 'scheduled' until the worker has run them: then
- * 'rolled_back', or 'failed' with the error (rollback() retries what did
- * not run).  With run_after (rollback_to(), after a newer migration whose
- * rollback was scheduled) everything is scheduled, to run after that
- * migration's; so it is, as for apply(), when other migrations still have
- * scheduled statements on the relations the down script locks (it runs
- * after all of them).  Returns whether anything was scheduled.
+ * The migrations the down script has to run after: run_after (given by
+ * rollback_to()), and the migrations whose scheduled statements, not yet
+ * done, lock relations the down script locks (MtRunAfter in *after).
+ * Behind those, as for apply(), nothing runs here (it would wait for a
+ * concurrent build that waits for this transaction); the whole down
+ * script runs in the background after all of them.  Returns the versions
+ * waited for.
  */
-static bool
-run_down_script(const char *version, MtMigrationRow *row, const char *run_after)
+static List *
+down_script_waits(List *statements, const char *version, const char *run_after,
+				  List **after)
 {
-	List	   *statements;
-	List	   *now = NIL;
-	List	   *later = NIL;
-	ListCell   *lc;
-	MtRunResult	run;
-	MtSavedUser sw;
-	char	   *fingerprint;
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
-	char		nulls[2] = {' ', ' '};
-	int			nscheduled = 0;
-	List	   *after = NIL;
 	List	   *waits = NIL;
+	ListCell   *lc;
 
-	if (row->rollback_failed)
-		statements = down_statements_not_done(version);
-	else
-		statements = mt_history_runnable_statements(version, "down script", row->down_sql);
-
-	/*
-	 * Behind scheduled statements of other migrations on the relations the
-	 * down script locks: as for apply(), nothing runs here (it would wait
-	 * for a concurrent build that waits for this transaction); the whole
-	 * down script runs in the background after all of them.
-	 */
+	*after = NIL;
 	if (run_after != NULL)
 		waits = list_make1((char *) run_after);
 	foreach(lc, mt_schedule_pending_before(statements, version))
 	{
-		MtRunAfter   *ra = (MtRunAfter *) lfirst(lc);
+		MtRunAfter *ra = (MtRunAfter *) lfirst(lc);
 
 		/* (rollback_to(): the newer migration is waited for anyway) */
 		if (run_after != NULL && strcmp(ra->version, run_after) == 0)
 			continue;
-		after = lappend(after, ra);
+		*after = lappend(*after, ra);
 		waits = lappend(waits, ra->version);
 	}
+	return waits;
+}
 
-	if (row->rollback_failed)
-	{
-		char	   *names = NULL;
-		char	   *why = NULL;
+/*
+ * A rollback whose scheduled statements failed: schedule again what did
+ * not run, after waits.
+ */
+static void
+reschedule_rollback(const char *version, MtMigrationRow *row, List *waits,
+					List *after)
+{
+	char	   *names = NULL;
+	char	   *why = NULL;
+	MtSavedUser sw;
+	int			nscheduled;
 
-		mt_require_preload("rollback() of a statement that cannot run in a transaction block");
-		mt_become_owner(&sw);
-		nscheduled = retry_rollback(version, waits, row->applied_by);
-		mt_restore_user(&sw);
-		mt_request_work_at_commit();
-		if (after != NIL)
-			mt_describe_run_after(after, &names, &why);
-		ereport(NOTICE,
-				(errmsg("rollback of migration \"%s\" is scheduled again: %d statement(s) will run in the background after commit",
-						version, nscheduled),
-				 after == NIL ? 0 :
-				 list_length(after) == 1 ?
-				 errdetail("%s: they run once migration %s is done.", why, names) :
-				 errdetail("%s: they run once migrations %s are all done.", why, names),
-				 errhint("Follow it in migration_tools.status.")));
-		return true;
-	}
-
-	foreach(lc, statements)
-	{
-		MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
-
-		if (waits == NIL && later == NIL && !info->needs_top_level)
-			now = lappend(now, info);
-		else
-			later = lappend(later, info);
-	}
+	mt_require_preload("rollback() of a statement that cannot run in a transaction block");
+	mt_become_owner(&sw);
+	nscheduled = retry_rollback(version, waits, row->applied_by);
+	mt_restore_user(&sw);
+	mt_request_work_at_commit();
 	if (after != NIL)
-		mt_require_preload("rollback() of a migration behind scheduled statements");
-	else if (later != NIL)
-		mt_require_preload("rollback() of a statement that cannot run in a transaction block");
+		mt_describe_run_after(after, &names, &why);
+	ereport(NOTICE,
+			(errmsg("rollback of migration \"%s\" is scheduled again: %d statement(s) will run in the background after commit",
+					version, nscheduled),
+			 after == NIL ? 0 :
+			 list_length(after) == 1 ?
+			 errdetail("%s: they run once migration %s is done.", why, names) :
+			 errdetail("%s: they run once migrations %s are all done.", why, names),
+			 errhint("Follow it in migration_tools.status.")));
+}
 
-	if (now != NIL)
+/*
+ * Run the statements of the down script that run in this transaction,
+ * with the retry protocol; an error names the migration and statement.
+ */
+static void
+run_down_now(List *now, const char *version)
+{
+	MtRunResult run;
+
+	mt_history_run_with_retries(now, version, &run);
+	if (run.error != NULL)
 	{
-		mt_history_run_with_retries(now, version, &run);
-		if (run.error != NULL)
-		{
-			ErrorData  *edata = run.error;
+		ErrorData  *edata = run.error;
 
-			ereport(ERROR,
-					(errcode(edata->sqlerrcode),
-					 errmsg("could not roll back migration \"%s\"", version),
-					 errdetail("Statement %d of the down script failed after %d attempt(s): %s",
-							   run.failed_statement, run.attempts,
-							   edata->message ? edata->message : "unknown error"),
-					 edata->detail ? errhint("%s", edata->detail) : 0));
-		}
+		ereport(ERROR,
+				(errcode(edata->sqlerrcode),
+				 errmsg("could not roll back migration \"%s\"", version),
+				 errdetail("Statement %d of the down script failed after %d attempt(s): %s",
+						   run.failed_statement, run.attempts,
+						   edata->message ? edata->message : "unknown error"),
+				 edata->detail ? errhint("%s", edata->detail) : 0));
 	}
+}
+
+/*
+ * Record the rollback, as the owner: rolled back when nothing is left for
+ * the worker, otherwise scheduled with the statements in later queued
+ * after the up script's, to run after waits.  Returns how many rows were
+ * scheduled.
+ */
+static int
+record_down(const char *version, MtMigrationRow *row, List *later, List *waits)
+{
+	MtSavedUser sw;
+	uint64		changed;
+	int			nscheduled = 0;
 
 	mt_become_owner(&sw);
-	values[0] = CStringGetTextDatum(version);
 	if (later == NIL)
-	{
-		fingerprint = mt_catalog_fingerprint();
-		values[1] = fingerprint ? CStringGetTextDatum(fingerprint) : (Datum) 0;
-		nulls[1] = fingerprint ? ' ' : 'n';
-		(void) mt_spi_execute_checked("UPDATE migration_tools.migrations"
-									  " SET state = 'rolled_back', rolled_back_at = clock_timestamp(),"
-									  "     catalog_fingerprint = $2"
-									  " WHERE version = $1",
-									  2, argtypes, values, nulls, false, 0,
-									  SPI_OK_UPDATE,
-									  psprintf("mark migration \"%s\" rolled back", version));
-	}
+		changed = mt_migration_mark_rolled_back(version, mt_catalog_fingerprint());
 	else
-		(void) mt_spi_execute_checked("UPDATE migration_tools.migrations"
-									  " SET state = 'scheduled', error = NULL"
-									  " WHERE version = $1",
-									  1, argtypes, values, NULL, false, 0,
-									  SPI_OK_UPDATE,
-									  psprintf("mark migration \"%s\" scheduled", version));
-	if (SPI_processed != 1)
+		changed = mt_migration_mark_rollback_scheduled(version);
+	if (changed != 1)
 		mt_history_report_concurrent_change(version);
 
 	if (later != NIL)
@@ -338,9 +302,12 @@ run_down_script(const char *version, MtMigrationRow *row, const char *run_after)
 		/* as the role that recorded the down script, as it runs here */
 		Datum		run_as = DirectFunctionCall1(namein,
 												 CStringGetDatum(row->applied_by));
+		Oid			argtypes[1] = {TEXTOID};
+		Datum		values[1];
 		int			seq;
 
 		/* after the statements of the up script, if some were scheduled */
+		values[0] = CStringGetTextDatum(version);
 		(void) mt_spi_execute_checked("SELECT coalesce(pg_catalog.max(seq), 0)"
 									  " FROM migration_tools.scheduled_statements"
 									  " WHERE version = $1",
@@ -355,7 +322,14 @@ run_down_script(const char *version, MtMigrationRow *row, const char *run_after)
 		nscheduled = mt_schedule_in_order(version, later, "down", waits, seq, run_as);
 	}
 	mt_restore_user(&sw);
+	return nscheduled;
+}
 
+/* Tell what of the down script was scheduled, and ask for a worker. */
+static void
+notice_down_scheduled(const char *version, const char *run_after, List *after,
+					  List *later, int nscheduled)
+{
 	if (after != NIL)
 	{
 		char	   *names;
@@ -393,6 +367,69 @@ run_down_script(const char *version, MtMigrationRow *row, const char *run_after)
 						   ((MtStatementInfo *) linitial(later))->statement),
 				 errhint("Follow it in migration_tools.status.")));
 	}
+}
+
+/*
+ * Roll back a migration (checked by check_rollback): run its down script
+ * and mark it rolled back.  SPI is connected and the history lock held.
+ *
+ * Statements that cannot run in a transaction block (DROP INDEX
+ * CONCURRENTLY, ...) are scheduled for the background worker, as apply()
+ * does, but the script's order is kept: the statements before the first
+ * such statement run here; that one and every statement after it are
+ * scheduled, in order (those that could run in a transaction block run in
+ * one transaction per group, under migration_tools.max_lock_timeout).  The
+ * migration is then 'scheduled' until the worker has run them: then
+ * 'rolled_back', or 'failed' with the error (rollback() retries what did
+ * not run).  With run_after (rollback_to(), after a newer migration whose
+ * rollback was scheduled) everything is scheduled, to run after that
+ * migration's; so it is, as for apply(), when other migrations still have
+ * scheduled statements on the relations the down script locks (it runs
+ * after all of them).  Returns whether anything was scheduled.
+ */
+static bool
+run_down_script(const char *version, MtMigrationRow *row, const char *run_after)
+{
+	List	   *statements;
+	List	   *now = NIL;
+	List	   *later = NIL;
+	ListCell   *lc;
+	List	   *after;
+	List	   *waits;
+	int			nscheduled;
+
+	if (row->rollback_failed)
+		statements = down_statements_not_done(version);
+	else
+		statements = mt_history_runnable_statements(version, "down script", row->down_sql);
+
+	waits = down_script_waits(statements, version, run_after, &after);
+
+	if (row->rollback_failed)
+	{
+		reschedule_rollback(version, row, waits, after);
+		return true;
+	}
+
+	foreach(lc, statements)
+	{
+		MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
+
+		if (waits == NIL && later == NIL && !info->needs_top_level)
+			now = lappend(now, info);
+		else
+			later = lappend(later, info);
+	}
+	if (after != NIL)
+		mt_require_preload("rollback() of a migration behind scheduled statements");
+	else if (later != NIL)
+		mt_require_preload("rollback() of a statement that cannot run in a transaction block");
+
+	if (now != NIL)
+		run_down_now(now, version);
+
+	nscheduled = record_down(version, row, later, waits);
+	notice_down_scheduled(version, run_after, after, later, nscheduled);
 	return later != NIL;
 }
 
@@ -480,73 +517,48 @@ mt_rollback(PG_FUNCTION_ARGS)
 }
 
 /*
- * rollback_to(version) returns integer
- *
- * Roll back every applied migration recorded after the target, newest
- * first; the target stays applied.  Everything is checked before anything
- * runs.  Returns how many migrations were rolled back or scheduled for
- * rollback by this call: a migration whose rollback is already scheduled
- * (the same rollback_to() from another session got the history lock first)
- * is skipped with a NOTICE, and one already rolled back is not in effect.
+ * The migrations recorded after the target that are still in effect
+ * (applied, scheduled, or with a failed scheduled rollback), newest first,
+ * read with the latest snapshot.
  */
-Datum
-mt_rollback_to(PG_FUNCTION_ARGS)
+static List *
+later_in_effect(MtMigrationRow *target)
 {
-	char	   *version;
-	MtMigrationRow target;
 	MtSavedUser sw;
 	Oid			argtypes[1] = {INT8OID};
 	Datum		values[1];
 	List	   *later = NIL;
-	ListCell   *lc;
-	uint64		i;
 	uint64		n;
-	const char *run_after = NULL;
-	const char *newest = NULL;
-	int			done = 0;
 
-	version = begin_rollback(fcinfo, "rollback_to()");
-	target = mt_history_read_migration(version);
-	if (!target.found)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("migration \"%s\" does not exist", version),
-				 errdetail("No migration with this version is recorded in migration_tools.migrations."),
-				 errhint("See migration_tools.status for the recorded migrations.")));
-	if (strcmp(target.state, "applied") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("migration \"%s\" is not applied", version),
-				 errdetail("Its state is \"%s\".", target.state),
-				 errhint("rollback_to() keeps the target applied; choose an applied migration.")));
-
-	/* The later migrations still in effect, newest first. */
 	mt_become_owner(&sw);
-	values[0] = Int64GetDatum(target.installed_rank);
+	values[0] = Int64GetDatum(target->installed_rank);
 	n = mt_history_read_latest("SELECT version FROM migration_tools.migrations m"
-					" WHERE installed_rank > $1 AND (state IN ('applied', 'scheduled', 'running')"
-					"       OR (state = 'failed' AND EXISTS"
-					"           (SELECT FROM migration_tools.scheduled_statements s"
-					"             WHERE s.version = m.version AND s.direction = 'down'"
-					"               AND s.state <> 'done')))"
-					" ORDER BY installed_rank DESC",
-					1, argtypes, values, 0, "read the later migrations");
-	for (i = 0; i < n; i++)
+							   " WHERE installed_rank > $1 AND (state IN ('applied', 'scheduled', 'running')"
+							   "       OR (state = 'failed' AND EXISTS"
+							   "           (SELECT FROM migration_tools.scheduled_statements s"
+							   "             WHERE s.version = m.version AND s.direction = 'down'"
+							   "               AND s.state <> 'done')))"
+							   " ORDER BY installed_rank DESC",
+							   1, argtypes, values, 0, "read the later migrations");
+	for (uint64 i = 0; i < n; i++)
 		later = lappend(later, SPI_getvalue(SPI_tuptable->vals[i],
 											SPI_tuptable->tupdesc, 1));
 	mt_restore_user(&sw);
+	return later;
+}
 
-	if (later == NIL)
-		ereport(NOTICE,
-				(errmsg("no migration after \"%s\" is in effect, nothing to roll back",
-						version)));
+/*
+ * Check them all first.  Those whose rollback is already scheduled (by
+ * another rollback_to() of the same target, which held the history lock
+ * before us) are left to it; but not behind a newer migration still to
+ * roll back here, which would then be undone after it.
+ */
+static void
+check_rollback_all(List *later)
+{
+	const char *newest = NULL;
+	ListCell   *lc;
 
-	/*
-	 * Check them all first.  Those whose rollback is already scheduled (by
-	 * another rollback_to() of the same target, which held the history
-	 * lock before us) are left to it; but not behind a newer migration
-	 * still to roll back here, which would then be undone after it.
-	 */
 	foreach(lc, later)
 	{
 		char	   *v = (char *) lfirst(lc);
@@ -568,6 +580,49 @@ mt_rollback_to(PG_FUNCTION_ARGS)
 					 errhint("Wait until migration_tools.status shows migration \"%s\" rolled_back, then call rollback_to() again.",
 							 v)));
 	}
+}
+
+/*
+ * rollback_to(version) returns integer
+ *
+ * Roll back every applied migration recorded after the target, newest
+ * first; the target stays applied.  Everything is checked before anything
+ * runs.  Returns how many migrations were rolled back or scheduled for
+ * rollback by this call: a migration whose rollback is already scheduled
+ * (the same rollback_to() from another session got the history lock first)
+ * is skipped with a NOTICE, and one already rolled back is not in effect.
+ */
+Datum
+mt_rollback_to(PG_FUNCTION_ARGS)
+{
+	char	   *version;
+	MtMigrationRow target;
+	List	   *later;
+	ListCell   *lc;
+	const char *run_after = NULL;
+	int			done = 0;
+
+	version = begin_rollback(fcinfo, "rollback_to()");
+	target = mt_history_read_migration(version);
+	if (!target.found)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration \"%s\" does not exist", version),
+				 errdetail("No migration with this version is recorded in migration_tools.migrations."),
+				 errhint("See migration_tools.status for the recorded migrations.")));
+	if (strcmp(target.state, "applied") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration \"%s\" is not applied", version),
+				 errdetail("Its state is \"%s\".", target.state),
+				 errhint("rollback_to() keeps the target applied; choose an applied migration.")));
+
+	later = later_in_effect(&target);
+	if (later == NIL)
+		ereport(NOTICE,
+				(errmsg("no migration after \"%s\" is in effect, nothing to roll back",
+						version)));
+	check_rollback_all(later);
 
 	/*
 	 * Newest first.  Once the rollback of one of them is scheduled (here,

@@ -74,6 +74,7 @@
 #include "drift.h"
 #include "launcher.h"
 #include "locks.h"
+#include "migration_state.h"
 #include "migration_tools.h"
 #include "schedule.h"
 #include "security.h"
@@ -555,36 +556,7 @@ record_statement_failed(const char *version, int seq, int statement_no,
 						   3, argtypes, values, NULL, false, 0,
 						   SPI_OK_UPDATE, "record a scheduled statement");
 
-	/* $2 is now the statement's number, as the error message shows it */
-	values[1] = Int32GetDatum(statement_no);
-	if (!down)
-		mt_spi_execute_checked("UPDATE migration_tools.migrations"
-							   "   SET state = 'failed',"
-							   "       error = pg_catalog.format('scheduled statement %s failed: %s', $2, $3),"
-							   "       finished_at = pg_catalog.clock_timestamp(),"
-							   "       execution_time = pg_catalog.clock_timestamp() - started_at,"
-							   "       attempts = GREATEST(attempts,"
-							   "           (SELECT pg_catalog.max(s.attempts)"
-							   "              FROM migration_tools.scheduled_statements s"
-							   "             WHERE s.version = $1 AND s.direction = 'up'))"
-							   " WHERE version = $1 AND state = 'scheduled'",
-							   3, argtypes, values, NULL, false, 0,
-							   SPI_OK_UPDATE, "record a migration");
-	else
-	{
-		/*
-		 * A rollback: the apply's timings stay.  The rollbacks that
-		 * rollback_to() queued after this one (run_after, transitively)
-		 * cannot run now: they fail too, and rollback() or rollback_to()
-		 * schedules what did not run again.
-		 */
-		mt_spi_execute_checked("UPDATE migration_tools.migrations"
-							   "   SET state = 'failed',"
-							   "       error = pg_catalog.format('rollback: scheduled statement %s of the down script failed: %s', $2, $3)"
-							   " WHERE version = $1 AND state = 'scheduled'",
-							   3, argtypes, values, NULL, false, 0,
-							   SPI_OK_UPDATE, "record a migration");
-	}
+	mt_migration_fail_scheduled(version, statement_no, down, error);
 
 	/*
 	 * The migrations queued after this one (run_after, transitively:
@@ -593,33 +565,7 @@ record_statement_failed(const char *version, int seq, int statement_no,
 	 * running anything.  rollback() or rollback_to() schedules a rollback
 	 * again; apply() runs a failed migration again.
 	 */
-	values[1] = BoolGetDatum(down);
-	argtypes[1] = BOOLOID;
-	mt_spi_execute_checked("WITH RECURSIVE after_it (version) AS ("
-						   "   SELECT s.version FROM migration_tools.scheduled_statements s"
-						   "    WHERE $1 = ANY (s.run_after) AND s.state <> 'done'"
-						   "   UNION"
-						   "   SELECT s.version FROM migration_tools.scheduled_statements s"
-						   "     JOIN after_it a ON a.version = ANY (s.run_after)"
-						   "    WHERE s.state <> 'done')"
-						   " UPDATE migration_tools.migrations m"
-						   "    SET state = 'failed',"
-						   "        error = CASE WHEN EXISTS (SELECT FROM migration_tools.scheduled_statements d"
-						   "                                   WHERE d.version = m.version AND d.direction = 'down'"
-						   "                                     AND d.state <> 'done')"
-						   "                     THEN 'rollback: ' ELSE '' END"
-						   "                || CASE WHEN $2"
-						   "                     THEN pg_catalog.format('not run, because the rollback of migration \"%s\" failed', $1)"
-						   "                     ELSE pg_catalog.format('not run, because migration \"%s\" failed', $1) END,"
-		/* a rollback keeps the timings of the apply */
-						   "        finished_at = CASE WHEN m.finished_at IS NULL"
-						   "                           THEN pg_catalog.clock_timestamp() ELSE m.finished_at END,"
-						   "        execution_time = CASE WHEN m.finished_at IS NULL"
-						   "                              THEN pg_catalog.clock_timestamp() - m.started_at"
-						   "                              ELSE m.execution_time END"
-						   "  WHERE m.version IN (SELECT version FROM after_it) AND m.state = 'scheduled'",
-						   2, argtypes, values, NULL, false, 0,
-						   SPI_OK_UPDATE, "record the migrations queued after it");
+	mt_migration_fail_queued_after(version, down);
 }
 
 /*
@@ -1133,15 +1079,16 @@ is_retryable(int sqlerrcode)
 static void
 record_success(ScheduledStatement *st)
 {
-	Oid			argtypes[3] = {TEXTOID, INT4OID, TEXTOID};
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
+	Oid			argtypes[2] = {TEXTOID, INT4OID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	char	   *fingerprint;
 
 	mt_bgw_begin("migration_tools: recording a scheduled statement");
 
 	values[0] = CStringGetTextDatum(st->version);
 	values[1] = Int32GetDatum(st->seq);
-	values[2] = CStringGetTextDatum(mt_catalog_fingerprint());
+	fingerprint = mt_catalog_fingerprint();
 
 	mt_spi_execute_checked("UPDATE migration_tools.scheduled_statements"
 						   "   SET state = 'done', error = NULL,"
@@ -1150,37 +1097,13 @@ record_success(ScheduledStatement *st)
 						   2, argtypes, values, nulls, false, 0,
 						   SPI_OK_UPDATE, "record a scheduled statement");
 
-	values[1] = values[2];
-	argtypes[1] = TEXTOID;
 	if (st->down)
 	{
-		if (mt_spi_execute_checked("UPDATE migration_tools.migrations"
-								   "   SET state = 'rolled_back', error = NULL,"
-								   "       rolled_back_at = pg_catalog.clock_timestamp(),"
-								   "       catalog_fingerprint = $2"
-								   " WHERE version = $1 AND state = 'scheduled'"
-								   "   AND NOT EXISTS (SELECT FROM migration_tools.scheduled_statements s"
-								   "                    WHERE s.version = $1 AND s.state <> 'done')",
-								   2, argtypes, values, nulls, false, 0,
-								   SPI_OK_UPDATE, "record a migration") > 0)
+		if (mt_migration_finish_rollback(st->version, fingerprint))
 			ereport(LOG,
 					(errmsg("migration_tools: migration \"%s\" rolled back", st->version)));
 	}
-	else if (mt_spi_execute_checked("UPDATE migration_tools.migrations"
-									"   SET state = 'applied', error = NULL,"
-									"       finished_at = pg_catalog.clock_timestamp(),"
-									"       execution_time = pg_catalog.clock_timestamp() - started_at,"
-									"       catalog_fingerprint = $2,"
-		/* the most attempts any part of the script needed */
-									"       attempts = GREATEST(attempts,"
-									"           (SELECT pg_catalog.max(s.attempts)"
-									"              FROM migration_tools.scheduled_statements s"
-									"             WHERE s.version = $1 AND s.direction = 'up'))"
-									" WHERE version = $1 AND state = 'scheduled'"
-									"   AND NOT EXISTS (SELECT FROM migration_tools.scheduled_statements s"
-									"                    WHERE s.version = $1 AND s.state <> 'done')",
-									2, argtypes, values, nulls, false, 0,
-									SPI_OK_UPDATE, "record a migration") > 0)
+	else if (mt_migration_finish_apply(st->version, fingerprint))
 		ereport(LOG,
 				(errmsg("migration_tools: migration \"%s\" applied", st->version)));
 
@@ -1208,21 +1131,7 @@ record_failure(ScheduledStatement *st, ErrorData *edata, bool retry)
 	 * into the migration's lock_wait_time, as apply()'s lost attempts do.
 	 */
 	if (!st->down && edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
-	{
-		Oid			argtypes[2] = {TEXTOID, INT4OID};
-		Datum		values[2];
-
-		values[0] = CStringGetTextDatum(st->version);
-		values[1] = Int32GetDatum(st->seq);
-		mt_spi_execute_checked("UPDATE migration_tools.migrations m"
-							   "   SET lock_wait_time = m.lock_wait_time"
-							   "       + (pg_catalog.clock_timestamp() - s.started_at)"
-							   "  FROM migration_tools.scheduled_statements s"
-							   " WHERE s.version = $1 AND s.seq = $2 AND m.version = s.version"
-							   "   AND m.state = 'scheduled' AND s.started_at IS NOT NULL",
-							   2, argtypes, values, NULL, false, 0,
-							   SPI_OK_UPDATE, "record the lock wait of a scheduled statement");
-	}
+		mt_migration_add_lock_wait(st->version, st->seq);
 
 	if (retry)
 	{
