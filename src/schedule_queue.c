@@ -58,6 +58,102 @@ typedef struct PendingStatement
 	bool		running;
 } PendingStatement;
 
+/* The relations that the statements lock (an OID list). */
+static List *
+locked_relids(List *statements)
+{
+	List	   *relids = NIL;
+	ListCell   *lc;
+
+	foreach(lc, statements)
+	{
+		MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
+		ListCell   *lc2;
+
+		foreach(lc2, info->locks)
+		{
+			MtLockTarget *target = (MtLockTarget *) lfirst(lc2);
+
+			if (OidIsValid(target->relid))
+				relids = list_append_unique_oid(relids, target->relid);
+		}
+	}
+	return relids;
+}
+
+/*
+ * The scheduled statements of other migrations than version that are not
+ * done (PendingStatement), newest migration first, read as the owner with
+ * the latest snapshot.  SPI is connected.
+ */
+static List *
+read_pending(const char *version)
+{
+	List	   *pending = NIL;
+	MtSavedUser sw;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	MemoryContext cxt = CurrentMemoryContext;
+	uint64		n;
+	uint64		i;
+
+	mt_become_owner(&sw);
+	values[0] = CStringGetTextDatum(version);
+	n = mt_history_read_latest("SELECT s.version, s.sql, s.state = 'running'"
+							   "  FROM migration_tools.scheduled_statements s"
+							   "  JOIN migration_tools.migrations m ON m.version = s.version"
+							   " WHERE m.state = 'scheduled' AND s.state IN ('pending', 'running')"
+							   "   AND s.version <> $1"
+							   " ORDER BY m.installed_rank DESC, s.seq",
+							   1, argtypes, values, 0, "read scheduled statements");
+	for (i = 0; i < n; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		PendingStatement *ps = palloc(sizeof(PendingStatement));
+		bool		isnull;
+
+		ps->version = SPI_getvalue(tup, desc, 1);
+		ps->sql = SPI_getvalue(tup, desc, 2);
+		ps->running = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		pending = lappend(pending, ps);
+		MemoryContextSwitchTo(old);
+	}
+	mt_restore_user(&sw);
+	return pending;
+}
+
+/*
+ * The first relation of relids that a pending statement locks, as an
+ * MtRunAfter for its migration; NULL if none.
+ */
+static MtRunAfter *
+pending_conflict(PendingStatement *ps, List *relids)
+{
+	MtRunAfter *found = NULL;
+	ListCell   *lc2;
+
+	foreach(lc2, mt_analyze_script(ps->sql))
+	{
+		MtStatementInfo *info = (MtStatementInfo *) lfirst(lc2);
+		ListCell   *lc3;
+
+		foreach(lc3, info->locks)
+		{
+			MtLockTarget *target = (MtLockTarget *) lfirst(lc3);
+
+			if (found != NULL || !list_member_oid(relids, target->relid))
+				continue;
+			found = palloc(sizeof(MtRunAfter));
+			found->version = ps->version;
+			found->relname = get_rel_name(target->relid);
+			found->running = ps->running;
+		}
+	}
+	return found;
+}
+
 /*
  * Do earlier migrations still have scheduled statements, not yet run or
  * running, on relations that these statements lock?  A script run now
@@ -74,93 +170,35 @@ typedef struct PendingStatement
 List *
 mt_schedule_pending_before(List *statements, const char *version)
 {
-	List	   *relids = NIL;
-	List	   *pending = NIL;
+	List	   *relids;
+	List	   *pending;
 	List	   *result = NIL;
 	ListCell   *lc;
-	MtSavedUser sw;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1];
-	MemoryContext cxt = CurrentMemoryContext;
-	uint64		n;
-	uint64		i;
 
-	foreach(lc, statements)
-	{
-		MtStatementInfo *info = (MtStatementInfo *) lfirst(lc);
-		ListCell   *lc2;
-
-		foreach(lc2, info->locks)
-		{
-			MtLockTarget *target = (MtLockTarget *) lfirst(lc2);
-
-			if (OidIsValid(target->relid))
-				relids = list_append_unique_oid(relids, target->relid);
-		}
-	}
+	relids = locked_relids(statements);
 	if (relids == NIL)
 		return NIL;
-
-	mt_become_owner(&sw);
-	values[0] = CStringGetTextDatum(version);
-	n = mt_history_read_latest("SELECT s.version, s.sql, s.state = 'running'"
-					"  FROM migration_tools.scheduled_statements s"
-					"  JOIN migration_tools.migrations m ON m.version = s.version"
-					" WHERE m.state = 'scheduled' AND s.state IN ('pending', 'running')"
-					"   AND s.version <> $1"
-					" ORDER BY m.installed_rank DESC, s.seq",
-					1, argtypes, values, 0, "read scheduled statements");
-	for (i = 0; i < n; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		MemoryContext old = MemoryContextSwitchTo(cxt);
-		PendingStatement *ps = palloc(sizeof(PendingStatement));
-		bool		isnull;
-
-		ps->version = SPI_getvalue(tup, desc, 1);
-		ps->sql = SPI_getvalue(tup, desc, 2);
-		ps->running = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
-		pending = lappend(pending, ps);
-		MemoryContextSwitchTo(old);
-	}
-	mt_restore_user(&sw);
+	pending = read_pending(version);
 
 	/* newest migration first */
 	foreach(lc, pending)
 	{
 		PendingStatement *ps = (PendingStatement *) lfirst(lc);
-		MtRunAfter   *found = NULL;
+		MtRunAfter *found = NULL;
 		ListCell   *lc2;
 
 		foreach(lc2, result)
 		{
-			MtRunAfter   *ra = (MtRunAfter *) lfirst(lc2);
+			MtRunAfter *ra = (MtRunAfter *) lfirst(lc2);
 
 			if (strcmp(ra->version, ps->version) == 0)
 				found = ra;
 		}
 		if (found != NULL)
 			continue;			/* already known */
-
-		foreach(lc2, mt_analyze_script(ps->sql))
-		{
-			MtStatementInfo *info = (MtStatementInfo *) lfirst(lc2);
-			ListCell   *lc3;
-
-			foreach(lc3, info->locks)
-			{
-				MtLockTarget *target = (MtLockTarget *) lfirst(lc3);
-
-				if (found != NULL || !list_member_oid(relids, target->relid))
-					continue;
-				found = palloc(sizeof(MtRunAfter));
-				found->version = ps->version;
-				found->relname = get_rel_name(target->relid);
-				found->running = ps->running;
-				result = lappend(result, found);
-			}
-		}
+		found = pending_conflict(ps, relids);
+		if (found != NULL)
+			result = lappend(result, found);
 	}
 
 	/* running or not: is any statement of it running? */
@@ -171,7 +209,7 @@ mt_schedule_pending_before(List *statements, const char *version)
 
 		foreach(lc2, result)
 		{
-			MtRunAfter   *ra = (MtRunAfter *) lfirst(lc2);
+			MtRunAfter *ra = (MtRunAfter *) lfirst(lc2);
 
 			if (ps->running && strcmp(ra->version, ps->version) == 0)
 				ra->running = true;
