@@ -46,34 +46,9 @@
  */
 #include "postgres.h"
 
-#include <math.h>
-
-#include "postgres.h"
-
-#include "access/htup_details.h"
-#include "access/xact.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_type.h"
-#include "common/cryptohash.h"
-#include "common/pg_prng.h"
-#include "common/sha2.h"
 #include "executor/spi.h"
-#include "lib/stringinfo.h"
-#include "mb/pg_wchar.h"
-#include "miscadmin.h"
-#include "pgstat.h"
-#include "storage/latch.h"
-#include "storage/lmgr.h"
-#include "storage/proc.h"
-#include "utils/array.h"
-#include "utils/backend_status.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
-#include "utils/lsyscache.h"
-#include "utils/memutils.h"
-#include "utils/snapmgr.h"
-#include "utils/syscache.h"
-#include "utils/timestamp.h"
 
 #include "autonomous.h"
 #include "drift.h"

@@ -19,41 +19,18 @@
 
 #include <math.h>
 
-#include "access/htup_details.h"
-#include "access/xact.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_type.h"
-#include "common/cryptohash.h"
 #include "common/pg_prng.h"
-#include "common/sha2.h"
 #include "executor/spi.h"
-#include "lib/stringinfo.h"
-#include "mb/pg_wchar.h"
-#include "miscadmin.h"
 #include "pgstat.h"
-#include "storage/latch.h"
-#include "storage/lmgr.h"
 #include "storage/proc.h"
-#include "utils/array.h"
-#include "utils/backend_status.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
-#include "utils/syscache.h"
-#include "utils/timestamp.h"
 
-#include "autonomous.h"
-#include "drift.h"
 #include "history.h"
 #include "history_run.h"
-#include "launcher.h"
 #include "lint.h"
 #include "locks.h"
-#include "migration_tools.h"
-#include "security.h"
-#include "spi_util.h"
 
 /* How often the preflight looks at the lock manager again. */
 #define PREFLIGHT_POLL_MS	20
