@@ -199,13 +199,7 @@ mt_autonomous_main(Datum main_arg)
 	dsm_handle	handle = DatumGetUInt32(main_arg);
 	dsm_segment *seg;
 	MtFailureShared *shared;
-	Oid			argtypes[11] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-		TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT4OID, FLOAT8OID};
-	Datum		values[11];
-	char		nulls[11];
-	int			fields[7] = {FF_VERSION, FF_DESCRIPTION, FF_CHECKSUM, FF_UP_SQL,
-		FF_DOWN_SQL, FF_APPLIED_BY, FF_ERROR};
-	int			i;
+	MtFailedMigration failure;
 
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
@@ -233,47 +227,19 @@ mt_autonomous_main(Datum main_arg)
 						  PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
 						  true, 0, false);
 
-		for (i = 0; i < 7; i++)
-		{
-			const char *s = shared_field(shared, fields[i]);
-
-			values[i] = s ? CStringGetTextDatum(s) : (Datum) 0;
-			nulls[i] = s ? ' ' : 'n';
-		}
-		values[7] = TimestampTzGetDatum(shared->started_at);
-		values[8] = TimestampTzGetDatum(shared->finished_at);
-		values[9] = Int32GetDatum(shared->attempts);
-		values[10] = Float8GetDatum(shared->lock_wait_ms);
-		for (i = 7; i < 11; i++)
-			nulls[i] = ' ';
-
-		(void) mt_spi_execute_checked("INSERT INTO migration_tools.migrations AS m"
-									  " (version, description, checksum, up_sql, down_sql, state,"
-									  "  applied_by, error, started_at, finished_at, execution_time,"
-									  "  attempts, lock_wait_time)"
-									  " VALUES ($1, $2, $3, $4, $5, 'failed', $6, $7, $8, $9, $9 - $8,"
-									  "  $10, $11 * interval '1 millisecond')"
-									  " ON CONFLICT (version) DO UPDATE SET"
-									  "  description = excluded.description,"
-									  "  checksum = excluded.checksum,"
-									  "  up_sql = excluded.up_sql,"
-									  "  down_sql = excluded.down_sql,"
-									  "  state = 'failed',"
-									  "  applied_by = excluded.applied_by,"
-									  "  error = excluded.error,"
-									  "  started_at = excluded.started_at,"
-									  "  finished_at = excluded.finished_at,"
-									  "  execution_time = excluded.execution_time,"
-									  "  attempts = excluded.attempts,"
-									  "  lock_wait_time = excluded.lock_wait_time,"
-									  "  lock_waits_caused = 0,"
-									  "  catalog_fingerprint = NULL,"
-									  "  rolled_back_at = NULL,"
-									  "  baseline = false,"
-									  "  installed_rank = nextval('migration_tools.migrations_installed_rank_seq')"
-									  " WHERE m.state NOT IN ('applied', 'scheduled')",
-									  11, argtypes, values, nulls, false, 0,
-									  SPI_OK_INSERT, "insert the failed migration row");
+		memset(&failure, 0, sizeof(failure));
+		failure.version = shared_field(shared, FF_VERSION);
+		failure.description = shared_field(shared, FF_DESCRIPTION);
+		failure.checksum = shared_field(shared, FF_CHECKSUM);
+		failure.up_sql = shared_field(shared, FF_UP_SQL);
+		failure.down_sql = shared_field(shared, FF_DOWN_SQL);
+		failure.applied_by = shared_field(shared, FF_APPLIED_BY);
+		failure.error = shared_field(shared, FF_ERROR);
+		failure.started_at = shared->started_at;
+		failure.finished_at = shared->finished_at;
+		failure.attempts = shared->attempts;
+		failure.lock_wait_ms = shared->lock_wait_ms;
+		mt_migration_upsert_failed(&failure);
 
 		mt_bgw_commit();
 		shared->recorded = true;

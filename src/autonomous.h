@@ -16,21 +16,7 @@
 #include "datatype/timestamp.h"
 #include "fmgr.h"
 
-/* What is known about a failed apply() when it is recorded. */
-typedef struct MtFailedMigration
-{
-	const char *version;
-	const char *description;	/* may be NULL */
-	const char *checksum;
-	const char *up_sql;
-	const char *down_sql;		/* may be NULL */
-	const char *applied_by;
-	const char *error;			/* message with SQLSTATE and statement */
-	TimestampTz started_at;
-	TimestampTz finished_at;
-	int			attempts;
-	double		lock_wait_ms;
-} MtFailedMigration;
+#include "migration_state.h"
 
 /*
  * Upsert the migration as 'failed' in migration_tools.migrations, committed

@@ -69,10 +69,10 @@
 
 #include "backfill.h"
 #include "backfill_int.h"
-#include "history.h"
 #include "launcher.h"
 #include "locks.h"
 #include "migration_tools.h"
+#include "schedule.h"
 #include "spi_util.h"
 
 /* A job as one step sees it (allocated in the step context). */

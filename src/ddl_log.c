@@ -45,12 +45,16 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
-#include "history.h"
+#include "ddl_log.h"
 #include "migration_tools.h"
 #include "security.h"
 #include "spi_util.h"
 
 #define MT_VERSION_GUC	"migration_tools.applying_version"
+
+/* GUCs */
+bool		mt_ddl_log_enabled = true;
+int			mt_ddl_log_retention = 30 * 24 * 60;	/* minutes */
 
 /*
  * GRANT and REVOKE come without an object identity (and with the object
@@ -84,6 +88,29 @@ static const char *log_drops_sql =
 "    AND NOT (d.object_type = 'extension' AND d.object_identity = $4)";
 
 PG_FUNCTION_INFO_V1(mt_ddl_log_trigger);
+
+/*
+ * Define the GUCs of the DDL log.  Called from _PG_init.
+ */
+void
+mt_ddl_log_init(void)
+{
+	DefineCustomBoolVariable("migration_tools.ddl_log",
+							 "Record DDL commands in migration_tools.ddl_log.",
+							 NULL,
+							 &mt_ddl_log_enabled,
+							 true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("migration_tools.ddl_log_retention",
+							"How long rows of migration_tools.ddl_log are kept.",
+							"The worker deletes older rows. -1 keeps them forever.",
+							&mt_ddl_log_retention,
+							30 * 24 * 60, -1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MIN,
+							NULL, NULL, NULL);
+}
 
 /*
  * The identities and schemas of the tables, views and sequences a GRANT or

@@ -54,7 +54,6 @@
 #include "utils/resowner.h"
 
 #include "drift.h"
-#include "history.h"
 #include "lint.h"
 #include "migration_tools.h"
 #include "spi_util.h"
@@ -264,7 +263,7 @@ describe_finish(int save_nestlevel)
 }
 
 /*
- * mt_catalog_fingerprint: see history.h.  Returns a palloc'd JSON text in
+ * mt_catalog_fingerprint: see drift.h.  Returns a palloc'd JSON text in
  * the caller's memory context; "{}" for a database without user objects.
  * Works whether or not the caller is connected to SPI.
  */

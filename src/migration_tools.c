@@ -25,9 +25,10 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "ddl_log.h"
 #include "guard.h"
-#include "history.h"
 #include "migration_tools.h"
+#include "schedule.h"
 
 PG_MODULE_MAGIC;
 
@@ -43,6 +44,7 @@ _PG_init(void)
 {
 	mt_history_init();
 	mt_schedule_init();
+	mt_ddl_log_init();
 	mt_backfill_init();
 	mt_locks_init();
 	mt_lint_init();

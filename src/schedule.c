@@ -35,7 +35,8 @@
  * on the table are dropped (DROP INDEX CONCURRENTLY, top level), and before
  * a retry or the re-run of an orphaned statement (server crash, worker
  * killed) an INVALID index of the statement's name, or an INVALID
- * "_ccnew"/"_ccold" index left by REINDEX CONCURRENTLY, is dropped first.
+ * "_ccnew"/"_ccold" index left by REINDEX CONCURRENTLY, is dropped first
+ * (schedule_index.c).
  *
  * IDENTIFICATION
  *	  src/schedule.c
@@ -71,10 +72,13 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "history.h"
+#include "drift.h"
 #include "launcher.h"
 #include "locks.h"
+#include "migration_state.h"
 #include "migration_tools.h"
+#include "schedule_index.h"
+#include "schedule.h"
 #include "security.h"
 #include "spi_util.h"
 
@@ -94,8 +98,6 @@
 static int	mt_scheduled_retries = 3;
 static int	mt_scheduled_lock_timeout = 0;
 static int	mt_scheduled_retry_delay = 5000;
-bool		mt_ddl_log_enabled = true;
-int			mt_ddl_log_retention = 30 * 24 * 60;	/* minutes */
 
 /* A claimed statement. */
 typedef struct ScheduledStatement
@@ -113,43 +115,21 @@ typedef struct ScheduledStatement
 	bool		run_as_login;	/* run_as could log in when it was recorded */
 } ScheduledStatement;
 
-/* What a failed statement may have left behind: INVALID indexes. */
-typedef struct IndexTarget
-{
-	Oid			tableid;		/* table of the index, InvalidOid if none */
-	char	   *nspname;		/* schema of the index */
-	char	   *idxname;		/* CREATE INDEX name, or NULL */
-	char	   *reindexed;		/* REINDEX INDEX CONCURRENTLY: its name */
-	bool		reindex;		/* REINDEX ... CONCURRENTLY */
-	bool		built;			/* a VALID index idxname is on the table */
-	bool		stale;			/* an INVALID index idxname is on the table */
-	List	   *invalid_before; /* OIDs of INVALID indexes before the run */
-} IndexTarget;
-
 static ScheduledStatement *claim_next(MemoryContext cxt, TimestampTz *next_due);
 static void give_up(const char *version, int seq, int statement_no, bool down,
 					int attempts);
 static void record_statement_failed(const char *version, int seq, int statement_no,
 									bool down, const char *error);
-static void run_top_level(const char *sql, const char *run_as, const char *version,
-						  bool one_transaction, MemoryContext cxt);
 static void set_applying_version(const char *version);
 static void abort_after_error(MemoryContext cxt, Oid userid, int sec_context,
 							  const char *lock_timeout);
 static void restore_worker_state(Oid userid, int sec_context, const char *lock_timeout);
-static void find_index_target(const char *sql, IndexTarget *target);
-static List *invalid_indexes(Oid tableid, MemoryContext cxt);
-static void drop_invalid_indexes(IndexTarget *target, bool only_known_names,
-								 MemoryContext cxt);
 static bool is_retryable(int sqlerrcode);
-static bool table_lock_held_by_others(Oid tableid, MemoryContext cxt);
-static void check_index_built(IndexTarget *target, MemoryContext cxt);
 static void record_success(ScheduledStatement *st);
 static void record_failure(ScheduledStatement *st, ErrorData *edata, bool retry);
 
 /*
- * Define the GUCs of scheduled statements and of the DDL log.  Called from
- * _PG_init.
+ * Define the GUCs of scheduled statements.  Called from _PG_init.
  */
 void
 mt_schedule_init(void)
@@ -170,22 +150,6 @@ mt_schedule_init(void)
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
-	DefineCustomBoolVariable("migration_tools.ddl_log",
-							 "Record DDL commands in migration_tools.ddl_log.",
-							 NULL,
-							 &mt_ddl_log_enabled,
-							 true,
-							 PGC_SUSET, 0,
-							 NULL, NULL, NULL);
-
-	DefineCustomIntVariable("migration_tools.ddl_log_retention",
-							"How long rows of migration_tools.ddl_log are kept.",
-							"The worker deletes older rows. -1 keeps them forever.",
-							&mt_ddl_log_retention,
-							30 * 24 * 60, -1, INT_MAX,
-							PGC_SIGHUP, GUC_UNIT_MIN,
-							NULL, NULL, NULL);
-
 	DefineCustomIntVariable("migration_tools.scheduled_retry_delay",
 							"Delay before the first retry of a scheduled statement; it doubles at each further attempt.",
 							NULL,
@@ -193,6 +157,141 @@ mt_schedule_init(void)
 							5000, 0, 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+}
+
+/*
+ * In a transaction of its own: check that the role that recorded the
+ * statement may still run it, and find what the statement may leave
+ * behind (its index target), as that role with the database's
+ * search_path.
+ */
+static void
+inspect_statement(ScheduledStatement *st, MtIndexTarget *target,
+				  Oid worker_userid, int worker_sec_context, MemoryContext cxt)
+{
+	Oid			run_as_id;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	MemoryContextSwitchTo(cxt);
+
+	/*
+	 * Names in the statement resolve as when it runs: with the database's
+	 * search_path, as its role ("$user", and the schemas that role may
+	 * use).
+	 */
+	SetConfigOption("search_path", GetConfigOptionResetString("search_path"),
+					PGC_SUSET, PGC_S_SESSION);
+	run_as_id = get_role_oid(st->run_as, true);
+
+	/*
+	 * A role that could log in when it recorded the statement and no longer
+	 * can (disabled: NOLOGIN, VALID UNTIL passed) writes no more.
+	 */
+	if (OidIsValid(run_as_id) && st->run_as_login)
+	{
+		const char *why = mt_role_cannot_login(run_as_id);
+
+		if (why != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+					 errmsg("role \"%s\" that scheduled this statement can no longer log in (%s)",
+							st->run_as, why),
+					 errdetail("Scheduled statements run as the role that recorded them, only while it can log in."),
+					 errhint("Allow the role to log in again and apply the migration again, or run the statement by hand.")));
+	}
+	if (OidIsValid(run_as_id))
+		SetUserIdAndSecContext(run_as_id,
+							   worker_sec_context | MT_SWITCH_SEC_CONTEXT);
+	mt_schedule_find_index_target(st->sql, target);
+	SetUserIdAndSecContext(worker_userid, worker_sec_context);
+	SetConfigOption("search_path", MT_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
+	MemoryContextSwitchTo(cxt);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+}
+
+/*
+ * Before the statement runs: deal with what an earlier run left, and note
+ * the INVALID indexes of its table.  Returns true when the statement is
+ * done already (its worker stopped after the build committed).
+ */
+static bool
+prepare_target(ScheduledStatement *st, MtIndexTarget *target, MemoryContext cxt)
+{
+	/*
+	 * A statement whose worker stopped after the build committed but before
+	 * the outcome was recorded: the index is there, VALID.
+	 */
+	if (st->orphan && target->built)
+	{
+		ereport(LOG,
+				(errmsg("migration_tools: index \"%s\" of scheduled statement %d of migration \"%s\" was already built",
+						target->idxname, st->statement_no, st->version)));
+		return true;
+	}
+
+	/*
+	 * A retry, or a statement whose worker died: an INVALID index of the
+	 * name we are about to create must go first.
+	 */
+	if (st->orphan || st->attempts > 1)
+		mt_schedule_drop_invalid_indexes(target, true, cxt);
+
+	/*
+	 * An INVALID index of that name that nobody is building (a manual
+	 * concurrent build that failed or was cancelled): the build would fail
+	 * with "already exists", or, with IF NOT EXISTS, skip it and leave the
+	 * migration applied without a usable index.  A build in progress holds
+	 * SHARE UPDATE EXCLUSIVE on the table for its whole run: while anybody
+	 * holds a lock conflicting with that, the index is left alone (and
+	 * checked after the statement).
+	 */
+	else if (target->stale &&
+			 !mt_schedule_table_lock_held(target->tableid, cxt))
+		mt_schedule_drop_invalid_indexes(target, true, cxt);
+
+	if (OidIsValid(target->tableid))
+	{
+		mt_bgw_begin("migration_tools: looking for invalid indexes");
+		target->invalid_before = mt_schedule_invalid_indexes(target->tableid, cxt);
+		mt_bgw_commit();
+		MemoryContextSwitchTo(cxt);
+	}
+	return false;
+}
+
+/*
+ * The statement failed: drop the INVALID index a failed concurrent build
+ * left (when its target is known), then record the failure, for a retry
+ * when the error is worth one.
+ */
+static void
+handle_failure(ScheduledStatement *st, MtIndexTarget *target, bool target_known,
+			   ErrorData *edata, Oid worker_userid, int worker_sec_context,
+			   const char *save_timeout, MemoryContext cxt)
+{
+	volatile bool retry = is_retryable(edata->sqlerrcode) &&
+		st->attempts < mt_scheduled_retries;
+
+	/* a failed concurrent build leaves an INVALID index: drop it */
+	if (target_known)
+	{
+		PG_TRY();
+		{
+			mt_schedule_drop_invalid_indexes(target, false, cxt);
+		}
+		PG_CATCH();
+		{
+			/* the next attempt, or a person, has to deal with it */
+			abort_after_error(cxt, worker_userid, worker_sec_context,
+							  save_timeout);
+		}
+		PG_END_TRY();
+	}
+	record_failure(st, edata, retry);
 }
 
 /*
@@ -207,13 +306,11 @@ mt_history_run_scheduled(TimestampTz *next_due)
 	MemoryContext cxt;
 	MemoryContext oldcxt;
 	ScheduledStatement *st;
-	IndexTarget *target;
+	MtIndexTarget *target;
 	ErrorData  *volatile edata = NULL;
 	volatile bool target_known = false;
-	volatile bool already_done = false;
 	Oid			worker_userid;
 	int			worker_sec_context;
-	Oid			run_as_id;
 	char	   *save_path;
 	char	   *save_timeout;
 
@@ -232,7 +329,7 @@ mt_history_run_scheduled(TimestampTz *next_due)
 	/*
 	 * Our own queries run as a superuser: nothing a database owner can
 	 * put in the search_path may be looked up by them.  User statements
-	 * get the database's default back (run_top_level).
+	 * get the database's default back (mt_schedule_run_top_level).
 	 */
 	save_path = pstrdup(GetConfigOption("search_path", false, false));
 	save_timeout = pstrdup(GetConfigOption("lock_timeout", false, false));
@@ -247,99 +344,20 @@ mt_history_run_scheduled(TimestampTz *next_due)
 		return false;
 	}
 
-	target = palloc0(sizeof(IndexTarget));
+	target = palloc0(sizeof(MtIndexTarget));
 
 	PG_TRY();
 	{
 		/* what the statement may leave behind, and what is there already */
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		MemoryContextSwitchTo(cxt);
-
-		/*
-		 * Names in the statement resolve as when it runs: with the
-		 * database's search_path, as its role ("$user", and the schemas
-		 * that role may use).
-		 */
-		SetConfigOption("search_path", GetConfigOptionResetString("search_path"),
-						PGC_SUSET, PGC_S_SESSION);
-		run_as_id = get_role_oid(st->run_as, true);
-
-		/*
-		 * A role that could log in when it recorded the statement and no
-		 * longer can (disabled: NOLOGIN, VALID UNTIL passed) writes no more.
-		 */
-		if (OidIsValid(run_as_id) && st->run_as_login)
-		{
-			const char *why = mt_role_cannot_login(run_as_id);
-
-			if (why != NULL)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-						 errmsg("role \"%s\" that scheduled this statement can no longer log in (%s)",
-								st->run_as, why),
-						 errdetail("Scheduled statements run as the role that recorded them, only while it can log in."),
-						 errhint("Allow the role to log in again and apply the migration again, or run the statement by hand.")));
-		}
-		if (OidIsValid(run_as_id))
-			SetUserIdAndSecContext(run_as_id,
-								   worker_sec_context | MT_SWITCH_SEC_CONTEXT);
-		find_index_target(st->sql, target);
-		SetUserIdAndSecContext(worker_userid, worker_sec_context);
-		SetConfigOption("search_path", MT_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
-		MemoryContextSwitchTo(cxt);
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		MemoryContextSwitchTo(cxt);
+		inspect_statement(st, target, worker_userid, worker_sec_context, cxt);
 		target_known = true;
 
 		mt_worker_set_current(MT_SCHEDULED_KIND, st->work_id, target->tableid);
 
-		/*
-		 * A statement whose worker stopped after the build committed but
-		 * before the outcome was recorded: the index is there, VALID.
-		 */
-		if (st->orphan && target->built)
+		if (!prepare_target(st, target, cxt))
 		{
-			ereport(LOG,
-					(errmsg("migration_tools: index \"%s\" of scheduled statement %d of migration \"%s\" was already built",
-							target->idxname, st->statement_no, st->version)));
-			already_done = true;
-		}
-
-		/*
-		 * A retry, or a statement whose worker died: an INVALID index of
-		 * the name we are about to create must go first.
-		 */
-		if (!already_done && (st->orphan || st->attempts > 1))
-			drop_invalid_indexes(target, true, cxt);
-
-		/*
-		 * An INVALID index of that name that nobody is building (a manual
-		 * concurrent build that failed or was cancelled): the build would
-		 * fail with "already exists", or, with IF NOT EXISTS, skip it and
-		 * leave the migration applied without a usable index.  A build in
-		 * progress holds SHARE UPDATE EXCLUSIVE on the table for its whole
-		 * run: while anybody holds a lock conflicting with that, the index
-		 * is left alone (and checked after the statement).
-		 */
-		else if (!already_done && target->stale &&
-				 !table_lock_held_by_others(target->tableid, cxt))
-			drop_invalid_indexes(target, true, cxt);
-
-		if (!already_done && OidIsValid(target->tableid))
-		{
-			mt_bgw_begin("migration_tools: looking for invalid indexes");
-			target->invalid_before = invalid_indexes(target->tableid, cxt);
-			mt_bgw_commit();
-			MemoryContextSwitchTo(cxt);
-		}
-
-		if (!already_done)
-		{
-			run_top_level(st->sql, st->run_as, st->version, !st->top_level, cxt);
-			check_index_built(target, cxt);
+			mt_schedule_run_top_level(st->sql, st->run_as, st->version, !st->top_level, cxt);
+			mt_schedule_check_index_built(target, cxt);
 		}
 	}
 	PG_CATCH();
@@ -354,27 +372,8 @@ mt_history_run_scheduled(TimestampTz *next_due)
 	if (edata == NULL)
 		record_success(st);
 	else
-	{
-		volatile bool retry = is_retryable(edata->sqlerrcode) &&
-			st->attempts < mt_scheduled_retries;
-
-		/* a failed concurrent build leaves an INVALID index: drop it */
-		if (target_known)
-		{
-			PG_TRY();
-			{
-				drop_invalid_indexes(target, false, cxt);
-			}
-			PG_CATCH();
-			{
-				/* the next attempt, or a person, has to deal with it */
-				abort_after_error(cxt, worker_userid, worker_sec_context,
-								  save_timeout);
-			}
-			PG_END_TRY();
-		}
-		record_failure(st, edata, retry);
-	}
+		handle_failure(st, target, target_known, edata, worker_userid,
+					   worker_sec_context, save_timeout, cxt);
 
 	mt_worker_set_current(NULL, 0, InvalidOid);
 	SetConfigOption("search_path", save_path, PGC_SUSET, PGC_S_SESSION);
@@ -432,6 +431,58 @@ mt_scheduled_work_due(void)
 			due = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
 	}
 	return due;
+}
+
+/*
+ * The statement of a row read by claim_next(), in cxt.  running: it was
+ * 'running' with no live worker (an orphan).
+ */
+static ScheduledStatement *
+claimed_statement(HeapTuple tup, TupleDesc desc, bool running, int64 work_id,
+				  MemoryContext cxt)
+{
+	ScheduledStatement *st;
+	bool		isnull;
+
+	st = MemoryContextAllocZero(cxt, sizeof(ScheduledStatement));
+	st->version = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 1));
+	st->seq = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+	st->statement_no = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+	st->sql = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 4));
+	st->run_as = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 5));
+	st->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull)) + 1;
+	st->orphan = running;
+	st->work_id = work_id;
+	st->down = DatumGetBool(SPI_getbinval(tup, desc, 11, &isnull));
+	st->top_level = DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull));
+	st->run_as_login = DatumGetBool(SPI_getbinval(tup, desc, 13, &isnull));
+	return st;
+}
+
+/*
+ * The claimed statement becomes 'running', one more attempt, and the
+ * worker slot names it (before the claim commits).
+ */
+static void
+mark_claimed(ScheduledStatement *st)
+{
+	Oid			argtypes[2] = {TEXTOID, INT4OID};
+	Datum		values[2];
+
+	values[0] = CStringGetTextDatum(st->version);
+	values[1] = Int32GetDatum(st->seq);
+	mt_spi_execute_checked("UPDATE migration_tools.scheduled_statements"
+						   "   SET state = 'running', attempts = attempts + 1,"
+						   "       started_at = pg_catalog.clock_timestamp(),"
+						   "       finished_at = NULL"
+						   " WHERE version = $1 AND seq = $2",
+						   2, argtypes, values, NULL, false, 0,
+						   SPI_OK_UPDATE, "claim a scheduled statement");
+	mt_worker_set_current(MT_SCHEDULED_KIND, st->work_id, InvalidOid);
+	if (st->orphan)
+		ereport(LOG,
+				(errmsg("migration_tools: resuming scheduled statement %d of migration \"%s\" after its worker stopped",
+						st->statement_no, st->version)));
 }
 
 /*
@@ -496,40 +547,11 @@ claim_next(MemoryContext cxt, TimestampTz *next_due)
 			continue;
 		}
 
-		st = MemoryContextAllocZero(cxt, sizeof(ScheduledStatement));
-		st->version = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 1));
-		st->seq = seq;
-		st->statement_no = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
-		st->sql = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 4));
-		st->run_as = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 5));
-		st->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull)) + 1;
-		st->orphan = running;
-		st->work_id = work_id;
-		st->down = DatumGetBool(SPI_getbinval(tup, desc, 11, &isnull));
-		st->top_level = DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull));
-		st->run_as_login = DatumGetBool(SPI_getbinval(tup, desc, 13, &isnull));
+		st = claimed_statement(tup, desc, running, work_id, cxt);
 	}
 
 	if (st != NULL)
-	{
-		Oid			argtypes[2] = {TEXTOID, INT4OID};
-		Datum		values[2];
-
-		values[0] = CStringGetTextDatum(st->version);
-		values[1] = Int32GetDatum(st->seq);
-		mt_spi_execute_checked("UPDATE migration_tools.scheduled_statements"
-							   "   SET state = 'running', attempts = attempts + 1,"
-							   "       started_at = pg_catalog.clock_timestamp(),"
-							   "       finished_at = NULL"
-							   " WHERE version = $1 AND seq = $2",
-							   2, argtypes, values, NULL, false, 0,
-							   SPI_OK_UPDATE, "claim a scheduled statement");
-		mt_worker_set_current(MT_SCHEDULED_KIND, st->work_id, InvalidOid);
-		if (st->orphan)
-			ereport(LOG,
-					(errmsg("migration_tools: resuming scheduled statement %d of migration \"%s\" after its worker stopped",
-							st->statement_no, st->version)));
-	}
+		mark_claimed(st);
 
 	mt_bgw_commit();
 	return st;
@@ -573,36 +595,7 @@ record_statement_failed(const char *version, int seq, int statement_no,
 						   3, argtypes, values, NULL, false, 0,
 						   SPI_OK_UPDATE, "record a scheduled statement");
 
-	/* $2 is now the statement's number, as the error message shows it */
-	values[1] = Int32GetDatum(statement_no);
-	if (!down)
-		mt_spi_execute_checked("UPDATE migration_tools.migrations"
-							   "   SET state = 'failed',"
-							   "       error = pg_catalog.format('scheduled statement %s failed: %s', $2, $3),"
-							   "       finished_at = pg_catalog.clock_timestamp(),"
-							   "       execution_time = pg_catalog.clock_timestamp() - started_at,"
-							   "       attempts = GREATEST(attempts,"
-							   "           (SELECT pg_catalog.max(s.attempts)"
-							   "              FROM migration_tools.scheduled_statements s"
-							   "             WHERE s.version = $1 AND s.direction = 'up'))"
-							   " WHERE version = $1 AND state = 'scheduled'",
-							   3, argtypes, values, NULL, false, 0,
-							   SPI_OK_UPDATE, "record a migration");
-	else
-	{
-		/*
-		 * A rollback: the apply's timings stay.  The rollbacks that
-		 * rollback_to() queued after this one (run_after, transitively)
-		 * cannot run now: they fail too, and rollback() or rollback_to()
-		 * schedules what did not run again.
-		 */
-		mt_spi_execute_checked("UPDATE migration_tools.migrations"
-							   "   SET state = 'failed',"
-							   "       error = pg_catalog.format('rollback: scheduled statement %s of the down script failed: %s', $2, $3)"
-							   " WHERE version = $1 AND state = 'scheduled'",
-							   3, argtypes, values, NULL, false, 0,
-							   SPI_OK_UPDATE, "record a migration");
-	}
+	mt_migration_fail_scheduled(version, statement_no, down, error);
 
 	/*
 	 * The migrations queued after this one (run_after, transitively:
@@ -611,66 +604,21 @@ record_statement_failed(const char *version, int seq, int statement_no,
 	 * running anything.  rollback() or rollback_to() schedules a rollback
 	 * again; apply() runs a failed migration again.
 	 */
-	values[1] = BoolGetDatum(down);
-	argtypes[1] = BOOLOID;
-	mt_spi_execute_checked("WITH RECURSIVE after_it (version) AS ("
-						   "   SELECT s.version FROM migration_tools.scheduled_statements s"
-						   "    WHERE $1 = ANY (s.run_after) AND s.state <> 'done'"
-						   "   UNION"
-						   "   SELECT s.version FROM migration_tools.scheduled_statements s"
-						   "     JOIN after_it a ON a.version = ANY (s.run_after)"
-						   "    WHERE s.state <> 'done')"
-						   " UPDATE migration_tools.migrations m"
-						   "    SET state = 'failed',"
-						   "        error = CASE WHEN EXISTS (SELECT FROM migration_tools.scheduled_statements d"
-						   "                                   WHERE d.version = m.version AND d.direction = 'down'"
-						   "                                     AND d.state <> 'done')"
-						   "                     THEN 'rollback: ' ELSE '' END"
-						   "                || CASE WHEN $2"
-						   "                     THEN pg_catalog.format('not run, because the rollback of migration \"%s\" failed', $1)"
-						   "                     ELSE pg_catalog.format('not run, because migration \"%s\" failed', $1) END,"
-		/* a rollback keeps the timings of the apply */
-						   "        finished_at = CASE WHEN m.finished_at IS NULL"
-						   "                           THEN pg_catalog.clock_timestamp() ELSE m.finished_at END,"
-						   "        execution_time = CASE WHEN m.finished_at IS NULL"
-						   "                              THEN pg_catalog.clock_timestamp() - m.started_at"
-						   "                              ELSE m.execution_time END"
-						   "  WHERE m.version IN (SELECT version FROM after_it) AND m.state = 'scheduled'",
-						   2, argtypes, values, NULL, false, 0,
-						   SPI_OK_UPDATE, "record the migrations queued after it");
+	mt_migration_fail_queued_after(version, down);
 }
 
 /*
- * Run sql as top-level statements, each in a transaction of its own, as
- * the server runs a simple query: parse, analyze and plan, then a portal
- * run with isTopLevel = true, so that statements that refuse to run in a
- * transaction block (and commit internally, like CREATE INDEX
- * CONCURRENTLY) can run.  With run_as, as that role; otherwise as the
- * worker's own (superuser) role.  version is shown in
- * migration_tools.applying_version meanwhile (for the DDL log).  Trees live in cxt, which survives the
- * commits such statements do internally.  Errors propagate, with the
- * current transaction left for the caller to abort and the user id
- * restored.
+ * The session settings of a run: the worker is a process of its own, and
+ * session-level settings stay in it.  No statement_timeout is enforced in
+ * background workers; the lock_timeout is ours, not the migration's short
+ * one.  Returns the lock_timeout to put back.
  */
-static void
-run_top_level(const char *sql, const char *run_as, const char *version,
-			  bool one_transaction, MemoryContext cxt)
+static char *
+set_run_settings(const char *run_as, const char *version, bool one_transaction)
 {
-	List	   *parsetrees;
-	ListCell   *lc;
-	Oid			save_userid;
-	int			save_sec_context;
 	char		timeout[32];
 	char	   *save_timeout;
-	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-
-	/*
-	 * The worker is a process of its own: session-level settings stay in
-	 * it.  No statement_timeout is enforced in background workers; the
-	 * lock_timeout is ours, not the migration's short one.
-	 */
 	save_timeout = pstrdup(GetConfigOption("lock_timeout", false, false));
 	snprintf(timeout, sizeof(timeout), "%d", mt_scheduled_lock_timeout);
 	if (one_transaction)
@@ -691,6 +639,77 @@ run_top_level(const char *sql, const char *run_as, const char *version,
 	if (run_as != NULL)
 		SetConfigOption("search_path", GetConfigOptionResetString("search_path"),
 						PGC_SUSET, PGC_S_SESSION);
+	return save_timeout;
+}
+
+/*
+ * Plan and run one statement of sql in the current transaction, as roleid,
+ * through a portal run at top level.  Trees live in cxt.
+ */
+static void
+run_parsetree(RawStmt *parsetree, const char *sql, Oid roleid, int sec_context,
+			  MemoryContext cxt)
+{
+	bool		snapshot_set = false;
+	List	   *querytrees;
+	List	   *plantrees;
+	Portal		portal;
+	DestReceiver *receiver;
+	QueryCompletion qc;
+
+	/* as mt_become_role(): no SET ROLE back to the worker's superuser */
+	SetUserIdAndSecContext(roleid, sec_context | MT_SWITCH_SEC_CONTEXT);
+
+	MemoryContextSwitchTo(cxt);
+	if (analyze_requires_snapshot(parsetree))
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		snapshot_set = true;
+	}
+	querytrees = pg_analyze_and_rewrite_fixedparams(parsetree, sql, NULL, 0, NULL);
+	plantrees = pg_plan_queries(querytrees, sql, CURSOR_OPT_PARALLEL_OK, NULL);
+	if (snapshot_set)
+		PopActiveSnapshot();
+
+	CHECK_FOR_INTERRUPTS();
+
+	portal = CreatePortal("", true, true);
+	portal->visible = false;
+	PortalDefineQuery(portal, NULL, sql, CreateCommandTag(parsetree->stmt),
+					  plantrees, NULL);
+	PortalStart(portal, NULL, 0, InvalidSnapshot);
+	receiver = CreateDestReceiver(DestNone);
+	MemoryContextSwitchTo(cxt);
+	(void) mt_portal_run(portal, FETCH_ALL, true, receiver, receiver, &qc);
+	receiver->rDestroy(receiver);
+	PortalDrop(portal, false);
+}
+
+/*
+ * Run sql as top-level statements, each in a transaction of its own, as
+ * the server runs a simple query: parse, analyze and plan, then a portal
+ * run with isTopLevel = true, so that statements that refuse to run in a
+ * transaction block (and commit internally, like CREATE INDEX
+ * CONCURRENTLY) can run.  With run_as, as that role; otherwise as the
+ * worker's own (superuser) role.  version is shown in
+ * migration_tools.applying_version meanwhile (for the DDL log).  Trees live in cxt, which survives the
+ * commits such statements do internally.  Errors propagate, with the
+ * current transaction left for the caller to abort and the user id
+ * restored.
+ */
+void
+mt_schedule_run_top_level(const char *sql, const char *run_as, const char *version,
+						  bool one_transaction, MemoryContext cxt)
+{
+	List	   *parsetrees;
+	ListCell   *lc;
+	Oid			save_userid;
+	int			save_sec_context;
+	char	   *save_timeout;
+	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	save_timeout = set_run_settings(run_as, version, one_transaction);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -718,44 +737,13 @@ run_top_level(const char *sql, const char *run_as, const char *version,
 		foreach(lc, parsetrees)
 		{
 			RawStmt    *parsetree = lfirst_node(RawStmt, lc);
-			bool		snapshot_set = false;
-			List	   *querytrees;
-			List	   *plantrees;
-			Portal		portal;
-			DestReceiver *receiver;
-			QueryCompletion qc;
 
 			if (lc != list_head(parsetrees) && !one_transaction)
 			{
 				SetCurrentStatementStartTimestamp();
 				StartTransactionCommand();
 			}
-			/* as mt_become_role(): no SET ROLE back to the worker's superuser */
-			SetUserIdAndSecContext(roleid, save_sec_context | MT_SWITCH_SEC_CONTEXT);
-
-			MemoryContextSwitchTo(cxt);
-			if (analyze_requires_snapshot(parsetree))
-			{
-				PushActiveSnapshot(GetTransactionSnapshot());
-				snapshot_set = true;
-			}
-			querytrees = pg_analyze_and_rewrite_fixedparams(parsetree, sql, NULL, 0, NULL);
-			plantrees = pg_plan_queries(querytrees, sql, CURSOR_OPT_PARALLEL_OK, NULL);
-			if (snapshot_set)
-				PopActiveSnapshot();
-
-			CHECK_FOR_INTERRUPTS();
-
-			portal = CreatePortal("", true, true);
-			portal->visible = false;
-			PortalDefineQuery(portal, NULL, sql, CreateCommandTag(parsetree->stmt),
-							  plantrees, NULL);
-			PortalStart(portal, NULL, 0, InvalidSnapshot);
-			receiver = CreateDestReceiver(DestNone);
-			MemoryContextSwitchTo(cxt);
-			(void) mt_portal_run(portal, FETCH_ALL, true, receiver, receiver, &qc);
-			receiver->rDestroy(receiver);
-			PortalDrop(portal, false);
+			run_parsetree(parsetree, sql, roleid, save_sec_context, cxt);
 
 			SetUserIdAndSecContext(save_userid, save_sec_context);
 			if (one_transaction && lnext(parsetrees, lc) != NULL)
@@ -836,302 +824,6 @@ set_applying_version(const char *version)
 }
 
 /*
- * Which table a statement builds an index on, under which name: only
- * concurrent builds leave INVALID indexes behind.  Runs in a transaction;
- * a statement that does not parse has no target (running it reports the
- * syntax error).
- */
-static void
-find_index_target(const char *sql, IndexTarget *target)
-{
-	List	   *volatile stmts = NIL;
-	RawStmt    *raw;
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		stmts = NIL;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-
-	if (list_length(stmts) != 1)
-		return;
-	raw = linitial_node(RawStmt, stmts);
-
-	if (IsA(raw->stmt, IndexStmt))
-	{
-		IndexStmt  *stmt = (IndexStmt *) raw->stmt;
-		Oid			relid;
-
-		if (!stmt->concurrent)
-			return;
-		relid = RangeVarGetRelid(stmt->relation, NoLock, true);
-		if (!OidIsValid(relid))
-			return;
-		target->tableid = relid;
-		target->nspname = get_namespace_name(get_rel_namespace(relid));
-		target->idxname = stmt->idxname ? pstrdup(stmt->idxname) : NULL;
-		if (target->idxname)
-		{
-			Oid			indexid = get_relname_relid(target->idxname,
-													get_rel_namespace(relid));
-			HeapTuple	tup;
-
-			tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexid));
-			if (HeapTupleIsValid(tup))
-			{
-				Form_pg_index index = (Form_pg_index) GETSTRUCT(tup);
-
-				target->built = index->indisvalid && index->indrelid == relid;
-				target->stale = !index->indisvalid && index->indrelid == relid;
-				ReleaseSysCache(tup);
-			}
-		}
-	}
-	else if (IsA(raw->stmt, ReindexStmt))
-	{
-		ReindexStmt *stmt = (ReindexStmt *) raw->stmt;
-		ListCell   *lc;
-		bool		concurrently = false;
-		Oid			relid;
-
-		foreach(lc, stmt->params)
-		{
-			DefElem    *opt = lfirst_node(DefElem, lc);
-
-			if (strcmp(opt->defname, "concurrently") == 0)
-				concurrently = defGetBoolean(opt);
-		}
-		if (!concurrently || stmt->relation == NULL)
-			return;
-		relid = RangeVarGetRelid(stmt->relation, NoLock, true);
-		if (!OidIsValid(relid))
-			return;
-		target->reindex = true;
-		if (stmt->kind == REINDEX_OBJECT_INDEX)
-		{
-			target->reindexed = pstrdup(stmt->relation->relname);
-			relid = IndexGetRelation(relid, true);
-			if (!OidIsValid(relid))
-				return;
-		}
-		target->tableid = relid;
-		target->nspname = get_namespace_name(get_rel_namespace(relid));
-	}
-}
-
-/*
- * OIDs of the INVALID indexes of a table, as a list in cxt.  Caller is
- * connected to SPI.
- */
-static List *
-invalid_indexes(Oid tableid, MemoryContext cxt)
-{
-	Oid			argtypes[1] = {OIDOID};
-	Datum		values[1];
-	List	   *result = NIL;
-
-	values[0] = ObjectIdGetDatum(tableid);
-	mt_spi_execute_checked("SELECT indexrelid FROM pg_catalog.pg_index"
-						   " WHERE indrelid = $1 AND NOT indisvalid",
-						   1, argtypes, values, NULL, true, 0,
-						   SPI_OK_SELECT, "read pg_index");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		Oid			indexid;
-		MemoryContext oldcxt;
-
-		indexid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-												 SPI_tuptable->tupdesc, 1, &isnull));
-		oldcxt = MemoryContextSwitchTo(cxt);
-		result = lappend_oid(result, indexid);
-		MemoryContextSwitchTo(oldcxt);
-	}
-	return result;
-}
-
-/*
- * Drop the INVALID indexes a failed run of the statement left on its
- * table, with DROP INDEX CONCURRENTLY at top level (as the worker's role).
- * With only_known_names (before a retry or the re-run of an orphan, when
- * we cannot know what was there before), only an index of the name the
- * statement creates, or REINDEX CONCURRENTLY's "_ccnew"/"_ccold" copies of
- * the reindexed indexes; otherwise those of them that were not there before
- * the run (for an unnamed build, every INVALID index that was not there
- * before: it cannot be told from another worker's build in progress).
- * Never by the diff alone for a named build: two workers may build indexes
- * on the same table at once, and the other's stays INVALID until it is
- * done; a cleanup that dropped it would later drop the finished index.
- */
-static void
-drop_invalid_indexes(IndexTarget *target, bool only_known_names, MemoryContext cxt)
-{
-	List	   *drops = NIL;
-	ListCell   *lc;
-
-	if (!OidIsValid(target->tableid))
-		return;
-	if (only_known_names && target->idxname == NULL && !target->reindex)
-	{
-		List	   *invalid;
-
-		/*
-		 * An unnamed build: its INVALID leftover cannot be told from other
-		 * INVALID indexes of the table.  Say which there are.
-		 */
-		mt_bgw_begin("migration_tools: looking for invalid indexes");
-		invalid = invalid_indexes(target->tableid, CurrentMemoryContext);
-		foreach(lc, invalid)
-			ereport(WARNING,
-					(errmsg("migration_tools: table \"%s\" has an INVALID index \"%s\" that a scheduled statement may have left",
-							get_rel_name(target->tableid), get_rel_name(lfirst_oid(lc))),
-					 errhint("Drop it with DROP INDEX CONCURRENTLY if nobody else is building it; name the indexes of scheduled statements so that this is done for you.")));
-		mt_bgw_commit();
-		MemoryContextSwitchTo(cxt);
-		return;
-	}
-
-	mt_bgw_begin("migration_tools: looking for invalid indexes");
-	{
-		List	   *invalid = invalid_indexes(target->tableid, CurrentMemoryContext);
-
-		foreach(lc, invalid)
-		{
-			Oid			indexid = lfirst_oid(lc);
-			char	   *name = get_rel_name(indexid);
-			bool		drop;
-
-			if (name == NULL)
-				continue;
-			if (only_known_names && target->idxname != NULL)
-				drop = (strcmp(name, target->idxname) == 0);
-			else if (only_known_names)
-			{
-				/* REINDEX CONCURRENTLY names its copies <index>_ccnew[N] */
-				drop = (strstr(name, "_ccnew") != NULL || strstr(name, "_ccold") != NULL) &&
-					(target->reindexed == NULL ||
-					 strncmp(name, target->reindexed, strlen(target->reindexed)) == 0);
-			}
-			else if (list_member_oid(target->invalid_before, indexid))
-				drop = false;
-			else if (target->idxname != NULL)
-			{
-				/*
-				 * Only the index this statement builds: another worker may
-				 * be building another index of the table concurrently, and
-				 * that one is INVALID until its build is done.
-				 */
-				drop = (strcmp(name, target->idxname) == 0);
-			}
-			else if (target->reindex)
-				drop = (strstr(name, "_ccnew") != NULL || strstr(name, "_ccold") != NULL) &&
-					(target->reindexed == NULL ||
-					 strncmp(name, target->reindexed, strlen(target->reindexed)) == 0);
-			else
-				drop = true;	/* an unnamed build: cannot be told apart */
-
-			if (drop)
-			{
-				MemoryContext old = MemoryContextSwitchTo(cxt);
-
-				drops = lappend(drops,
-								psprintf("DROP INDEX CONCURRENTLY IF EXISTS %s",
-										 quote_qualified_identifier(get_namespace_name(get_rel_namespace(indexid)),
-																	name)));
-				MemoryContextSwitchTo(old);
-			}
-		}
-	}
-	mt_bgw_commit();
-	MemoryContextSwitchTo(cxt);
-
-	foreach(lc, drops)
-	{
-		char	   *drop = lfirst(lc);
-
-		ereport(LOG,
-				(errmsg("migration_tools: dropping an invalid index left by a failed scheduled statement"),
-				 errdetail("Running \"%s\".", drop)));
-		run_top_level(drop, NULL, NULL, false, cxt);
-	}
-}
-
-/*
- * Does another session hold a lock on the table that conflicts with SHARE
- * UPDATE EXCLUSIVE (as a concurrent index build does for its whole run)?
- */
-static bool
-table_lock_held_by_others(Oid tableid, MemoryContext cxt)
-{
-	List	   *conflicts;
-	ListCell   *lc;
-	bool		held = false;
-
-	mt_bgw_begin("migration_tools: looking for a build in progress");
-	conflicts = mt_lock_conflicts(MyDatabaseId, tableid, ShareUpdateExclusiveLock);
-	foreach(lc, conflicts)
-	{
-		MtLockConflict *c = (MtLockConflict *) lfirst(lc);
-
-		if (c->granted && c->pid != MyProcPid)
-			held = true;
-	}
-	mt_bgw_commit();
-	MemoryContextSwitchTo(cxt);
-	return held;
-}
-
-/*
- * After a concurrent build that succeeded: the index of its name must be
- * there and VALID.  CREATE INDEX CONCURRENTLY IF NOT EXISTS succeeds
- * without building anything when an INVALID index of that name is left
- * from an earlier build; the migration must not be applied then.
- */
-static void
-check_index_built(IndexTarget *target, MemoryContext cxt)
-{
-	bool		invalid = false;
-	Oid			indexid;
-
-	if (!OidIsValid(target->tableid) || target->idxname == NULL)
-		return;
-	mt_bgw_begin("migration_tools: checking the index");
-	indexid = get_relname_relid(target->idxname, get_rel_namespace(target->tableid));
-	if (OidIsValid(indexid))
-	{
-		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexid));
-
-		if (HeapTupleIsValid(tup))
-		{
-			invalid = !((Form_pg_index) GETSTRUCT(tup))->indisvalid;
-			ReleaseSysCache(tup);
-		}
-	}
-	mt_bgw_commit();
-	MemoryContextSwitchTo(cxt);
-	if (invalid)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("index \"%s\" exists but is INVALID", target->idxname),
-				 errdetail("The statement did not build it: an earlier concurrent build of that name failed, or is still running."),
-				 errhint("Drop it with DROP INDEX CONCURRENTLY (once no build of it runs), then apply the migration again.")));
-}
-
-/*
  * Errors worth another attempt: the statement may succeed once other
  * sessions are out of the way.
  */
@@ -1151,15 +843,16 @@ is_retryable(int sqlerrcode)
 static void
 record_success(ScheduledStatement *st)
 {
-	Oid			argtypes[3] = {TEXTOID, INT4OID, TEXTOID};
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
+	Oid			argtypes[2] = {TEXTOID, INT4OID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	char	   *fingerprint;
 
 	mt_bgw_begin("migration_tools: recording a scheduled statement");
 
 	values[0] = CStringGetTextDatum(st->version);
 	values[1] = Int32GetDatum(st->seq);
-	values[2] = CStringGetTextDatum(mt_catalog_fingerprint());
+	fingerprint = mt_catalog_fingerprint();
 
 	mt_spi_execute_checked("UPDATE migration_tools.scheduled_statements"
 						   "   SET state = 'done', error = NULL,"
@@ -1168,37 +861,13 @@ record_success(ScheduledStatement *st)
 						   2, argtypes, values, nulls, false, 0,
 						   SPI_OK_UPDATE, "record a scheduled statement");
 
-	values[1] = values[2];
-	argtypes[1] = TEXTOID;
 	if (st->down)
 	{
-		if (mt_spi_execute_checked("UPDATE migration_tools.migrations"
-								   "   SET state = 'rolled_back', error = NULL,"
-								   "       rolled_back_at = pg_catalog.clock_timestamp(),"
-								   "       catalog_fingerprint = $2"
-								   " WHERE version = $1 AND state = 'scheduled'"
-								   "   AND NOT EXISTS (SELECT FROM migration_tools.scheduled_statements s"
-								   "                    WHERE s.version = $1 AND s.state <> 'done')",
-								   2, argtypes, values, nulls, false, 0,
-								   SPI_OK_UPDATE, "record a migration") > 0)
+		if (mt_migration_finish_rollback(st->version, fingerprint))
 			ereport(LOG,
 					(errmsg("migration_tools: migration \"%s\" rolled back", st->version)));
 	}
-	else if (mt_spi_execute_checked("UPDATE migration_tools.migrations"
-									"   SET state = 'applied', error = NULL,"
-									"       finished_at = pg_catalog.clock_timestamp(),"
-									"       execution_time = pg_catalog.clock_timestamp() - started_at,"
-									"       catalog_fingerprint = $2,"
-		/* the most attempts any part of the script needed */
-									"       attempts = GREATEST(attempts,"
-									"           (SELECT pg_catalog.max(s.attempts)"
-									"              FROM migration_tools.scheduled_statements s"
-									"             WHERE s.version = $1 AND s.direction = 'up'))"
-									" WHERE version = $1 AND state = 'scheduled'"
-									"   AND NOT EXISTS (SELECT FROM migration_tools.scheduled_statements s"
-									"                    WHERE s.version = $1 AND s.state <> 'done')",
-									2, argtypes, values, nulls, false, 0,
-									SPI_OK_UPDATE, "record a migration") > 0)
+	else if (mt_migration_finish_apply(st->version, fingerprint))
 		ereport(LOG,
 				(errmsg("migration_tools: migration \"%s\" applied", st->version)));
 
@@ -1226,21 +895,7 @@ record_failure(ScheduledStatement *st, ErrorData *edata, bool retry)
 	 * into the migration's lock_wait_time, as apply()'s lost attempts do.
 	 */
 	if (!st->down && edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
-	{
-		Oid			argtypes[2] = {TEXTOID, INT4OID};
-		Datum		values[2];
-
-		values[0] = CStringGetTextDatum(st->version);
-		values[1] = Int32GetDatum(st->seq);
-		mt_spi_execute_checked("UPDATE migration_tools.migrations m"
-							   "   SET lock_wait_time = m.lock_wait_time"
-							   "       + (pg_catalog.clock_timestamp() - s.started_at)"
-							   "  FROM migration_tools.scheduled_statements s"
-							   " WHERE s.version = $1 AND s.seq = $2 AND m.version = s.version"
-							   "   AND m.state = 'scheduled' AND s.started_at IS NOT NULL",
-							   2, argtypes, values, NULL, false, 0,
-							   SPI_OK_UPDATE, "record the lock wait of a scheduled statement");
-	}
+		mt_migration_add_lock_wait(st->version, st->seq);
 
 	if (retry)
 	{

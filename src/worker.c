@@ -33,9 +33,10 @@
 #include "utils/timestamp.h"
 
 #include "backfill.h"
-#include "history.h"
+#include "ddl_log.h"
 #include "launcher.h"
 #include "migration_tools.h"
+#include "schedule.h"
 
 /* How often a long-running worker prunes the DDL log. */
 #define MT_PRUNE_INTERVAL_MS	(60 * 60 * 1000)
