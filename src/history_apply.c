@@ -19,7 +19,7 @@
  *	3. The script is linted and split into statements by the server's
  *	   parser (lint.c).
  *	4. Each attempt first waits, without queueing, while a session holds a
- *	   lock that conflicts with one the script needs (locks.c), then runs
+ *	   lock that conflicts with one the script needs (lock_conflicts.c), then runs
  *	   the statements in an internal subtransaction under a short
  *	   lock_timeout.  A lock timeout rolls the subtransaction back; the next
  *	   attempt runs after a backoff with jitter, with a longer lock_timeout.

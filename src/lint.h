@@ -2,7 +2,7 @@
  *
  * lint.h
  *	  The linter and the statement analysis built on the server's parser,
- *	  as used by apply() (history.c) and the optional utility guard.
+ *	  as used by apply() (history_apply.c) and the optional utility guard.
  *
  * IDENTIFICATION
  *	  src/lint.h
