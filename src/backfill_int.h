@@ -16,23 +16,21 @@
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
+#include "utils/relcache.h"
 
 /* mt_extension_owner(), mt_become_owner(), mt_restore_user() */
 #include "security.h"
 
-/* GUCs (backfill.c) */
+/* ---------------------------------------------------------------------
+ * backfill.c: queueing, control, settings, statement builders
+ * ---------------------------------------------------------------------
+ */
+
+/* GUCs */
 extern int	mt_max_batch_size;
 extern int	mt_initial_batch_size;
 extern int	mt_batch_lock_timeout;
 extern int	mt_batch_timeout_factor;
-extern int	mt_max_replication_lag;
-extern double mt_max_dead_tuples_ratio;
-extern int	mt_min_dead_tuples;
-extern bool mt_throttle_on_autovacuum;
-extern bool mt_throttle_on_lock_waiters;
-extern int	mt_throttle_sleep;
-extern int	mt_max_throttle_wait;
-extern double mt_busy_duty_cycle;
 extern int	mt_batch_history_retention;
 extern int	mt_max_sweep_passes;
 extern int	mt_max_batch_sleep;
@@ -79,27 +77,19 @@ extern char *mt_backfill_probe_sql(const MtJobSql *js, bool has_lower, MtProbe p
 /* Milliseconds in an interval (months as 30 days). */
 extern double mt_interval_ms(Interval *iv);
 
-/* run_window: parse "HH:MM-HH:MM" into minutes since midnight. */
-extern bool mt_parse_run_window(const char *text, int *start_min, int *end_min);
+/* ---------------------------------------------------------------------
+ * backfill_validate.c: the job's statement, checked at queue time
+ * ---------------------------------------------------------------------
+ */
 
 /*
- * Is "now" inside the daily window?  If not, *opens_at is when it next
- * opens.
+ * Parse-analyze the UPDATE of a backfill() job as the caller, check column
+ * privileges (unless update_ok: UPDATE on the table), refuse what its
+ * strategy cannot run exactly once, and set js->guard_clause.
  */
-extern bool mt_in_run_window(const char *window, TimestampTz now, TimestampTz *opens_at);
+extern void mt_backfill_analyze(Relation rel, MtJobSql *js, bool guard, bool update_ok);
 
-/*
- * A reason to hold back the next batch of a job on relid, or NULL.  Runs
- * queries through SPI: call inside a transaction with SPI connected.
- */
-extern const char *mt_throttle_reason(Oid relid);
-extern bool mt_server_busy(void);
-
-/*
- * What the throttles know of the current job's own writes: forget them
- * when a job (re)starts; add a batch's rows before it commits.
- */
-extern void mt_throttle_reset(Oid relid);
-extern void mt_throttle_note_rows(Oid relid, int64 rows);
+/* Parse-analyze a run_batched() statement as the caller. */
+extern void mt_run_batched_analyze(Relation rel, MtJobSql *js);
 
 #endif							/* MT_BACKFILL_INT_H */

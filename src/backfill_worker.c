@@ -74,6 +74,7 @@
 #include "locks.h"
 #include "migration_tools.h"
 #include "spi_util.h"
+#include "throttle.h"
 
 /* A job as one step sees it (allocated in the step context). */
 typedef struct MtJob
@@ -181,6 +182,7 @@ typedef enum MtLook
 
 /* The job whose server-signal memory throttle.c holds. */
 static int64 throttle_job = 0;
+static MtThrottleState throttle_state;
 
 /* A job gave its slot to another database: the worker should exit. */
 static bool leave_worker = false;
@@ -379,7 +381,7 @@ mt_backfill_run_next(TimestampTz *next_due)
 	 * job comes back to this worker after giving its slot up.
 	 */
 	if (claimed != throttle_job)
-		mt_throttle_reset(claimed_rel);
+		mt_throttle_reset(&throttle_state, claimed_rel);
 	throttle_job = claimed;
 	run_job(claimed);
 	mt_worker_set_current(NULL, 0, InvalidOid);
@@ -1494,7 +1496,7 @@ run_step_body(int64 job_id, long *sleep_ms)
 	if (TimestampDifferenceExceeds(last_throttle_check, GetCurrentTimestamp(), 250))
 	{
 		mt_restore_user(&saved);
-		reason = mt_throttle_reason(job->relid);
+		reason = mt_throttle_reason(&throttle_state, job->relid);
 		mt_become_owner(&saved);
 		/* a job held back looks again after its sleep, however short */
 		last_throttle_check = reason ? 0 : GetCurrentTimestamp();
@@ -1767,7 +1769,7 @@ run_step_body(int64 job_id, long *sleep_ms)
 	if (res.rows > 0 && !res.fail)
 	{
 		pgstat_report_stat(true);
-		mt_throttle_note_rows(job->relid, res.rows);
+		mt_throttle_note_rows(&throttle_state, job->relid, res.rows);
 	}
 	return result;
 }
