@@ -65,6 +65,7 @@
 #include "backfill_int.h"
 #include "launcher.h"
 #include "migration_tools.h"
+#include "spi_util.h"
 #include "throttle.h"
 
 /* GUCs */
@@ -797,15 +798,12 @@ lookup_job(int64 job, Oid caller, bool for_update, bool *xmin_current)
 	Oid			owner;
 	char	   *state;
 	char	   *xmin;
-	int			ret;
 
-	ret = SPI_execute_with_args(for_update ?
-								"SELECT owner, state, xmin::text FROM migration_tools.backfill_jobs WHERE job_id = $1 FOR UPDATE" :
-								"SELECT owner, state, xmin::text FROM migration_tools.backfill_jobs WHERE job_id = $1",
-								1, &argtype, &arg, NULL, false, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read backfill job " INT64_FORMAT, job);
-	if (SPI_processed == 0)
+	if (mt_spi_execute_checked(for_update ?
+							   "SELECT owner, state, xmin::text FROM migration_tools.backfill_jobs WHERE job_id = $1 FOR UPDATE" :
+							   "SELECT owner, state, xmin::text FROM migration_tools.backfill_jobs WHERE job_id = $1",
+							   1, &argtype, &arg, NULL, false, 1,
+							   SPI_OK_SELECT, "read backfill job") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("backfill job " INT64_FORMAT " does not exist", job)));
@@ -818,78 +816,32 @@ lookup_job(int64 job, Oid caller, bool for_update, bool *xmin_current)
 	return state;
 }
 
-/* Has a job in this state ended? */
-static bool
-state_is_final(const char *state)
-{
-	return strcmp(state, "completed") == 0 || strcmp(state, "failed") == 0 ||
-		strcmp(state, "cancelled") == 0;
-}
-
 /*
- * Move a job from one of the allowed states to new_state.  Returns the
- * state afterwards.  A job already in new_state is left alone.
+ * Apply a control action to a job, as the extension owner, after checking
+ * that the caller may control it (backfill_job.c decides whether the
+ * action applies).  Returns the state afterwards.
  */
 static text *
-change_state(int64 job, const char *action, const char *new_state,
-			 const char *const *allowed, const char *extra_set, bool wake)
+change_state(int64 job, MtJobAction action)
 {
 	MtSavedUser saved;
 	char	   *state;
-	bool		ok = false;
 	char	   *result;
 	Oid			caller = GetUserId();
+	const char *name = mt_job_action_name(action);
+	MemoryContext caller_cxt = CurrentMemoryContext;
 
-	mt_require_preload(action);
-	PreventCommandIfReadOnly(action);
+	mt_require_preload(name);
+	PreventCommandIfReadOnly(name);
 
 	mt_become_owner(&saved);
 	SPI_connect();
 	state = lookup_job(job, caller, true, NULL);
-
-	/*
-	 * resume() or retry() of a running job: it already does what is asked
-	 * (a script that resumes every job it knows must not fail on the one
-	 * that runs)
-	 */
-	if (strcmp(new_state, "queued") == 0 && strcmp(state, "running") == 0)
-		new_state = state;
-	if (strcmp(state, new_state) != 0)
-	{
-		const char *hint = NULL;
-
-		for (int i = 0; allowed[i] != NULL; i++)
-			if (strcmp(state, allowed[i]) == 0)
-				ok = true;
-		if (strcmp(state, "paused") == 0)
-			hint = "A paused job goes on with resume().";
-		else if (strcmp(state, "completed") == 0)
-			hint = "A completed job is not run again; queue a new job for more work.";
-		else if (state_is_final(state))
-			hint = "The job has ended; retry() queues a failed or cancelled job again from its checkpoint.";
-		if (!ok)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("cannot %s backfill job " INT64_FORMAT " because it is %s",
-							action, job, state),
-					 hint ? errhint("%s", hint) : 0));
-		{
-			Datum		args[2];
-			Oid			types[2] = {INT8OID, TEXTOID};
-			char	   *sql = psprintf("UPDATE migration_tools.backfill_jobs SET state = $2%s%s "
-									   "WHERE job_id = $1",
-									   extra_set ? ", " : "", extra_set ? extra_set : "");
-
-			args[0] = Int64GetDatum(job);
-			args[1] = CStringGetTextDatum(new_state);
-			if (SPI_execute_with_args(sql, 2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
-				elog(ERROR, "could not update backfill job " INT64_FORMAT, job);
-		}
-	}
-	result = pstrdup(new_state);
+	/* in the caller's context: SPI_finish() frees SPI's */
+	result = MemoryContextStrdup(caller_cxt, mt_job_control(job, action, state));
 	SPI_finish();
 	mt_restore_user(&saved);
-	if (wake)
+	if (mt_job_action_wakes(action))
 		mt_request_backfill_work_at_commit();
 	return cstring_to_text(result);
 }
@@ -903,10 +855,7 @@ PG_FUNCTION_INFO_V1(mt_backfill_pause);
 Datum
 mt_backfill_pause(PG_FUNCTION_ARGS)
 {
-	static const char *const allowed[] = {"queued", "running", NULL};
-
-	PG_RETURN_TEXT_P(change_state(PG_GETARG_INT64(0), "pause", "paused", allowed,
-								  "throttled_by = NULL", false));
+	PG_RETURN_TEXT_P(change_state(PG_GETARG_INT64(0), MT_JOB_PAUSE));
 }
 
 PG_FUNCTION_INFO_V1(mt_backfill_resume);
@@ -918,10 +867,7 @@ PG_FUNCTION_INFO_V1(mt_backfill_resume);
 Datum
 mt_backfill_resume(PG_FUNCTION_ARGS)
 {
-	static const char *const allowed[] = {"paused", NULL};
-
-	PG_RETURN_TEXT_P(change_state(PG_GETARG_INT64(0), "resume", "queued", allowed,
-								  "next_due = NULL, worker_pid = NULL", true));
+	PG_RETURN_TEXT_P(change_state(PG_GETARG_INT64(0), MT_JOB_RESUME));
 }
 
 PG_FUNCTION_INFO_V1(mt_backfill_cancel);
@@ -933,10 +879,7 @@ PG_FUNCTION_INFO_V1(mt_backfill_cancel);
 Datum
 mt_backfill_cancel(PG_FUNCTION_ARGS)
 {
-	static const char *const allowed[] = {"queued", "running", "paused", NULL};
-
-	PG_RETURN_TEXT_P(change_state(PG_GETARG_INT64(0), "cancel", "cancelled", allowed,
-								  "finished_at = pg_catalog.now(), throttled_by = NULL", false));
+	PG_RETURN_TEXT_P(change_state(PG_GETARG_INT64(0), MT_JOB_CANCEL));
 }
 
 PG_FUNCTION_INFO_V1(mt_backfill_retry);
@@ -948,13 +891,7 @@ PG_FUNCTION_INFO_V1(mt_backfill_retry);
 Datum
 mt_backfill_retry(PG_FUNCTION_ARGS)
 {
-	static const char *const allowed[] = {"failed", "cancelled", NULL};
-
-	PG_RETURN_TEXT_P(change_state(PG_GETARG_INT64(0), "retry", "queued", allowed,
-								  "attempts = 0, takeovers = 0, last_error = NULL, finished_at = NULL, "
-								  "next_due = NULL, worker_pid = NULL, sweep_pass = 0, "
-								  "phase = CASE WHEN phase = 'done' THEN 'main' ELSE phase END",
-								  true));
+	PG_RETURN_TEXT_P(change_state(PG_GETARG_INT64(0), MT_JOB_RETRY));
 }
 
 PG_FUNCTION_INFO_V1(mt_backfill_wait);
@@ -1006,7 +943,7 @@ mt_backfill_wait(PG_FUNCTION_ARGS)
 		SPI_finish();
 		mt_restore_user(&saved);
 
-		if (state_is_final(state))
+		if (mt_job_state_is_final(state))
 			break;
 		if (mine)
 			ereport(ERROR,

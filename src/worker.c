@@ -54,6 +54,7 @@ mt_worker_main(Datum main_arg)
 	MtWorkerArgs args;
 	TimestampTz next_due = 0;
 	TimestampTz last_prune = 0;
+	MtBackfillRunner *backfills;
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 
@@ -74,6 +75,7 @@ mt_worker_main(Datum main_arg)
 		proc_exit(0);
 	}
 
+	backfills = mt_backfill_runner_create();
 	for (;;)
 	{
 		TimestampTz due = 0;
@@ -106,10 +108,10 @@ mt_worker_main(Datum main_arg)
 		}
 		if (mt_history_run_scheduled(&scheduled_due))
 			continue;
-		if (mt_backfill_run_next(&due))
+		if (mt_backfill_run_next(backfills, &due))
 		{
 			/* its job gave the slot to another database: go */
-			if (mt_backfill_leave_worker(&next_due))
+			if (mt_backfill_leave_worker(backfills, &next_due))
 				break;
 			continue;
 		}
