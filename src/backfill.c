@@ -580,41 +580,14 @@ add_text_param(int *n, Oid *types, Datum *values, char *nulls, const char *str)
 }
 
 /*
- * Validate and record a job for backfill() (is_backfill; text1 is the
- * set_clause) or run_batched() (text1 is the statement), as the caller;
- * the worker is woken when the transaction commits.  Returns the job id.
+ * Open the relation of a job, and refuse what no job may run on: what is
+ * not a table, system catalogs, the extension's own tables, temporary
+ * tables.
  */
-static int64
-queue_job(Oid relid, const char *text1, const char *where_clause,
-		  const MtJobOptions *opts, bool is_backfill)
+static Relation
+open_job_relation(Oid relid)
 {
 	Relation	rel;
-	MtJobSql	js;
-	AclResult	aclresult;
-	bool		update_ok = true;
-	MtSavedUser saved;
-	int64		job_id;
-	Datum		values[24];
-	char		nulls[24];
-	Oid			types[24];
-	Datum	   *keyd;
-	int			nkeys;
-	int			np;
-	ListCell   *lc;
-	const char *insert_sql;
-	Oid			owner = GetUserId();
-	const char *search_path = GetConfigOption("search_path", false, false);
-
-	mt_require_preload(is_backfill ? "backfill()" : "run_batched()");
-
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot queue a backfill job during recovery"),
-				 errhint("Queue jobs on the primary.")));
-	PreventCommandIfReadOnly(is_backfill ? "backfill()" : "run_batched()");
-
-	validate_options(opts);
 
 	rel = try_relation_open(relid, AccessShareLock);
 	if (rel == NULL)
@@ -644,15 +617,29 @@ queue_job(Oid relid, const char *text1, const char *where_clause,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot backfill temporary table \"%s\"", RelationGetRelationName(rel)),
 				 errdetail("The background worker cannot see the temporary tables of other sessions.")));
+	return rel;
+}
 
-	memset(&js, 0, sizeof(js));
-	js.is_backfill = is_backfill;
-	js.by_ctid = strcmp(opts->strategy, "ctid") == 0;
-	js.relname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-											RelationGetRelationName(rel));
-	js.only = rel->rd_rel->relkind == RELKIND_RELATION;
+/*
+ * Build the statement of a job on rel as the caller (owner) and validate
+ * it (backfill_validate.c): backfill() (is_backfill; text1 is the
+ * set_clause) or run_batched() (text1 is the statement).
+ */
+static void
+build_job_sql(Relation rel, const char *text1, const char *where_clause,
+			  const MtJobOptions *opts, bool is_backfill, Oid owner, MtJobSql *js)
+{
+	AclResult	aclresult;
+	bool		update_ok = true;
 
-	if (js.by_ctid && rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+	memset(js, 0, sizeof(*js));
+	js->is_backfill = is_backfill;
+	js->by_ctid = strcmp(opts->strategy, "ctid") == 0;
+	js->relname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+											 RelationGetRelationName(rel));
+	js->only = rel->rd_rel->relkind == RELKIND_RELATION;
+
+	if (js->by_ctid && rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("the ctid strategy cannot be used on partitioned table \"%s\"",
@@ -660,7 +647,8 @@ queue_job(Oid relid, const char *text1, const char *where_clause,
 				 errhint("Use strategy => 'key', or queue one job per partition.")));
 
 	/* privileges: UPDATE for a backfill (maybe column-wise), SELECT to read */
-	aclresult = pg_class_aclcheck(relid, owner, is_backfill ? ACL_UPDATE : ACL_SELECT);
+	aclresult = pg_class_aclcheck(RelationGetRelid(rel), owner,
+								  is_backfill ? ACL_UPDATE : ACL_SELECT);
 	if (aclresult != ACLCHECK_OK)
 	{
 		if (is_backfill)
@@ -670,57 +658,72 @@ queue_job(Oid relid, const char *text1, const char *where_clause,
 						   RelationGetRelationName(rel));
 	}
 
-	if (!js.by_ctid)
-		primary_key_columns(rel, &js);
+	if (!js->by_ctid)
+		primary_key_columns(rel, js);
 
 	if (is_backfill)
 	{
-		js.set_clause = pstrdup(text1);
-		js.where_clause = where_clause ? pstrdup(where_clause) : NULL;
-		if (js.by_ctid && !opts->guard && where_clause == NULL)
+		js->set_clause = pstrdup(text1);
+		js->where_clause = where_clause ? pstrdup(where_clause) : NULL;
+		if (js->by_ctid && !opts->guard && where_clause == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("the ctid strategy without guard needs a where_clause"),
 					 errdetail("Rows that move during the job are visited again by its final sweep; without the guard only the where_clause can tell that a row is already done."),
 					 errhint("Keep guard => true, or pass a where_clause that excludes rows already backfilled.")));
-		mt_backfill_analyze(rel, &js, opts->guard, update_ok);
+		mt_backfill_analyze(rel, js, opts->guard, update_ok);
 	}
 	else
 	{
-		if (!js.by_ctid && list_length(js.key_columns) != 1)
+		if (!js->by_ctid && list_length(js->key_columns) != 1)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("run_batched() with the key strategy needs a single-column primary key"),
 					 errdetail("Table \"%s\" has a primary key of %d columns.",
-							   RelationGetRelationName(rel), list_length(js.key_columns)),
+							   RelationGetRelationName(rel), list_length(js->key_columns)),
 					 errhint("Use strategy => 'ctid'.")));
-		js.sql = pstrdup(text1);
-		mt_run_batched_analyze(rel, &js);
+		js->sql = pstrdup(text1);
+		mt_run_batched_analyze(rel, js);
 	}
+}
 
-	/* record the job, as the extension owner */
-	nkeys = list_length(js.key_columns);
-	keyd = palloc(sizeof(Datum) * Max(nkeys, 1));
-	np = 0;
+/* A list of C strings as a text[] parameter, NULL when empty. */
+static void
+add_text_array_param(int *n, Oid *types, Datum *values, char *nulls, List *strings)
+{
+	add_param(n, types, values, nulls, TEXTARRAYOID,
+			  strings != NIL ? mt_text_array_from_list(strings) : (Datum) 0,
+			  strings == NIL);
+}
+
+/*
+ * Insert the job's row, queued, as the extension owner; returns its id.
+ * owner is the role that queued it, search_path the caller's setting.
+ */
+static int64
+insert_job(Oid relid, const MtJobSql *js, const MtJobOptions *opts, Oid owner,
+		   const char *search_path)
+{
+	MtSavedUser saved;
+	int64		job_id;
+	Datum		values[24];
+	char		nulls[24];
+	Oid			types[24];
+	int			np = 0;
+	bool		isnull;
+	const char *insert_sql;
+
 	add_param(&np, types, values, nulls, OIDOID, ObjectIdGetDatum(relid), false);
-	add_text_param(&np, types, values, nulls, js.relname);
-	add_text_param(&np, types, values, nulls, is_backfill ? "backfill" : "run_batched");
-	add_text_param(&np, types, values, nulls, js.set_clause);
-	add_text_param(&np, types, values, nulls, js.where_clause);
-	add_text_param(&np, types, values, nulls, js.sql);
-	add_text_param(&np, types, values, nulls, js.guard_clause);
+	add_text_param(&np, types, values, nulls, js->relname);
+	add_text_param(&np, types, values, nulls, js->is_backfill ? "backfill" : "run_batched");
+	add_text_param(&np, types, values, nulls, js->set_clause);
+	add_text_param(&np, types, values, nulls, js->where_clause);
+	add_text_param(&np, types, values, nulls, js->sql);
+	add_text_param(&np, types, values, nulls, js->guard_clause);
 	add_text_param(&np, types, values, nulls, opts->strategy);
 	add_param(&np, types, values, nulls, BOOLOID, BoolGetDatum(opts->guard), false);
-	for (int pass = 0; pass < 2; pass++)
-	{
-		int			k = 0;
-
-		foreach(lc, pass == 0 ? js.key_columns : js.key_types)
-			keyd[k++] = CStringGetTextDatum((char *) lfirst(lc));
-		add_param(&np, types, values, nulls, TEXTARRAYOID,
-				  nkeys > 0 ? PointerGetDatum(construct_array(keyd, nkeys, TEXTOID, -1, false, TYPALIGN_INT)) : (Datum) 0,
-				  nkeys == 0);
-	}
+	add_text_array_param(&np, types, values, nulls, js->key_columns);
+	add_text_array_param(&np, types, values, nulls, js->key_types);
 	add_param(&np, types, values, nulls, INT4OID, Int32GetDatum(opts->batch_size), !opts->has_batch_size);
 	add_param(&np, types, values, nulls, INTERVALOID, IntervalPGetDatum(opts->target_batch_time), false);
 	add_param(&np, types, values, nulls, INTERVALOID,
@@ -749,17 +752,47 @@ queue_job(Oid relid, const char *text1, const char *where_clause,
 
 	mt_become_owner(&saved);
 	SPI_connect();
-	if (SPI_execute_with_args(insert_sql, np, types, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING ||
-		SPI_processed != 1)
+	if (mt_spi_execute_checked(insert_sql, np, types, values, nulls, false, 1,
+							   SPI_OK_INSERT_RETURNING, "record backfill job") != 1)
 		elog(ERROR, "could not record backfill job");
-	{
-		bool		isnull;
-
-		job_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-											 1, &isnull));
-	}
+	job_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+										 1, &isnull));
 	SPI_finish();
 	mt_restore_user(&saved);
+	return job_id;
+}
+
+/*
+ * Validate and record a job for backfill() (is_backfill; text1 is the
+ * set_clause) or run_batched() (text1 is the statement), as the caller;
+ * the worker is woken when the transaction commits.  Returns the job id.
+ */
+static int64
+queue_job(Oid relid, const char *text1, const char *where_clause,
+		  const MtJobOptions *opts, bool is_backfill)
+{
+	Relation	rel;
+	MtJobSql	js;
+	int64		job_id;
+	Oid			owner = GetUserId();
+	const char *search_path = GetConfigOption("search_path", false, false);
+
+	mt_require_preload(is_backfill ? "backfill()" : "run_batched()");
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot queue a backfill job during recovery"),
+				 errhint("Queue jobs on the primary.")));
+	PreventCommandIfReadOnly(is_backfill ? "backfill()" : "run_batched()");
+
+	validate_options(opts);
+
+	rel = open_job_relation(relid);
+	build_job_sql(rel, text1, where_clause, opts, is_backfill, owner, &js);
+
+	/* record the job, as the extension owner */
+	job_id = insert_job(relid, &js, opts, owner, search_path);
 
 	relation_close(rel, AccessShareLock);
 

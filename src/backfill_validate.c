@@ -554,28 +554,24 @@ check_update_shape(List *raws, const MtJobSql *js, bool has_lower)
 				 errhint("Write the set clause as in \"col = expr, col2 = expr2\" and the where clause as a boolean expression.")));
 }
 
-/*
- * Build the guard "the row does not already hold the values the SET list
- * would give it", from the analyzed SET list, or return NULL when no
- * guard applies.  For the ctid strategy, which may see a row twice, refuse
- * what the guard cannot make exactly-once: a SET list reading the columns
- * it assigns (not idempotent), volatile or mutable expressions, subqueries
- * and assignments to parts of columns.
- */
-static char *
-build_guard(Relation rel, Query *query, bool by_ctid, bool guard, bool has_where)
+/* What the analyzed SET list of a backfill() is made of (set_list_shape). */
+typedef struct MtSetListShape
+{
+	bool		reads_targets;	/* an expression reads a column the list assigns */
+	bool		complex;		/* sub-SELECTs, subqueries, parts of columns */
+	bool		volatile_expr;
+	bool		mutable_expr;
+} MtSetListShape;
+
+/* Look at what each expression of the analyzed SET list reads and calls. */
+static void
+set_list_shape(Query *query, MtSetListShape *shape)
 {
 	ListCell   *lc;
 	Bitmapset  *targets = NULL;
 	Bitmapset  *reads = NULL;
-	bool		complex = false;
-	bool		volatile_expr = false;
-	bool		mutable_expr = false;
-	List	   *dpcontext;
-	StringInfoData cols;
-	StringInfoData exprs;
-	int			n = 0;
 
+	memset(shape, 0, sizeof(*shape));
 	foreach(lc, query->targetList)
 	{
 		TargetEntry *tle = lfirst_node(TargetEntry, lc);
@@ -583,56 +579,37 @@ build_guard(Relation rel, Query *query, bool by_ctid, bool guard, bool has_where
 
 		if (tle->resjunk)
 		{
-			complex = true;		/* multi-assignment from a sub-SELECT */
+			shape->complex = true;	/* multi-assignment from a sub-SELECT */
 			continue;
 		}
 		targets = bms_add_member(targets, tle->resno - FirstLowInvalidHeapAttributeNumber);
 		pull_varattnos(expr, query->resultRelation, &reads);
 		if (IsA(expr, SubscriptingRef) || IsA(expr, FieldStore) ||
 			contain_subplans(expr) || checkExprHasSubLink(expr))
-			complex = true;
+			shape->complex = true;
 		if (contain_volatile_functions(expr))
-			volatile_expr = true;
+			shape->volatile_expr = true;
 		if (contain_mutable_functions(expr))
-			mutable_expr = true;
-		{
-			/* Params of a multi-assignment also mean a sub-SELECT */
-			if (IsA(expr, Param))
-				complex = true;
-		}
+			shape->mutable_expr = true;
+		/* Params of a multi-assignment also mean a sub-SELECT */
+		if (IsA(expr, Param))
+			shape->complex = true;
 	}
+	shape->reads_targets = bms_overlap(targets, reads);
+}
 
-	if (by_ctid && guard)
-	{
-		if (bms_overlap(targets, reads))
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("the ctid strategy cannot run a set clause that reads the columns it assigns"),
-					 errdetail("The ctid strategy may meet a row twice (rows move when they are updated) and relies on the set clause giving the same result when applied again; an expression such as \"n = n + 1\" does not."),
-					 errhint("Use strategy => 'key', which applies the set clause exactly once per row, or guard => false with a where_clause that excludes the rows already done.")));
-		if (complex)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("the ctid strategy cannot guard this set clause"),
-					 errdetail("Subqueries, multiple-column assignments from a sub-SELECT and assignments to array elements or fields cannot be compared with the row's current values."),
-					 errhint("Use strategy => 'key'.")));
-		if (mutable_expr)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("the ctid strategy cannot run a set clause with volatile or stable functions"),
-					 errdetail("A row met twice would get a different value the second time."),
-					 errhint("Use strategy => 'key'.")));
-	}
-
-	/*
-	 * Under the key strategy the guard only saves writes; skip it where it
-	 * would change results (a volatile expression evaluated twice) or cannot
-	 * be written, and where a where_clause already says which rows need the
-	 * change (the guard would evaluate the set expressions twice per row
-	 * for nothing).
-	 */
-	if (!guard || complex || volatile_expr || (!by_ctid && has_where))
-		return NULL;
+/*
+ * The guard's text: "col IS DISTINCT FROM (expr)", or the same for the
+ * ROW() of all the assigned columns; NULL when nothing is assigned.
+ */
+static char *
+guard_text(Relation rel, Query *query)
+{
+	ListCell   *lc;
+	List	   *dpcontext;
+	StringInfoData cols;
+	StringInfoData exprs;
+	int			n = 0;
 
 	dpcontext = deparse_context_for(RelationGetRelationName(rel), RelationGetRelid(rel));
 	initStringInfo(&cols);
@@ -668,6 +645,54 @@ build_guard(Relation rel, Query *query, bool by_ctid, bool guard, bool has_where
 	if (n == 1)
 		return psprintf("%s IS DISTINCT FROM %s", cols.data, exprs.data);
 	return psprintf("ROW(%s) IS DISTINCT FROM ROW(%s)", cols.data, exprs.data);
+}
+
+/*
+ * Build the guard "the row does not already hold the values the SET list
+ * would give it", from the analyzed SET list, or return NULL when no
+ * guard applies.  For the ctid strategy, which may see a row twice, refuse
+ * what the guard cannot make exactly-once: a SET list reading the columns
+ * it assigns (not idempotent), volatile or mutable expressions, subqueries
+ * and assignments to parts of columns.
+ */
+static char *
+build_guard(Relation rel, Query *query, bool by_ctid, bool guard, bool has_where)
+{
+	MtSetListShape shape;
+
+	set_list_shape(query, &shape);
+	if (by_ctid && guard)
+	{
+		if (shape.reads_targets)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("the ctid strategy cannot run a set clause that reads the columns it assigns"),
+					 errdetail("The ctid strategy may meet a row twice (rows move when they are updated) and relies on the set clause giving the same result when applied again; an expression such as \"n = n + 1\" does not."),
+					 errhint("Use strategy => 'key', which applies the set clause exactly once per row, or guard => false with a where_clause that excludes the rows already done.")));
+		if (shape.complex)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("the ctid strategy cannot guard this set clause"),
+					 errdetail("Subqueries, multiple-column assignments from a sub-SELECT and assignments to array elements or fields cannot be compared with the row's current values."),
+					 errhint("Use strategy => 'key'.")));
+		if (shape.mutable_expr)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("the ctid strategy cannot run a set clause with volatile or stable functions"),
+					 errdetail("A row met twice would get a different value the second time."),
+					 errhint("Use strategy => 'key'.")));
+	}
+
+	/*
+	 * Under the key strategy the guard only saves writes; skip it where it
+	 * would change results (a volatile expression evaluated twice) or cannot
+	 * be written, and where a where_clause already says which rows need the
+	 * change (the guard would evaluate the set expressions twice per row
+	 * for nothing).
+	 */
+	if (!guard || shape.complex || shape.volatile_expr || (!by_ctid && has_where))
+		return NULL;
+	return guard_text(rel, query);
 }
 
 /*
