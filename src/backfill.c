@@ -3,17 +3,20 @@
  * backfill.c
  *	  Batched backfills: the SQL functions that queue jobs (backfill(),
  *	  run_batched()) and control them (pause, resume, cancel, retry, wait),
- *	  the subsystem's settings, and the statement builders that the queue
- *	  time validation and the worker (backfill_worker.c) share.
+ *	  the subsystem's settings (the throttles' are in throttle.c), and the
+ *	  statement builders that the queue time validation
+ *	  (backfill_validate.c) and the worker (backfill_batch.c) share.
  *
  * A job is a row of migration_tools.backfill_jobs.  Queueing validates
  * everything that can be validated without running anything: the
  * relation, the caller's privileges, the options, and the statement the
- * worker will run, which is built here and parse-analyzed as the caller.
- * The worker later runs exactly that statement, as the role that queued
+ * worker will run, which is built here and parse-analyzed as the caller
+ * by backfill_validate.c.  The worker later runs exactly that statement, as the role that queued
  * the job.  The job tables are written as the extension owner with a
  * pinned search_path, never as the caller, so that callers need no
- * privileges on them and cannot forge a job of another role.
+ * privileges on them and cannot forge a job of another role.  Which
+ * state a control function may move a job to is decided in
+ * backfill_job.c, with the worker's transitions.
  *
  * IDENTIFICATION
  *	  src/backfill.c
@@ -22,46 +25,28 @@
  */
 #include "postgres.h"
 
-#include <math.h>
-
-#include "access/genam.h"
-#include "access/htup_details.h"
 #include "access/relation.h"
-#include "access/table.h"
 #include "access/transam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/catalog.h"
-#include "catalog/indexing.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_extension.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
-#include "nodes/nodeFuncs.h"
-#include "optimizer/clauses.h"
-#include "optimizer/optimizer.h"
-#include "parser/analyze.h"
-#include "parser/parser.h"
 #include "parser/scansup.h"
 #include "pgstat.h"
-#include "rewrite/rewriteManip.h"
 #include "storage/latch.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
-#include "utils/ruleutils.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
-#include "utils/typcache.h"
 
-#include "backfill.h"
 #include "backfill_int.h"
 #include "launcher.h"
 #include "migration_tools.h"

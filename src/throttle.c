@@ -192,6 +192,90 @@ own_dead_tuples(MtThrottleState *ts, Oid relid)
 }
 
 /*
+ * Autovacuum working on the table: let it get ahead, for at most
+ * migration_tools.max_throttle_wait per vacuum run (a batch does not
+ * conflict with vacuum, and a vacuum of a big table can take minutes).
+ * Only when it has more to do than clean up after the job: other
+ * sessions' dead tuples (over migration_tools.min_dead_tuples), or an
+ * anti-wraparound vacuum.
+ */
+static bool
+autovacuum_holds(MtThrottleState *ts, Oid relid, double others)
+{
+	double		pid = query_double("SELECT min(v.pid)::float8 FROM pg_stat_progress_vacuum v "
+								   "JOIN pg_stat_activity a ON a.pid = v.pid "
+								   "WHERE v.relid = $1 AND a.backend_type = 'autovacuum worker'",
+								   relid);
+
+	if (pid > 0 && others <= mt_min_dead_tuples &&
+		query_double("SELECT count(*)::float8 FROM pg_stat_progress_vacuum v "
+					 "JOIN pg_stat_activity a ON a.pid = v.pid "
+					 "WHERE v.relid = $1 AND a.backend_type = 'autovacuum worker' "
+					 "AND a.query LIKE '%(to prevent wraparound)%'",
+					 relid) <= 0)
+		pid = -1;			/* only the job's own dead tuples to clean */
+	if (pid > 0)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+
+		if (ts->av_relid != relid || ts->av_pid != (int) pid)
+		{
+			ts->av_relid = relid;
+			ts->av_pid = (int) pid;
+			ts->av_since = now;
+		}
+		return !TimestampDifferenceExceeds(ts->av_since, now, mt_max_throttle_wait);
+	}
+	ts->av_relid = InvalidOid;
+	return false;
+}
+
+/*
+ * Too many dead tuples of other sessions: give vacuum a chance.  But
+ * only as long as it can help: once a vacuum of the table has finished
+ * since the throttle began and the dead tuples are still over the
+ * limit, they are not removable yet (an old snapshot holds them, a
+ * wait() among others), and holding back would only wait for that
+ * snapshot, perhaps forever.  The same after
+ * migration_tools.max_throttle_wait without a vacuum.
+ */
+static bool
+dead_tuples_hold(MtThrottleState *ts, Oid relid, double dead, double live,
+				 double others)
+{
+	if (others > mt_min_dead_tuples && others > mt_max_dead_tuples_ratio * (dead + live))
+	{
+		double		vacuums = query_double("SELECT (pg_stat_get_vacuum_count($1) + "
+										   "pg_stat_get_autovacuum_count($1))::float8",
+										   relid);
+		TimestampTz now = GetCurrentTimestamp();
+
+		if (ts->dead_relid != relid)
+		{
+			/* the throttle begins */
+			ts->dead_relid = relid;
+			ts->dead_vacuums = vacuums;
+			ts->dead_since = now;
+			ts->dead_gave_up = false;
+		}
+		if (!ts->dead_gave_up &&
+			(vacuums > ts->dead_vacuums ||
+			 TimestampDifferenceExceeds(ts->dead_since, now, mt_max_throttle_wait)))
+		{
+			ts->dead_gave_up = true;
+			ereport(LOG,
+					(errmsg("migration_tools: dead tuples of relation %u stay over the limit; the backfill goes on",
+							relid),
+					 errdetail("A vacuum ran, or %s passed, without removing them; a long-running transaction may hold them.",
+							   "migration_tools.max_throttle_wait")));
+		}
+		return !ts->dead_gave_up;
+	}
+	ts->dead_relid = InvalidOid;	/* under the limit: a later excess starts afresh */
+	return false;
+}
+
+/*
  * The first server signal over its limit for a job on relid, as the
  * throttled_by name, or NULL.  The statistics views are read as the worker
  * itself (they hide other roles' rows from unprivileged roles), with
@@ -229,88 +313,12 @@ mt_throttle_reason(MtThrottleState *ts, Oid relid)
 		others = Max(dead - own_dead_tuples(ts, relid), 0);
 	}
 
-	/*
-	 * Autovacuum working on the table: let it get ahead, for at most
-	 * migration_tools.max_throttle_wait per vacuum run (a batch does not
-	 * conflict with vacuum, and a vacuum of a big table can take minutes).
-	 * Only when it has more to do than clean up after the job: other
-	 * sessions' dead tuples (over migration_tools.min_dead_tuples), or an
-	 * anti-wraparound vacuum.
-	 */
-	if (reason == NULL && mt_throttle_on_autovacuum)
-	{
-		double		pid = query_double("SELECT min(v.pid)::float8 FROM pg_stat_progress_vacuum v "
-									   "JOIN pg_stat_activity a ON a.pid = v.pid "
-									   "WHERE v.relid = $1 AND a.backend_type = 'autovacuum worker'",
-									   relid);
-
-		if (pid > 0 && others <= mt_min_dead_tuples &&
-			query_double("SELECT count(*)::float8 FROM pg_stat_progress_vacuum v "
-						 "JOIN pg_stat_activity a ON a.pid = v.pid "
-						 "WHERE v.relid = $1 AND a.backend_type = 'autovacuum worker' "
-						 "AND a.query LIKE '%(to prevent wraparound)%'",
-						 relid) <= 0)
-			pid = -1;			/* only the job's own dead tuples to clean */
-		if (pid > 0)
-		{
-			TimestampTz now = GetCurrentTimestamp();
-
-			if (ts->av_relid != relid || ts->av_pid != (int) pid)
-			{
-				ts->av_relid = relid;
-				ts->av_pid = (int) pid;
-				ts->av_since = now;
-			}
-			if (!TimestampDifferenceExceeds(ts->av_since, now, mt_max_throttle_wait))
-				reason = "autovacuum";
-		}
-		else
-			ts->av_relid = InvalidOid;
-	}
-
-	/*
-	 * Too many dead tuples of other sessions: give vacuum a chance.  But
-	 * only as long as it can help: once a vacuum of the table has finished
-	 * since the throttle began and the dead tuples are still over the
-	 * limit, they are not removable yet (an old snapshot holds them, a
-	 * wait() among others), and holding back would only wait for that
-	 * snapshot, perhaps forever.  The same after
-	 * migration_tools.max_throttle_wait without a vacuum.
-	 */
-	if (reason == NULL && mt_max_dead_tuples_ratio > 0)
-	{
-		if (others > mt_min_dead_tuples && others > mt_max_dead_tuples_ratio * (dead + live))
-		{
-			double		vacuums = query_double("SELECT (pg_stat_get_vacuum_count($1) + "
-											   "pg_stat_get_autovacuum_count($1))::float8",
-											   relid);
-			TimestampTz now = GetCurrentTimestamp();
-
-			if (ts->dead_relid != relid)
-			{
-				/* the throttle begins */
-				ts->dead_relid = relid;
-				ts->dead_vacuums = vacuums;
-				ts->dead_since = now;
-				ts->dead_gave_up = false;
-			}
-			if (!ts->dead_gave_up &&
-				(vacuums > ts->dead_vacuums ||
-				 TimestampDifferenceExceeds(ts->dead_since, now, mt_max_throttle_wait)))
-			{
-				ts->dead_gave_up = true;
-				ereport(LOG,
-						(errmsg("migration_tools: dead tuples of relation %u stay over the limit; the backfill goes on",
-								relid),
-						 errdetail("A vacuum ran, or %s passed, without removing them; a long-running transaction may hold them.",
-								   "migration_tools.max_throttle_wait")));
-			}
-			if (!ts->dead_gave_up)
-				reason = "dead_tuples";
-		}
-		else
-			ts->dead_relid = InvalidOid;	/* under the limit: a later excess starts afresh */
-	}
+	if (reason == NULL && mt_throttle_on_autovacuum &&
+		autovacuum_holds(ts, relid, others))
+		reason = "autovacuum";
+	if (reason == NULL && mt_max_dead_tuples_ratio > 0 &&
+		dead_tuples_hold(ts, relid, dead, live, others))
+		reason = "dead_tuples";
 
 	AtEOXact_GUC(true, nest);
 	return reason;

@@ -36,6 +36,7 @@
 #include "history.h"
 #include "launcher.h"
 #include "migration_tools.h"
+#include "worker.h"
 
 /* How often a long-running worker prunes the DDL log. */
 #define MT_PRUNE_INTERVAL_MS	(60 * 60 * 1000)
