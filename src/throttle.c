@@ -4,7 +4,7 @@
  *	  When a backfill should hold back: server signals read before each
  *	  batch (replication lag, autovacuum on the table, dead tuples) and the
  *	  job's daily run window.  Lock waiters caused by a batch are measured
- *	  by the batch itself (backfill_worker.c), since they exist only while
+ *	  by the batch itself (backfill_step.c), since they exist only while
  *	  it holds its locks.
  *
  * Each signal has a setting that turns it off, and a name shown in
