@@ -46,16 +46,28 @@ typedef struct MtJobControl
 } MtJobControl;
 
 static const MtJobControl controls[] = {
-	[MT_JOB_PAUSE] = {"pause", "paused", {"queued", "running", NULL},
-	"throttled_by = NULL", false},
-	[MT_JOB_RESUME] = {"resume", "queued", {"paused", NULL},
-	"next_due = NULL, worker_pid = NULL", true},
-	[MT_JOB_CANCEL] = {"cancel", "cancelled", {"queued", "running", "paused", NULL},
-	"finished_at = pg_catalog.now(), throttled_by = NULL", false},
-	[MT_JOB_RETRY] = {"retry", "queued", {"failed", "cancelled", NULL},
+	[MT_JOB_PAUSE] = {
+		"pause", "paused", {"queued", "running", NULL},
+		"throttled_by = NULL",
+		false
+	},
+	[MT_JOB_RESUME] = {
+		"resume", "queued", {"paused", NULL},
+		"next_due = NULL, worker_pid = NULL",
+		true
+	},
+	[MT_JOB_CANCEL] = {
+		"cancel", "cancelled", {"queued", "running", "paused", NULL},
+		"finished_at = pg_catalog.now(), throttled_by = NULL",
+		false
+	},
+	[MT_JOB_RETRY] = {
+		"retry", "queued", {"failed", "cancelled", NULL},
 		"attempts = 0, takeovers = 0, last_error = NULL, finished_at = NULL, "
 		"next_due = NULL, worker_pid = NULL, sweep_pass = 0, "
-	"phase = CASE WHEN phase = 'done' THEN 'main' ELSE phase END", true},
+		"phase = CASE WHEN phase = 'done' THEN 'main' ELSE phase END",
+		true
+	},
 };
 
 /* ---------------------------------------------------------------------
