@@ -88,7 +88,7 @@ extern void mt_worker_report_next_due(TimestampTz when);
 /* The slot number of the current worker process, -1 elsewhere. */
 extern int	mt_worker_slot;
 
-/* Worker side of the slot protocol (worker.c). */
+/* Worker side of the slot protocol, called by worker.c. */
 extern bool mt_worker_attach_slot(int slotno, Oid dboid, uint32 generation);
 extern void mt_worker_detach_slot(bool failed);
 extern void mt_worker_report_no_extension(void);
@@ -101,6 +101,5 @@ typedef struct MtWorkerArgs
 } MtWorkerArgs;
 
 PGDLLEXPORT void mt_launcher_main(Datum main_arg);
-PGDLLEXPORT void mt_worker_main(Datum main_arg);
 
 #endif							/* MT_LAUNCHER_H */

@@ -4,11 +4,15 @@
  *	  When a backfill should hold back: server signals read before each
  *	  batch (replication lag, autovacuum on the table, dead tuples) and the
  *	  job's daily run window.  Lock waiters caused by a batch are measured
- *	  by the batch itself (backfill_worker.c), since they exist only while
+ *	  by the batch itself (backfill_step.c), since they exist only while
  *	  it holds its locks.
  *
  * Each signal has a setting that turns it off, and a name shown in
- * backfill_progress.throttled_by while it holds a job back.
+ * backfill_progress.throttled_by while it holds a job back.  The settings
+ * of the throttles are defined here (mt_throttle_init, called by
+ * mt_backfill_init).  What a throttle remembers of a job lives in the
+ * job's MtThrottleState, which the worker keeps with the job's run and
+ * passes in; nothing of a job is kept in this file.
  *
  * Dead tuples are counted without the job's own: a backfill of a whole
  * table leaves as many dead tuples as it changes rows, crosses any ratio
@@ -40,42 +44,74 @@
 
 #include "backfill_int.h"
 #include "migration_tools.h"
+#include "spi_util.h"
+#include "throttle.h"
+
+/* GUCs */
+int			mt_max_replication_lag = 64 * 1024;	/* kB */
+double		mt_max_dead_tuples_ratio = 0.5;
+int			mt_min_dead_tuples = 100000;
+bool		mt_throttle_on_autovacuum = true;
+bool		mt_throttle_on_lock_waiters = true;
+int			mt_throttle_sleep = 1000;
+int			mt_max_throttle_wait = 10000;
+double		mt_busy_duty_cycle = 0.25;
 
 /*
- * The dead tuple throttle of the current job: on which table it began, the
- * vacuums of that table then, when, and whether it gave up (vacuum cannot
- * remove them).
+ * Define the settings of the throttles (reloadable ones only).
  */
-static Oid	dead_relid = InvalidOid;
-static double dead_vacuums = 0;
-static TimestampTz dead_since = 0;
-static bool dead_gave_up = false;
-
-/* The autovacuum throttle: on which table, which vacuum run, since when. */
-static Oid	av_relid = InvalidOid;
-static int	av_pid = 0;
-static TimestampTz av_since = 0;
-
-/*
- * The rows the current job changed in its table (own_total), and how many
- * of them a finished vacuum could remove (own_vacuumed: changed before it
- * began).  A vacuum began after the look before the one that first saw
- * it running: own_at_vacuum_start is own_total at that earlier look
- * (own_at_last_look; -1 if no vacuum seen), and one that came and went
- * between two looks removed what was written up to the first of them.
- * Taking the later look instead counted a batch or two written after the
- * vacuum began (100,000 rows and more) as others' dead tuples, enough to
- * hold a job back for the whole vacuum.  own_vacuums is the table's
- * vacuum count at the last look (-1: not read yet).  Pruning also removes
- * the job's dead tuples, so the difference can undercount the others':
- * the error lets the job run, never holds it back.
- */
-static Oid	own_relid = InvalidOid;
-static int64 own_total = 0;
-static int64 own_vacuumed = 0;
-static int64 own_at_vacuum_start = -1;
-static int64 own_at_last_look = 0;
-static double own_vacuums = -1;
+void
+mt_throttle_init(void)
+{
+	DefineCustomIntVariable("migration_tools.max_replication_lag",
+							"Replay lag of any standby above which backfills pause.",
+							"-1 disables this throttle.",
+							&mt_max_replication_lag,
+							64 * 1024, -1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomRealVariable("migration_tools.max_dead_tuples_ratio",
+							 "Share of dead tuples in the target table above which a backfill pauses.",
+							 "Only once the table has more than migration_tools.min_dead_tuples dead tuples. 0 disables this throttle.",
+							 &mt_max_dead_tuples_ratio,
+							 0.5, 0.0, 1.0,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("migration_tools.min_dead_tuples",
+							"Dead tuples in the target table below which the dead tuple throttle never acts.",
+							NULL,
+							&mt_min_dead_tuples,
+							100000, 0, INT_MAX,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("migration_tools.throttle_on_autovacuum",
+							 "Pause a backfill while autovacuum processes its table.",
+							 NULL,
+							 &mt_throttle_on_autovacuum,
+							 true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("migration_tools.throttle_on_lock_waiters",
+							 "Shrink batches and sleep when other sessions wait for locks a batch holds.",
+							 NULL,
+							 &mt_throttle_on_lock_waiters,
+							 true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("migration_tools.throttle_sleep",
+							"How long a throttled backfill sleeps before it looks again.",
+							NULL,
+							&mt_throttle_sleep,
+							1000, 10, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("migration_tools.max_throttle_wait",
+							"Longest a backfill is held back at a stretch by autovacuum or by dead tuples.",
+							"After that it goes on until the condition clears (a new vacuum run, or dead tuples back under the limit). Replication lag, lock waiters and the run window are not capped.",
+							&mt_max_throttle_wait,
+							10000, 0, 24 * 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomRealVariable("migration_tools.busy_duty_cycle",
+							 "Share of the time a backfill runs batches while the server's CPUs are busy with other sessions.",
+							 "Busy: at least as many other processes run a query, not waiting, as there are CPUs. After each batch the job then sleeps so that its batches take this share of the time (at most migration_tools.throttle_sleep). 1 turns this throttle off.",
+							 &mt_busy_duty_cycle,
+							 0.25, 0.01, 1.0,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+}
 
 /* Run a one-value query as the worker itself; NULL result gives -1. */
 static double
@@ -86,8 +122,8 @@ query_double(const char *sql, Oid relid)
 	bool		isnull;
 	Datum		d;
 
-	if (SPI_execute_with_args(sql, 1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
+	if (mt_spi_execute_checked(sql, 1, &argtype, &arg, NULL, true, 1,
+							   SPI_OK_SELECT, "read server statistics") != 1)
 		elog(ERROR, "could not read server statistics");
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	return isnull ? -1 : DatumGetFloat8(d);
@@ -98,16 +134,16 @@ query_double(const char *sql, Oid relid)
  * what the last one wrote.
  */
 void
-mt_throttle_reset(Oid relid)
+mt_throttle_reset(MtThrottleState *ts, Oid relid)
 {
-	own_relid = relid;
-	own_total = 0;
-	own_vacuumed = 0;
-	own_at_vacuum_start = -1;
-	own_at_last_look = 0;
-	own_vacuums = -1;
-	dead_relid = InvalidOid;
-	av_relid = InvalidOid;
+	ts->own_relid = relid;
+	ts->own_total = 0;
+	ts->own_vacuumed = 0;
+	ts->own_at_vacuum_start = -1;
+	ts->own_at_last_look = 0;
+	ts->own_vacuums = -1;
+	ts->dead_relid = InvalidOid;
+	ts->av_relid = InvalidOid;
 }
 
 /*
@@ -117,11 +153,11 @@ mt_throttle_reset(Oid relid)
  * through the collector they may still, which only lets the job run).
  */
 void
-mt_throttle_note_rows(Oid relid, int64 rows)
+mt_throttle_note_rows(MtThrottleState *ts, Oid relid, int64 rows)
 {
-	if (relid != own_relid)
-		mt_throttle_reset(relid);
-	own_total += rows;
+	if (relid != ts->own_relid)
+		mt_throttle_reset(ts, relid);
+	ts->own_total += rows;
 }
 
 /*
@@ -129,30 +165,114 @@ mt_throttle_note_rows(Oid relid, int64 rows)
  * has removed yet.  Reads the vacuum count and whether a vacuum runs now.
  */
 static double
-own_dead_tuples(Oid relid)
+own_dead_tuples(MtThrottleState *ts, Oid relid)
 {
 	double		vacuums;
 	bool		running;
 
-	if (relid != own_relid)
-		mt_throttle_reset(relid);
+	if (relid != ts->own_relid)
+		mt_throttle_reset(ts, relid);
 	vacuums = query_double("SELECT (pg_stat_get_vacuum_count($1) + "
 						   "pg_stat_get_autovacuum_count($1))::float8", relid);
 	running = query_double("SELECT count(*)::float8 FROM pg_stat_progress_vacuum "
 						   "WHERE relid = $1", relid) > 0;
-	if (own_vacuums < 0)
-		own_vacuums = vacuums;
-	else if (vacuums > own_vacuums)
+	if (ts->own_vacuums < 0)
+		ts->own_vacuums = vacuums;
+	else if (vacuums > ts->own_vacuums)
 	{
 		/* a vacuum finished: what the job wrote before it began is gone */
-		own_vacuumed = own_at_vacuum_start >= 0 ? own_at_vacuum_start : own_at_last_look;
-		own_at_vacuum_start = -1;
-		own_vacuums = vacuums;
+		ts->own_vacuumed = ts->own_at_vacuum_start >= 0 ? ts->own_at_vacuum_start : ts->own_at_last_look;
+		ts->own_at_vacuum_start = -1;
+		ts->own_vacuums = vacuums;
 	}
-	if (running && own_at_vacuum_start < 0)
-		own_at_vacuum_start = own_at_last_look;
-	own_at_last_look = own_total;
-	return (double) (own_total - own_vacuumed);
+	if (running && ts->own_at_vacuum_start < 0)
+		ts->own_at_vacuum_start = ts->own_at_last_look;
+	ts->own_at_last_look = ts->own_total;
+	return (double) (ts->own_total - ts->own_vacuumed);
+}
+
+/*
+ * Autovacuum working on the table: let it get ahead, for at most
+ * migration_tools.max_throttle_wait per vacuum run (a batch does not
+ * conflict with vacuum, and a vacuum of a big table can take minutes).
+ * Only when it has more to do than clean up after the job: other
+ * sessions' dead tuples (over migration_tools.min_dead_tuples), or an
+ * anti-wraparound vacuum.
+ */
+static bool
+autovacuum_holds(MtThrottleState *ts, Oid relid, double others)
+{
+	double		pid = query_double("SELECT min(v.pid)::float8 FROM pg_stat_progress_vacuum v "
+								   "JOIN pg_stat_activity a ON a.pid = v.pid "
+								   "WHERE v.relid = $1 AND a.backend_type = 'autovacuum worker'",
+								   relid);
+
+	if (pid > 0 && others <= mt_min_dead_tuples &&
+		query_double("SELECT count(*)::float8 FROM pg_stat_progress_vacuum v "
+					 "JOIN pg_stat_activity a ON a.pid = v.pid "
+					 "WHERE v.relid = $1 AND a.backend_type = 'autovacuum worker' "
+					 "AND a.query LIKE '%(to prevent wraparound)%'",
+					 relid) <= 0)
+		pid = -1;			/* only the job's own dead tuples to clean */
+	if (pid > 0)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+
+		if (ts->av_relid != relid || ts->av_pid != (int) pid)
+		{
+			ts->av_relid = relid;
+			ts->av_pid = (int) pid;
+			ts->av_since = now;
+		}
+		return !TimestampDifferenceExceeds(ts->av_since, now, mt_max_throttle_wait);
+	}
+	ts->av_relid = InvalidOid;
+	return false;
+}
+
+/*
+ * Too many dead tuples of other sessions: give vacuum a chance.  But
+ * only as long as it can help: once a vacuum of the table has finished
+ * since the throttle began and the dead tuples are still over the
+ * limit, they are not removable yet (an old snapshot holds them, a
+ * wait() among others), and holding back would only wait for that
+ * snapshot, perhaps forever.  The same after
+ * migration_tools.max_throttle_wait without a vacuum.
+ */
+static bool
+dead_tuples_hold(MtThrottleState *ts, Oid relid, double dead, double live,
+				 double others)
+{
+	if (others > mt_min_dead_tuples && others > mt_max_dead_tuples_ratio * (dead + live))
+	{
+		double		vacuums = query_double("SELECT (pg_stat_get_vacuum_count($1) + "
+										   "pg_stat_get_autovacuum_count($1))::float8",
+										   relid);
+		TimestampTz now = GetCurrentTimestamp();
+
+		if (ts->dead_relid != relid)
+		{
+			/* the throttle begins */
+			ts->dead_relid = relid;
+			ts->dead_vacuums = vacuums;
+			ts->dead_since = now;
+			ts->dead_gave_up = false;
+		}
+		if (!ts->dead_gave_up &&
+			(vacuums > ts->dead_vacuums ||
+			 TimestampDifferenceExceeds(ts->dead_since, now, mt_max_throttle_wait)))
+		{
+			ts->dead_gave_up = true;
+			ereport(LOG,
+					(errmsg("migration_tools: dead tuples of relation %u stay over the limit; the backfill goes on",
+							relid),
+					 errdetail("A vacuum ran, or %s passed, without removing them; a long-running transaction may hold them.",
+							   "migration_tools.max_throttle_wait")));
+		}
+		return !ts->dead_gave_up;
+	}
+	ts->dead_relid = InvalidOid;	/* under the limit: a later excess starts afresh */
+	return false;
 }
 
 /*
@@ -162,7 +282,7 @@ own_dead_tuples(Oid relid)
  * search_path pinned.
  */
 const char *
-mt_throttle_reason(Oid relid)
+mt_throttle_reason(MtThrottleState *ts, Oid relid)
 {
 	const char *reason = NULL;
 	int			nest = NewGUCNestLevel();
@@ -190,94 +310,43 @@ mt_throttle_reason(Oid relid)
 	{
 		dead = Max(query_double("SELECT pg_stat_get_dead_tuples($1)::float8", relid), 0);
 		live = Max(query_double("SELECT pg_stat_get_live_tuples($1)::float8", relid), 0);
-		others = Max(dead - own_dead_tuples(relid), 0);
+		others = Max(dead - own_dead_tuples(ts, relid), 0);
 	}
 
-	/*
-	 * Autovacuum working on the table: let it get ahead, for at most
-	 * migration_tools.max_throttle_wait per vacuum run (a batch does not
-	 * conflict with vacuum, and a vacuum of a big table can take minutes).
-	 * Only when it has more to do than clean up after the job: other
-	 * sessions' dead tuples (over migration_tools.min_dead_tuples), or an
-	 * anti-wraparound vacuum.
-	 */
-	if (reason == NULL && mt_throttle_on_autovacuum)
-	{
-		double		pid = query_double("SELECT min(v.pid)::float8 FROM pg_stat_progress_vacuum v "
-									   "JOIN pg_stat_activity a ON a.pid = v.pid "
-									   "WHERE v.relid = $1 AND a.backend_type = 'autovacuum worker'",
-									   relid);
-
-		if (pid > 0 && others <= mt_min_dead_tuples &&
-			query_double("SELECT count(*)::float8 FROM pg_stat_progress_vacuum v "
-						 "JOIN pg_stat_activity a ON a.pid = v.pid "
-						 "WHERE v.relid = $1 AND a.backend_type = 'autovacuum worker' "
-						 "AND a.query LIKE '%(to prevent wraparound)%'",
-						 relid) <= 0)
-			pid = -1;			/* only the job's own dead tuples to clean */
-		if (pid > 0)
-		{
-			TimestampTz now = GetCurrentTimestamp();
-
-			if (av_relid != relid || av_pid != (int) pid)
-			{
-				av_relid = relid;
-				av_pid = (int) pid;
-				av_since = now;
-			}
-			if (!TimestampDifferenceExceeds(av_since, now, mt_max_throttle_wait))
-				reason = "autovacuum";
-		}
-		else
-			av_relid = InvalidOid;
-	}
-
-	/*
-	 * Too many dead tuples of other sessions: give vacuum a chance.  But
-	 * only as long as it can help: once a vacuum of the table has finished
-	 * since the throttle began and the dead tuples are still over the
-	 * limit, they are not removable yet (an old snapshot holds them, a
-	 * wait() among others), and holding back would only wait for that
-	 * snapshot, perhaps forever.  The same after
-	 * migration_tools.max_throttle_wait without a vacuum.
-	 */
-	if (reason == NULL && mt_max_dead_tuples_ratio > 0)
-	{
-		if (others > mt_min_dead_tuples && others > mt_max_dead_tuples_ratio * (dead + live))
-		{
-			double		vacuums = query_double("SELECT (pg_stat_get_vacuum_count($1) + "
-											   "pg_stat_get_autovacuum_count($1))::float8",
-											   relid);
-			TimestampTz now = GetCurrentTimestamp();
-
-			if (dead_relid != relid)
-			{
-				/* the throttle begins */
-				dead_relid = relid;
-				dead_vacuums = vacuums;
-				dead_since = now;
-				dead_gave_up = false;
-			}
-			if (!dead_gave_up &&
-				(vacuums > dead_vacuums ||
-				 TimestampDifferenceExceeds(dead_since, now, mt_max_throttle_wait)))
-			{
-				dead_gave_up = true;
-				ereport(LOG,
-						(errmsg("migration_tools: dead tuples of relation %u stay over the limit; the backfill goes on",
-								relid),
-						 errdetail("A vacuum ran, or %s passed, without removing them; a long-running transaction may hold them.",
-								   "migration_tools.max_throttle_wait")));
-			}
-			if (!dead_gave_up)
-				reason = "dead_tuples";
-		}
-		else
-			dead_relid = InvalidOid;	/* under the limit: a later excess starts afresh */
-	}
+	if (reason == NULL && mt_throttle_on_autovacuum &&
+		autovacuum_holds(ts, relid, others))
+		reason = "autovacuum";
+	if (reason == NULL && mt_max_dead_tuples_ratio > 0 &&
+		dead_tuples_hold(ts, relid, dead, live, others))
+		reason = "dead_tuples";
 
 	AtEOXact_GUC(true, nest);
 	return reason;
+}
+
+/*
+ * Parse a daily run window "HH:MM-HH:MM" (24-hour clock, server time
+ * zone); the end may be before the start (a window across midnight).
+ */
+bool
+mt_parse_run_window(const char *text, int *start_min, int *end_min)
+{
+	int			h1,
+				m1,
+				h2,
+				m2;
+	char		tail;
+
+	if (sscanf(text, " %d:%d - %d:%d %c", &h1, &m1, &h2, &m2, &tail) != 4)
+		return false;
+	if (h1 < 0 || h1 > 24 || h2 < 0 || h2 > 24 ||
+		m1 < 0 || m1 > 59 || m2 < 0 || m2 > 59)
+		return false;
+	if ((h1 == 24 && m1 != 0) || (h2 == 24 && m2 != 0))
+		return false;
+	*start_min = (h1 * 60 + m1) % 1440;
+	*end_min = (h2 * 60 + m2) % 1440;
+	return *start_min != *end_min;
 }
 
 /*

@@ -37,6 +37,7 @@
 #include "launcher.h"
 #include "migration_tools.h"
 #include "schedule.h"
+#include "worker.h"
 
 /* How often a long-running worker prunes the DDL log. */
 #define MT_PRUNE_INTERVAL_MS	(60 * 60 * 1000)
@@ -55,6 +56,7 @@ mt_worker_main(Datum main_arg)
 	MtWorkerArgs args;
 	TimestampTz next_due = 0;
 	TimestampTz last_prune = 0;
+	MtBackfillRunner *backfills;
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 
@@ -75,6 +77,7 @@ mt_worker_main(Datum main_arg)
 		proc_exit(0);
 	}
 
+	backfills = mt_backfill_runner_create();
 	for (;;)
 	{
 		TimestampTz due = 0;
@@ -107,10 +110,10 @@ mt_worker_main(Datum main_arg)
 		}
 		if (mt_history_run_scheduled(&scheduled_due))
 			continue;
-		if (mt_backfill_run_next(&due))
+		if (mt_backfill_run_next(backfills, &due))
 		{
 			/* its job gave the slot to another database: go */
-			if (mt_backfill_leave_worker(&next_due))
+			if (mt_backfill_leave_worker(backfills, &next_due))
 				break;
 			continue;
 		}
