@@ -37,4 +37,7 @@ extern bool mt_backfill_run_next(MtBackfillRunner *runner, TimestampTz *next_due
  */
 extern bool mt_backfill_leave_worker(MtBackfillRunner *runner, TimestampTz *next_due);
 
+/* Define the backfill and throttle GUCs (from _PG_init). */
+extern void mt_backfill_init(void);
+
 #endif							/* MT_BACKFILL_H */

@@ -90,4 +90,7 @@ extern void mt_history_lint_or_refuse(const char *version, const char *up_sql,
 extern List *mt_history_runnable_statements(const char *version, const char *what,
 											const char *sql);
 
+/* Define the history GUCs (from _PG_init). */
+extern void mt_history_init(void);
+
 #endif							/* MT_HISTORY_H */

@@ -102,4 +102,7 @@ typedef struct MtWorkerArgs
 
 PGDLLEXPORT void mt_launcher_main(Datum main_arg);
 
+/* Postmaster-only set-up from _PG_init: shared memory, postmaster GUCs, the launcher. */
+extern void mt_launcher_init(void);
+
 #endif							/* MT_LAUNCHER_H */

@@ -82,4 +82,7 @@ extern int	mt_lint_severity_level(const char *severity);
 extern PGDLLIMPORT int mt_lint_level;
 extern int	mt_lint_fail_level(void);
 
+/* Define the linter GUCs (from _PG_init). */
+extern void mt_lint_init(void);
+
 #endif							/* MT_LINT_H */

@@ -69,11 +69,6 @@ static const char *const mt_mode_sql_names[] = {
 };
 
 
-void
-mt_locks_init(void)
-{
-}
-
 /* ----------------------------------------------------------------
  * One read of the lock manager
  * ----------------------------------------------------------------

@@ -18,15 +18,16 @@
  */
 #include "postgres.h"
 
-#include "catalog/pg_authid.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
-#include "utils/syscache.h"
-#include "utils/timestamp.h"
 
+#include "backfill.h"
 #include "ddl_log.h"
 #include "guard.h"
+#include "history.h"
+#include "launcher.h"
+#include "lint.h"
 #include "migration_tools.h"
 #include "schedule.h"
 
@@ -46,7 +47,6 @@ _PG_init(void)
 	mt_schedule_init();
 	mt_ddl_log_init();
 	mt_backfill_init();
-	mt_locks_init();
 	mt_lint_init();
 	mt_guard_init();
 
@@ -88,29 +88,4 @@ mt_require_preload(const char *feature)
 				 errdetail("The background worker that runs this work is started by the postmaster."),
 				 errhint("Add \"%s\" to shared_preload_libraries in postgresql.conf and restart the server.",
 						 MT_EXTENSION_NAME)));
-}
-
-const char *
-mt_role_cannot_login(Oid roleid)
-{
-	HeapTuple	tup;
-	const char *reason = NULL;
-
-	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(roleid));
-	if (!HeapTupleIsValid(tup))
-		return NULL;
-	if (!((Form_pg_authid) GETSTRUCT(tup))->rolcanlogin)
-		reason = "NOLOGIN";
-	else
-	{
-		bool		isnull;
-		Datum		until = SysCacheGetAttr(AUTHOID, tup, Anum_pg_authid_rolvaliduntil,
-											&isnull);
-
-		if (!isnull && DatumGetTimestampTz(until) < GetCurrentTimestamp())
-			reason = psprintf("its VALID UNTIL %s has passed",
-							  timestamptz_to_str(DatumGetTimestampTz(until)));
-	}
-	ReleaseSysCache(tup);
-	return reason;
 }

@@ -1,10 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * migration_tools.h
- *	  Declarations shared by every subsystem of migration_tools: the
- *	  initialisation entry point of each subsystem, called from _PG_init,
+ *	  Declarations shared by every subsystem of migration_tools: its names
  *	  and the check that the library was loaded through
- *	  shared_preload_libraries.
+ *	  shared_preload_libraries.  Each subsystem's initialisation (its GUCs)
+ *	  is declared in the subsystem's own header and called from _PG_init.
  *
  * IDENTIFICATION
  *	  src/migration_tools.h
@@ -24,25 +24,5 @@
 extern bool mt_preloaded;
 
 extern void mt_require_preload(const char *feature);
-
-/*
- * Why roleid can no longer log in ("NOLOGIN", "its VALID UNTIL has
- * passed"), or NULL when it can (or is gone: the callers check that
- * first).  Stored work of a role that could log in when it recorded it
- * stops once it cannot.  In a transaction.
- */
-extern const char *mt_role_cannot_login(Oid roleid);
-
-/*
- * Subsystem initialisation.  Each defines its own reloadable GUCs and may
- * install hooks; they run in every process that loads the library.
- */
-extern void mt_history_init(void);
-extern void mt_backfill_init(void);
-extern void mt_locks_init(void);
-extern void mt_lint_init(void);
-
-/* Postmaster-only part: shared memory, postmaster GUCs, the launcher. */
-extern void mt_launcher_init(void);
 
 #endif							/* MIGRATION_TOOLS_H */

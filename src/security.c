@@ -37,12 +37,15 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/indexing.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_extension.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
 
 #include "compat.h"
 #include "migration_tools.h"
@@ -177,4 +180,35 @@ mt_recorded_role(const char *rolename, const char *what, const char *version)
 				 errdetail("Stored scripts run as the role that recorded them; only members of that role and superusers may run them."),
 				 errhint("Ask a member of role \"%s\" to run it.", rolename)));
 	return roleid;
+}
+
+/*
+ * Why roleid can no longer log in ("NOLOGIN", "its VALID UNTIL ... has
+ * passed"), or NULL when it can (or is gone: the callers check that
+ * first).  Stored work of a role that could log in when it recorded it
+ * stops once it cannot.  In a transaction.
+ */
+const char *
+mt_role_cannot_login(Oid roleid)
+{
+	HeapTuple	tup;
+	const char *reason = NULL;
+
+	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(roleid));
+	if (!HeapTupleIsValid(tup))
+		return NULL;
+	if (!((Form_pg_authid) GETSTRUCT(tup))->rolcanlogin)
+		reason = "NOLOGIN";
+	else
+	{
+		bool		isnull;
+		Datum		until = SysCacheGetAttr(AUTHOID, tup, Anum_pg_authid_rolvaliduntil,
+											&isnull);
+
+		if (!isnull && DatumGetTimestampTz(until) < GetCurrentTimestamp())
+			reason = psprintf("its VALID UNTIL %s has passed",
+							  timestamptz_to_str(DatumGetTimestampTz(until)));
+	}
+	ReleaseSysCache(tup);
+	return reason;
 }

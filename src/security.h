@@ -70,4 +70,7 @@ extern bool mt_may_see_role_rows(const char *rolename);
 extern Oid	mt_recorded_role(const char *rolename, const char *what,
 							 const char *version);
 
+/* Why roleid can no longer log in, or NULL when it can. */
+extern const char *mt_role_cannot_login(Oid roleid);
+
 #endif							/* MT_SECURITY_H */
