@@ -62,10 +62,10 @@ mt_lint_index(LintState *st, IndexStmt *stmt)
 		!stmt->relation->inh)
 		return;
 	/*
-	 * An empty table (no blocks now, measured without waiting for a lock,
+	 * An empty plain table (no blocks now, measured without waiting for a lock,
 	 * analyzed or never: reltuples -1) is indexed at once: nothing to say.
 	 */
-	if (tf.rows == 0)
+	if (tf.rows == 0 && tf.relkind == RELKIND_RELATION)
 		return;
 	if (tf.relkind == RELKIND_PARTITIONED_TABLE)
 		mt_add_finding(st, "create-index-non-concurrently", MT_SEV_ERROR, &tf, ShareLock, false, tf.rows,
