@@ -25,12 +25,13 @@ SELECT statement, rule, severity
 FROM migration_tools.lint($$SET lock_timeout = '2s';
 VACUUM lt_users;$$, true);
 
--- knex: table.string('name').notNullable().alter() on a nullable column
--- emits DROP NOT NULL then SET NOT NULL, in one ALTER TABLE ...
+-- knex: table.string('email').notNullable().alter() (say, to change the
+-- type) emits DROP NOT NULL then SET NOT NULL, in one ALTER TABLE: on a
+-- column that is NOT NULL, the SET scans again ...
 SELECT statement, rule, severity, message
 FROM migration_tools.lint($$SET lock_timeout = '2s';
-alter table "lt_users" alter column "name" drop not null, alter column "name" set not null$$);
--- ... or in two statements; on a NOT NULL column too (it scans again)
+alter table "lt_users" alter column "email" drop not null, alter column "email" set not null$$);
+-- ... or in two statements
 SELECT statement, rule, severity, message
 FROM migration_tools.lint($$SET lock_timeout = '2s';
 alter table "lt_users" alter column "email" drop not null;
