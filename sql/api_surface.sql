@@ -42,7 +42,7 @@ FROM (VALUES
   ('wait', 'job bigint, timeout interval DEFAULT NULL::interval', 'text'),
   ('lock_tree', '', NULL),
   ('lock_conflicts', 'relation regclass, mode text', NULL),
-  ('lint', 'sql text', NULL)
+  ('lint', 'sql text, in_transaction boolean DEFAULT false', NULL)
 ) AS f(name, args, result)
 LEFT JOIN pg_proc p
   ON p.proname = f.name
@@ -72,10 +72,10 @@ JOIN pg_proc p
 ORDER BY 1, 2;
 
 -- lint() returns at least these columns, in this order.
-SELECT (proargnames[2:6] = '{statement,rule,severity,message,hint}'
-        AND proargmodes[2:6] IN ('{o,o,o,o,o}', '{t,t,t,t,t}')
+SELECT (proargnames[3:7] = '{statement,rule,severity,message,hint}'
+        AND proargmodes[3:7] IN ('{o,o,o,o,o}', '{t,t,t,t,t}')
         AND proretset) AS lint_columns_ok
-FROM pg_proc WHERE oid = 'migration_tools.lint(text)'::regprocedure;
+FROM pg_proc WHERE oid = 'migration_tools.lint(text,boolean)'::regprocedure;
 
 -- Every SPEC column of the SPEC tables and views (a row here is missing).
 SELECT c.rel, c.col

@@ -367,6 +367,7 @@ $$);
 -- schema-qualified and unknown relations: unknown ones are assumed to exist
 CREATE SCHEMA lr_s;
 CREATE TABLE lr_s.t (a int);
+INSERT INTO lr_s.t VALUES (1);	-- an empty table is indexed at once
 SELECT * FROM lr('CREATE INDEX ON lr_s.t (a); CREATE INDEX ON lr_unknown (a)');
 
 -- SET search_path in the script moves the names that follow, and is undone

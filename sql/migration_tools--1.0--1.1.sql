@@ -257,3 +257,18 @@ UPDATE migration_tools.scheduled_statements s
    SET run_as_login = coalesce((SELECT r.rolcanlogin
                                    AND (r.rolvaliduntil IS NULL OR r.rolvaliduntil > pg_catalog.now())
                                   FROM pg_catalog.pg_roles r WHERE r.rolname = s.run_as), false);
+
+-- Linter (issue 18): lint() takes in_transaction, to lint a script as the
+-- migration tools that wrap the whole file in one transaction run it.
+DROP FUNCTION migration_tools.lint(text);
+CREATE FUNCTION migration_tools.lint(
+    sql text, in_transaction boolean DEFAULT false,
+    OUT statement integer, OUT rule text, OUT severity text,
+    OUT message text, OUT hint text, OUT relation text, OUT lock_mode text,
+    OUT rewrites boolean, OUT estimated_rows bigint, OUT location integer)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'mt_lint'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION migration_tools.lint(text, boolean) IS
+'Check a migration script for statements that take long locks or rewrite tables, without running it';
+GRANT EXECUTE ON FUNCTION migration_tools.lint(text, boolean) TO PUBLIC;

@@ -68,6 +68,12 @@ extern List *mt_analyze_script(const char *sql);
  */
 extern List *mt_lint_script(const char *sql);
 
+/*
+ * The same, with in_transaction: as if the runner wraps the whole script in
+ * one transaction block (drizzle-kit, node-pg-migrate, knex do).
+ */
+extern List *mt_lint_script_ext(const char *sql, bool in_transaction);
+
 /* Severity as a number: info 1, warning 2, error 3; -1 if unrecognized. */
 extern int	mt_lint_severity_level(const char *severity);
 

@@ -652,6 +652,10 @@ lint_do_block(LintState *st, DoStmt *stmt)
 					   "Run the DO block outside BEGIN ... COMMIT, on its own, or leave the COMMIT out of it.",
 					   "the COMMIT or ROLLBACK in the DO block fails inside the transaction block opened by statement %d",
 					   st->xact_statement);
+	else if (block->has_commit && st->whole_xact)
+		mt_add_finding(st, "concurrently-in-transaction", MT_SEV_ERROR, NULL, NoLock, false, -1,
+					   "Put the DO block in a migration of its own that the tool runs without a transaction, or leave the COMMIT out of it.",
+					   "the COMMIT or ROLLBACK in the DO block fails inside the transaction block the migration tool runs the whole script in");
 	if (block->not_checked)
 		mt_add_finding(st, "do-block-not-checked", MT_SEV_INFO, NULL, NoLock, false, -1,
 					   "Review the block by hand, or write its statements out in the script.",
@@ -733,6 +737,11 @@ lint_needs_top_level(LintState *st)
 		mt_add_finding(st, "concurrently-in-transaction", MT_SEV_ERROR, &tf, NoLock, false, -1,
 					   "Run this statement on its own, outside the DO block (apply() schedules such statements to run after commit).",
 					   "%s cannot run inside a DO block",
+					   info->command_tag);
+	else if (!st->in_xact)
+		mt_add_finding(st, "concurrently-in-transaction", MT_SEV_ERROR, &tf, NoLock, false, -1,
+					   "Put this statement in a migration of its own that the tool runs without a transaction (or call migration_tools.apply(), which schedules it to run after commit).",
+					   "%s cannot run inside a transaction block, and the migration tool runs the whole script in one",
 					   info->command_tag);
 	else
 		mt_add_finding(st, "concurrently-in-transaction", MT_SEV_ERROR, &tf, NoLock, false, -1,
@@ -856,7 +865,8 @@ lint_statement(LintState *st, Node *stmt)
 	check_stack_depth();
 	st->touches_existing = false;
 
-	if (st->info->needs_top_level && (st->in_xact || st->in_do_block))
+	if (st->info->needs_top_level &&
+		(st->in_xact || st->whole_xact || st->in_do_block))
 		lint_needs_top_level(st);
 
 	switch (nodeTag(stmt))
@@ -995,6 +1005,16 @@ lint_script_statement(const char *sql, RawStmt *raw, int number, void *arg)
 List *
 mt_lint_script(const char *sql)
 {
+	return mt_lint_script_ext(sql, false);
+}
+
+/*
+ * Lint a script, in_transaction: as if it ran in one transaction block;
+ * see lint.h.
+ */
+List *
+mt_lint_script_ext(const char *sql, bool in_transaction)
+{
 	MemoryContext scriptcxt;
 	MemoryContext oldcxt;
 	LintScriptState ls;
@@ -1011,6 +1031,7 @@ mt_lint_script(const char *sql)
 	st = (LintState *) MemoryContextAllocZero(scriptcxt, sizeof(LintState));
 	st->result_cxt = CurrentMemoryContext;
 	st->state_cxt = scriptcxt;
+	st->whole_xact = in_transaction;
 	ls.st = st;
 
 	oldcxt = MemoryContextSwitchTo(scriptcxt);
@@ -1054,7 +1075,8 @@ mt_lint_utility(const char *sql, RawStmt *raw)
 }
 
 /*
- * SQL: lint(sql text): one row per finding.
+ * SQL: lint(sql text, in_transaction boolean DEFAULT false): one row per
+ * finding.  The 1.0 lint(text) calls it with one argument.
  */
 PG_FUNCTION_INFO_V1(mt_lint);
 
@@ -1063,6 +1085,8 @@ mt_lint(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *sql = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	bool		in_transaction = PG_NARGS() > 1 && !PG_ARGISNULL(1) &&
+		PG_GETARG_BOOL(1);
 	MemoryContext workcxt;
 	MemoryContext oldcxt;
 	List	   *findings;
@@ -1074,7 +1098,7 @@ mt_lint(PG_FUNCTION_ARGS)
 									"migration_tools lint results",
 									ALLOCSET_DEFAULT_SIZES);
 	oldcxt = MemoryContextSwitchTo(workcxt);
-	findings = mt_lint_script(sql);
+	findings = mt_lint_script_ext(sql, in_transaction);
 
 	foreach(lc, findings)
 	{

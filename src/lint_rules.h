@@ -29,6 +29,8 @@ typedef struct LintState
 	List	   *nn_checks;		/* NotNullCheck *, every CHECK added (see
 								 * lint_rules_table.c) */
 	bool		in_xact;		/* inside an explicit BEGIN */
+	bool		whole_xact;		/* the runner wraps the whole script in one
+								 * transaction (lint(..., in_transaction)) */
 	int			xact_statement; /* ... opened by this statement */
 	int			xact_location;
 	bool		lock_timeout_set;
@@ -43,6 +45,8 @@ typedef struct LintState
 	const char *script;			/* the whole script (NULL in the guard) */
 	List	   *held_locks;		/* HeldLock *, taken by the current
 								 * transaction of the script so far */
+	List	   *nn_dropped;		/* NotNullDropped *, DROP NOT NULL of existing
+								 * columns earlier in the script */
 	bool		touches_existing;	/* current statement works on an
 									 * existing relation */
 } LintState;

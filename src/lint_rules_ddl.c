@@ -61,6 +61,12 @@ mt_lint_index(LintState *st, IndexStmt *stmt)
 	if (tf.relkind == RELKIND_PARTITIONED_TABLE && stmt->relation &&
 		!stmt->relation->inh)
 		return;
+	/*
+	 * An empty plain table (no blocks now, measured without waiting for a lock,
+	 * analyzed or never: reltuples -1) is indexed at once: nothing to say.
+	 */
+	if (tf.rows == 0 && tf.relkind == RELKIND_RELATION)
+		return;
 	if (tf.relkind == RELKIND_PARTITIONED_TABLE)
 		mt_add_finding(st, "create-index-non-concurrently", MT_SEV_ERROR, &tf, ShareLock, false, tf.rows,
 					   "A partitioned table cannot be indexed concurrently: CREATE INDEX ON ONLY the parent (invalid, instant), CREATE INDEX CONCURRENTLY on each partition, then ALTER INDEX parent_index ATTACH PARTITION each one.",

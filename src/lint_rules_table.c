@@ -696,6 +696,51 @@ column_attnotnull(Oid relid, const char *column)
 	return result;
 }
 
+/* A DROP NOT NULL of a column of an existing table earlier in the script. */
+typedef struct NotNullDropped
+{
+	Oid			relid;
+	char	   *column;
+} NotNullDropped;
+
+/* Did the script drop NOT NULL of this column (and not set it again)? */
+static bool
+not_null_dropped(LintState *st, Oid relid, const char *column, bool forget)
+{
+	ListCell   *lc;
+
+	foreach(lc, st->nn_dropped)
+	{
+		NotNullDropped *d = (NotNullDropped *) lfirst(lc);
+
+		if (d->relid == relid && strcmp(d->column, column) == 0)
+		{
+			if (forget)
+				st->nn_dropped = foreach_delete_current(st->nn_dropped, lc);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* DROP NOT NULL: remember it, so that a SET NOT NULL after it scans. */
+static void
+note_drop_not_null(LintState *st, const TableFacts *tf, AlterTableCmd *cmd)
+{
+	MemoryContext oldcxt;
+	NotNullDropped *d;
+
+	if (!OidIsValid(tf->relid) || cmd->name == NULL ||
+		not_null_dropped(st, tf->relid, cmd->name, false))
+		return;
+	oldcxt = MemoryContextSwitchTo(st->state_cxt);
+	d = (NotNullDropped *) palloc(sizeof(NotNullDropped));
+	d->relid = tf->relid;
+	d->column = pstrdup(cmd->name);
+	st->nn_dropped = lappend(st->nn_dropped, d);
+	MemoryContextSwitchTo(oldcxt);
+}
+
 /* SET NOT NULL: a full scan unless a validated CHECK proves it. */
 static void
 lint_set_not_null(LintState *st, const TableFacts *tf, RangeVar *rv,
@@ -703,8 +748,13 @@ lint_set_not_null(LintState *st, const TableFacts *tf, RangeVar *rv,
 {
 	if (!is_existing(tf) || cmd->name == NULL)
 		return;
-	/* already NOT NULL: the server does nothing */
-	if (column_attnotnull(tf->relid, cmd->name) == 1)
+	/*
+	 * Already NOT NULL: the server does nothing, unless the script dropped
+	 * it before (knex's .notNullable().alter() emits DROP NOT NULL, then SET
+	 * NOT NULL), which makes the SET scan again.
+	 */
+	if (column_attnotnull(tf->relid, cmd->name) == 1 &&
+		!not_null_dropped(st, tf->relid, cmd->name, true))
 		return;
 	if (mt_catalog_has_not_null_check(tf->relid, cmd->name) ||
 		script_has_not_null_check(st, rv, cmd->name))
@@ -958,6 +1008,7 @@ mt_lint_alter_table(LintState *st, AlterTableStmt *stmt)
 				lint_set_not_null(st, &tf, stmt->relation, cmd);
 				break;
 			case AT_DropNotNull:
+				note_drop_not_null(st, &tf, cmd);
 				if (is_existing(&tf) && cmd->name)
 					mt_add_finding(st, "drop-not-null", MT_SEV_INFO, &tf,
 								   AlterTableGetLockLevel(list_make1(cmd)), false, -1,

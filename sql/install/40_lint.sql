@@ -5,16 +5,16 @@
 -- script itself would.  They only read the catalogs and never run the script.
 
 CREATE FUNCTION migration_tools.lint(
-    sql text,
+    sql text, in_transaction boolean DEFAULT false,
     OUT statement integer, OUT rule text, OUT severity text,
     OUT message text, OUT hint text, OUT relation text, OUT lock_mode text,
     OUT rewrites boolean, OUT estimated_rows bigint, OUT location integer)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'mt_lint'
 LANGUAGE C VOLATILE STRICT;
-COMMENT ON FUNCTION migration_tools.lint(text) IS
+COMMENT ON FUNCTION migration_tools.lint(text, boolean) IS
 'Check a migration script for statements that take long locks or rewrite tables, without running it';
-GRANT EXECUTE ON FUNCTION migration_tools.lint(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION migration_tools.lint(text, boolean) TO PUBLIC;
 
 CREATE FUNCTION migration_tools.script_statements(
     sql text,
