@@ -257,3 +257,15 @@ UPDATE migration_tools.scheduled_statements s
    SET run_as_login = coalesce((SELECT r.rolcanlogin
                                    AND (r.rolvaliduntil IS NULL OR r.rolvaliduntil > pg_catalog.now())
                                   FROM pg_catalog.pg_roles r WHERE r.rolname = s.run_as), false);
+
+-- Working beside migration tools (issue 18): resolve() marks a failed
+-- migration applied or rolled_back by hand.
+CREATE FUNCTION migration_tools.resolve(version text, state text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'mt_resolve'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION migration_tools.resolve(text, text) IS
+'Mark a failed migration applied or rolled_back by hand (as prisma migrate resolve does); its scheduled statements not done are cancelled';
+REVOKE ALL ON FUNCTION migration_tools.resolve(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION migration_tools.resolve(text, text) TO migration_tools_admin;
+
