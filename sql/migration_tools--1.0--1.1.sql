@@ -269,3 +269,18 @@ COMMENT ON FUNCTION migration_tools.resolve(text, text) IS
 REVOKE ALL ON FUNCTION migration_tools.resolve(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION migration_tools.resolve(text, text) TO migration_tools_admin;
 
+
+-- Procedures that wait, committing between looks, and raise when the
+-- migration or backfill job failed (issue 18).
+CREATE PROCEDURE migration_tools.await_migration(version text, timeout interval DEFAULT NULL)
+AS 'MODULE_PATHNAME', 'mt_await_migration'
+LANGUAGE C;
+COMMENT ON PROCEDURE migration_tools.await_migration(text, interval) IS
+'Wait, committing between looks (no snapshot held), until a migration is applied or rolled_back; ERROR if it is failed or after timeout';
+
+CREATE PROCEDURE migration_tools.await_job(job bigint, timeout interval DEFAULT NULL)
+AS 'MODULE_PATHNAME', 'mt_backfill_await_job'
+LANGUAGE C;
+COMMENT ON PROCEDURE migration_tools.await_job(bigint, interval) IS
+'Wait, committing between looks (no snapshot held), until a backfill job is completed; ERROR if it ends failed or cancelled, or after timeout';
+

@@ -119,6 +119,12 @@ COMMENT ON FUNCTION migration_tools.resolve(text, text) IS
 REVOKE ALL ON FUNCTION migration_tools.resolve(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION migration_tools.resolve(text, text) TO migration_tools_admin;
 
+CREATE PROCEDURE migration_tools.await_migration(version text, timeout interval DEFAULT NULL)
+AS 'MODULE_PATHNAME', 'mt_await_migration'
+LANGUAGE C;
+COMMENT ON PROCEDURE migration_tools.await_migration(text, interval) IS
+'Wait, committing between looks (no snapshot held), until a migration is applied or rolled_back; ERROR if it is failed or after timeout';
+
 -- The lock that serializes the writers of the history (apply() and the
 -- others take it in C), for import_history(): SHARE UPDATE EXCLUSIVE on
 -- the migrations table, which no role without a privilege on it can take.
