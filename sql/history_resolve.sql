@@ -62,8 +62,11 @@ CALL migration_tools.await_migration('r03');
 -- are refused.
 CREATE TABLE res_jobs (id int PRIMARY KEY, v int NOT NULL DEFAULT 0);
 INSERT INTO res_jobs SELECT g, 1 FROM generate_series(1, 100) g;
--- job ids in the messages do not depend on the tests run before
-SELECT setval(pg_get_serial_sequence('migration_tools.backfill_jobs', 'job_id'), 1000) > 0 AS ids_set;
+-- job ids in the messages do not depend on the tests run before; the
+-- sequence is set back at the end, for the tests run after
+SELECT pg_get_serial_sequence('migration_tools.backfill_jobs', 'job_id') AS seq \gset
+SELECT last_value AS seq_last, is_called AS seq_called FROM :seq \gset
+SELECT setval(:'seq', 1000) > 0 AS ids_set;
 SELECT migration_tools.backfill('res_jobs', 'v = v + 1') AS job \gset
 CALL migration_tools.await_job(:job, '60 seconds');
 SELECT sum(v) FROM res_jobs;
@@ -90,3 +93,5 @@ SET ROLE res_user;
 CALL migration_tools.await_job(:job);
 RESET ROLE;
 DROP ROLE res_user;
+DELETE FROM migration_tools.backfill_jobs WHERE job_id > 1000;
+SELECT setval(:'seq', :seq_last, :'seq_called'::boolean) > 0 AS ids_restored;
