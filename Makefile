@@ -21,7 +21,7 @@ ISOLATION_OPTS = --temp-config=$(srcdir)/test/migration_tools.conf \
 TAP_TESTS = 1
 
 PG_CPPFLAGS = -I$(srcdir)/src
-PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
+PG_CFLAGS = -Wall -Wextra -Werror -Wmissing-prototypes -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers -Wno-implicit-fallthrough
 
 # No LLVM bitcode: the JIT gains nothing from this module, and it would

@@ -38,19 +38,35 @@ set_text(Datum *values, char *nulls, int i, const char *s)
 }
 
 /*
+ * Run sql, whose $1 is the version and $2 (when arg2 is given, NULL allowed)
+ * a text; fail with "could not <what>" unless the result is expected.
+ * Returns how many rows it touched.
+ */
+static uint64
+by_version(const char *sql, const char *version, bool has_arg2,
+		   const char *arg2, int expected, const char *what)
+{
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+
+	values[0] = CStringGetTextDatum(version);
+	if (has_arg2)
+		set_text(values, nulls, 1, arg2);
+	return mt_spi_execute_checked(sql, has_arg2 ? 2 : 1, argtypes, values, nulls,
+								  false, 0, expected, what);
+}
+
+/*
  * Delete the row of a version that is about to be recorded again (a failed
  * or rolled back attempt).  Returns how many rows were deleted.
  */
 uint64
 mt_migration_delete(const char *version)
 {
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1];
-
-	values[0] = CStringGetTextDatum(version);
-	return mt_spi_execute_checked("DELETE FROM migration_tools.migrations WHERE version = $1",
-								  1, argtypes, values, NULL, false, 0,
-								  SPI_OK_DELETE, "replace a migration");
+	return by_version("DELETE FROM migration_tools.migrations WHERE version = $1",
+					  version, false, NULL, SPI_OK_DELETE,
+					  "replace a migration");
 }
 
 /*
@@ -192,19 +208,12 @@ mt_migration_upsert_failed(const MtFailedMigration *f)
 uint64
 mt_migration_mark_rolled_back(const char *version, const char *fingerprint)
 {
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
-	char		nulls[2] = {' ', ' '};
-
-	values[0] = CStringGetTextDatum(version);
-	set_text(values, nulls, 1, fingerprint);
-	return mt_spi_execute_checked("UPDATE migration_tools.migrations"
-								  " SET state = 'rolled_back', rolled_back_at = clock_timestamp(),"
-								  "     catalog_fingerprint = $2"
-								  " WHERE version = $1",
-								  2, argtypes, values, nulls, false, 0,
-								  SPI_OK_UPDATE,
-								  psprintf("mark migration \"%s\" rolled back", version));
+	return by_version("UPDATE migration_tools.migrations"
+					  " SET state = 'rolled_back', rolled_back_at = clock_timestamp(),"
+					  "     catalog_fingerprint = $2"
+					  " WHERE version = $1",
+					  version, true, fingerprint, SPI_OK_UPDATE,
+					  psprintf("mark migration \"%s\" rolled back", version));
 }
 
 /*
@@ -214,16 +223,11 @@ mt_migration_mark_rolled_back(const char *version, const char *fingerprint)
 uint64
 mt_migration_mark_rollback_scheduled(const char *version)
 {
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1];
-
-	values[0] = CStringGetTextDatum(version);
-	return mt_spi_execute_checked("UPDATE migration_tools.migrations"
-								  " SET state = 'scheduled', error = NULL"
-								  " WHERE version = $1",
-								  1, argtypes, values, NULL, false, 0,
-								  SPI_OK_UPDATE,
-								  psprintf("mark migration \"%s\" scheduled", version));
+	return by_version("UPDATE migration_tools.migrations"
+					  " SET state = 'scheduled', error = NULL"
+					  " WHERE version = $1",
+					  version, false, NULL, SPI_OK_UPDATE,
+					  psprintf("mark migration \"%s\" scheduled", version));
 }
 
 /*
@@ -233,16 +237,11 @@ mt_migration_mark_rollback_scheduled(const char *version)
 uint64
 mt_migration_mark_rollback_rescheduled(const char *version)
 {
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1];
-
-	values[0] = CStringGetTextDatum(version);
-	return mt_spi_execute_checked("UPDATE migration_tools.migrations"
-								  "   SET state = 'scheduled', error = NULL"
-								  " WHERE version = $1 AND state = 'failed'",
-								  1, argtypes, values, NULL, false, 0,
-								  SPI_OK_UPDATE,
-								  psprintf("mark migration \"%s\" scheduled", version));
+	return by_version("UPDATE migration_tools.migrations"
+					  "   SET state = 'scheduled', error = NULL"
+					  " WHERE version = $1 AND state = 'failed'",
+					  version, false, NULL, SPI_OK_UPDATE,
+					  psprintf("mark migration \"%s\" scheduled", version));
 }
 
 /*
@@ -252,21 +251,15 @@ mt_migration_mark_rollback_rescheduled(const char *version)
 bool
 mt_migration_finish_rollback(const char *version, const char *fingerprint)
 {
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
-	char		nulls[2] = {' ', ' '};
-
-	values[0] = CStringGetTextDatum(version);
-	values[1] = CStringGetTextDatum(fingerprint);
-	return mt_spi_execute_checked("UPDATE migration_tools.migrations"
-								  "   SET state = 'rolled_back', error = NULL,"
-								  "       rolled_back_at = pg_catalog.clock_timestamp(),"
-								  "       catalog_fingerprint = $2"
-								  " WHERE version = $1 AND state = 'scheduled'"
-								  "   AND NOT EXISTS (SELECT FROM migration_tools.scheduled_statements s"
-								  "                    WHERE s.version = $1 AND s.state <> 'done')",
-								  2, argtypes, values, nulls, false, 0,
-								  SPI_OK_UPDATE, "record a migration") > 0;
+	return by_version("UPDATE migration_tools.migrations"
+					  "   SET state = 'rolled_back', error = NULL,"
+					  "       rolled_back_at = pg_catalog.clock_timestamp(),"
+					  "       catalog_fingerprint = $2"
+					  " WHERE version = $1 AND state = 'scheduled'"
+					  "   AND NOT EXISTS (SELECT FROM migration_tools.scheduled_statements s"
+					  "                    WHERE s.version = $1 AND s.state <> 'done')",
+					  version, true, fingerprint, SPI_OK_UPDATE,
+					  "record a migration") > 0;
 }
 
 /*
@@ -277,27 +270,21 @@ mt_migration_finish_rollback(const char *version, const char *fingerprint)
 bool
 mt_migration_finish_apply(const char *version, const char *fingerprint)
 {
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
-	char		nulls[2] = {' ', ' '};
-
-	values[0] = CStringGetTextDatum(version);
-	values[1] = CStringGetTextDatum(fingerprint);
-	return mt_spi_execute_checked("UPDATE migration_tools.migrations"
-								  "   SET state = 'applied', error = NULL,"
-								  "       finished_at = pg_catalog.clock_timestamp(),"
-								  "       execution_time = pg_catalog.clock_timestamp() - started_at,"
-								  "       catalog_fingerprint = $2,"
-	/* the most attempts any part of the script needed */
-								  "       attempts = GREATEST(attempts,"
-								  "           (SELECT pg_catalog.max(s.attempts)"
-								  "              FROM migration_tools.scheduled_statements s"
-								  "             WHERE s.version = $1 AND s.direction = 'up'))"
-								  " WHERE version = $1 AND state = 'scheduled'"
-								  "   AND NOT EXISTS (SELECT FROM migration_tools.scheduled_statements s"
-								  "                    WHERE s.version = $1 AND s.state <> 'done')",
-								  2, argtypes, values, nulls, false, 0,
-								  SPI_OK_UPDATE, "record a migration") > 0;
+	return by_version("UPDATE migration_tools.migrations"
+					  "   SET state = 'applied', error = NULL,"
+					  "       finished_at = pg_catalog.clock_timestamp(),"
+					  "       execution_time = pg_catalog.clock_timestamp() - started_at,"
+					  "       catalog_fingerprint = $2,"
+					  /* the most attempts any part of the script needed */
+					  "       attempts = GREATEST(attempts,"
+					  "           (SELECT pg_catalog.max(s.attempts)"
+					  "              FROM migration_tools.scheduled_statements s"
+					  "             WHERE s.version = $1 AND s.direction = 'up'))"
+					  " WHERE version = $1 AND state = 'scheduled'"
+					  "   AND NOT EXISTS (SELECT FROM migration_tools.scheduled_statements s"
+					  "                    WHERE s.version = $1 AND s.state <> 'done')",
+					  version, true, fingerprint, SPI_OK_UPDATE,
+					  "record a migration") > 0;
 }
 
 /*
