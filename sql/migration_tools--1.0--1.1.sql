@@ -272,3 +272,30 @@ LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION migration_tools.lint(text, boolean) IS
 'Check a migration script for statements that take long locks or rewrite tables, without running it';
 GRANT EXECUTE ON FUNCTION migration_tools.lint(text, boolean) TO PUBLIC;
+
+-- Working beside migration tools (issue 18): resolve() marks a failed
+-- migration applied or rolled_back by hand.
+CREATE FUNCTION migration_tools.resolve(version text, state text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'mt_resolve'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION migration_tools.resolve(text, text) IS
+'Mark a failed migration applied or rolled_back by hand (as prisma migrate resolve does); its scheduled statements not done are cancelled';
+REVOKE ALL ON FUNCTION migration_tools.resolve(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION migration_tools.resolve(text, text) TO migration_tools_admin;
+
+
+-- Procedures that wait, committing between looks, and raise when the
+-- migration or backfill job failed (issue 18).
+CREATE PROCEDURE migration_tools.await_migration(version text, timeout interval DEFAULT NULL)
+AS 'MODULE_PATHNAME', 'mt_await_migration'
+LANGUAGE C;
+COMMENT ON PROCEDURE migration_tools.await_migration(text, interval) IS
+'Wait, committing between looks (no snapshot held), until a migration is applied or rolled_back; ERROR if it is failed or after timeout';
+
+CREATE PROCEDURE migration_tools.await_job(job bigint, timeout interval DEFAULT NULL)
+AS 'MODULE_PATHNAME', 'mt_backfill_await_job'
+LANGUAGE C;
+COMMENT ON PROCEDURE migration_tools.await_job(bigint, interval) IS
+'Wait, committing between looks (no snapshot held), until a backfill job is completed; ERROR if it ends failed or cancelled, or after timeout';
+

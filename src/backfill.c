@@ -987,3 +987,78 @@ mt_backfill_wait(PG_FUNCTION_ARGS)
 	}
 	PG_RETURN_TEXT_P(cstring_to_text(state));
 }
+
+PG_FUNCTION_INFO_V1(mt_backfill_await_job);
+
+/*
+ * The last error of a job, in the caller's context (NULL if none); the
+ * caller may see it, since it may control the job (lookup_job()).
+ */
+static char *
+job_last_error(int64 job, MemoryContext cxt)
+{
+	Datum		arg = Int64GetDatum(job);
+	Oid			argtype = INT8OID;
+	char	   *error = NULL;
+
+	if (mt_spi_execute_checked("SELECT last_error FROM migration_tools.backfill_jobs WHERE job_id = $1",
+							   1, &argtype, &arg, NULL, true, 1,
+							   SPI_OK_SELECT, "read backfill job") == 1)
+		error = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	return error ? MemoryContextStrdup(cxt, error) : NULL;
+}
+
+/*
+ * CALL await_job(job, timeout): a procedure that returns once the job is
+ * completed, and raises an ERROR when it ends failed or cancelled (with its
+ * last error) or when timeout passes first.  It commits before each wait,
+ * so it holds no snapshot (no xmin) while waiting; hence it cannot run in
+ * a transaction block.
+ */
+Datum
+mt_backfill_await_job(PG_FUNCTION_ARGS)
+{
+	int64		job;
+	double		timeout_ms;
+	TimestampTz start = GetCurrentTimestamp();
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	Oid			caller = GetUserId();
+	char	   *state;
+	char	   *error = NULL;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("job must not be null")));
+	job = PG_GETARG_INT64(0);
+	timeout_ms = mt_await_begin(fcinfo, "await_job()", 1);
+	for (;;)
+	{
+		MtSavedUser saved;
+
+		mt_become_owner(&saved);
+		mt_spi_connect();
+		state = MemoryContextStrdup(caller_cxt, lookup_job(job, caller, false, NULL));
+		if (mt_job_state_is_final(state))
+			error = job_last_error(job, caller_cxt);
+		SPI_finish();
+		mt_restore_user(&saved);
+		if (mt_job_state_is_final(state))
+			break;
+		if (!mt_await_pause(start, timeout_ms))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("timed out waiting for backfill job " INT64_FORMAT ", which is %s",
+							job, state),
+					 errhint("Watch it in migration_tools.backfill_progress, or call await_job() again.")));
+	}
+	SPI_finish();
+	if (strcmp(state, "completed") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("backfill job " INT64_FORMAT " %s%s%s", job,
+						strcmp(state, "failed") == 0 ? "failed" : "was cancelled",
+						error ? ": " : "", error ? error : ""),
+				 errhint("See migration_tools.backfill_progress; retry() queues it again.")));
+	PG_RETURN_VOID();
+}

@@ -388,3 +388,36 @@ mt_migration_add_lock_wait(const char *version, int seq)
 						   2, argtypes, values, NULL, false, 0,
 						   SPI_OK_UPDATE, "record the lock wait of a scheduled statement");
 }
+
+/*
+ * 'failed' -> 'applied' or 'rolled_back' by hand (resolve()), as prisma
+ * migrate resolve does: the scheduled statements of the migration that are
+ * not done (failed, or never run behind a failed one) are deleted, so the
+ * worker never runs them.  The error stays for the record.  Returns rows.
+ */
+uint64
+mt_migration_resolve(const char *version, const char *state)
+{
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+
+	Assert(strcmp(state, "applied") == 0 || strcmp(state, "rolled_back") == 0);
+	values[0] = CStringGetTextDatum(version);
+	values[1] = CStringGetTextDatum(state);
+	mt_spi_execute_checked("DELETE FROM migration_tools.scheduled_statements"
+						   " WHERE version = $1 AND state IN ('pending', 'failed')",
+						   1, argtypes, values, NULL, false, 0,
+						   SPI_OK_DELETE,
+						   psprintf("cancel the scheduled statements of migration \"%s\"",
+									version));
+	return mt_spi_execute_checked("UPDATE migration_tools.migrations"
+								  " SET state = $2,"
+								  "     finished_at = CASE WHEN $2 = 'applied'"
+								  "         THEN coalesce(finished_at, clock_timestamp()) ELSE finished_at END,"
+								  "     rolled_back_at = CASE WHEN $2 = 'rolled_back'"
+								  "         THEN clock_timestamp() ELSE rolled_back_at END"
+								  " WHERE version = $1 AND state = 'failed'",
+								  2, argtypes, values, NULL, false, 0,
+								  SPI_OK_UPDATE,
+								  psprintf("resolve migration \"%s\"", version));
+}

@@ -105,4 +105,10 @@ extern void mt_migration_fail_queued_after(const char *version, bool down);
  */
 extern void mt_migration_add_lock_wait(const char *version, int seq);
 
+/*
+ * 'failed' -> state ('applied' or 'rolled_back') by hand (resolve()); its
+ * scheduled statements not done are deleted.  Returns rows.
+ */
+extern uint64 mt_migration_resolve(const char *version, const char *state);
+
 #endif							/* MT_MIGRATION_STATE_H */

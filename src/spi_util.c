@@ -21,6 +21,9 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "nodes/parsenodes.h"
+#include "storage/latch.h"
 
 #include "compat.h"
 #include "spi_util.h"
@@ -119,4 +122,66 @@ mt_text_array_from_list(List *strings)
 		elems[n++] = CStringGetTextDatum((char *) lfirst(lc));
 	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false,
 										   TYPALIGN_INT));
+}
+
+/*
+ * The start of a procedure that commits between polls (await_job(),
+ * await_migration()): ERROR unless CALL runs it outside a transaction
+ * block, since only then may it commit; then connect to SPI in non-atomic
+ * mode.  Returns the timeout of the interval argument timeout_argno in
+ * milliseconds, -1 for none (NULL).
+ */
+double
+mt_await_begin(FunctionCallInfo fcinfo, const char *funcname, int timeout_argno)
+{
+	double		timeout_ms = -1;
+
+	if (fcinfo->context == NULL || !IsA(fcinfo->context, CallContext) ||
+		castNode(CallContext, fcinfo->context)->atomic)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
+				 errmsg("%s cannot run inside a transaction block", funcname),
+				 errdetail("It commits between its looks, so that it holds no snapshot while it waits."),
+				 errhint("Run it with CALL outside BEGIN ... COMMIT, and not from a function.")));
+	if (!PG_ARGISNULL(timeout_argno))
+	{
+		Interval   *iv = PG_GETARG_INTERVAL_P(timeout_argno);
+
+		timeout_ms = iv->time / 1000.0 +
+			(iv->day + (double) iv->month * DAYS_PER_MONTH) * (USECS_PER_DAY / 1000.0);
+		if (timeout_ms < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("timeout must not be negative")));
+	}
+	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect_ext failed");
+	return timeout_ms;
+}
+
+/*
+ * Between two looks of an await procedure: commit, so that no snapshot
+ * (no xmin) is held while waiting, then wait on the latch for one poll
+ * interval, never past the timeout.  Returns false, without waiting, once
+ * timeout_ms (unless -1) has passed since start.
+ */
+bool
+mt_await_pause(TimestampTz start, double timeout_ms)
+{
+	long		elapsed;
+	long		wait_ms = MT_AWAIT_POLL_MS;
+
+	SPI_commit();
+	elapsed = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
+	if (timeout_ms >= 0)
+	{
+		if (elapsed >= timeout_ms)
+			return false;
+		wait_ms = Min(wait_ms, (long) (timeout_ms - elapsed) + 1);
+	}
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 wait_ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+	return true;
 }

@@ -13,6 +13,7 @@
 #define MT_SPI_UTIL_H
 
 #include "fmgr.h"
+#include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
 
 /* Set up a materialize-mode SRF: rsinfo->setResult and setDesc ready. */
@@ -46,5 +47,17 @@ extern int	mt_pin_search_path(const char *path);
 
 /* A List of C strings as a text[] datum (an empty list: an empty array). */
 extern Datum mt_text_array_from_list(List *strings);
+
+/* How often await_job() and await_migration() look (ms). */
+#define MT_AWAIT_POLL_MS	100
+
+/*
+ * Procedures that commit between polls: check the call is non-atomic and
+ * connect to SPI non-atomically (returns the timeout in ms, -1 for none);
+ * commit and wait one poll (returns false once the timeout has passed).
+ */
+extern double mt_await_begin(FunctionCallInfo fcinfo, const char *funcname,
+							 int timeout_argno);
+extern bool mt_await_pause(TimestampTz start, double timeout_ms);
 
 #endif							/* MT_SPI_UTIL_H */

@@ -110,6 +110,21 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION migration_tools.rollback_to(text) IS
 'Roll back every applied migration recorded after the given one, newest first; returns how many';
 
+CREATE FUNCTION migration_tools.resolve(version text, state text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'mt_resolve'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION migration_tools.resolve(text, text) IS
+'Mark a failed migration applied or rolled_back by hand (as prisma migrate resolve does); its scheduled statements not done are cancelled';
+REVOKE ALL ON FUNCTION migration_tools.resolve(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION migration_tools.resolve(text, text) TO migration_tools_admin;
+
+CREATE PROCEDURE migration_tools.await_migration(version text, timeout interval DEFAULT NULL)
+AS 'MODULE_PATHNAME', 'mt_await_migration'
+LANGUAGE C;
+COMMENT ON PROCEDURE migration_tools.await_migration(text, interval) IS
+'Wait, committing between looks (no snapshot held), until a migration is applied or rolled_back; ERROR if it is failed or after timeout';
+
 -- The lock that serializes the writers of the history (apply() and the
 -- others take it in C), for import_history(): SHARE UPDATE EXCLUSIVE on
 -- the migrations table, which no role without a privilege on it can take.

@@ -161,6 +161,12 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION migration_tools.wait(bigint, interval) IS
 'Block until a backfill job is completed, failed or cancelled and return that state; after timeout, return the current state';
 
+CREATE PROCEDURE migration_tools.await_job(job bigint, timeout interval DEFAULT NULL)
+AS 'MODULE_PATHNAME', 'mt_backfill_await_job'
+LANGUAGE C;
+COMMENT ON PROCEDURE migration_tools.await_job(bigint, interval) IS
+'Wait, committing between looks (no snapshot held), until a backfill job is completed; ERROR if it ends failed or cancelled, or after timeout';
+
 -- A role sees its own jobs (and those of the roles whose privileges it
 -- has); migration_tools_admin members and superusers see all.  A security
 -- barrier: the filter runs before any function of the reader's query, so
