@@ -47,6 +47,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "backfill.h"
 #include "backfill_int.h"
 #include "launcher.h"
 #include "migration_tools.h"
