@@ -15,8 +15,8 @@ CREATE TABLE pgmigrations (
 );
 CREATE TABLE hit_users (id bigint PRIMARY KEY);
 INSERT INTO pgmigrations (name, run_on) VALUES
-    ('1700000000000_create-users', '2024-01-02 03:04:05'),
-    ('1700000000001_add-email', '2024-01-03 03:04:05');
+    ('1690000000000_create-users', '2024-01-02 03:04:05'),
+    ('1690000000001_add-email', '2024-01-03 03:04:05');
 
 SELECT migration_tools.import_history('node-pg-migrate');
 -- started and finished at run_on, the time node-pg-migrate ran it
@@ -27,22 +27,22 @@ SELECT m.version, m.description, m.state, m.baseline,
 -- the newest imported migration carries the fingerprint of the schema now
 SELECT version, catalog_fingerprint IS NOT NULL AS has_fingerprint
   FROM migration_tools.migrations
- WHERE version LIKE '17000000000%' ORDER BY installed_rank;
+ WHERE version LIKE '16900000000%' ORDER BY installed_rank;
 -- so schema_drift() has something to compare with, and finds nothing
 SELECT * FROM migration_tools.schema_drift();
 
 -- Importing again imports nothing and says why.
 SELECT migration_tools.import_history('node-pg-migrate');
-SELECT count(*) FROM migration_tools.migrations WHERE version LIKE '17000000000%';
+SELECT count(*) FROM migration_tools.migrations WHERE version LIKE '16900000000%';
 
 -- A migration that apply() recorded (node-pg-migrate then records it too)
 -- is not imported a second time.
-SELECT migration_tools.apply('1700000000002_add-name',
+SELECT migration_tools.apply('1690000000002_add-name',
     'ALTER TABLE hit_users ADD COLUMN name text');
-INSERT INTO pgmigrations (name, run_on) VALUES ('1700000000002_add-name', '2024-01-04 03:04:05');
+INSERT INTO pgmigrations (name, run_on) VALUES ('1690000000002_add-name', '2024-01-04 03:04:05');
 SELECT migration_tools.import_history('node-pg-migrate');
 SELECT version, description, baseline FROM migration_tools.migrations
- WHERE version = '1700000000002_add-name';
+ WHERE version = '1690000000002_add-name';
 
 -- knex's table, as it creates it.
 CREATE TABLE knex_migrations (
