@@ -38,11 +38,13 @@ DECLARE
     -- for baseline().
     empty_checksum text := encode(sha256(''::bytea), 'hex');
     failure text;
+    skipped integer;
+    newest text;
 BEGIN
     IF source IS NULL THEN
         RAISE EXCEPTION 'source must not be null'
             USING ERRCODE = 'null_value_not_allowed',
-                  HINT = 'Known tools are prisma, flyway, drizzle, golang-migrate and rails.';
+                  HINT = 'Known tools are prisma, flyway, drizzle, node-pg-migrate, knex, golang-migrate and rails.';
     END IF;
     -- as apply() and baseline(): say why nothing can be written
     IF pg_is_in_recovery() THEN
@@ -57,13 +59,15 @@ BEGIN
         WHEN 'prisma' THEN '_prisma_migrations'
         WHEN 'flyway' THEN 'flyway_schema_history'
         WHEN 'drizzle' THEN '__drizzle_migrations'
+        WHEN 'node-pg-migrate' THEN 'pgmigrations'
+        WHEN 'knex' THEN 'knex_migrations'
         WHEN 'golang-migrate' THEN 'schema_migrations'
         WHEN 'rails' THEN 'schema_migrations'
     END;
     IF default_name IS NULL THEN
         RAISE EXCEPTION 'unrecognized migration tool "%"', source
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Known tools are prisma, flyway, drizzle, golang-migrate and rails.';
+                  HINT = 'Known tools are prisma, flyway, drizzle, node-pg-migrate, knex, golang-migrate and rails.';
     END IF;
 
     IF source_table IS NOT NULL THEN
@@ -135,7 +139,8 @@ BEGIN
              ORDER BY installed_rank $q$, tbl);
     ELSIF tool = 'drizzle' THEN
         -- drizzle records the hash of the SQL file and the migration's
-        -- folder timestamp (created_at, milliseconds), no name
+        -- folder timestamp (created_at, milliseconds), no name and no apply
+        -- time: created_at (when the migration was generated) stands for it
         rows_sql := format($q$
             SELECT created_at::text AS version,
                    'imported from drizzle' || coalesce(' (hash ' || hash || ')', '') AS description,
@@ -146,6 +151,32 @@ BEGIN
                    NULL::timestamptz AS rolled_back_at
               FROM %s
              WHERE created_at IS NOT NULL
+             ORDER BY id $q$, tbl);
+    ELSIF tool = 'node-pg-migrate' THEN
+        -- one row per applied migration (a down deletes it): its file name
+        -- without extension and when it ran
+        rows_sql := format($q$
+            SELECT name::text AS version, 'imported from node-pg-migrate' AS description,
+                   'applied' AS state, current_user AS applied_by,
+                   coalesce(run_on, now()) AS started_at, coalesce(run_on, now()) AS finished_at,
+                   NULL::interval AS execution_time, NULL AS error,
+                   NULL::timestamptz AS rolled_back_at
+              FROM %s
+             WHERE name IS NOT NULL AND name <> ''
+             ORDER BY run_on, id $q$, tbl);
+    ELSIF tool = 'knex' THEN
+        -- one row per applied migration (a rollback deletes it): its file
+        -- name, its batch and when it ran
+        rows_sql := format($q$
+            SELECT name::text AS version,
+                   'imported from knex' || coalesce(' (batch ' || batch || ')', '') AS description,
+                   'applied' AS state, current_user AS applied_by,
+                   coalesce(migration_time, now()) AS started_at,
+                   coalesce(migration_time, now()) AS finished_at,
+                   NULL::interval AS execution_time, NULL AS error,
+                   NULL::timestamptz AS rolled_back_at
+              FROM %s
+             WHERE name IS NOT NULL AND name <> ''
              ORDER BY id $q$, tbl);
     ELSIF tool = 'golang-migrate' THEN
         -- golang-migrate keeps only the current version; dirty = failed half-way
@@ -171,18 +202,32 @@ BEGIN
     END IF;
 
     -- (a subquery with ORDER BY is not flattened: its order is kept)
+    -- A version already recorded (by apply(), baseline() or an earlier
+    -- import) is left as it is, and counted in a NOTICE.
     -- A table of another shape fails on its columns or their types: say
     -- which table and tool, with the server's message as the detail.
     BEGIN
     EXECUTE format($q$
-        INSERT INTO migration_tools.migrations
-            (version, description, checksum, up_sql, state, applied_by, started_at,
-             finished_at, execution_time, attempts, error, rolled_back_at, baseline)
-        SELECT i.version, i.description, %L, '', i.state, i.applied_by, i.started_at,
-               i.finished_at, i.execution_time, 1, i.error, i.rolled_back_at, true
-          FROM (%s) i
-        ON CONFLICT (version) DO NOTHING $q$, empty_checksum, rows_sql);
-    GET DIAGNOSTICS n = ROW_COUNT;
+        SELECT count(*)::integer FROM (%s) i
+         WHERE EXISTS (SELECT 1 FROM migration_tools.migrations m
+                        WHERE m.version = i.version) $q$, rows_sql)
+       INTO skipped;
+    EXECUTE format($q$
+        WITH ins AS (
+            INSERT INTO migration_tools.migrations
+                (version, description, checksum, up_sql, state, applied_by, started_at,
+                 finished_at, execution_time, attempts, error, rolled_back_at, baseline)
+            SELECT i.version, i.description, %L, '', i.state, i.applied_by, i.started_at,
+                   i.finished_at, i.execution_time, 1, i.error, i.rolled_back_at, true
+              FROM (%s) i
+            ON CONFLICT (version) DO NOTHING
+            RETURNING version, state, installed_rank,
+                      coalesce(rolled_back_at, finished_at, started_at) AS done_at)
+        SELECT count(*)::integer,
+               (array_agg(version ORDER BY done_at DESC, installed_rank DESC)
+                  FILTER (WHERE state IN ('applied', 'rolled_back')))[1]
+          FROM ins $q$, empty_checksum, rows_sql)
+       INTO n, newest;
     EXCEPTION WHEN undefined_column OR undefined_function OR datatype_mismatch
                    OR invalid_text_representation THEN
         GET STACKED DIAGNOSTICS failure = MESSAGE_TEXT;
@@ -191,6 +236,16 @@ BEGIN
                   DETAIL = format('Reading it failed: %s.', failure),
                   HINT = format('Pass the table that %s itself writes its history to.', tool);
     END;
+    IF skipped > 0 THEN
+        RAISE NOTICE '% migrations of % were already recorded and were not imported again', skipped, tool;
+    END IF;
+    -- as baseline(): the schema as it is now is the one after the newest
+    -- imported migration, so that schema_drift() has something to compare
+    IF newest IS NOT NULL THEN
+        UPDATE migration_tools.migrations
+           SET catalog_fingerprint = migration_tools.catalog_fingerprint()::text
+         WHERE version = newest;
+    END IF;
     RETURN n;
 END
 $$;
@@ -299,3 +354,14 @@ LANGUAGE C;
 COMMENT ON PROCEDURE migration_tools.await_job(bigint, interval) IS
 'Wait, committing between looks (no snapshot held), until a backfill job is completed; ERROR if it ends failed or cancelled, or after timeout';
 
+-- Working beside migration tools (issue 18, SPEC section 7): ddl_log
+-- records the statement text and application_name; import_history()
+-- (replaced above) knows node-pg-migrate and knex, skips versions already
+-- recorded and stores a catalog fingerprint.
+ALTER TABLE migration_tools.ddl_log
+    ADD COLUMN statement text,
+    ADD COLUMN application_name text;
+COMMENT ON TABLE migration_tools.ddl_log IS
+'Every DDL command run in this database (event triggers): tag, object, roles, time, transaction, the migration version inside apply(), the statement text and application_name';
+COMMENT ON FUNCTION migration_tools.import_history(text, regclass) IS
+'Import the history table of prisma, flyway, drizzle, node-pg-migrate, knex, golang-migrate or rails as applied (baseline) migrations, skipping versions already recorded; returns the rows imported';

@@ -12,7 +12,9 @@
  * as internal or automatic parts of another, and the rules of views).  Each row has the command
  * tag, the object, the session and current roles, the transaction and the
  * migration version when the command ran inside apply() or the worker
- * (migration_tools.applying_version).
+ * (migration_tools.applying_version), the statement text (the query
+ * string, cut to migration_tools.ddl_log_max_statement_length) and the
+ * session's application_name.
  *
  * The log must never stand in the way of DDL: the insert runs in a
  * subtransaction and any error is turned into a WARNING.  The row is
@@ -37,7 +39,9 @@
 #include "commands/event_trigger.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -55,6 +59,7 @@
 /* GUCs */
 bool		mt_ddl_log_enabled = true;
 int			mt_ddl_log_retention = 30 * 24 * 60;	/* minutes */
+int			mt_ddl_log_max_statement_length = 4096; /* bytes */
 
 /*
  * GRANT and REVOKE come without an object identity (and with the object
@@ -64,10 +69,12 @@ int			mt_ddl_log_retention = 30 * 24 * 60;	/* minutes */
 static const char *log_commands_sql =
 "INSERT INTO migration_tools.ddl_log"
 "  (event, command_tag, object_type, object_identity, schema_name,"
-"   session_user_name, current_user_name, transaction_id, migration_version)"
+"   session_user_name, current_user_name, transaction_id, migration_version,"
+"   statement, application_name)"
 " SELECT 'ddl_command_end', c.command_tag, c.object_type,"
 "        coalesce(c.object_identity, g.identity),"
-"        coalesce(c.schema_name, g.schema), $1, $2, pg_catalog.txid_current(), $3"
+"        coalesce(c.schema_name, g.schema), $1, $2, pg_catalog.txid_current(), $3,"
+"        $8, $9"
 "   FROM pg_catalog.pg_event_trigger_ddl_commands() c"
 "   LEFT JOIN LATERAL ROWS FROM (pg_catalog.unnest($6::text[]), pg_catalog.unnest($7::text[]))"
 "        g(identity, schema)"
@@ -79,9 +86,10 @@ static const char *log_commands_sql =
 static const char *log_drops_sql =
 "INSERT INTO migration_tools.ddl_log"
 "  (event, command_tag, object_type, object_identity, schema_name,"
-"   session_user_name, current_user_name, transaction_id, migration_version)"
+"   session_user_name, current_user_name, transaction_id, migration_version,"
+"   statement, application_name)"
 " SELECT 'sql_drop', $5, d.object_type, d.object_identity,"
-"        d.schema_name, $1, $2, pg_catalog.txid_current(), $3"
+"        d.schema_name, $1, $2, pg_catalog.txid_current(), $3, $8, $9"
 "   FROM pg_catalog.pg_event_trigger_dropped_objects() d"
 "  WHERE (d.original OR d.normal) AND NOT d.is_temporary"
 "    AND NOT (d.object_type = 'rule' AND d.object_identity LIKE '\"\\_RETURN\" on %')"
@@ -110,6 +118,34 @@ mt_ddl_log_init(void)
 							30 * 24 * 60, -1, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MIN,
 							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("migration_tools.ddl_log_max_statement_length",
+							"Longest statement text recorded in migration_tools.ddl_log.",
+							"Longer texts are cut at a character boundary. 0 records no statement text.",
+							&mt_ddl_log_max_statement_length,
+							4096, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+}
+
+/*
+ * The statement text to record: the query string the client sent (or the
+ * worker ran), which may hold several statements; the event trigger is not
+ * told which part of it the command came from.  Cut to
+ * migration_tools.ddl_log_max_statement_length bytes at a character
+ * boundary; NULL when there is none or the GUC is 0.
+ */
+static char *
+statement_text(void)
+{
+	int			len;
+
+	if (debug_query_string == NULL || mt_ddl_log_max_statement_length <= 0)
+		return NULL;
+	len = strlen(debug_query_string);
+	if (len > mt_ddl_log_max_statement_length)
+		len = pg_mbcliplen(debug_query_string, len, mt_ddl_log_max_statement_length);
+	return pnstrdup(debug_query_string, len);
 }
 
 /*
@@ -170,10 +206,12 @@ mt_ddl_log_trigger(PG_FUNCTION_ARGS)
 	Oid			nspid;
 	Oid			extoid;
 	const char *version;
-	Oid			argtypes[7] = {NAMEOID, NAMEOID, TEXTOID, TEXTOID, TEXTOID,
-	TEXTARRAYOID, TEXTARRAYOID};
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', 'n', 'n'};
+	Oid			argtypes[9] = {NAMEOID, NAMEOID, TEXTOID, TEXTOID, TEXTOID,
+	TEXTARRAYOID, TEXTARRAYOID, TEXTOID, TEXTOID};
+	Datum		values[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', 'n', 'n', 'n', 'n'};
+	char	   *statement;
+	const char *appname;
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	Oid			save_userid;
@@ -210,6 +248,18 @@ mt_ddl_log_trigger(PG_FUNCTION_ARGS)
 	nulls[2] = (version && version[0]) ? ' ' : 'n';
 	values[3] = CStringGetTextDatum(MT_EXTENSION_NAME);
 	values[4] = CStringGetTextDatum(GetCommandTagName(trigdata->tag));
+	statement = statement_text();
+	if (statement != NULL)
+	{
+		values[7] = CStringGetTextDatum(statement);
+		nulls[7] = ' ';
+	}
+	appname = GetConfigOption("application_name", true, false);
+	if (appname != NULL && appname[0] != '\0')
+	{
+		values[8] = CStringGetTextDatum(appname);
+		nulls[8] = ' ';
+	}
 
 	/* the relations a GRANT or REVOKE names, resolved as the command did */
 	if (!drops && trigdata->parsetree && IsA(trigdata->parsetree, GrantStmt))
@@ -235,7 +285,7 @@ mt_ddl_log_trigger(PG_FUNCTION_ARGS)
 		mt_spi_connect();
 		mt_become_owner(&saved);
 		mt_spi_execute_checked(drops ? log_drops_sql : log_commands_sql,
-							   drops ? 5 : 7, argtypes, values, nulls, false, 0,
+							   9, argtypes, values, nulls, false, 0,
 							   SPI_OK_INSERT, "insert into ddl_log");
 
 		mt_restore_user(&saved);

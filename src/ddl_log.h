@@ -16,6 +16,7 @@ extern bool mt_ddl_log_enabled;
 
 /* migration_tools.ddl_log_retention: minutes rows are kept (-1: forever) */
 extern int	mt_ddl_log_retention;
+extern int	mt_ddl_log_max_statement_length;
 
 /* Define the GUCs of the DDL log, from _PG_init. */
 extern void mt_ddl_log_init(void);

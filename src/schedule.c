@@ -238,7 +238,7 @@ prepare_target(ScheduledStatement *st, MtIndexTarget *target, MemoryContext cxt)
 	 * name we are about to create must go first.
 	 */
 	if (st->orphan || st->attempts > 1)
-		mt_schedule_drop_invalid_indexes(target, true, cxt);
+		mt_schedule_drop_invalid_indexes(target, true, st->version, cxt);
 
 	/*
 	 * An INVALID index of that name that nobody is building (a manual
@@ -251,7 +251,7 @@ prepare_target(ScheduledStatement *st, MtIndexTarget *target, MemoryContext cxt)
 	 */
 	else if (target->stale &&
 			 !mt_schedule_table_lock_held(target->tableid, cxt))
-		mt_schedule_drop_invalid_indexes(target, true, cxt);
+		mt_schedule_drop_invalid_indexes(target, true, st->version, cxt);
 
 	if (OidIsValid(target->tableid))
 	{
@@ -281,7 +281,7 @@ handle_failure(ScheduledStatement *st, MtIndexTarget *target, bool target_known,
 	{
 		PG_TRY();
 		{
-			mt_schedule_drop_invalid_indexes(target, false, cxt);
+			mt_schedule_drop_invalid_indexes(target, false, st->version, cxt);
 		}
 		PG_CATCH();
 		{

@@ -177,9 +177,12 @@ mt_schedule_invalid_indexes(Oid tableid, MemoryContext cxt)
  * Never by the diff alone for a named build: two workers may build indexes
  * on the same table at once, and the other's stays INVALID until it is
  * done; a cleanup that dropped it would later drop the finished index.
+ * The drops run with migration_tools.applying_version set to version (the
+ * statement's migration), so that ddl_log ties them to it.
  */
 void
-mt_schedule_drop_invalid_indexes(MtIndexTarget *target, bool only_known_names, MemoryContext cxt)
+mt_schedule_drop_invalid_indexes(MtIndexTarget *target, bool only_known_names,
+								 const char *version, MemoryContext cxt)
 {
 	List	   *drops = NIL;
 	ListCell   *lc;
@@ -267,7 +270,7 @@ mt_schedule_drop_invalid_indexes(MtIndexTarget *target, bool only_known_names, M
 		ereport(LOG,
 				(errmsg("migration_tools: dropping an invalid index left by a failed scheduled statement"),
 				 errdetail("Running \"%s\".", drop)));
-		mt_schedule_run_top_level(drop, NULL, NULL, false, cxt);
+		mt_schedule_run_top_level(drop, NULL, version, false, cxt);
 	}
 }
 

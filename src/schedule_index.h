@@ -38,10 +38,12 @@ extern List *mt_schedule_invalid_indexes(Oid tableid, MemoryContext cxt);
 
 /*
  * Drop the INVALID indexes a failed run of the statement left on its table
- * (only_known_names: only those named as the statement's), at top level.
+ * (only_known_names: only those named as the statement's), at top level,
+ * logged in ddl_log with the statement's migration version.
  */
 extern void mt_schedule_drop_invalid_indexes(MtIndexTarget *target,
 											 bool only_known_names,
+											 const char *version,
 											 MemoryContext cxt);
 
 /* Does another session hold a lock on the table conflicting with SHARE UPDATE EXCLUSIVE? */

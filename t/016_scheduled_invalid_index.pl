@@ -64,6 +64,13 @@ is($node->safe_psql('postgres',
 	"SELECT state, coalesce(error, ''), indisvalid FROM migration_tools.status, pg_index
 	 WHERE version = 'b' AND indexrelid = 'u_v_b'::regclass"),
 	'applied||t', 'plain build over an INVALID leftover: applied with a VALID index');
+# the worker's DROP INDEX of the leftover is logged with the migration's
+# version and the statement it ran
+is($node->safe_psql('postgres',
+	"SELECT migration_version, statement FROM migration_tools.ddl_log
+	 WHERE event = 'sql_drop' AND object_identity = 'public.u_v_b'"),
+	'b|DROP INDEX CONCURRENTLY IF EXISTS public.u_v_b',
+	'the cleanup DROP INDEX is logged with the version of migration b');
 
 # 3. someone holds SHARE UPDATE EXCLUSIVE (as a build in progress would):
 #    the leftover is not touched; the IF NOT EXISTS build runs once the lock
