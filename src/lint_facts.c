@@ -243,24 +243,18 @@ cooked_implies_not_null(Node *expr, AttrNumber attnum)
 }
 
 /*
- * Has the table a validated CHECK constraint that proves the column is not
- * null?  Then SET NOT NULL skips its scan (PostgreSQL 12 and later).
+ * Scan the CHECK constraints of relid: with conname NULL, the validated
+ * ones; else the one of that name (validated or not).  True when one is
+ * found that, if attnum is valid, proves that column is not null.
  */
-bool
-mt_catalog_has_not_null_check(Oid relid, const char *column)
+static bool
+scan_checks(Oid relid, const char *conname, AttrNumber attnum)
 {
-	AttrNumber	attnum;
 	Relation	conrel;
 	SysScanDesc scan;
 	ScanKeyData key;
 	HeapTuple	tup;
 	bool		found = false;
-
-	if (!OidIsValid(relid))
-		return false;
-	attnum = get_attnum(relid, column);
-	if (attnum == InvalidAttrNumber)
-		return false;
 
 	conrel = table_open(ConstraintRelationId, AccessShareLock);
 	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber,
@@ -273,61 +267,12 @@ mt_catalog_has_not_null_check(Oid relid, const char *column)
 		Datum		bin;
 		bool		isnull;
 
-		if (con->contype != CONSTRAINT_CHECK || !con->convalidated)
+		if (con->contype != CONSTRAINT_CHECK)
 			continue;
-		bin = heap_getattr(tup, Anum_pg_constraint_conbin,
-						   RelationGetDescr(conrel), &isnull);
-		if (isnull)
+		if (conname == NULL ? !con->convalidated
+			: strcmp(NameStr(con->conname), conname) != 0)
 			continue;
-		found = cooked_implies_not_null(stringToNode(TextDatumGetCString(bin)),
-										attnum);
-	}
-	systable_endscan(scan);
-	table_close(conrel, AccessShareLock);
-	return found;
-}
-
-/*
- * Is there a CHECK constraint named conname on the relation (validated or
- * not), and, when column is not NULL, does it prove that column is not
- * null?  For a VALIDATE CONSTRAINT of a check that an earlier migration
- * added NOT VALID: after it the check proves NOT NULL like any validated
- * one.
- */
-bool
-mt_catalog_check_constraint(Oid relid, const char *conname, const char *column)
-{
-	AttrNumber	attnum = InvalidAttrNumber;
-	Relation	conrel;
-	SysScanDesc scan;
-	ScanKeyData key;
-	HeapTuple	tup;
-	bool		found = false;
-
-	if (!OidIsValid(relid) || conname == NULL)
-		return false;
-	if (column != NULL)
-	{
-		attnum = get_attnum(relid, column);
 		if (attnum == InvalidAttrNumber)
-			return false;
-	}
-
-	conrel = table_open(ConstraintRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber,
-				F_OIDEQ, ObjectIdGetDatum(relid));
-	scan = systable_beginscan(conrel, ConstraintRelidTypidNameIndexId, true,
-							  NULL, 1, &key);
-	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
-	{
-		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
-		Datum		bin;
-		bool		isnull;
-
-		if (con->contype != CONSTRAINT_CHECK ||
-			strcmp(NameStr(con->conname), conname) != 0)
-			continue;
-		if (column == NULL)
 		{
 			found = true;
 			continue;
@@ -342,6 +287,46 @@ mt_catalog_check_constraint(Oid relid, const char *conname, const char *column)
 	systable_endscan(scan);
 	table_close(conrel, AccessShareLock);
 	return found;
+}
+
+/*
+ * Has the table a validated CHECK constraint that proves the column is not
+ * null?  Then SET NOT NULL skips its scan (PostgreSQL 12 and later).
+ */
+bool
+mt_catalog_has_not_null_check(Oid relid, const char *column)
+{
+	AttrNumber	attnum;
+
+	if (!OidIsValid(relid))
+		return false;
+	attnum = get_attnum(relid, column);
+	if (attnum == InvalidAttrNumber)
+		return false;
+	return scan_checks(relid, NULL, attnum);
+}
+
+/*
+ * Is there a CHECK constraint named conname on the relation (validated or
+ * not), and, when column is not NULL, does it prove that column is not
+ * null?  For a VALIDATE CONSTRAINT of a check that an earlier migration
+ * added NOT VALID: after it the check proves NOT NULL like any validated
+ * one.
+ */
+bool
+mt_catalog_check_constraint(Oid relid, const char *conname, const char *column)
+{
+	AttrNumber	attnum = InvalidAttrNumber;
+
+	if (!OidIsValid(relid) || conname == NULL)
+		return false;
+	if (column != NULL)
+	{
+		attnum = get_attnum(relid, column);
+		if (attnum == InvalidAttrNumber)
+			return false;
+	}
+	return scan_checks(relid, conname, attnum);
 }
 
 /* Has the relation any validated CHECK constraint? */
